@@ -1,0 +1,424 @@
+"""Actors: the unit of concurrency, isolation and supervision.
+
+Subclass :class:`Actor`, give it one frozen config Struct, and override the
+hooks you need::
+
+    class EmaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+        alpha: float = 0.1
+
+    class Ema(Actor[EmaConfig]):
+        config_type = EmaConfig
+
+        def on_message(self, msg: Message) -> None:
+            match msg:
+                case Trade(price=p):
+                    ...
+
+Hooks: ``on_start`` (async), ``on_message`` or ``on_batch`` (sync or async),
+``on_stop`` (async).  A handler runs on the event loop and must not block;
+CPU-heavy work goes to ``ctx.run_in_executor`` or is batched and bounded.
+
+The runtime (:class:`ActorCell`) owns the mailbox, so queued messages survive
+a restart; the message whose handler raised is dead-lettered with the error,
+and the rest of its batch is handed to the new incarnation first.  When an
+actor stops, every request still pending fails with :class:`ActorStopped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import msgspec
+import structlog
+
+from engine.clock import Clock, TimerHandle
+from engine.errors import ActorStopped, MailboxClosed, RequestTimeout
+from engine.mailbox import Mailbox, OfferResult
+from engine.messages import DeadLetter
+
+if TYPE_CHECKING:
+    from engine.bus import Bus
+    from engine.metrics import Metrics
+
+__all__ = ["Actor", "ActorCell", "ActorContext", "ActorRef", "NoConfig"]
+
+C = TypeVar("C", bound=msgspec.Struct)
+
+
+class NoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The config of an actor that takes none."""
+
+
+class _Request:
+    """A message that wants an answer; the handler's return value resolves it."""
+
+    __slots__ = ("future", "msg")
+
+    def __init__(self, msg: Any, future: asyncio.Future[Any]) -> None:
+        self.msg = msg
+        self.future = future
+
+
+class ActorRef:
+    """A handle to send to an actor without touching it."""
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: ActorCell) -> None:
+        self._cell = cell
+
+    @property
+    def name(self) -> str:
+        return self._cell.name
+
+    @property
+    def mailbox(self) -> Mailbox[Any]:
+        return self._cell.mailbox
+
+    def tell(self, msg: Any) -> OfferResult:
+        """Offer ``msg`` under the mailbox policy; never waits."""
+        return self._cell.mailbox.offer(msg)
+
+    async def send(self, msg: Any) -> OfferResult:
+        """Queue ``msg``, waiting for room under the ``block`` policy."""
+        return await self._cell.mailbox.send(msg)
+
+    async def ask(self, msg: Any, timeout_s: float | None = 5.0) -> Any:
+        """Send ``msg`` and wait for the handler's return value.
+
+        Raises :class:`RequestTimeout`, :class:`ActorStopped` (the actor stopped or
+        was shed the request), or whatever the handler raised.
+        """
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        req = _Request(msg, fut)
+        try:
+            result = await self._cell.mailbox.send(req)
+        except MailboxClosed as exc:
+            raise ActorStopped(f"actor {self.name!r} is stopped") from exc
+        if not result.queued:
+            raise ActorStopped(f"actor {self.name!r} shed the request ({result.value})")
+        self._cell.pending_requests += 1
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError as exc:
+            raise RequestTimeout(f"{self.name!r} did not answer within {timeout_s}s") from exc
+
+    def __repr__(self) -> str:
+        return f"<ActorRef {self.name}>"
+
+
+class ActorContext:
+    """What an actor may use of the engine: clock, bus, logs, metrics, timers, tasks."""
+
+    def __init__(self, cell: ActorCell) -> None:
+        self._cell = cell
+        self.name = cell.name
+        self.clock: Clock = cell.clock
+        self.bus: Bus = cell.bus
+        self.metrics: Metrics = cell.metrics
+        self.log = structlog.get_logger("finllm").bind(actor=cell.name)
+        self._timers: list[TimerHandle] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dead = self.metrics.counter("dead_letters_total", actor=cell.name)
+
+    @property
+    def self_ref(self) -> ActorRef:
+        return self._cell.ref
+
+    @property
+    def mode(self) -> str:
+        """The engine's current degradation mode (``NORMAL`` unless a controller says otherwise)."""
+        return self.bus.mode
+
+    def publish(self, topic: str, msg: Any) -> int:
+        """Offer ``msg`` to every subscriber of ``topic``; returns how many queued it."""
+        return self.bus.publish(topic, msg)
+
+    def dead_letter(self, reason: str, raw: bytes = b"", ts_event: int | None = None, **detail: Any) -> None:
+        """Record unusable input on the ``deadletter`` topic, counted and never silent."""
+        self._dead.inc()
+        dl = DeadLetter(
+            source=self.name,
+            reason=reason,
+            ts_event=self.clock.now_ns() if ts_event is None else ts_event,
+            raw=raw,
+            detail=detail,
+        )
+        if self.bus.publish("deadletter", dl) == 0:
+            self.log.warning("dead_letter", reason=reason, **detail)
+
+    def call_later(self, delay_ns: int, callback: Callable[[], object]) -> TimerHandle:
+        """A one-shot timer on the engine clock, cancelled when the actor stops."""
+        h = self.clock.call_later(delay_ns, self._guard(callback))
+        self._timers.append(h)
+        return h
+
+    def call_every(self, interval_ns: int, callback: Callable[[], object]) -> TimerHandle:
+        """A periodic timer on the engine clock, cancelled when the actor stops."""
+        h = self.clock.call_every(interval_ns, self._guard(callback))
+        self._timers.append(h)
+        return h
+
+    def _guard(self, callback: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                callback()
+            except Exception as exc:  # a failing timer fails the actor, like a failing handler
+                self._cell.fail(exc)
+
+        return run
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task owned by this actor: cancelled on stop; if it raises, the actor fails."""
+        task = asyncio.get_running_loop().create_task(coro, name=name or f"{self.name}:task")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._cell.fail(exc)
+
+    async def run_in_executor(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking ``fn(*args)`` in the default thread pool."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def request(self, topic: str, msg: Any, timeout_s: float | None = 5.0) -> Any:
+        return await self.bus.request(topic, msg, timeout_s)
+
+    def request_shutdown(self, reason: str) -> None:
+        """Ask the whole engine to drain and stop (e.g. a replay source at end of data)."""
+        self.bus.request_shutdown(reason)
+
+    def stop_self(self) -> None:
+        """Finish after the current batch: a normal exit, not a failure."""
+        self._cell.mailbox.close()
+
+    async def _close(self) -> None:
+        for h in self._timers:
+            h.cancel()
+        self._timers.clear()
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Actor(Generic[C]):
+    """Base class of every actor; see the module docstring."""
+
+    config_type: ClassVar[type[msgspec.Struct]] = NoConfig
+    batch_size: ClassVar[int] = 256
+    """Most messages handed to one ``on_batch`` call."""
+
+    def __init__(self, config: C, ctx: ActorContext) -> None:
+        self.config = config
+        self.ctx = ctx
+
+    async def on_start(self) -> None:
+        """Called once per incarnation before any message; raising fails the start."""
+
+    def on_message(self, msg: Any) -> Any:
+        """Handle one message; the return value answers a request.  May be ``async def``."""
+        return None
+
+    def on_batch(self, msgs: list[Any]) -> Any:
+        """Handle several messages at once.  Override for vectorised work; may be ``async def``."""
+        raise NotImplementedError  # sentinel: the cell calls on_message per message
+
+    async def on_stop(self) -> None:
+        """Called once per incarnation on the way out, after a stop or a failure."""
+
+
+_BASE_ON_BATCH = Actor.on_batch
+
+
+class _Interrupted(Exception):
+    """Marks an incarnation ended on purpose by its supervisor, not by a failure."""
+
+
+_INTERRUPTED = _Interrupted()
+
+
+class ActorCell:
+    """The runtime shell around successive incarnations of one actor (internal to the engine)."""
+
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[[ActorContext], Actor[Any]],
+        mailbox: Mailbox[Any],
+        *,
+        clock: Clock,
+        bus: Bus,
+        metrics: Metrics,
+    ) -> None:
+        self.name = name
+        self.factory = factory
+        self.mailbox = mailbox
+        self.clock = clock
+        self.bus = bus
+        self.metrics = metrics
+        self.ref = ActorRef(self)
+        self.pending_requests = 0
+        self.incarnations = 0
+        self.busy = False
+        self.actor: Actor[Any] | None = None
+        self._carry: deque[Any] = deque()
+        self._failure: asyncio.Future[BaseException] | None = None  # set on failure or interrupt
+        self._processed = metrics.counter("messages_processed_total", actor=name)
+        self._failures = metrics.counter("actor_failures_total", actor=name)
+        self._latency = metrics.histogram("handler_latency_us", actor=name)
+
+    def is_idle(self) -> bool:
+        """Nothing queued, nothing carried over, not inside a handler."""
+        return not self.mailbox._depth and not self.busy and not self._carry
+
+    def interrupt(self) -> None:
+        """End the current incarnation now (``on_stop`` still runs); the mailbox stays open."""
+        if self._failure is not None and not self._failure.done():
+            self._failure.set_result(_INTERRUPTED)
+
+    def fail(self, exc: BaseException) -> None:
+        """Fail the current incarnation from a timer or a spawned task."""
+        if self._failure is not None and not self._failure.done():
+            self._failure.set_result(exc)
+
+    async def run(self, *, started: Callable[[], None] | None = None, stop_timeout_s: float = 5.0) -> None:
+        """Run one incarnation to completion; raise what it failed with."""
+        self.incarnations += 1
+        ctx = ActorContext(self)
+        loop = asyncio.get_running_loop()
+        self._failure = loop.create_future()
+        actor = self.factory(ctx)
+        self.actor = actor
+        failure: BaseException | None = None
+        main: asyncio.Task[None] | None = None
+        try:
+            await actor.on_start()
+            if started is not None:
+                started()
+            main = loop.create_task(self._loop(actor), name=f"{self.name}:loop")
+            waitables: set[asyncio.Future[Any]] = {main, self._failure}
+            await asyncio.wait(waitables, return_when=asyncio.FIRST_COMPLETED)
+            if self._failure.done():
+                result = self._failure.result()
+                failure = None if result is _INTERRUPTED else result
+                main.cancel()
+                await asyncio.gather(main, return_exceptions=True)
+            else:
+                main.result()
+        except asyncio.CancelledError:
+            if main is not None:
+                main.cancel()
+                await asyncio.gather(main, return_exceptions=True)
+            raise
+        except Exception as exc:
+            failure = exc
+        finally:
+            await ctx._close()
+            await self._call_on_stop(actor, stop_timeout_s)
+            self.busy = False
+        if failure is not None:
+            self._failures.inc()
+            raise failure
+
+    async def _call_on_stop(self, actor: Actor[Any], timeout_s: float) -> None:
+        log = structlog.get_logger("finllm").bind(actor=self.name)
+        try:
+            await asyncio.wait_for(actor.on_stop(), timeout_s)
+        except TimeoutError:
+            self.metrics.counter("on_stop_timeouts_total", actor=self.name).inc()
+            log.error("on_stop_timeout", timeout_s=timeout_s)
+        except Exception as exc:
+            log.error("on_stop_failed", error=repr(exc))
+
+    async def _loop(self, actor: Actor[Any]) -> None:
+        mb = self.mailbox
+        limit = max(1, actor.batch_size)
+        on_message = actor.on_message
+        msg_async = asyncio.iscoroutinefunction(on_message)
+        batched = type(actor).on_batch is not _BASE_ON_BATCH
+        on_batch = actor.on_batch
+        batch_async = asyncio.iscoroutinefunction(on_batch)
+        processed = self._processed
+        latency = self._latency
+        perf = time.perf_counter_ns
+        while True:
+            if self._carry:
+                batch = list(self._carry)
+                self._carry.clear()
+            else:
+                if not len(mb):
+                    try:
+                        await mb.wait_nonempty()
+                    except MailboxClosed:
+                        return
+                batch = mb.drain(limit)
+            t0 = perf()
+            self.busy = True
+            if self.pending_requests or not batched:
+                await self._one_by_one(batch, on_message, msg_async)
+            else:
+                try:
+                    if batch_async:
+                        await on_batch(batch)
+                    else:
+                        on_batch(batch)
+                except Exception as exc:
+                    self._dead_letter_batch(batch, exc)
+                    raise
+            self.busy = False
+            processed.inc(len(batch))
+            latency.observe((perf() - t0) / 1000.0 / len(batch))
+            # Let the other actors run between batches: fairness over raw speed.
+            await asyncio.sleep(0)
+
+    async def _one_by_one(self, batch: list[Any], on_message: Callable[[Any], Any], is_async: bool) -> None:
+        for i, item in enumerate(batch):
+            req = item if type(item) is _Request else None
+            msg = item.msg if req is not None else item
+            if req is not None:
+                self.pending_requests -= 1
+            try:
+                result = on_message(msg)
+                if is_async or isinstance(result, Awaitable):
+                    result = await result
+            except Exception as exc:
+                if req is not None and not req.future.done():
+                    req.future.set_exception(exc)
+                else:
+                    self._dead_letter_batch([msg], exc)
+                self._carry.extend(batch[i + 1 :])
+                raise
+            if req is not None and not req.future.done():
+                req.future.set_result(result)
+
+    def _dead_letter_batch(self, batch: list[Any], exc: BaseException) -> None:
+        reason = f"handler_error: {type(exc).__name__}: {exc}"
+        for msg in batch:
+            raw = msg.msg if type(msg) is _Request else msg
+            try:
+                encoded = msgspec.msgpack.encode(raw)
+            except (TypeError, msgspec.EncodeError):
+                encoded = repr(raw).encode()
+            dl = DeadLetter(source=self.name, reason=reason, ts_event=self.clock.now_ns(), raw=encoded)
+            self.metrics.counter("dead_letters_total", actor=self.name).inc()
+            self.bus.publish("deadletter", dl)
+
+    def close(self) -> int:
+        """Close the mailbox for good; fail pending requests loudly.  Returns messages discarded."""
+        left = self.mailbox.close(discard=True)
+        left.extend(self._carry)
+        self._carry.clear()
+        for item in left:
+            if type(item) is _Request and not item.future.done():
+                item.future.set_exception(ActorStopped(f"actor {self.name!r} stopped"))
+        self.pending_requests = 0
+        return len(left)

@@ -1,0 +1,151 @@
+"""Topic-based publish/subscribe and request/response between actors.
+
+Topics are dot-separated tokens (``md.ESU3``, ``forecast.ESU3.1m``).  In a
+subscription pattern ``*`` matches exactly one token and ``>`` (last token
+only) matches one or more.  Publishing offers the message to every matching
+subscriber's mailbox, each under its own shedding policy; a message published
+to a topic nobody subscribes to is counted as ``unrouted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import NoResponder
+from engine.mailbox import Mailbox
+
+if TYPE_CHECKING:
+    from engine.actor import ActorRef
+    from engine.metrics import Metrics
+
+__all__ = ["Bus", "topic_matches"]
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """True when ``topic`` matches subscription ``pattern`` (``*`` one token, ``>`` the rest)."""
+    if pattern == topic:
+        return True
+    p = pattern.split(".")
+    t = topic.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return i == len(p) - 1 and len(t) > i
+        if i >= len(t):
+            return False
+        if tok != "*" and tok != t[i]:
+            return False
+    return len(p) == len(t)
+
+
+class Bus:
+    """The engine's message bus.  One per engine; not thread-safe."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._subs: list[tuple[str, Mailbox[Any]]] = []
+        self._routes: dict[str, tuple[Mailbox[Any], ...]] = {}
+        self._responders: dict[str, ActorRef] = {}
+        self._metrics = metrics
+        self.published = 0
+        self.unrouted: dict[str, int] = {}
+        self.mode = "NORMAL"
+        """The current degradation mode; set by whoever controls degradation."""
+        self._idle_probes: list[Callable[[], bool]] = []
+        self._shutdown_hook: Callable[[str], None] | None = None
+
+    def add_idle_probe(self, probe: Callable[[], bool]) -> None:
+        """Register a callable that says whether one participant is idle (engine use)."""
+        self._idle_probes.append(probe)
+
+    def is_idle(self) -> bool:
+        """True when every registered participant is idle (empty mailbox, not in a handler)."""
+        return all(probe() for probe in self._idle_probes)
+
+    async def wait_idle(self, max_spins: int | None = None) -> bool:
+        """Yield to the loop until :meth:`is_idle`; False if ``max_spins`` ran out first.
+
+        Replay sources call this between chunks: it is the back-pressure that keeps
+        downstream mailboxes from shedding and makes a replay deterministic.
+        """
+        spins = 0
+        while not self.is_idle():
+            if max_spins is not None and spins >= max_spins:
+                return False
+            spins += 1
+            await asyncio.sleep(0)
+        return True
+
+    def set_shutdown_hook(self, hook: Callable[[str], None]) -> None:
+        self._shutdown_hook = hook
+
+    def request_shutdown(self, reason: str) -> None:
+        """Ask the engine to drain and stop (a finished replay, a fatal condition)."""
+        if self._shutdown_hook is not None:
+            self._shutdown_hook(reason)
+
+    def subscribe(self, pattern: str, mailbox: Mailbox[Any]) -> None:
+        if not pattern or any(not tok for tok in pattern.split(".")):
+            raise ValueError(f"bad topic pattern {pattern!r}")
+        if ">" in pattern.split(".")[:-1]:
+            raise ValueError(f"'>' may only end a pattern: {pattern!r}")
+        self._subs.append((pattern, mailbox))
+        self._routes.clear()
+
+    def unsubscribe(self, pattern: str, mailbox: Mailbox[Any]) -> None:
+        self._subs = [(p, m) for p, m in self._subs if not (p == pattern and m is mailbox)]
+        self._routes.clear()
+
+    def subscribers(self, topic: str) -> tuple[Mailbox[Any], ...]:
+        route = self._routes.get(topic)
+        if route is None:
+            seen: list[Mailbox[Any]] = []
+            for pattern, mb in self._subs:
+                if topic_matches(pattern, topic) and mb not in seen:
+                    seen.append(mb)
+            route = tuple(seen)
+            self._routes[topic] = route
+        return route
+
+    def publish(self, topic: str, msg: Any) -> int:
+        """Offer ``msg`` to each subscriber of ``topic``; return how many queued it."""
+        self.published += 1
+        route = self._routes.get(topic)
+        if route is None:
+            route = self.subscribers(topic)
+        if not route:
+            self.unrouted[topic] = self.unrouted.get(topic, 0) + 1
+            return 0
+        n = 0
+        for mb in route:
+            if mb.offer(msg).queued:
+                n += 1
+        return n
+
+    def publish_many(self, topic: str, msgs: list[Any]) -> int:
+        """Publish several messages to one topic in order; return how many deliveries queued."""
+        route = self._routes.get(topic)
+        if route is None:
+            route = self.subscribers(topic)
+        self.published += len(msgs)
+        if not route:
+            self.unrouted[topic] = self.unrouted.get(topic, 0) + len(msgs)
+            return 0
+        n = 0
+        for mb in route:
+            offer = mb.offer
+            for m in msgs:
+                if offer(m).queued:
+                    n += 1
+        return n
+
+    def register(self, topic: str, ref: ActorRef) -> None:
+        """Make ``ref`` the responder for requests on ``topic`` (exact topic)."""
+        self._responders[topic] = ref
+
+    async def request(self, topic: str, msg: Any, timeout_s: float | None = 5.0) -> Any:
+        """Ask the responder of ``topic``; see :meth:`ActorRef.ask` for the errors."""
+        ref = self._responders.get(topic)
+        if ref is None:
+            raise NoResponder(f"no actor serves requests on {topic!r}")
+        return await ref.ask(msg, timeout_s)

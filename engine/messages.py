@@ -1,0 +1,303 @@
+"""The message vocabulary: one tagged union of frozen msgspec Structs.
+
+Every message that crosses an actor boundary, a file or a Kafka topic is one of
+the Structs below.  Each carries a ``type`` tag so a single typed decoder turns
+bytes into the right class; handlers dispatch with ``match``.
+
+Units: every ``ts_*`` field is integer nanoseconds since the Unix epoch (UTC);
+``ts_event`` is when the source says it happened, ``ts_recv`` when we got it.
+Prices and sizes are floats here; money inside the simulated exchange is exact.
+Hot-path structs (ticks, bars, forecasts) are ``gc=False``: they hold no
+reference cycles, so the garbage collector never needs to scan them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "Bar",
+    "CancelOrder",
+    "DeadLetter",
+    "Fill",
+    "Forecast",
+    "Heartbeat",
+    "Message",
+    "ModeChange",
+    "NewsItem",
+    "NewsVerdict",
+    "Order",
+    "OrderReject",
+    "Quote",
+    "ReasoningTrace",
+    "Side",
+    "Trade",
+    "VerifiedNews",
+    "json_decoder",
+    "json_encoder",
+    "msgpack_decoder",
+    "msgpack_encoder",
+]
+
+Side: TypeAlias = Literal[1, -1, 0]
+"""Aggressor or order side: 1 buy, -1 sell, 0 unknown."""
+
+
+class _Msg(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+    """Base of every message; never instantiated on its own."""
+
+
+# --- market data -------------------------------------------------------------
+
+
+class Trade(_Msg, frozen=True, kw_only=True, tag="trade", gc=False):
+    """One print.  ``seq`` is the feed's per-symbol sequence number (1-based)."""
+
+    symbol: str
+    ts_event: int
+    ts_recv: int = 0
+    seq: int = 0
+    price: float
+    size: float
+    side: Side = 0
+
+
+class Quote(_Msg, frozen=True, kw_only=True, tag="quote", gc=False):
+    """Top of book.  A quote with ``bid >= ask`` is crossed and is dead-lettered."""
+
+    symbol: str
+    ts_event: int
+    ts_recv: int = 0
+    seq: int = 0
+    bid: float
+    ask: float
+    bid_size: float = 0.0
+    ask_size: float = 0.0
+
+
+class Bar(_Msg, frozen=True, kw_only=True, tag="bar", gc=False):
+    """An aggregated bar.  ``ts_event`` is the close time, ``ts_open`` the open time.
+
+    ``kind`` names the aggregation (``time``, ``tick`` or ``dollar``) and
+    ``spec`` its size (nanoseconds, ticks or dollars).  ``seq`` is the sequence
+    number of the last trade in the bar.
+    """
+
+    symbol: str
+    ts_event: int
+    ts_open: int
+    seq: int = 0
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    dollar_volume: float = 0.0
+    n_trades: int = 0
+    buy_volume: float = 0.0
+    kind: str = "time"
+    spec: float = 0.0
+
+
+# --- news --------------------------------------------------------------------
+
+
+class NewsItem(_Msg, frozen=True, kw_only=True, tag="news"):
+    """A news item as ingested (DESIGN.md schema), before any checking."""
+
+    id: str
+    ts_event: int
+    ts_recv: int = 0
+    source: str
+    headline: str
+    body: str = ""
+    symbols: tuple[str, ...] = ()
+
+
+class NewsVerdict(_Msg, frozen=True, kw_only=True, tag="news_verdict"):
+    """The sanity checker's verdict on one item: accepted, quarantined or rejected."""
+
+    id: str
+    ts_event: int
+    verdict: Literal["accepted", "quarantined", "rejected", "invalid"]
+    reasons: tuple[str, ...] = ()
+    scores: dict[str, float] = {}
+    symbols: tuple[str, ...] = ()
+    sentiment: float = 0.0
+
+
+class VerifiedNews(_Msg, frozen=True, kw_only=True, tag="verified_news"):
+    """An accepted news item, normalized, linked and scored; safe to reason over.
+
+    ``sentiment`` is in [-1, 1]; ``credibility`` in [0, 1]; ``embedding`` is a
+    small summary vector (may be empty when no embedder is configured).
+    """
+
+    id: str
+    ts_event: int
+    source: str
+    headline: str
+    symbols: tuple[str, ...]
+    sentiment: float = 0.0
+    credibility: float = 0.5
+    corroboration: int = 1
+    embedding: tuple[float, ...] = ()
+
+
+# --- forecasts ---------------------------------------------------------------
+
+
+class Forecast(_Msg, frozen=True, kw_only=True, tag="forecast", gc=False):
+    """A forecast of the next-``horizon`` log return of ``symbol``.
+
+    ``version`` 1 comes from the edge tier; 2 and up are refinements of the same
+    ``forecast_id``.  ``basis_seq`` is the last market event the forecast saw.
+    ``horizon`` names the horizon (``"1m"``, ``"1d"``, ``"50t"``...).
+    ``quantiles`` are return quantiles at ``quantile_levels``, non-decreasing.
+    ``volatility`` is the forecast standard deviation of that return.
+    """
+
+    forecast_id: str
+    symbol: str
+    horizon: str
+    version: int = 1
+    basis_seq: int
+    ts_event: int
+    tier: Literal["edge", "cloud", "baseline"] = "edge"
+    model_id: str = ""
+    model_version: str = ""
+    point: float = 0.0
+    quantile_levels: tuple[float, ...] = ()
+    quantiles: tuple[float, ...] = ()
+    direction_prob: float = 0.5
+    volatility: float = 0.0
+    confidence: float = 0.0
+    trace_id: str = ""
+
+
+class ReasoningTrace(_Msg, frozen=True, kw_only=True, tag="trace"):
+    """Why a forecast says what it says, for humans.
+
+    ``features`` lists (name, value, contribution) of the inputs that moved the
+    forecast most; ``news_ids`` the evidence used; ``rationale`` the cloud
+    model's words when there are any.
+    """
+
+    trace_id: str
+    forecast_id: str
+    version: int
+    symbol: str
+    ts_event: int
+    tier: str
+    model_id: str
+    model_version: str
+    features: tuple[tuple[str, float, float], ...] = ()
+    news_ids: tuple[str, ...] = ()
+    rationale: str = ""
+    summary: str = ""
+
+
+# --- orders and fills --------------------------------------------------------
+
+
+class Order(_Msg, frozen=True, kw_only=True, tag="order"):
+    """An order.  ``qty`` is positive; ``side`` says the direction.
+
+    ``order_type`` ``market`` ignores ``limit_price``; ``ioc`` is a limit order
+    whose unfilled part is cancelled immediately.
+    """
+
+    order_id: str
+    strategy_id: str
+    symbol: str
+    side: Literal[1, -1]
+    qty: float
+    order_type: Literal["market", "limit", "ioc"] = "market"
+    limit_price: float | None = None
+    ts_event: int
+
+
+class CancelOrder(_Msg, frozen=True, kw_only=True, tag="cancel"):
+    order_id: str
+    strategy_id: str
+    ts_event: int
+
+
+class Fill(_Msg, frozen=True, kw_only=True, tag="fill"):
+    """An execution.  ``fee`` is in account currency, positive means paid."""
+
+    order_id: str
+    strategy_id: str
+    symbol: str
+    side: Literal[1, -1]
+    qty: float
+    price: float
+    fee: float = 0.0
+    ts_event: int
+    liquidity: Literal["maker", "taker"] = "taker"
+
+
+class OrderReject(_Msg, frozen=True, kw_only=True, tag="reject"):
+    order_id: str
+    strategy_id: str
+    reason: str
+    ts_event: int
+
+
+# --- control -----------------------------------------------------------------
+
+
+class ModeChange(_Msg, frozen=True, kw_only=True, tag="mode"):
+    """The degradation mode changed (NORMAL, CONSERVE, DEGRADED, SURVIVAL)."""
+
+    mode: str
+    previous: str
+    reason: str
+    ts_event: int
+
+
+class Heartbeat(_Msg, frozen=True, kw_only=True, tag="heartbeat"):
+    node_id: str
+    ts_event: int
+    mode: str = "NORMAL"
+    healthy: bool = True
+    lag_p99_us: float = 0.0
+    latency_p99_us: float = 0.0
+    partitions: tuple[int, ...] = ()
+
+
+class DeadLetter(_Msg, frozen=True, kw_only=True, tag="dead_letter"):
+    """Input that could not be used, kept with the reason and the raw bytes."""
+
+    source: str
+    reason: str
+    ts_event: int
+    raw: bytes = b""
+    detail: dict[str, Any] = {}
+
+
+Message: TypeAlias = (
+    Trade
+    | Quote
+    | Bar
+    | NewsItem
+    | NewsVerdict
+    | VerifiedNews
+    | Forecast
+    | ReasoningTrace
+    | Order
+    | CancelOrder
+    | Fill
+    | OrderReject
+    | ModeChange
+    | Heartbeat
+    | DeadLetter
+)
+
+# One decoder per boundary format; decoders are thread-safe and reusable.
+msgpack_decoder: Final = msgspec.msgpack.Decoder(Message)
+msgpack_encoder: Final = msgspec.msgpack.Encoder()
+json_decoder: Final = msgspec.json.Decoder(Message)
+json_encoder: Final = msgspec.json.Encoder()
