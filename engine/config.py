@@ -24,9 +24,12 @@ the key path (``actors[feed].mailbox.capacity``) and what was expected.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import re
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -162,11 +165,47 @@ def convert(data: Any, type_: type[T], *, path: str = "<config>", key: str = "",
         where = where.rstrip("`")
         keypath = _key_path(raw if raw is not None else data, where, key) if where else key
         # Unknown fields: msgspec names the field in the problem text; keep it as part of the key.
+        if problem.startswith("Invalid enum value") and where:
+            allowed = _allowed_values(type_, where)
+            if allowed:
+                problem = f"{problem}; expected one of {allowed}"
         unknown = re.match(r"Object contains unknown field `([^`]+)`", problem)
         if unknown:
             keypath = f"{keypath}.{unknown.group(1)}" if keypath else unknown.group(1)
             problem = "unknown key (check the spelling; unknown keys are not allowed)"
         raise ConfigError(path, keypath, problem) from None
+
+
+def _allowed_values(type_: Any, msgspec_path: str) -> list[Any] | None:
+    """The permitted values of the Literal/Enum field at ``msgspec_path`` inside ``type_``."""
+    node: Any = type_
+    for tok in re.findall(r"\.[A-Za-z_][\w-]*|\[\d+\]", msgspec_path):
+        node = _unwrap(node)
+        if tok.startswith("["):
+            args = typing.get_args(node)
+            node = args[0] if args else None
+            continue
+        if not (isinstance(node, type) and issubclass(node, msgspec.Struct)):
+            return None
+        name = tok[1:]
+        field = next((f for f in msgspec.structs.fields(node) if f.encode_name == name), None)
+        if field is None:
+            return None
+        node = field.type
+    node = _unwrap(node)
+    if typing.get_origin(node) is Literal:
+        return list(typing.get_args(node))
+    if isinstance(node, type) and issubclass(node, enum.Enum):
+        return [m.value for m in node]
+    return None
+
+
+def _unwrap(t: Any) -> Any:
+    """Strip ``X | None`` down to ``X``."""
+    args = [a for a in typing.get_args(t) if a is not type(None)]
+    if typing.get_origin(t) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return t
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
