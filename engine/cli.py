@@ -8,11 +8,13 @@ is where they are registered.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points, version
 
 from engine.errors import ConfigError
+from engine.logging import configure_logging
 
 __all__ = ["commands", "main"]
 
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     if name not in eps:
         print(f"finllm: unknown command {name!r}\n\n{_usage(cmds)}", file=sys.stderr)
         return 2
+    # Logs go to stderr so command output (bench JSON, verdicts) stays clean on stdout.
+    configure_logging(
+        "json" if os.environ.get("FINLLM_LOG_FORMAT") == "json" else "console",
+        os.environ.get("FINLLM_LOG_LEVEL", "info"),
+    )
     fn: Callable[[list[str]], int] = eps[name].load()
     try:
         return int(fn(rest) or 0)

@@ -62,7 +62,7 @@ def emit(
     else:
         extra = ""
         if baseline is not None and baseline_value:
-            extra = f"  (baseline {baseline}: {baseline_value:,.4g}, ratio {value / baseline_value:.3f})"
-        stream.write(f"{bench:>7} {figure:<28} {value:>14,.4g} {unit}{extra}\n")
+            extra = f"  (baseline {baseline}: {baseline_value:,.1f}, ratio {value / baseline_value:.3f})"
+        stream.write(f"{bench:>7} {figure:<28} {value:>16,.3f} {unit}{extra}\n")
     stream.flush()
     return fig
