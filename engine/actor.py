@@ -331,12 +331,14 @@ class ActorCell:
 
     async def _call_on_stop(self, actor: Actor[Any], timeout_s: float) -> None:
         log = structlog.get_logger("finllm").bind(actor=self.name)
-        try:
-            await asyncio.wait_for(actor.on_stop(), timeout_s)
-        except TimeoutError:
+        task = asyncio.get_running_loop().create_task(actor.on_stop(), name=f"{self.name}:on_stop")
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
             self.metrics.counter("on_stop_timeouts_total", actor=self.name).inc()
             log.error("on_stop_timeout", timeout_s=timeout_s)
-        except Exception as exc:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        elif not task.cancelled() and (exc := task.exception()) is not None:
             log.error("on_stop_failed", error=repr(exc))
 
     async def _loop(self, actor: Actor[Any]) -> None:

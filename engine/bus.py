@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import NoResponder
-from engine.mailbox import Mailbox
+from engine.mailbox import Mailbox, MailboxStatistics
 
 if TYPE_CHECKING:
     from engine.actor import ActorRef
@@ -52,11 +52,20 @@ class Bus:
         self.mode = "NORMAL"
         """The current degradation mode; set by whoever controls degradation."""
         self._idle_probes: list[Callable[[], bool]] = []
+        self._stats: dict[str, Mailbox[Any]] = {}
         self._shutdown_hook: Callable[[str], None] | None = None
 
     def add_idle_probe(self, probe: Callable[[], bool]) -> None:
         """Register a callable that says whether one participant is idle (engine use)."""
         self._idle_probes.append(probe)
+
+    def track(self, name: str, mailbox: Mailbox[Any]) -> None:
+        """Make ``mailbox`` visible to :meth:`mailbox_statistics` under ``name`` (engine use)."""
+        self._stats[name] = mailbox
+
+    def mailbox_statistics(self) -> dict[str, MailboxStatistics]:
+        """A snapshot of every tracked mailbox, by actor name (for controllers and ops views)."""
+        return {name: mb.statistics() for name, mb in self._stats.items()}
 
     def is_idle(self) -> bool:
         """True when every registered participant is idle (empty mailbox, not in a handler)."""

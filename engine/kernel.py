@@ -180,6 +180,7 @@ class Engine:
         for topic in serve:
             self.bus.register(topic, cell.ref)
         self.bus.add_idle_probe(cell.is_idle)
+        self.bus.track(name, mb)
         (supervisor or self.root).add(cell, child or ChildSpec())
         return cell.ref
 
@@ -187,7 +188,7 @@ class Engine:
         return self.cells[name].ref
 
     def mailbox_statistics(self) -> dict[str, MailboxStatistics]:
-        return {name: cell.mailbox.statistics() for name, cell in self.cells.items()}
+        return self.bus.mailbox_statistics()
 
     def _on_abandon(self, name: str, exc: BaseException) -> None:
         self.metrics.counter("actors_abandoned_total").inc()

@@ -262,14 +262,14 @@ async def _stop_child(child: _Child, task: asyncio.Task[None], timeout_s: float,
         child.mailbox.close()  # drain what is queued, then exit normally
     else:
         child.interrupt()
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout_s)
-    except TimeoutError:
-        _log.error("child_stop_timeout", child=_name(child), timeout_s=timeout_s)
+    # The cell bounds its own on_stop by timeout_s; the outer bound also covers draining.
+    # asyncio.wait (not wait_for) so a task finishing right at the deadline is never
+    # mistaken for a cancellation.
+    done, _ = await asyncio.wait({task}, timeout=2 * timeout_s)
+    if not done:
+        _log.error("child_stop_timeout", child=_name(child), timeout_s=2 * timeout_s)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    except Exception:
-        pass
     if final and isinstance(child, ActorCell):
         child.close()
 
