@@ -121,13 +121,18 @@ class ActorContext:
         self.bus: Bus = cell.bus
         self.metrics: Metrics = cell.metrics
         self.log = structlog.get_logger("finllm").bind(actor=cell.name)
-        self._timers: list[TimerHandle] = []
+        self._timers: set[TimerHandle] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dead = self.metrics.counter("dead_letters_total", actor=cell.name)
 
     @property
     def self_ref(self) -> ActorRef:
         return self._cell.ref
+
+    @property
+    def node_id(self) -> str:
+        """This node's id from ``[engine] node_id``."""
+        return self.bus.node_id
 
     @property
     def mode(self) -> str:
@@ -153,18 +158,28 @@ class ActorContext:
 
     def call_later(self, delay_ns: int, callback: Callable[[], object]) -> TimerHandle:
         """A one-shot timer on the engine clock, cancelled when the actor stops."""
-        h = self.clock.call_later(delay_ns, self._guard(callback))
-        self._timers.append(h)
+        holder: list[TimerHandle] = []
+        h = self.clock.call_later(delay_ns, self._guard(callback, holder))
+        holder.append(h)
+        self._timers.add(h)
         return h
 
     def call_every(self, interval_ns: int, callback: Callable[[], object]) -> TimerHandle:
         """A periodic timer on the engine clock, cancelled when the actor stops."""
-        h = self.clock.call_every(interval_ns, self._guard(callback))
-        self._timers.append(h)
+        h = self.clock.call_every(interval_ns, self._guard(callback, None))
+        self._timers.add(h)
         return h
 
-    def _guard(self, callback: Callable[[], object]) -> Callable[[], None]:
+    def _guard(
+        self, callback: Callable[[], object], one_shot: list[TimerHandle] | None
+    ) -> Callable[[], None]:
+        timers = self._timers
+
         def run() -> None:
+            if one_shot:
+                # A fired one-shot timer is done: forget it, or actors that arm one
+                # per batch would grow this set without bound.
+                timers.discard(one_shot[0])
             try:
                 callback()
             except Exception as exc:  # a failing timer fails the actor, like a failing handler

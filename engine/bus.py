@@ -51,6 +51,8 @@ class Bus:
         self.unrouted: dict[str, int] = {}
         self.mode = "NORMAL"
         """The current degradation mode; set by whoever controls degradation."""
+        self.node_id = "node-1"
+        """This node's id (``[engine] node_id``), for heartbeats and record keys."""
         self._idle_probes: list[Callable[[], bool]] = []
         self._stats: dict[str, Mailbox[Any]] = {}
         self._shutdown_hook: Callable[[str], None] | None = None

@@ -83,6 +83,7 @@ class Engine:
         self.config = config
         self.metrics = Metrics()
         self.bus = Bus(self.metrics)
+        self.bus.node_id = config.engine.node_id
         if clock is None:
             clock = SimClock() if config.engine.clock == "sim" else LiveClock()
         self.clock = clock
@@ -168,7 +169,8 @@ class Engine:
         if name in self.cells:
             raise ValueError(f"duplicate actor name {name!r}")
         cfg = config if config is not None else cls.config_type()
-        mb = mailbox or Mailbox(4096, "drop_newest", name=name)
+        # `is None`, not `or`: an empty Mailbox is falsy (it has __len__).
+        mb = mailbox if mailbox is not None else Mailbox(4096, "drop_newest", name=name)
 
         def factory(ctx: ActorContext) -> Actor[Any]:
             return cls(cfg, ctx)

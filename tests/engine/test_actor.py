@@ -180,3 +180,34 @@ def test_dead_letter_without_subscribers_still_logs_and_counts() -> None:
 def test_dead_letters_round_trip_through_the_union_decoder() -> None:
     dl = DeadLetter(source="feed", reason="r", ts_event=1, raw=b"\xff", detail={"k": 1})
     assert msgpack_decoder.decode(msgspec.msgpack.encode(dl)) == dl
+
+
+class ManyTimers(Actor[Any]):
+    async def on_start(self) -> None:
+        for i in range(1_000):
+            self.ctx.call_later(i + 1, lambda: None)
+        self.ctx.call_every(10, lambda: None)
+
+
+@pytest.mark.asyncio
+async def test_fired_one_shot_timers_are_forgotten() -> None:
+    bus, _, metrics = plain_parts()
+    clock = FakeClock()
+    cell = ActorCell(
+        "m",
+        lambda ctx: ManyTimers(msgspec.Struct(), ctx),
+        mailbox("m"),
+        clock=clock,
+        bus=bus,
+        metrics=metrics,
+    )
+    task = asyncio.ensure_future(cell.run())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert cell.actor is not None
+    live = cell.actor.ctx._timers
+    assert len(live) == 1_001
+    clock.advance(2_000)
+    assert len(live) == 1  # only the periodic timer is still armed
+    cell.mailbox.close()
+    await task

@@ -55,6 +55,9 @@ async def test_pipeline_from_toml_runs_to_completion_without_shedding() -> None:
     for stats in summary.mailboxes.values():
         assert stats.shed == 0 and stats.depth == 0
     assert summary.mailboxes["sink"].delivered == 1000
+    # the configured mailboxes are the ones in use (capacity and policy from the file)
+    assert (summary.mailboxes["sink"].capacity, summary.mailboxes["sink"].policy) == (128, "block")
+    assert summary.mailboxes["sink"].peak_depth <= 128
     assert summary.metrics["counters"]["messages_processed_total{actor=double}"] == 1000
     assert engine.clock.now_ns() == 1_000_000
 
