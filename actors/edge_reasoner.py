@@ -1,0 +1,418 @@
+"""EdgeReasoner: a version-1 forecast for every bar, within the latency budget, with its reasons.
+
+Subscribe it to ``bar.<SYM>`` (what triggers forecasts), ``md.<SYM>`` (quotes
+feed the spread feature, trades the sequence numbers) and ``news.verified``
+(narrative features and the news ids in traces).  For each bar it updates the
+symbol's incremental features (:mod:`adapters.features`) and volatility regime
+(:mod:`adapters.regimes`), queues the row in a :class:`MicroBatcher`, and runs
+the model that serves the symbol's current regime (:class:`RegimeRegistry`)
+on whole micro-batches.  Each forecast goes to ``forecast.<SYM>``
+(:class:`~engine.messages.Forecast`, ``version`` 1, ``tier`` "edge", id
+``"<SYM>-<basis_seq>"``); a forecast whose direction probability is at least
+``trace_threshold`` from 0.5, or whose median is at least ``trace_z``
+volatilities from 0, also gets a :class:`~engine.messages.ReasoningTrace` on
+``trace.<SYM>`` with the features that moved it most (occlusion) and the ids of
+the news items still weighing on the symbol.
+
+Flushing: ``flush = "chunk"`` (replay) runs everything queued at the end of each
+mailbox batch - deterministic, no timers; ``flush = "deadline"`` (live) holds a
+partial batch until ``max_wait_us`` or the tightest latency budget minus the
+expected inference cost, whichever comes first, on an engine-clock timer.
+
+Determinism: a row's outputs must not depend on which rows share its batch.
+onnxruntime's CPU GEMM gives bit-identical rows when the batch size is a
+multiple of 8 (and torch's for any size >= 2), so batches are padded to a
+multiple of ``pad_multiple`` rows (the padding rows are discarded); replay
+is then byte-identical however the mailbox happens to be drained.
+
+News: verified items update the symbol's narrative features and their ids go into
+the traces.  The shipped models were trained on periods for which no timestamped
+news exists, so their weights on the news features are pinned at zero: news is
+carried and reported, but it does not move a forecast until a model is trained
+with news.
+
+Units: ``*_us`` microseconds; feature and regime details in their modules.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+
+from adapters.features import FeatureEngine, FeatureRow
+from adapters.inference.batcher import MicroBatcher
+from adapters.inference.errors import BackendUnavailable
+from adapters.inference.manifest import DEFAULT_MODEL_DIR, ModelSpec, load_manifest
+from adapters.inference.model import EdgeModel, load_edge_model
+from adapters.inference.registry import RegimeRegistry
+from adapters.regimes import RegimeConfig, RegimeDetector, RegimeState
+from engine.actor import Actor
+from engine.clock import TimerHandle
+from engine.messages import Bar, Forecast, ModeChange, Quote, ReasoningTrace, Trade, VerifiedNews
+
+__all__ = ["EdgeReasoner", "EdgeReasonerConfig"]
+
+
+class EdgeReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Configuration of :class:`EdgeReasoner`; see the module docstring.
+
+    ``model``: the model id serving symbols not named in ``symbol_models``.
+    ``backend``: ``onnxruntime``, ``torch`` or ``tensorrt``; when it cannot run
+    here, ``fallback_backend`` is used instead (empty: fail to start).
+    ``every_n_bars``: forecast cadence per symbol.  ``emit_warmup``: forecast
+    before the features are warm (with confidence 0).
+    """
+
+    model_dir: str = ""
+    model: str = "es-1m"
+    symbol_models: dict[str, str] = {}
+    backend: Literal["onnxruntime", "torch", "tensorrt"] = "onnxruntime"
+    fallback_backend: Literal["onnxruntime", "torch", ""] = "onnxruntime"
+    device: str = "cpu"
+    threads: int = 1
+    specialists: bool = True
+    max_batch: int = 64
+    max_wait_us: int = 200
+    latency_budget_us: int = 1000
+    expected_cost_us: int = 100
+    flush: Literal["chunk", "deadline"] = "chunk"
+    every_n_bars: int = 1
+    emit_warmup: bool = False
+    trace_threshold: float = 0.1
+    trace_z: float = 0.5
+    trace_top: int = 5
+    pad_multiple: int = 8
+    regime: RegimeConfig = RegimeConfig()
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.every_n_bars < 1 or self.trace_top < 0:
+            raise ValueError("EdgeReasonerConfig: max_batch and every_n_bars >= 1, trace_top >= 0")
+        if self.max_wait_us < 0 or self.latency_budget_us <= 0 or self.expected_cost_us < 0:
+            raise ValueError("EdgeReasonerConfig: max_wait_us, expected_cost_us >= 0; latency_budget_us > 0")
+
+
+class _Pending(msgspec.Struct, gc=False):
+    row: FeatureRow
+    regime: RegimeState
+    model_id: str
+    t0_perf: int
+    deadline_ns: int
+
+
+class _Served:
+    """Everything one model id needs: its features, regimes and regime registry."""
+
+    __slots__ = ("detector", "features", "registry", "spec")
+
+    def __init__(self, spec: ModelSpec, registry: RegimeRegistry, regime: RegimeConfig) -> None:
+        self.spec = spec
+        self.features = FeatureEngine(spec.feature_config)
+        self.detector = RegimeDetector(regime)
+        self.registry = registry
+
+
+class EdgeReasoner(Actor[EdgeReasonerConfig]):
+    """See the module docstring."""
+
+    config_type = EdgeReasonerConfig
+    batch_size = 512
+
+    async def on_start(self) -> None:
+        cfg = self.config
+        self._manifest = load_manifest(Path(cfg.model_dir) if cfg.model_dir else DEFAULT_MODEL_DIR)
+        self._served: dict[str, _Served] = {}
+        for mid in sorted({cfg.model, *cfg.symbol_models.values()}):
+            spec = self._manifest.model(mid)
+            default = self._open(mid, "student")
+            specialists = {}
+            if cfg.specialists:
+                specialists = {r: self._open(mid, r) for r in spec.specialists}
+            self._served[mid] = _Served(spec, RegimeRegistry(default, specialists), cfg.regime)
+        self._batcher: MicroBatcher[_Pending] = MicroBatcher(
+            cfg.max_batch, cfg.max_wait_us * 1000, cfg.expected_cost_us * 1000
+        )
+        self._timer: TimerHandle | None = None
+        self._bars: dict[str, int] = {}
+        self._level_mid = self._manifest.model(cfg.model).quantile_levels.index(0.5)
+        m = self.ctx.metrics
+        name = self.ctx.name
+        self._m_forecasts = m.counter("edge_forecasts_total", actor=name)
+        self._m_traces = m.counter("edge_traces_total", actor=name)
+        self._m_traces_skipped = m.counter("edge_traces_skipped_total", actor=name)
+        self._m_warmup = m.counter("edge_warmup_bars_total", actor=name)
+        self._m_late = m.counter("edge_deadline_missed_total", actor=name)
+        self._m_batches = m.counter("edge_batches_total", actor=name)
+        self._m_changepoints = m.counter("edge_changepoints_total", actor=name)
+        self._m_latency = m.histogram("edge_forecast_latency_us", actor=name)
+        self._m_batch = m.histogram("edge_batch_size", actor=name)
+        self.ctx.log.info(
+            "edge_reasoner_started",
+            models={k: v.spec.version for k, v in self._served.items()},
+            backend=self._served[cfg.model].registry.default.backend.name,
+        )
+
+    def _open(self, model_id: str, role: str) -> EdgeModel:
+        cfg = self.config
+        try:
+            return load_edge_model(
+                self._manifest,
+                model_id,
+                backend=cfg.backend,
+                role=role,
+                device=cfg.device,
+                threads=cfg.threads,
+                max_batch=cfg.max_batch,
+            )
+        except BackendUnavailable as exc:
+            if not cfg.fallback_backend or cfg.fallback_backend == cfg.backend:
+                raise
+            self.ctx.metrics.counter("edge_backend_fallbacks_total", actor=self.ctx.name).inc()
+            self.ctx.log.warning(
+                "edge_backend_fallback", wanted=cfg.backend, using=cfg.fallback_backend, reason=str(exc)
+            )
+            return load_edge_model(
+                self._manifest,
+                model_id,
+                backend=cfg.fallback_backend,
+                role=role,
+                device="cpu",
+                threads=cfg.threads,
+                max_batch=cfg.max_batch,
+            )
+
+    async def on_stop(self) -> None:
+        if getattr(self, "_timer", None) is not None:
+            self._timer.cancel()  # type: ignore[union-attr]
+        # Whatever is still queued is answered, not dropped.
+        if hasattr(self, "_batcher"):
+            for batch in self._batcher.take_all():
+                self._run(batch)
+        for s in getattr(self, "_served", {}).values():
+            s.registry.close()
+
+    # --- input -------------------------------------------------------------
+
+    def on_batch(self, msgs: list[Any]) -> None:
+        t0 = time.perf_counter_ns()
+        for msg in msgs:
+            match msg:
+                case Bar():
+                    self._on_bar(msg, t0)
+                case Quote():
+                    self._served_for(msg.symbol).features.on_quote(msg)
+                case Trade():
+                    self._served_for(msg.symbol).features.on_trade(msg)
+                case VerifiedNews():
+                    for s in self._served.values():
+                        s.features.on_news(msg)
+                case ModeChange():
+                    pass  # the mode is read from ctx.mode when it matters (trace shedding)
+                case _:
+                    self.ctx.dead_letter(
+                        f"edge_reasoner: unexpected message type {type(msg).__name__}",
+                        raw=_encode(msg),
+                    )
+        self._flush()
+
+    def on_message(self, msg: Any) -> None:
+        self.on_batch([msg])
+
+    def _served_for(self, symbol: str) -> _Served:
+        return self._served[self.config.symbol_models.get(symbol, self.config.model)]
+
+    def _on_bar(self, bar: Bar, t0: int) -> None:
+        if not (
+            math.isfinite(bar.close)
+            and bar.close > 0.0
+            and math.isfinite(bar.high)
+            and math.isfinite(bar.low)
+            and math.isfinite(bar.volume)
+        ):
+            self.ctx.dead_letter(
+                "edge_reasoner: bar with a non-finite or non-positive price/volume",
+                raw=_encode(bar),
+                ts_event=bar.ts_event,
+                symbol=bar.symbol,
+            )
+            return
+        served = self._served_for(bar.symbol)
+        row = served.features.on_bar(bar)
+        if row is None:
+            return
+        regime = served.detector.update(row)
+        if regime.changepoint:
+            self._m_changepoints.inc()
+        if not row.warm:
+            self._m_warmup.inc()
+            if not self.config.emit_warmup:
+                return
+        n = self._bars.get(bar.symbol, 0) + 1
+        self._bars[bar.symbol] = n
+        if (n - 1) % self.config.every_n_bars:
+            return
+        now = self.ctx.clock.now_ns()
+        self._batcher.add(
+            _Pending(row, regime, served.spec.model_id, t0, now + self.config.latency_budget_us * 1000),
+            now,
+            now + self.config.latency_budget_us * 1000,
+        )
+
+    # --- batching and output ---------------------------------------------------
+
+    def _flush(self) -> None:
+        b = self._batcher
+        if self.config.flush == "chunk":
+            for batch in b.take_all():
+                self._run(batch)
+            return
+        now = self.ctx.clock.now_ns()
+        while b.due(now):
+            self._run(b.take())
+        at = b.due_at()
+        if at is not None and self._timer is None:
+            self._timer = self.ctx.call_later(max(0, at - now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._flush()
+
+    def _run(self, batch: list[_Pending]) -> None:
+        if not batch:
+            return
+        self._m_batches.inc()
+        self._m_batch.observe(len(batch))
+        # One registry lookup per (model id, regime) per batch: a swap lands between batches.
+        groups: dict[int, tuple[EdgeModel, list[int]]] = {}
+        for i, p in enumerate(batch):
+            model = self._served[p.model_id].registry.get(p.regime.name)
+            groups.setdefault(id(model), (model, []))[1].append(i)
+        results: list[tuple[EdgeModel, np.ndarray, int] | None] = [None] * len(batch)
+        for model, idx in groups.values():
+            raw = model.predict_raw(np.stack([batch[i].row.values for i in idx]), self.config.pad_multiple)
+            for j, i in enumerate(idx):
+                results[i] = (model, raw, j)
+        deg = self.ctx.mode in {"DEGRADED", "SURVIVAL"}
+        now = self.ctx.clock.now_ns()
+        # Forecasts first (they carry the latency budget), then the traces of the significant
+        # ones, explained by one batched occlusion call per model.
+        explain: dict[int, tuple[EdgeModel, list[int]]] = {}
+        traced: dict[int, tuple[str, str]] = {}
+        for i, (p, res) in enumerate(zip(batch, results, strict=True)):
+            assert res is not None
+            model, raw, j = res
+            t = self._emit(p, model, raw[j].astype(np.float64), deg)
+            if t is not None:
+                traced[i] = t
+                explain.setdefault(id(model), (model, []))[1].append(i)
+            if now > p.deadline_ns:
+                self._m_late.inc()
+        feats: dict[int, list[tuple[str, float, float]]] = {}
+        for model, idx in explain.values():
+            rows = np.stack([batch[i].row.values for i in idx])
+            feats.update(zip(idx, model.attribute_many(rows, self.config.trace_top), strict=True))
+        for i in sorted(traced):  # traces in event order, whatever model explained them
+            res = results[i]
+            assert res is not None
+            self._trace(batch[i], res[0], *traced[i], feats[i])
+
+    def _emit(self, p: _Pending, model: EdgeModel, out: np.ndarray, degraded: bool) -> tuple[str, str] | None:
+        """Publish the forecast; return (forecast id, summary) when it is to be traced."""
+        cfg = self.config
+        row = p.row
+        k = model.k
+        q = out[:k]
+        vol = float(out[k])
+        prob = float(out[k + 1])
+        point = float(q[self._level_mid])
+        sym = row.symbol
+        basis = row.seq if row.seq else self._bars.get(sym, 0)
+        fid = f"{sym}-{basis}"
+        significant = abs(prob - 0.5) >= cfg.trace_threshold or (
+            vol > 0.0 and abs(point) / vol >= cfg.trace_z
+        )
+        trace_id = ""
+        if significant and cfg.trace_top:
+            if degraded:
+                self._m_traces_skipped.inc()
+            else:
+                trace_id = f"{fid}-t1"
+        self.ctx.publish(
+            f"forecast.{sym}",
+            Forecast(
+                forecast_id=fid,
+                symbol=sym,
+                horizon=model.spec.horizon,
+                version=1,
+                basis_seq=basis,
+                ts_event=row.ts_event,
+                tier="edge",
+                model_id=model.model_id,
+                model_version=model.version,
+                point=point,
+                quantile_levels=model.spec.quantile_levels,
+                quantiles=tuple(float(v) for v in q),
+                direction_prob=prob,
+                volatility=vol,
+                confidence=min(1.0, abs(2.0 * prob - 1.0)) if row.warm else 0.0,
+                trace_id=trace_id,
+            ),
+        )
+        self._m_forecasts.inc()
+        self._m_latency.observe((time.perf_counter_ns() - p.t0_perf) / 1000.0)
+        if not trace_id:
+            return None
+        summary = f"P(up)={prob:.3f}, median {point:+.2e}, vol {vol:.2e}, regime {p.regime.name}"
+        return fid, summary
+
+    def _trace(
+        self,
+        p: _Pending,
+        model: EdgeModel,
+        fid: str,
+        summary: str,
+        feats: list[tuple[str, float, float]],
+    ) -> None:
+        row = p.row
+        top = ", ".join(f"{n}={v:+.2f} ({c:+.3f})" for n, v, c in feats[:3])
+        self.ctx.publish(
+            f"trace.{row.symbol}",
+            ReasoningTrace(
+                trace_id=f"{fid}-t1",
+                forecast_id=fid,
+                version=1,
+                symbol=row.symbol,
+                ts_event=row.ts_event,
+                tier="edge",
+                model_id=model.model_id,
+                model_version=model.version,
+                features=tuple(feats),
+                news_ids=row.news_ids,
+                summary=f"{summary}; moved most by {top}",
+            ),
+        )
+        self._m_traces.inc()
+
+    # --- operations ----------------------------------------------------------
+
+    def swap_model(self, model_id: str, regime: str | None, model: EdgeModel) -> EdgeModel | None:
+        """Serve ``regime`` (None: the default) of ``model_id`` with ``model`` from the next batch on.
+
+        Call it on the event loop (from a handler, a timer or a control task); returns the
+        model it replaced, which the caller closes once it no longer shares it.
+        """
+        return self._served[model_id].registry.swap(regime, model)
+
+    def registry(self, model_id: str) -> RegimeRegistry:
+        return self._served[model_id].registry
+
+
+def _encode(msg: Any) -> bytes:
+    try:
+        return msgspec.msgpack.encode(msg)
+    except (TypeError, msgspec.EncodeError):
+        return repr(msg).encode()

@@ -1,0 +1,119 @@
+"""The training script and the benchmark run end to end (tiny settings) and say what they should."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actors.edge_reasoner import EdgeReasonerConfig
+from adapters.inference.manifest import load_manifest
+from adapters.inference.model import load_edge_model
+from engine.config import convert, load_config
+from tools import bench_edge
+from tools.train_edge import TrainConfig, prepare, train_dataset, write_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_prepare_splits_are_chronological_and_aligned() -> None:
+    prep = prepare("sp500")
+    assert prep.train.stop == prep.val.start and prep.val.stop == prep.test.start == len(prep.y) - 1257
+    assert np.all(np.diff(prep.ts) > 0)
+    assert prep.period(prep.test)["first_basis"].startswith("2014-01-02")
+    assert prep.period(prep.train)["last_basis"] < "2011"
+    # y[i] is the return of the bar after row i's bar.
+    np.testing.assert_array_equal(prep.y, prep.returns[prep.target_index])
+    assert np.allclose(np.exp(prep.x[:, 0]), prep.scale, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_train_tiny_model_writes_a_verifiable_manifest(tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        max_epochs=2,
+        patience=1,
+        specialist_epochs=1,
+        teacher_hidden=(16,),
+        teacher_members=2,
+        student_hidden=(8,),
+    )
+    lines: list[str] = []
+    entry = train_dataset("nasdaq", tmp_path, cfg, log=lines.append)
+    write_manifest(tmp_path, {"ndx-1d": entry}, cfg)
+    manifest = load_manifest(tmp_path)
+    spec = manifest.model("ndx-1d")
+    assert spec.student.hidden == (8,) and spec.teacher.hidden == (16,)
+    assert spec.teacher.members == 2 and spec.student.members == 1
+    # The torch backend rebuilds the ensemble teacher from its state_dict and agrees with ONNX.
+    x = np.tile(np.asarray(spec.feature_mean, np.float32), (4, 1))
+    a = load_edge_model(manifest, "ndx-1d", role="teacher").predict_raw(x)
+    b = load_edge_model(manifest, "ndx-1d", role="teacher", backend="torch").predict_raw(x)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+    for role in ("student", "teacher"):
+        m = spec.metrics[role]
+        assert m["n"] == 1257 and 0.0 < m["crps_ratio_vs_rw"] < 2.0
+        assert all(math.isfinite(m[k]) for k in ("qlike", "qlike_garch", "qlike_ewma", "dm_pvalue"))
+    model = load_edge_model(manifest, "ndx-1d")
+    p = model.predict(np.tile(np.asarray(spec.feature_mean, np.float32), (3, 1)))
+    assert np.all(np.diff(p.quantiles, axis=1) >= 0) and np.all(p.volatility > 0)
+    assert any("teacher" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_bench_emits_the_design_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = bench_edge.main(
+        [
+            "--json",
+            "--iters",
+            "50",
+            "--batches",
+            "1,8",
+            "--e2e-bars",
+            "120",
+            "--tick-trades",
+            "4000",
+            "--datasets",
+            "nasdaq",
+        ]
+    )
+    assert rc == 0
+    figs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    names = {f["figure"] for f in figs}
+    assert {"latency_p50_us", "latency_p99_us", "throughput_rows_per_s"} <= names
+    assert {"e2e_latency_p50_us", "e2e_latency_p99_us"} <= names
+    assert {"tick_to_forecast_p50_us", "tick_to_forecast_p99_us"} <= names
+    tick = next(f for f in figs if f["figure"] == "tick_to_forecast_p99_us")
+    assert tick["n"] >= 10 and tick["value"] > 0
+    quality = {
+        "crps",
+        "crps_ratio_vs_rw",
+        "qlike",
+        "qlike_garch",
+        "qlike_ewma",
+        "hit_rate",
+        "pt_pvalue",
+        "dm_pvalue",
+    }
+    assert quality <= names
+    lat = [f for f in figs if f["figure"] == "throughput_rows_per_s"]
+    assert {(f["backend"], f["batch"]) for f in lat} >= {("onnxruntime", 1), ("onnxruntime", 8), ("torch", 1)}
+    for f in figs:
+        assert f["bench"] == "edge"
+        assert f["value"] is None or math.isfinite(f["value"])
+        if f["value"] is None:
+            assert f["note"].startswith("undefined")
+    crps = [f for f in figs if f["figure"] == "crps" and f["model"] == "student"]
+    assert crps[0]["baseline"] == "random_walk_empirical" and crps[0]["test_period"].startswith("2014-01-02")
+
+
+def test_example_config_converts() -> None:
+    cfg = load_config(ROOT / "config" / "edge.toml")
+    (spec,) = cfg.actors
+    assert spec.cls == "actors.edge_reasoner:EdgeReasoner"
+    conv = convert(spec.config, EdgeReasonerConfig)
+    assert conv.model == "es-1m" and conv.flush == "chunk"
+    with pytest.raises(ValueError, match="max_batch"):
+        EdgeReasonerConfig(max_batch=0)

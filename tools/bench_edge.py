@@ -1,0 +1,347 @@
+"""``finllm bench edge [--json]``: edge-model latency, throughput and forecast quality.
+
+Figures (names as in DESIGN.md):
+
+* per backend and batch size: ``latency_p50_us`` / ``latency_p99_us`` (one
+  ``predict`` call on real feature rows, wall clock, after warm-up) and
+  ``throughput_rows_per_s`` (rows / mean call time);
+* the forecast path in replay: ``e2e_latency_p50_us`` / ``e2e_latency_p99_us``
+  from a bar entering the EdgeReasoner's handler to its Forecast being
+  published (sim-clock engine, real E-mini bars), with the replay source
+  publishing one bar at a time (``chunk`` 1) and 16 at a time (micro-batches);
+  ``tick_to_forecast_p50_us`` / ``_p99_us``: from the trade that closes a bar
+  entering the shared bar aggregator to a downstream actor handling that bar's
+  forecast (md + bar publish, the EdgeReasoner, one more bus hop);
+* per dataset, on its held-out test period (named in each figure's
+  ``test_period``): ``crps`` (baseline: the random walk with the empirical
+  quantiles of all returns before the test period), ``crps_ratio_vs_rw``,
+  ``qlike`` (baseline GARCH(1,1)), ``qlike_garch``, ``qlike_ewma``,
+  ``hit_rate``, ``pt_pvalue`` (Pesaran-Timmermann, one-sided) and
+  ``dm_pvalue`` (Diebold-Mariano on CRPS vs the random walk, two-sided), for
+  the shipped student (``model=student``) and its teacher (``model=teacher``).
+  Extra figures: ``crps_ratio_vs_rw_rolling`` (random walk on a trailing
+  window), ``coverage_90`` (share of outcomes inside the 5%-95% band), ``brier``
+  (of the direction probability; 0.25 is a coin).
+
+Conventions of the statistics: :mod:`tools.quality`.  The quality figures use
+the onnxruntime backend on the weights in ``models/edge`` after verifying the
+manifest, and refuse to run if the dataset's hash differs from the one the
+model was trained on (its test period would not be held out any more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import sys
+import time
+from typing import Any, ClassVar
+
+import msgspec
+import numpy as np
+
+from adapters.features import FEATURE_NAMES
+from adapters.inference.errors import BackendUnavailable, ModelMismatch
+from adapters.inference.manifest import DEFAULT_MODEL_DIR, Manifest, load_manifest
+from adapters.inference.model import load_edge_model
+from tools.benchlib import emit
+
+__all__ = ["main"]
+
+_QUALITY_FIGURES = (
+    ("crps", "log-return", "crps_rw", "random_walk_empirical"),
+    ("crps_ratio_vs_rw", "ratio", None, None),
+    ("crps_ratio_vs_rw_rolling", "ratio", None, None),
+    ("qlike", "loss", "qlike_garch", "garch11"),
+    ("qlike_garch", "loss", None, None),
+    ("qlike_ewma", "loss", None, None),
+    ("hit_rate", "fraction", None, None),
+    ("brier", "score", None, None),
+    ("pt_pvalue", "p", None, None),
+    ("dm_pvalue", "p", None, None),
+    ("coverage_90", "fraction", None, None),
+)
+
+
+def _latency(
+    manifest: Manifest, backends: list[str], batches: list[int], iters: int, as_json: bool, rows: np.ndarray
+) -> None:
+    for name in backends:
+        try:
+            model = load_edge_model(
+                manifest,
+                "es-1m",
+                backend=name,
+                device="cuda" if name == "tensorrt" else "cpu",
+                max_batch=max(batches),
+            )
+        except BackendUnavailable as exc:
+            print(f"# backend {name} skipped: {exc}", file=sys.stderr)
+            continue
+        predict = model.backend.predict
+        for batch in batches:
+            xs = [np.ascontiguousarray(rows[(i * batch) % (len(rows) - batch) :][:batch]) for i in range(64)]
+            for i in range(min(200, iters)):  # warm-up: allocator, caches, lazy init
+                predict(xs[i % 64])
+            times = np.empty(iters)
+            perf = time.perf_counter_ns
+            for i in range(iters):
+                x = xs[i % 64]
+                t0 = perf()
+                predict(x)
+                times[i] = perf() - t0
+            us = times / 1000.0
+            ctx: dict[str, Any] = {
+                "backend": name,
+                "device": model.backend.device,
+                "batch": batch,
+                "n": iters,
+                "model": "es-1m student",
+                "threads": 1,
+                "loadavg_1m": os.getloadavg()[0],
+            }
+            if not as_json:
+                print(f"# backend={name} batch={batch} iters={iters} loadavg={os.getloadavg()[0]:.2f}")
+            emit("edge", "latency_p50_us", float(np.percentile(us, 50)), "us", as_json=as_json, **ctx)
+            emit("edge", "latency_p99_us", float(np.percentile(us, 99)), "us", as_json=as_json, **ctx)
+            emit(
+                "edge",
+                "throughput_rows_per_s",
+                batch / (float(us.mean()) / 1e6),
+                "rows/s",
+                as_json=as_json,
+                **ctx,
+            )
+        model.close()
+
+
+def _e2e(as_json: bool, n_bars: int) -> None:
+    from actors.edge_reasoner import EdgeReasoner, EdgeReasonerConfig
+    from adapters.datasets import load_emini
+    from engine.clock import SimClock
+    from engine.config import EngineConfig, EngineSection
+    from engine.kernel import Engine, run_on_loop
+    from engine.mailbox import Mailbox
+    from tools.train_edge import bars_from_trades
+
+    bars = list(bars_from_trades(load_emini()))[:n_bars]
+
+    async def go(chunk: int) -> dict[str, Any]:
+        clock = SimClock(0)
+        engine = Engine(EngineConfig(engine=EngineSection(clock="sim")), clock=clock)
+        engine.add_actor(
+            "edge",
+            EdgeReasoner,
+            EdgeReasonerConfig(model="es-1m"),
+            subscribe=["bar.>"],
+            mailbox=Mailbox(1 << 16, "block", name="edge"),
+        )
+        task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
+        for i in range(0, len(bars), chunk):
+            for b in bars[i : i + chunk]:
+                clock.advance_to(b.ts_event)
+                engine.bus.publish("bar.ES", b)
+            await engine.bus.wait_idle()
+        engine.request_shutdown("bench done")
+        summary = await task
+        hist: dict[str, Any] = summary.metrics["histograms"]["edge_forecast_latency_us{actor=edge}"]
+        return hist
+
+    for chunk in (1, 16):
+        h = run_on_loop(go(chunk), "uvloop")
+        ctx: dict[str, Any] = {
+            "backend": "onnxruntime",
+            "dataset": "emini",
+            "n": int(h["count"]),
+            "loop": "uvloop",
+            "chunk": chunk,
+            "path": "bar enters the handler -> its Forecast is published (traces after)",
+            "loadavg_1m": os.getloadavg()[0],
+        }
+        if not as_json:
+            print(f"# forecast path in replay, chunks of {chunk} bar(s): {ctx['path']}, n={ctx['n']}")
+        emit("edge", "e2e_latency_p50_us", h["p50"], "us", as_json=as_json, **ctx)
+        emit("edge", "e2e_latency_p99_us", h["p99"], "us", as_json=as_json, **ctx)
+
+
+class _Stamp:
+    """A sink actor that timestamps each forecast as it is handled (bench only)."""
+
+    stamps: ClassVar[dict[int, int]] = {}
+
+
+def _tick_to_forecast(as_json: bool, n_trades: int) -> None:
+    """Tick in -> forecast out: per trade, the bench (acting as the feed) updates the shared
+    bar aggregator and publishes ``md.ES`` and, when a bar closes, ``bar.ES``; a sink actor on
+    ``forecast.ES`` stamps the forecast.  Latency is from just before the trade that closed a bar
+    entered the aggregator to the sink handling that bar's forecast (two bus hops included).
+    Each trade is handled before the next is published, as on a live feed that keeps up."""
+    from actors.edge_reasoner import EdgeReasoner, EdgeReasonerConfig
+    from adapters.bars import BarAggregator, BarSpec
+    from adapters.datasets import iter_trades, load_emini
+    from engine.actor import Actor
+    from engine.clock import SimClock
+    from engine.config import EngineConfig, EngineSection
+    from engine.kernel import Engine, run_on_loop
+    from engine.mailbox import Mailbox
+    from engine.messages import Forecast
+
+    class Sink(Actor[Any]):
+        def on_message(self, msg: Any) -> None:
+            if isinstance(msg, Forecast):
+                _Stamp.stamps[msg.basis_seq] = time.perf_counter_ns()
+
+    trades = list(iter_trades(load_emini(), 0, n_trades))
+    _Stamp.stamps = {}
+
+    async def go() -> dict[int, int]:
+        clock = SimClock(0)
+        engine = Engine(EngineConfig(engine=EngineSection(clock="sim")), clock=clock)
+        engine.add_actor(
+            "edge",
+            EdgeReasoner,
+            EdgeReasonerConfig(model="es-1m"),
+            subscribe=["bar.>", "md.>"],
+            mailbox=Mailbox(1 << 16, "block", name="edge"),
+        )
+        engine.add_actor(
+            "sink", Sink, subscribe=["forecast.>"], mailbox=Mailbox(1 << 16, "block", name="sink")
+        )
+        task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
+        agg = BarAggregator(BarSpec(kind="time", size=60e9, multiplier=50.0))
+        t0: dict[int, int] = {}
+        bus = engine.bus
+        perf = time.perf_counter_ns
+        for seq, tr in enumerate(trades, 1):
+            start = perf()
+            clock.advance_to(tr.ts_event)
+            bar = agg.update(tr.symbol, tr.ts_event, tr.price, tr.size, tr.side, seq)
+            bus.publish("md.ES", msgspec.structs.replace(tr, seq=seq))
+            if bar is not None:
+                t0[bar.seq] = start
+                bus.publish("bar.ES", bar)
+            # Live-like: every tick is handled before the next one arrives.
+            await bus.wait_idle()
+        engine.request_shutdown("bench done")
+        await task
+        return t0
+
+    t0 = run_on_loop(go(), "uvloop")
+    lat = np.array([(_Stamp.stamps[s] - t) / 1000.0 for s, t in t0.items() if s in _Stamp.stamps])
+    ctx: dict[str, Any] = {
+        "backend": "onnxruntime",
+        "dataset": "emini",
+        "n": len(lat),
+        "trades": n_trades,
+        "loop": "uvloop",
+        "path": "bar-closing trade -> aggregator -> bar.ES -> EdgeReasoner -> forecast.ES -> sink",
+        "loadavg_1m": os.getloadavg()[0],
+    }
+    if not as_json:
+        print(f"# tick in -> forecast out: {ctx['path']}, n={len(lat)}")
+    emit("edge", "tick_to_forecast_p50_us", float(np.percentile(lat, 50)), "us", as_json=as_json, **ctx)
+    emit("edge", "tick_to_forecast_p99_us", float(np.percentile(lat, 99)), "us", as_json=as_json, **ctx)
+
+
+def _quality(manifest: Manifest, datasets: list[str], as_json: bool) -> None:
+    from tools.train_edge import DATASET_SPECS, evaluate, prepare
+
+    for name in datasets:
+        spec = DATASET_SPECS[name]
+        mspec = manifest.model(spec.model_id)
+        prep = prepare(name)
+        if prep.data_sha256 != mspec.data_sha256:
+            raise ModelMismatch(
+                f"{spec.model_id} was trained on data {mspec.data_sha256[:12]}..., the {name} dataset here "
+                f"hashes to {prep.data_sha256[:12]}...; its test period is not held out - retrain"
+            )
+        period = prep.period(prep.test)
+        test_period = f"{period['first_basis']} .. {period['last_basis']}"
+        for role in ("student", "teacher", "regime_switched"):
+            out = _outputs(manifest, spec.model_id, role, prep)
+            m = evaluate(prep, out)
+            if not as_json:
+                print(f"# dataset={name} model={role} test_period={test_period} n={int(m['n'])}")
+            ctx: dict[str, Any] = {
+                "dataset": name,
+                "model": role,
+                "model_id": spec.model_id,
+                "horizon": spec.horizon,
+                "test_period": test_period,
+                "n": int(m["n"]),
+                "backend": "onnxruntime",
+            }
+            for fig, unit, base_key, base_name in _QUALITY_FIGURES:
+                kw: dict[str, Any] = {}
+                if base_key is not None:
+                    kw = {"baseline": base_name, "baseline_value": m[base_key]}
+                value: float | None = m[fig]
+                if value is not None and math.isnan(value):
+                    # Undefined (e.g. Pesaran-Timmermann when every forecast points one way):
+                    # JSON has no NaN, so the figure carries null and says why.
+                    kw["note"] = "undefined: forecasts or outcomes all one way"
+                    if as_json:
+                        value = None
+                # benchlib types value as float; None serialises as JSON null.
+                emit("edge", fig, value, unit, as_json=as_json, **kw, **ctx)  # type: ignore[arg-type]
+
+
+def _outputs(manifest: Manifest, model_id: str, role: str, prep: Any) -> np.ndarray:
+    """Test-period outputs of ``role``; ``regime_switched`` routes each row to the specialist of
+    its online regime (as the actor does), falling back to the student."""
+    from adapters.regimes import REGIMES
+
+    x = prep.x[prep.test]
+    if role != "regime_switched":
+        model = load_edge_model(manifest, model_id, role=role)
+        out = model.predict_raw(x, pad_multiple=8)
+        model.close()
+        return out
+    out = load_edge_model(manifest, model_id).predict_raw(x, pad_multiple=8)
+    regime = prep.regime[prep.test]
+    for idx, name in enumerate(REGIMES):
+        rows = np.flatnonzero(regime == idx)
+        if len(rows) and name in manifest.model(model_id).specialists:
+            out[rows] = load_edge_model(manifest, model_id, role=name).predict_raw(x[rows], pad_multiple=8)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="finllm bench edge", description=__doc__.split("\n")[0])
+    ap.add_argument("--json", action="store_true", help="one JSON object per figure")
+    ap.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR))
+    ap.add_argument("--backends", default="onnxruntime,torch,tensorrt")
+    ap.add_argument("--batches", default="1,64,256")
+    ap.add_argument("--iters", type=int, default=5000)
+    ap.add_argument("--datasets", default="emini,sp500,nasdaq")
+    ap.add_argument("--e2e-bars", type=int, default=2264)
+    ap.add_argument("--tick-trades", type=int, default=100_000)
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: latency,e2e,quality")
+    args = ap.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    manifest = load_manifest(args.model_dir)
+    if "latency" not in skip:
+        from tools.train_edge import prepare
+
+        rows = prepare("emini").x
+        assert rows.shape[1] == len(FEATURE_NAMES)
+        _latency(
+            manifest,
+            args.backends.split(","),
+            [int(b) for b in args.batches.split(",")],
+            args.iters,
+            args.json,
+            rows,
+        )
+    if "e2e" not in skip:
+        _e2e(args.json, args.e2e_bars)
+        _tick_to_forecast(args.json, args.tick_trades)
+    if "quality" not in skip:
+        _quality(manifest, args.datasets.split(","), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
