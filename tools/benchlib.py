@@ -38,7 +38,7 @@ def _cpus() -> int:
 def emit(
     bench: str,
     figure: str,
-    value: float,
+    value: float | None,
     unit: str,
     *,
     baseline: str | None = None,
@@ -47,12 +47,15 @@ def emit(
     out: TextIO | None = None,
     **ctx: Any,
 ) -> Figure:
-    """Print one figure (JSON line, or a readable line when ``as_json`` is false) and return it."""
+    """Print one figure (JSON line, or a readable line when ``as_json`` is false) and return it.
+
+    ``value`` None means the figure is undefined for this run (it prints as JSON null).
+    """
     fig = Figure(bench=bench, figure=figure, value=value, unit=unit)
     if baseline is not None:
         fig["baseline"] = baseline
         fig["baseline_value"] = baseline_value
-        if baseline_value:
+        if baseline_value and value is not None:
             fig["ratio"] = value / baseline_value
     fig.update(ctx)
     fig.update(context())
@@ -61,6 +64,10 @@ def emit(
         stream.write(json.dumps(fig, sort_keys=False) + "\n")
     else:
         extra = ""
+        if value is None:
+            stream.write(f"{bench:>7} {figure:<28} {'undefined':>16} {unit}\n")
+            stream.flush()
+            return fig
         if baseline is not None and baseline_value:
             extra = f"  (baseline {baseline}: {baseline_value:,.1f}, ratio {value / baseline_value:.3f})"
         stream.write(f"{bench:>7} {figure:<28} {value:>16,.3f} {unit}{extra}\n")
