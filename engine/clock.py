@@ -6,7 +6,10 @@ synchronous callables run on the event loop; they must not block.
 
 :class:`SimClock` only moves when the replay driver calls :meth:`SimClock.advance_to`;
 timers due at or before the new time fire first, in (time, creation) order, so
-a replay sees the same timer firings on every run and every event loop.
+a replay sees the same timer firings on every run and every event loop.  A
+periodic timer fires once per interval a jump covers, up to 1,000 of them;
+past that the skipped intervals are coalesced into one firing (a replay jumping
+from the epoch to its first event stays cheap).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "LiveClock", "SimClock", "TimerHandle"]
+
+_MAX_CATCH_UP = 1_000
 
 
 class TimerHandle:
@@ -145,8 +150,15 @@ class SimClock:
             if when > self._now:
                 self._now = when
             if handle.interval_ns:
-                handle.when_ns = when + handle.interval_ns
-                heapq.heappush(heap, (handle.when_ns, next(self._seq), handle))
+                step = handle.interval_ns
+                nxt = when + step
+                if (ts_ns - when) // step > _MAX_CATCH_UP:
+                    # Coalesce a long jump: one firing, then back on the grid after ts_ns.
+                    # Otherwise a replay jumping from 0 to 2013 would run one callback per
+                    # missed interval (tens of millions).
+                    nxt = when + step * ((ts_ns - when) // step + 1)
+                handle.when_ns = nxt
+                heapq.heappush(heap, (nxt, next(self._seq), handle))
             handle.callback()
             fired += 1
         if ts_ns > self._now:

@@ -77,10 +77,16 @@ def test_sim_clock_fires_timers_in_time_then_creation_order() -> None:
     every = clock.call_every(150, lambda: fired.append(f"e{clock.now_ns()}"))
     assert clock.advance_to(400) == 5
     assert fired == ["a", "b", "e250", "c", "e400"]
+    # a jump over more than 1,000 intervals fires once (at the first missed time),
+    # then the timer is back on its 150 ns grid after the jump
+    fired.clear()
+    assert clock.advance_to(400 + 150 * 1_000_000) == 1
+    assert fired == ["e550"]
+    assert clock.next_timer_ns == 400 + 150 * 1_000_001
     every.cancel()
     assert clock.next_timer_ns is None
     clock.advance_to(50)  # never backwards
-    assert clock.now_ns() == 400
+    assert clock.now_ns() == 400 + 150 * 1_000_000
 
 
 @pytest.mark.asyncio

@@ -1,4 +1,4 @@
-"""``finllm bench {engine,edge,replay,kafka,cloud} [--json]``: dispatch to ``tools.bench_<name>``."""
+"""``finllm bench {engine,edge,replay,kafka,cloud,news} [--json]``: dispatch to ``tools.bench_<name>``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 __all__ = ["BENCHES", "main"]
 
-BENCHES = ("engine", "edge", "replay", "kafka", "cloud")
+BENCHES = ("engine", "edge", "replay", "kafka", "cloud", "news")
 
 
 def main(argv: list[str]) -> int:
