@@ -1,0 +1,610 @@
+"""The checker core: analysis of each news item, then the verdict.
+
+Two stages, each a plain class so the actors, ``finllm check-news`` and the
+tests run exactly the same logic:
+
+* :class:`Analyzer` (the ingest stage) normalizes, scans for injection and
+  obfuscation, deduplicates, links instruments, scores sentiment and (when an
+  embedder is given) embeds.  Its output, :class:`AnalysedNews`, is a frozen
+  msgspec Struct that travels on the bus from ``NarrativeIngest`` to the
+  ``SanityChecker``.
+* :class:`SanityCore` (the checking stage) decides ``accepted``,
+  ``quarantined`` or ``rejected``, with reasons and scores:
+
+  - rejected: prompt injection, an instrument disguised by homoglyphs or
+    invisible characters, a duplicate, pump language, a blocked source;
+  - quarantined: no instrument (or only ambiguous names), unknown symbols,
+    a claim contradicted by another item within the window, a claimed
+    direction the market has clearly refuted, or no corroboration by
+    ``k`` independent credible sources within the window;
+  - accepted: corroborated by ``k`` independent sources (distinct newsrooms,
+    each with credibility at least ``min_corroborator_credibility``).
+
+  An item that is not yet corroborated is *held* until its claim is
+  corroborated (then it is accepted with the item that corroborated it) or
+  its window ends (then it is quarantined as uncorroborated).  So a verdict
+  may come out later than its item; :meth:`SanityCore.submit`,
+  :meth:`SanityCore.advance` and :meth:`SanityCore.flush` return every
+  verdict that became final.
+
+Source credibility starts from configured priors and is updated from the
+realised price reaction to each source's directional items (bars fed with
+:meth:`SanityCore.observe_bar`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+import numpy as np
+
+from adapters.text.claims import Claim, ClaimIndex, content_tokens, direction_cue
+from adapters.text.credibility import CredibilityBook, MarketTracker
+from adapters.text.dedup import Deduplicator
+from adapters.text.entities import DEFAULT_UNIVERSE, EntityLinker, Universe
+from adapters.text.injection import neutralize, scan
+from adapters.text.normalize import normalize
+from engine.messages import NewsItem, NewsVerdict, VerifiedNews
+
+if TYPE_CHECKING:
+    from adapters.text.embed import Embedder
+    from adapters.text.sentiment import EmbeddingSentiment
+
+__all__ = [
+    "DEFAULT_SOURCES",
+    "AnalysedNews",
+    "Analyzer",
+    "AnalyzerConfig",
+    "Decision",
+    "SanityConfig",
+    "SanityCore",
+    "hype_score",
+    "run_stream",
+]
+
+DEFAULT_SOURCES = Path(__file__).resolve().parents[2] / "tools" / "data" / "sources.json"
+_S = 10**9
+
+
+class AnalyzerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Ingest-stage settings.
+
+    ``universe`` is the instrument file (empty: the bundled default) and
+    ``extra_universe`` files that extend it; ``dedup_window_s`` the window of
+    duplicate detection in seconds; ``dedup_threshold`` the shingle Jaccard of
+    a near-duplicate; ``sentiment`` the scorer used for the verdict's
+    ``sentiment`` (``minilm`` falls back to ``lexicon`` without an embedder);
+    ``embed`` whether to compute MiniLM embeddings at all.
+    """
+
+    universe: str = ""
+    extra_universe: tuple[str, ...] = ()
+    dedup_window_s: float = 6 * 3600.0
+    dedup_threshold: float = 0.8
+    sentiment: Literal["minilm", "lexicon"] = "minilm"
+    embed: bool = True
+    sentiment_model_dir: str = ""
+
+
+class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Checking-stage settings.
+
+    ``k`` independent sources with credibility at least
+    ``min_corroborator_credibility`` must carry a claim within ``window_s``
+    seconds for it to be accepted.  ``injection_threshold`` and
+    ``hype_threshold`` are the scores (in [0, 1]) at or above which an item is
+    rejected; ``blocked_credibility`` the credibility below which a source is
+    rejected outright.  ``market_z`` is how many per-bar standard deviations
+    against the claimed direction count as the market refuting it (only for
+    items with ``|sentiment| >= direction_band``).  ``feedback_horizon_s`` is
+    when the reaction to an item is scored to update its source's credibility.
+    ``sources`` is the priors file (empty: the bundled default), overridden by
+    ``source_priors``; ``default_credibility`` applies to unknown sources.
+    """
+
+    k: int = 2
+    window_s: float = 3600.0
+    min_corroborator_credibility: float = 0.5
+    injection_threshold: float = 0.5
+    hype_threshold: float = 0.5
+    blocked_credibility: float = 0.08
+    direction_band: float = 0.25
+    market_z: float = 3.0
+    feedback_horizon_s: float = 900.0
+    same_claim_jaccard: float = 0.3
+    same_claim_cosine: float = 0.7
+    sources: str = ""
+    source_priors: dict[str, float] = {}
+    source_groups: dict[str, str] = {}
+    default_credibility: float = 0.3
+    prior_strength: float = 10.0
+    hold: bool = True
+
+
+class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news"):
+    """One news item after the ingest stage; the checker's input.
+
+    ``text`` is the normalized, neutralized headline and body; ``sentiment``
+    in [-1, 1] with the per-scorer values in ``scores``; ``embedding`` is the
+    unit MiniLM vector (empty when not embedded).
+    """
+
+    item: NewsItem
+    headline: str
+    text: str
+    symbols: tuple[str, ...] = ()
+    instrument_symbols: tuple[str, ...] = ()
+    ambiguous: tuple[str, ...] = ()
+    unknown_cashtags: tuple[str, ...] = ()
+    unknown_provided: tuple[str, ...] = ()
+    obfuscated_symbols: tuple[str, ...] = ()
+    injection_score: float = 0.0
+    injection_kinds: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    dup_kind: str = "unique"
+    dup_of: str = ""
+    dup_similarity: float = 0.0
+    hype: float = 0.0
+    sentiment: float = 0.0
+    scores: dict[str, float] = {}
+    tokens: tuple[str, ...] = ()
+    embedding: tuple[float, ...] = ()
+
+
+_HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
+    (re.compile(p, re.I), w)
+    for p, w in (
+        (r"\bto the moon\b|\bmoon(?:ing|shot)\b|💎|\bdiamond hands\b", 0.45),
+        (r"🚀|📈{2,}|💰{2,}", 0.3),
+        (r"\b\d{2,5}x\b(?! leverage)|\b\d{3,5}\s?% (?:gain|upside|return)s?\b", 0.4),
+        (r"\bguaranteed?\b|\bcan'?t lose\b|\bcannot lose\b|\brisk[- ]free (?:profit|return)s?\b", 0.45),
+        (
+            r"\bbuy (?:now|immediately|before)\b|\bload up\b|\bget in (?:now|before|early)\b|"
+            r"\bbefore it'?s too late\b|\blast chance\b|\bact (?:now|fast)\b|\bdon'?t miss\b",
+            0.4,
+        ),
+        (
+            r"\bsqueeze (?:is )?(?:coming|incoming|imminent)\b|\bmassive (?:gains|squeeze)\b|"
+            r"\bskyrocket\w*\b|\bexplode\w*\b|\b(?:free|easy) money\b|"
+            r"\bnext (?:amazon|tesla|nvidia|apple)\b",
+            0.35,
+        ),
+        (
+            r"\binsiders? (?:say|know|are buying)\b|\bsecret (?:deal|buyout|merger)\b|"
+            r"\bheard (?:it )?from (?:a|my) (?:friend|buddy|cousin|contact|source)\b|"
+            r"\bwhat (?:they|wall street) (?:won'?t|don'?t) (?:tell|want)\b",
+            0.35,
+        ),
+        (r"\bunconfirmed\b|\brumou?r(?:s|ed)?\b|\bwhispers?\b|\bchatter\b|\bhearing that\b", 0.2),
+    )
+)
+_EXCLAIM = re.compile(r"!{2,}|(?:!\s*){3,}")
+
+
+def hype_score(text: str) -> float:
+    """Pump-and-dump language score in [0, 1]: ``1 - prod(1 - w)`` over matched cues."""
+    s = 1.0
+    for pat, w in _HYPE:
+        if pat.search(text):
+            s *= 1.0 - w
+    if _EXCLAIM.search(text):
+        s *= 0.8
+    words = [w for w in re.findall(r"[A-Za-z]{3,}", text)]
+    if len(words) >= 4 and sum(w.isupper() for w in words) / len(words) > 0.6:
+        s *= 0.75
+    return round(1.0 - s, 6)
+
+
+class Analyzer:
+    """The ingest stage (see module docstring).  Stateful (dedup window); not thread-safe."""
+
+    def __init__(
+        self,
+        config: AnalyzerConfig | None = None,
+        *,
+        universe: Universe | None = None,
+        embedder: Embedder | None = None,
+        classifier: EmbeddingSentiment | None = None,
+    ) -> None:
+        from adapters.text.sentiment import LMScorer, VaderScorer
+
+        self.config = cfg = config or AnalyzerConfig()
+        if universe is None:
+            universe = Universe.load(cfg.universe or DEFAULT_UNIVERSE, *cfg.extra_universe)
+        self.universe = universe
+        self.linker = EntityLinker(universe)
+        self.dedup = Deduplicator(window_ns=int(cfg.dedup_window_s * _S), threshold=cfg.dedup_threshold)
+        self.lm = LMScorer()
+        self.vader = VaderScorer()
+        self.embedder = embedder
+        self.classifier = classifier
+
+    @classmethod
+    def with_models(
+        cls, config: AnalyzerConfig | None = None, *, universe: Universe | None = None
+    ) -> Analyzer:
+        """An analyzer with the MiniLM embedder and sentiment classifier when the config asks for them."""
+        cfg = config or AnalyzerConfig()
+        embedder: Embedder | None = None
+        classifier: EmbeddingSentiment | None = None
+        if cfg.embed:
+            from adapters.text.embed import Embedder
+            from adapters.text.sentiment import MODEL_DIR, EmbeddingSentiment
+
+            embedder = Embedder()
+            if cfg.sentiment == "minilm":
+                classifier = EmbeddingSentiment(cfg.sentiment_model_dir or MODEL_DIR)
+        return cls(cfg, universe=universe, embedder=embedder, classifier=classifier)
+
+    def analyse(self, item: NewsItem) -> AnalysedNews:
+        return self.analyse_batch([item])[0]
+
+    def analyse_batch(self, items: Sequence[NewsItem]) -> list[AnalysedNews]:
+        """Analyse ``items`` in order; embeddings (if any) are computed in one batch.
+
+        CPU-heavy with an embedder: actors call this through ``run_in_executor``.
+        """
+        pre = [self._prepare(it) for it in items]
+        if self.embedder is None or not pre:
+            return pre
+        emb: np.ndarray = self.embedder.encode([a.headline for a in pre])
+        clf = self.classifier.scores(emb) if self.classifier is not None else None
+        out = []
+        for i, a in enumerate(pre):
+            scores = dict(a.scores)
+            sentiment = a.sentiment
+            if clf is not None:
+                sentiment = round(max(-1.0, min(1.0, float(clf[i]))), 6)
+                scores["minilm"] = sentiment
+            vec = tuple(round(float(x), 6) for x in emb[i])
+            out.append(msgspec.structs.replace(a, sentiment=sentiment, scores=scores, embedding=vec))
+        return out
+
+    def _prepare(self, it: NewsItem) -> AnalysedNews:
+        raw = it.headline if not it.body else f"{it.headline}\n{it.body}"
+        nt = normalize(raw)
+        inj = scan(raw, nt)
+        head_nt = normalize(it.headline)
+        headline = neutralize(it.headline) if inj.findings else head_nt.text
+        text = neutralize(raw) if inj.findings else nt.text
+        link = self.linker.link(text, it.symbols)
+        # An instrument reachable only through a disguised word is an attack on linking.
+        obf_syms: list[str] = []
+        for word in nt.obfuscated:
+            for s in self.linker.link(word).symbols:
+                if s not in obf_syms:
+                    obf_syms.append(s)
+        dup = self.dedup.check(
+            it.id, text, it.ts_event, it.source, frozenset(link.symbols + link.unknown_cashtags)
+        )
+        lm = self.lm.score(headline)
+        vader = self.vader.score(headline)
+        return AnalysedNews(
+            item=it,
+            headline=headline,
+            text=text,
+            symbols=link.symbols,
+            instrument_symbols=link.instrument_symbols,
+            ambiguous=tuple(s for s, _ in link.ambiguous),
+            unknown_cashtags=link.unknown_cashtags,
+            unknown_provided=link.unknown_provided,
+            obfuscated_symbols=tuple(obf_syms),
+            injection_score=inj.score,
+            injection_kinds=inj.kinds,
+            flags=tuple(sorted(nt.flags)),
+            dup_kind=dup.kind,
+            dup_of=dup.of,
+            dup_similarity=dup.similarity,
+            hype=hype_score(text),
+            sentiment=round(max(-1.0, min(1.0, 0.5 * (lm + vader))), 6),
+            scores={"lm": round(lm, 6), "vader": round(vader, 6)},
+            tokens=tuple(sorted(content_tokens(headline))),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A final verdict; ``verified`` is set for accepted items (for ``news.verified``)."""
+
+    verdict: NewsVerdict
+    verified: VerifiedNews | None = None
+
+
+@dataclass(slots=True)
+class _Held:
+    a: AnalysedNews
+    claim: Claim
+    scores: dict[str, float]
+    reasons: list[str]
+
+
+def _load_sources(path: str) -> tuple[dict[str, float], dict[str, str]]:
+    p = Path(path) if path else DEFAULT_SOURCES
+    doc = json.loads(p.read_text(encoding="utf-8"))
+    return {str(k): float(v) for k, v in doc.get("priors", {}).items()}, {
+        str(k): str(v) for k, v in doc.get("groups", {}).items()
+    }
+
+
+class SanityCore:
+    """The checking stage (see module docstring).  Stateful; not thread-safe."""
+
+    def __init__(self, config: SanityConfig | None = None) -> None:
+        self.config = cfg = config or SanityConfig()
+        if cfg.k < 1:
+            raise ValueError(f"k must be >= 1, got {cfg.k}")
+        priors, groups = _load_sources(cfg.sources)
+        priors.update(cfg.source_priors)
+        groups.update(cfg.source_groups)
+        self.credibility = CredibilityBook(
+            priors, default=cfg.default_credibility, strength=cfg.prior_strength, groups=groups
+        )
+        self.market = MarketTracker()
+        self.claims = ClaimIndex(
+            window_ns=int(cfg.window_s * _S),
+            same_threshold=cfg.same_claim_jaccard,
+            cosine_threshold=cfg.same_claim_cosine,
+            direction_band=cfg.direction_band,
+        )
+        self._held: dict[str, _Held] = {}
+        self._feedback: list[tuple[int, str, str, float, int]] = []
+        self.now_ns = 0
+        self.counts: dict[str, int] = {"accepted": 0, "quarantined": 0, "rejected": 0}
+
+    # -- market -----------------------------------------------------------------
+
+    def observe_bar(self, symbol: str, ts_ns: int, close: float, volume: float) -> None:
+        """Feed one bar: keeps the reaction history and scores due credibility feedback."""
+        self.market.observe(symbol, ts_ns, close, volume)
+        if not self._feedback:
+            return
+        keep = []
+        for due, source, sym, direction, ts0 in self._feedback:
+            if sym == symbol and ts_ns >= due:
+                r = self.market.reaction(sym, ts0, due)
+                if r is not None and r.bars and abs(r.z) >= 0.5:
+                    self.credibility.update(source, (r.ret > 0) == (direction > 0))
+            else:
+                keep.append((due, source, sym, direction, ts0))
+        self._feedback = keep
+
+    # -- verdicts ---------------------------------------------------------------
+
+    def submit(self, a: AnalysedNews, now_ns: int | None = None) -> list[Decision]:
+        """Check one analysed item; return every verdict that became final (possibly none)."""
+        it = a.item
+        now = max(self.now_ns, it.ts_event if now_ns is None else now_ns)
+        out = self.advance(now)
+        cfg = self.config
+        cred = self.credibility.credibility(it.source)
+        scores: dict[str, float] = {
+            "credibility": round(cred, 4),
+            "injection": a.injection_score,
+            "hype": a.hype,
+            "duplicate": a.dup_similarity,
+            **{f"sentiment_{k}": v for k, v in a.scores.items()},
+        }
+        reasons: list[str] = []
+        if a.injection_score >= cfg.injection_threshold:
+            reasons.append("prompt_injection:" + ",".join(a.injection_kinds))
+        if a.obfuscated_symbols:
+            reasons.append("obfuscated_instrument:" + ",".join(a.obfuscated_symbols))
+        if a.dup_kind != "unique":
+            reasons.append(f"duplicate_of:{a.dup_of}")
+        if a.hype >= cfg.hype_threshold:
+            reasons.append("pump_language")
+        if cred < cfg.blocked_credibility:
+            reasons.append("blocked_source")
+        if reasons:
+            out.append(self._final(a, "rejected", reasons, scores))
+            return out
+
+        if not a.symbols:
+            reasons.append("ambiguous_entity:" + ",".join(a.ambiguous) if a.ambiguous else "no_instrument")
+        if a.unknown_provided:
+            reasons.append("unknown_symbols:" + ",".join(a.unknown_provided))
+        if a.unknown_cashtags:
+            reasons.append("unknown_cashtags:" + ",".join(a.unknown_cashtags))
+        if reasons:
+            out.append(self._final(a, "quarantined", reasons, scores))
+            return out
+
+        # Market consistency now (the reaction so far); checked again on release.
+        mk = self._market_check(a, scores)
+        if mk:
+            out.append(self._final(a, "quarantined", [mk], scores))
+            return out
+
+        emb = np.asarray(a.embedding, dtype=np.float32) if a.embedding else None
+        tokens = frozenset(a.tokens)
+        self.claims.evict(now)
+        cue = direction_cue(a.headline)
+        matches = self.claims.match(a.symbols, tokens, a.sentiment, emb, it.ts_event, cue)
+        contra = next((m for m in matches if m.contradicts), None)
+        if contra is not None:
+            c = contra.claim
+            c.disputed_by = it.id
+            scores["contradiction"] = round(contra.similarity, 4)
+            out.append(self._final(a, "quarantined", [f"contradicts:{c.members[0]}"], scores))
+            # Items of the other side still held are disputed too.
+            for mid in list(c.members):
+                h = self._held.pop(mid, None)
+                if h is not None:
+                    h.scores["contradiction"] = round(contra.similarity, 4)
+                    out.append(self._final(h.a, "quarantined", [f"contradicted_by:{it.id}"], h.scores))
+            return out
+        claim = matches[0].claim if matches else None
+        if claim is not None and claim.disputed_by:
+            out.append(self._final(a, "quarantined", [f"disputed_claim:{claim.disputed_by}"], scores))
+            return out
+        if claim is None:
+            claim = self.claims.new(it.id, a.symbols, tokens, a.sentiment, emb, it.ts_event, cue)
+        else:
+            self.claims.join(claim, it.id, a.symbols, a.sentiment, it.ts_event)
+            scores["claim_similarity"] = round(matches[0].similarity, 4)
+        if cred >= cfg.min_corroborator_credibility:
+            claim.groups.add(self.credibility.group(it.source))
+        self._schedule_feedback(a)
+
+        n = len(claim.groups)
+        if claim.verified or n >= cfg.k:
+            first = not claim.verified
+            claim.verified = True
+            why = f"corroborated:{n}_sources" if first else f"corroborates:{claim.members[0]}"
+            out.extend(self._release(claim, a, why, scores))
+            return out
+        if not cfg.hold:
+            out.append(self._final(a, "quarantined", [self._uncorroborated(n)], scores))
+            return out
+        self._held[it.id] = _Held(a, claim, scores, reasons)
+        return out
+
+    def advance(self, now_ns: int) -> list[Decision]:
+        """Move time to ``now_ns``: held items whose window ended become quarantined."""
+        self.now_ns = max(self.now_ns, now_ns)
+        if not self._held:
+            return []
+        horizon = self.now_ns - int(self.config.window_s * _S)
+        out = []
+        for mid in [m for m, h in self._held.items() if h.a.item.ts_event < horizon]:
+            h = self._held.pop(mid)
+            out.append(self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.groups))], h.scores))
+        return out
+
+    def flush(self) -> list[Decision]:
+        """End of input: every held item is quarantined as uncorroborated."""
+        out = []
+        for mid in list(self._held):
+            h = self._held.pop(mid)
+            out.append(self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.groups))], h.scores))
+        return out
+
+    @property
+    def held(self) -> int:
+        """How many items wait for corroboration."""
+        return len(self._held)
+
+    def next_expiry_ns(self) -> int | None:
+        """When the earliest held item's window ends (ns), None when nothing is held."""
+        if not self._held:
+            return None
+        return min(h.a.item.ts_event for h in self._held.values()) + int(self.config.window_s * _S) + 1
+
+    def _uncorroborated(self, n: int) -> str:
+        return f"uncorroborated:{n}/{self.config.k}_sources_in_{int(self.config.window_s)}s"
+
+    def _market_check(self, a: AnalysedNews, scores: dict[str, float]) -> str:
+        if abs(a.sentiment) < self.config.direction_band:
+            return ""
+        worst = math.inf
+        for s in a.symbols:
+            r = self.market.reaction(s, a.item.ts_event)
+            if r is None or not r.bars:
+                continue
+            agree = r.z if a.sentiment > 0 else -r.z
+            worst = min(worst, agree)
+        if worst is math.inf:
+            return ""
+        scores["market_consistency"] = round(worst, 4)
+        if worst <= -self.config.market_z:
+            return f"market_inconsistent:z={worst:.1f}"
+        return ""
+
+    def _schedule_feedback(self, a: AnalysedNews) -> None:
+        if abs(a.sentiment) < self.config.direction_band:
+            return
+        due = a.item.ts_event + int(self.config.feedback_horizon_s * _S)
+        for s in a.symbols:
+            if self.market.has(s):
+                self._feedback.append((due, a.item.source, s, a.sentiment, a.item.ts_event))
+        if len(self._feedback) > 100_000:  # bounded: drop the oldest pending scores
+            self._feedback = self._feedback[-100_000:]
+
+    def _release(self, claim: Claim, a: AnalysedNews, why: str, scores: dict[str, float]) -> list[Decision]:
+        out = []
+        pending = [self._held.pop(m) for m in claim.members if m in self._held]
+        for h in pending:
+            mk = self._market_check(h.a, h.scores)
+            if mk:
+                out.append(self._final(h.a, "quarantined", [mk], h.scores))
+            else:
+                h.scores["corroboration"] = float(len(claim.groups))
+                out.append(
+                    self._final(
+                        h.a, "accepted", [f"corroborated_by:{a.item.id}"], h.scores, len(claim.groups)
+                    )
+                )
+        mk = self._market_check(a, scores)
+        if mk:
+            out.append(self._final(a, "quarantined", [mk], scores))
+        else:
+            scores["corroboration"] = float(len(claim.groups))
+            out.append(self._final(a, "accepted", [why], scores, len(claim.groups)))
+        return out
+
+    def _final(
+        self,
+        a: AnalysedNews,
+        verdict: Literal["accepted", "quarantined", "rejected"],
+        reasons: Iterable[str],
+        scores: dict[str, float],
+        corroboration: int = 0,
+    ) -> Decision:
+        self.counts[verdict] += 1
+        it = a.item
+        v = NewsVerdict(
+            id=it.id,
+            ts_event=it.ts_event,
+            verdict=verdict,
+            reasons=tuple(reasons),
+            scores=dict(scores),
+            symbols=a.symbols,
+            sentiment=a.sentiment,
+        )
+        verified = None
+        if verdict == "accepted":
+            verified = VerifiedNews(
+                id=it.id,
+                ts_event=it.ts_event,
+                source=it.source,
+                headline=a.headline,
+                symbols=a.symbols,
+                sentiment=a.sentiment,
+                credibility=scores.get("credibility", 0.5),
+                corroboration=max(corroboration, 1),
+                embedding=a.embedding,
+            )
+        return Decision(v, verified)
+
+
+def run_stream(
+    analyzer: Analyzer,
+    core: SanityCore,
+    items: Iterable[NewsItem],
+    *,
+    on_decision: Callable[[Decision], None],
+    batch: int = 64,
+) -> None:
+    """Drive ``items`` (in time order) through both stages, then flush; used by tools and tests."""
+    buf: list[NewsItem] = []
+
+    def drain() -> None:
+        for an in analyzer.analyse_batch(buf):
+            for d in core.submit(an):
+                on_decision(d)
+        buf.clear()
+
+    for it in items:
+        buf.append(it)
+        if len(buf) >= batch:
+            drain()
+    drain()
+    for d in core.flush():
+        on_decision(d)

@@ -1,0 +1,233 @@
+"""Claims: which items say the same thing, and which contradict each other.
+
+Items are grouped into claims by the instruments they link and the words they
+share: two items carry the same claim when they share a linked symbol and
+either the Jaccard similarity of their content tokens reaches
+``same_threshold``, or (when both have embeddings) their cosine reaches
+``cosine_threshold``, or the cosine is within 0.15 of it and they share at
+least a tenth of their content tokens.  Content tokens are lower-cased words without stop
+words, lightly stemmed, with money amounts canonicalised (``$130 billion``,
+``$130bn`` and ``130bn`` are all ``130b``) and a few verbs of deals mapped to
+one form, so differently worded reports of one event still meet.
+
+Two items *contradict* when they carry the same claim with opposite
+directional sentiment (each beyond ``direction_band``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Claim", "ClaimIndex", "content_tokens", "direction_cue"]
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+_STOP = frozenset(
+    _words(
+        """a an the and or of to in on at for by with from as is are was were be been it its this that
+    these those has have had will would could should may might can after before over under into
+    than then so such not no but if about up down out off more most less new says said say report
+    reports reported reuters bloomberg according sources source people familiar matter monday
+    tuesday wednesday thursday friday saturday sunday week today yesterday inc corp co ltd plc
+    company companies group shares share stock stocks us u.s percent pct per cent reconstruction
+    public reporting original text"""
+    )
+)
+_MONEY = re.compile(r"\$?\s?(\d+(?:[.,]\d+)?)\s?(bn|billion|b|mln|million|mn|m|tn|trillion|t)\b", re.I)
+_WORD = re.compile(r"[a-z0-9]+(?:[.'&-][a-z0-9]+)*")
+_SYN = {
+    "buy": "acquire", "buys": "acquire", "buying": "acquire", "bought": "acquire",
+    "purchase": "acquire", "purchases": "acquire", "acquisition": "acquire", "acquires": "acquire",
+    "acquiring": "acquire", "takeover": "acquire", "sell": "acquire", "sells": "acquire",
+    "selling": "acquire", "sale": "acquire", "sold": "acquire", "deal": "acquire",
+    "agrees": "agree", "agreed": "agree", "agreement": "agree",
+    "rises": "rise", "rose": "rise", "climbs": "rise", "climbed": "rise", "jumps": "rise",
+    "jumped": "rise", "gains": "rise", "gained": "rise", "higher": "rise", "up": "rise",
+    "falls": "fall", "fell": "fall", "drops": "fall", "dropped": "fall", "slides": "fall",
+    "declines": "fall", "declined": "fall", "lower": "fall", "tumbles": "fall",
+    "stake": "stake", "stakes": "stake", "holding": "stake",
+}  # fmt: skip
+_UNIT = {"bn": "b", "billion": "b", "b": "b", "mln": "m", "million": "m", "mn": "m", "m": "m",
+         "tn": "t", "trillion": "t", "t": "t"}  # fmt: skip
+
+
+def _stem(w: str) -> str:
+    for suf in ("ing", "ed", "es", "s"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            return w[: -len(suf)]
+    return w
+
+
+# Outcome words with an opposite: a claim saying one and a claim saying the other disagree,
+# whatever a sentiment model makes of either.
+_UP_CUES = frozenset(
+    _words(
+        "beat beats tops topped exceed exceeds exceeded raise raises raised rise surge surges soar "
+        "soars jump jumps gain gains win wins won approve approves approved approval clear clears "
+        "upgrade upgrades upgraded above expand expands accelerate accelerates record "
+        "strong stronger boost boosts lift lifts"
+    )
+)
+_DOWN_CUES = frozenset(
+    _words(
+        "miss misses missed fall cut cuts slash slashes lower lowered slump slumps plunge plunges "
+        "tumble sink sinks drop lose loses lost block blocks blocked reject rejects rejected "
+        "downgrade downgrades downgraded below contract contracts slow slows slowed loss weak "
+        "weaker gloomy warn warns warning halt halts"
+    )
+)
+
+
+def direction_cue(text: str) -> int:
+    """+1 when ``text`` uses only upward outcome words, -1 only downward ones, else 0."""
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    up = bool(words & _UP_CUES)
+    down = bool(words & _DOWN_CUES)
+    return 0 if up == down else (1 if up else -1)
+
+
+def content_tokens(text: str) -> frozenset[str]:
+    """Canonical content words of ``text`` (see module docstring)."""
+    t = text.lower().replace("\u2019", "'")
+    t = _MONEY.sub(lambda m: " " + m.group(1).replace(",", ".") + _UNIT[m.group(2).lower()] + " ", t)
+    out: set[str] = set()
+    for w in _WORD.findall(t):
+        w = w.removesuffix("'s")
+        if w in _STOP or len(w) < 2:
+            continue
+        w = _SYN.get(w, w)
+        out.add(w if any(c.isdigit() for c in w) else _stem(w))
+    return frozenset(out)
+
+
+@dataclass(slots=True)
+class Claim:
+    """A group of items carrying one claim, and its state."""
+
+    claim_id: str
+    symbols: set[str]
+    tokens: set[str]
+    ts_first: int
+    ts_last: int
+    direction: float  # mean sentiment of members
+    cue: int = 0  # outcome-word direction of the first member
+    embedding: np.ndarray | None = None
+    members: list[str] = field(default_factory=list)
+    groups: set[str] = field(default_factory=set)  # independent credible newsrooms
+    verified: bool = False
+    disputed_by: str = ""
+    n: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    claim: Claim
+    similarity: float
+    contradicts: bool
+
+
+class ClaimIndex:
+    """Recent claims within ``window_ns``; bounded to ``max_claims`` (oldest evicted)."""
+
+    def __init__(
+        self,
+        *,
+        window_ns: int,
+        same_threshold: float = 0.3,
+        cosine_threshold: float = 0.7,
+        direction_band: float = 0.25,
+        max_claims: int = 10_000,
+    ) -> None:
+        self.window_ns = window_ns
+        self.same_threshold = same_threshold
+        self.cosine_threshold = cosine_threshold
+        self.direction_band = direction_band
+        self.max_claims = max_claims
+        self._claims: deque[Claim] = deque()
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+    def evict(self, now_ns: int) -> None:
+        while self._claims and (
+            self._claims[0].ts_last < now_ns - self.window_ns or len(self._claims) > self.max_claims
+        ):
+            self._claims.popleft()
+
+    def match(
+        self,
+        symbols: tuple[str, ...],
+        tokens: frozenset[str],
+        sentiment: float,
+        embedding: np.ndarray | None,
+        ts_ns: int,
+        cue: int = 0,
+    ) -> list[Match]:
+        """Claims within the window that share a symbol and are similar enough, best first."""
+        out: list[Match] = []
+        syms = set(symbols)
+        for c in self._claims:
+            if not (syms & c.symbols) or abs(ts_ns - c.ts_last) > self.window_ns:
+                continue
+            jac = len(tokens & c.tokens) / len(tokens | c.tokens) if (tokens or c.tokens) else 0.0
+            cos = float(embedding @ c.embedding) if embedding is not None and c.embedding is not None else 0.0
+            same = (
+                jac >= self.same_threshold
+                or cos >= self.cosine_threshold
+                # Paraphrases share few words; a fairly close embedding plus some
+                # shared content words is the same claim too.
+                or (cos >= self.cosine_threshold - 0.15 and jac >= 0.1)
+            )
+            if not same:
+                continue
+            b = self.direction_band
+            if cue and c.cue:
+                # Outcome words on both sides decide; a sentiment model may misread either.
+                opposite = cue != c.cue
+            else:
+                opposite = (sentiment > b and c.direction < -b) or (sentiment < -b and c.direction > b)
+            out.append(Match(c, max(jac, cos), opposite))
+        out.sort(key=lambda m: -m.similarity)
+        return out
+
+    def new(
+        self,
+        item_id: str,
+        symbols: tuple[str, ...],
+        tokens: frozenset[str],
+        sentiment: float,
+        embedding: np.ndarray | None,
+        ts_ns: int,
+        cue: int = 0,
+    ) -> Claim:
+        self._seq += 1
+        c = Claim(
+            claim_id=f"claim-{self._seq}",
+            symbols=set(symbols),
+            tokens=set(tokens),
+            ts_first=ts_ns,
+            ts_last=ts_ns,
+            direction=sentiment,
+            cue=cue,
+            embedding=embedding,
+        )
+        c.members.append(item_id)
+        c.n = 1
+        self._claims.append(c)
+        return c
+
+    @staticmethod
+    def join(claim: Claim, item_id: str, symbols: tuple[str, ...], sentiment: float, ts_ns: int) -> None:
+        claim.members.append(item_id)
+        claim.symbols |= set(symbols)
+        claim.direction = (claim.direction * claim.n + sentiment) / (claim.n + 1)
+        claim.n += 1
+        claim.ts_last = max(claim.ts_last, ts_ns)

@@ -1,0 +1,179 @@
+"""``finllm bench news``: sentiment macro-F1, adversarial detection, checker throughput.
+
+Figures (one JSON line each with ``--json``):
+
+* ``sentiment_macro_f1`` for ``scorer`` = ``lm``, ``vader``, ``minilm`` on the
+  held-out ``test`` split of ``tools/data/sentiment_labelled.jsonl``;
+* ``adversarial_precision``, ``adversarial_recall`` (an attack is caught when
+  its verdict is not ``accepted``), ``benign_false_positive_rate`` (benign
+  look-alikes not accepted) and ``adversarial_exact_match`` (verdict equals the
+  label), with and without embeddings, on ``tools/data/adversarial.jsonl``
+  (written with the rules), ``adversarial_holdout.jsonl`` (written after them,
+  used for one round of fixes) and ``adversarial_fresh.jsonl`` (written last;
+  its first run was the honest figure, then it too informed fixes);
+* ``checker_items_per_s`` without embeddings (ingest + checks), and
+  ``embed_items_per_s`` (MiniLM, batched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.text.checker import Analyzer, AnalyzerConfig, Decision, SanityCore, run_stream
+from adapters.text.news_io import parse_news_line
+from adapters.text.sentiment import EmbeddingSentiment, LMScorer, VaderScorer, macro_f1
+from tools.benchlib import emit
+
+__all__ = ["AdversarialReport", "evaluate_adversarial", "load_adversarial", "main", "sentiment_f1"]
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def load_adversarial(path: Path = DATA / "adversarial.jsonl") -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+@dataclass(frozen=True)
+class AdversarialReport:
+    precision: float
+    recall: float
+    benign_fpr: float
+    exact: float
+    by_category: dict[str, tuple[int, int]]  # category -> (matching expected, total)
+    mismatches: list[tuple[str, str, str, str, tuple[str, ...]]]
+    """(id, category, expected, got, reasons) of every item whose verdict differs from its label."""
+
+
+def evaluate_adversarial(
+    rows: list[dict[str, Any]], analyzer: Analyzer, core: SanityCore
+) -> AdversarialReport:
+    """Run the set in order through both stages; score verdicts against the labels."""
+    got: dict[str, Decision] = {}
+    items = [parse_news_line(json.dumps(r)) for r in rows]
+    run_stream(analyzer, core, items, on_decision=lambda d: got.__setitem__(d.verdict.id, d))
+    tp = fp = fn = tn = 0
+    cats: dict[str, list[int]] = {}
+    mism: list[tuple[str, str, str, str, tuple[str, ...]]] = []
+    for r in rows:
+        d = got[r["id"]]
+        v = d.verdict.verdict
+        flagged = v != "accepted"
+        if r["attack"]:
+            tp += flagged
+            fn += not flagged
+        else:
+            fp += flagged
+            tn += not flagged
+        c = cats.setdefault(r["category"], [0, 0])
+        c[1] += 1
+        if v == r["expected"]:
+            c[0] += 1
+        else:
+            mism.append((str(r["id"]), str(r["category"]), str(r["expected"]), str(v), d.verdict.reasons))
+    n = len(rows)
+    return AdversarialReport(
+        precision=tp / (tp + fp) if tp + fp else 0.0,
+        recall=tp / (tp + fn) if tp + fn else 0.0,
+        benign_fpr=fp / (fp + tn) if fp + tn else 0.0,
+        exact=sum(c[0] for c in cats.values()) / n if n else 0.0,
+        by_category={k: (v[0], v[1]) for k, v in cats.items()},
+        mismatches=mism,
+    )
+
+
+def sentiment_f1(scorer: str, rows: list[dict[str, str]], clf: EmbeddingSentiment | None = None) -> float:
+    """Macro-F1 of one scorer on ``rows`` (``headline``, ``label``)."""
+    texts = [r["headline"] for r in rows]
+    truth = [r["label"] for r in rows]
+    if scorer == "lm":
+        lm = LMScorer()
+        pred = [lm.label(t) for t in texts]
+    elif scorer == "vader":
+        va = VaderScorer()
+        pred = [va.label(t) for t in texts]
+    elif scorer == "minilm":
+        from adapters.text.embed import Embedder
+
+        c = clf or EmbeddingSentiment()
+        pred = list(c.labels(Embedder().encode(texts)))
+    else:
+        raise ValueError(f"unknown scorer {scorer!r}")
+    return macro_f1(truth, pred)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="finllm bench news", description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="JSON lines output")
+    ap.add_argument("--skip-embed", action="store_true", help="skip everything that needs MiniLM")
+    ap.add_argument("--verbose", action="store_true", help="list adversarial mismatches")
+    args = ap.parse_args(argv)
+    js = args.json
+
+    labelled = [json.loads(x) for x in (DATA / "sentiment_labelled.jsonl").read_text().splitlines() if x]
+    test = [r for r in labelled if r["split"] == "test"]
+    scorers = ["lm", "vader"] + ([] if args.skip_embed else ["minilm"])
+    for s in scorers:
+        emit("news", "sentiment_macro_f1", round(sentiment_f1(s, test), 4), "f1",
+             as_json=js, scorer=s, n=len(test), dataset="sentiment_labelled:test")  # fmt: skip
+
+    rows = load_adversarial()
+    modes = [("lexicon", False)] + ([] if args.skip_embed else [("minilm", True)])
+    for dataset in ("adversarial", "adversarial_holdout", "adversarial_fresh"):
+        data = load_adversarial(DATA / f"{dataset}.jsonl")
+        for name, embed in modes:
+            cfg = AnalyzerConfig(embed=embed, sentiment="minilm" if embed else "lexicon")
+            rep = evaluate_adversarial(data, Analyzer.with_models(cfg), SanityCore())
+            ctx: dict[str, Any] = {"n": len(data), "dataset": dataset, "analyzer": name}
+            emit("news", "adversarial_precision", round(rep.precision, 4), "ratio", as_json=js, **ctx)
+            emit("news", "adversarial_recall", round(rep.recall, 4), "ratio", as_json=js, **ctx)
+            emit("news", "benign_false_positive_rate", round(rep.benign_fpr, 4), "ratio", as_json=js, **ctx)
+            emit("news", "adversarial_exact_match", round(rep.exact, 4), "ratio", as_json=js,
+             by_category={k: f"{a}/{b}" for k, (a, b) in rep.by_category.items()}, **ctx)  # fmt: skip
+            if args.verbose:
+                for m in rep.mismatches:
+                    print("  mismatch", dataset, name, m, file=sys.stderr)
+
+    # Throughput without embeddings: the adversarial set repeated, fresh ids and times.
+    reps = 8
+    items = []
+    for k in range(reps):
+        for r in rows:
+            r2 = dict(r, id=f"{r['id']}-{k}", ts=r["ts"] + k * 10**15)
+            items.append(parse_news_line(json.dumps(r2)))
+    an = Analyzer(AnalyzerConfig(embed=False, sentiment="lexicon"))
+    core = SanityCore()
+    n_out = 0
+
+    def count(_d: Decision) -> None:
+        nonlocal n_out
+        n_out += 1
+
+    t0 = time.perf_counter()
+    run_stream(an, core, items, on_decision=count)
+    dt = time.perf_counter() - t0
+    emit("news", "checker_items_per_s", round(len(items) / dt, 1), "items/s", as_json=js,
+         n=len(items), embed=False)  # fmt: skip
+    if not args.skip_embed:
+        from adapters.text.embed import Embedder
+
+        e = Embedder()
+        texts = [r["headline"] for r in labelled]
+        e.encode(texts[:8])
+        for bs in (1, 32):
+            e.batch_size = bs
+            t0 = time.perf_counter()
+            e.encode(texts)
+            dt = time.perf_counter() - t0
+            emit("news", "embed_items_per_s", round(len(texts) / dt, 1), "items/s", as_json=js,
+                 batch=bs, n=len(texts), threads=1)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data files the project writes, and the scripts that write them."""
