@@ -108,6 +108,10 @@ class CloudReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     tokens_per_s: float = 100.0
     tokens_burst: float = 2000.0
     max_inflight: int = 2
+    lockstep: bool = False
+    """In a sim-clock replay, hold the replay (``ctx.hold``) while a call is in flight, as if
+    the cloud answered instantly in simulated time: refinements then arrive on time and the
+    shadow comparison measures their quality, not the local model's latency.  Wall time grows."""
     deadline_s: float = 10.0
     max_tokens: int = 160
     # --- prompt and answer
@@ -385,6 +389,8 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
             self.ctx.metrics.counter("cloud_escalation_reasons_total", actor=self.ctx.name, reason=r).inc()
         self._escalated.inc()
         self._inflight.add(key)
+        if self.config.lockstep:
+            self.ctx.hold()  # taken before the spawn, so no idle gap before the task runs
         self.ctx.spawn(self._refine(fc, reasons, news), name=f"{self.ctx.name}:refine:{fc.forecast_id}")
 
     def _recent_news(self, fc: Forecast) -> list[VerifiedNews]:
@@ -471,6 +477,8 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
             self._publish(fc, done, features, reasons)
         finally:
             self._inflight.discard(key)
+            if cfg.lockstep:
+                ctx.release()
 
     def _check(self, ans: CloudAnswer, allowed: list[str]) -> str | None:
         unknown = [e for e in ans.evidence if e not in allowed]

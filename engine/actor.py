@@ -206,6 +206,20 @@ class ActorContext:
     async def request(self, topic: str, msg: Any, timeout_s: float | None = 5.0) -> Any:
         return await self.bus.request(topic, msg, timeout_s)
 
+    def hold(self) -> None:
+        """Count this actor as busy until :meth:`release` (``bus.wait_idle`` waits for it).
+
+        For work outside the handler that a replay must wait for, e.g. a spawned call
+        whose answer should land at the simulated time it was asked.  Call ``hold``
+        before spawning, ``release`` in the task's ``finally``.
+        """
+        self._cell.holds += 1
+
+    def release(self) -> None:
+        """Undo one :meth:`hold`."""
+        if self._cell.holds > 0:
+            self._cell.holds -= 1
+
     def request_shutdown(self, reason: str) -> None:
         """Ask the whole engine to drain and stop (e.g. a replay source at end of data)."""
         self.bus.request_shutdown(reason)
@@ -282,6 +296,7 @@ class ActorCell:
         self.metrics = metrics
         self.ref = ActorRef(self)
         self.pending_requests = 0
+        self.holds = 0
         self.incarnations = 0
         self.busy = False
         self.actor: Actor[Any] | None = None
@@ -293,7 +308,7 @@ class ActorCell:
 
     def is_idle(self) -> bool:
         """Nothing queued, nothing carried over, not inside a handler."""
-        return not self.mailbox._depth and not self.busy and not self._carry
+        return not self.mailbox._depth and not self.busy and not self._carry and not self.holds
 
     def interrupt(self) -> None:
         """End the current incarnation now (``on_stop`` still runs); the mailbox stays open."""
@@ -340,6 +355,7 @@ class ActorCell:
             await ctx._close()
             await self._call_on_stop(actor, stop_timeout_s)
             self.busy = False
+            self.holds = 0  # holds die with the incarnation that took them
         if failure is not None:
             self._failures.inc()
             raise failure

@@ -211,3 +211,19 @@ async def test_fired_one_shot_timers_are_forgotten() -> None:
     assert len(live) == 1  # only the periodic timer is still armed
     cell.mailbox.close()
     await task
+
+
+@pytest.mark.asyncio
+async def test_hold_keeps_the_bus_busy_until_released() -> None:
+    cell = _cell()
+    task = asyncio.ensure_future(cell.run())
+    await asyncio.sleep(0)
+    assert cell.actor is not None
+    ctx = cell.actor.ctx
+    ctx.hold()
+    assert not cell.bus.is_idle()
+    assert await cell.bus.wait_idle(max_spins=50) is False
+    ctx.release()
+    assert await cell.bus.wait_idle(max_spins=50) is True
+    cell.mailbox.close()
+    await task
