@@ -113,7 +113,9 @@ class Tape:
         n = len(self.ts_ns)
         for col in ("price", "size", "side", "sym"):
             if len(getattr(self, col)) != n:
-                raise DatasetError(f"{self.name}: column {col!r} has {len(getattr(self, col))} rows, ts_ns {n}")
+                raise DatasetError(
+                    f"{self.name}: column {col!r} has {len(getattr(self, col))} rows, ts_ns {n}"
+                )
         for arr in (self.ts_ns, self.price, self.size, self.side, self.sym, *self.extra.values()):
             arr.setflags(write=False)
 
@@ -173,7 +175,8 @@ class ColumnMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     Naive text times are in ``tz`` (an IANA name, default UTC) and converted to
     UTC.  ``symbol`` names a symbol column; without one every row is
     ``default_symbol``.  ``side`` names a column of 1/-1/0 (or ``B``/``S``);
-    without one the tick rule assigns sides.
+    without one the tick rule assigns sides.  Rows are sorted by time unless
+    ``sort`` is false.
     """
 
     ts: str = "ts"
@@ -185,6 +188,11 @@ class ColumnMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tz: str = "UTC"
     ts_unit: str = "ns"
     ts_format: str | None = None
+    seq: str | None = None
+    """A column of the source's own per-symbol sequence numbers (kept as ``extra['src_seq']``),
+    so the feed can count gaps and drop duplicates."""
+    sort: bool = True
+    """Sort rows by time (stable).  False keeps file order, so the feed can flag disorder."""
 
 
 def package_file(package: str, relpath: str) -> Path:
@@ -231,7 +239,8 @@ def _localize_to_utc_ns(naive: pd.Series | pd.DatetimeIndex, tz: str) -> np.ndar
             idx = idx.tz_localize(zone, ambiguous="raise", nonexistent="raise")
         else:
             idx = idx.tz_localize("UTC")
-    return idx.tz_convert("UTC").as_unit("ns").asi8.astype(np.int64, copy=False)
+    out: np.ndarray = idx.tz_convert("UTC").as_unit("ns").asi8.astype(np.int64, copy=False)
+    return out
 
 
 @functools.cache
@@ -263,13 +272,14 @@ def _daily_close_ns(dates: pd.DatetimeIndex | pd.Series) -> np.ndarray:
 
 
 def _load_arch(name: str) -> Tape:
-    import importlib
-
+    # Read arch's bundled file directly: importing arch pulls in its whole modelling stack.
+    path = package_file("arch", f"data/{name}/{name}.csv.gz")
     try:
-        mod = importlib.import_module(f"arch.data.{name}")
-    except ImportError as exc:
-        raise DatasetError(f"arch is not installed (needed for dataset {name!r})") from exc
-    df = mod.load().sort_index()
+        df = pd.read_csv(path)
+        df["Date"] = pd.to_datetime(df["Date"], format="%m/%d/%Y")
+    except (ValueError, KeyError) as exc:
+        raise DatasetError(f"{path}: unreadable: {exc}") from exc
+    df = df.set_index("Date").sort_index()
     price = df["Close"].to_numpy(np.float64)
     return Tape(
         name=name,
@@ -370,7 +380,7 @@ _SIDE_TEXT: Final = {"B": 1, "BUY": 1, "S": -1, "SELL": -1, "1": 1, "-1": -1, "0
 
 
 def _frame_to_tape(name: str, df: pd.DataFrame, mapping: ColumnMapping) -> Tape:
-    wanted = [mapping.ts, mapping.price, mapping.size, mapping.symbol, mapping.side]
+    wanted = [mapping.ts, mapping.price, mapping.size, mapping.symbol, mapping.side, mapping.seq]
     missing = [c for c in wanted if c is not None and c not in df.columns]
     if missing:
         raise DatasetError(f"{name}: missing columns {missing} (have {list(df.columns)})")
@@ -387,7 +397,7 @@ def _frame_to_tape(name: str, df: pd.DataFrame, mapping: ColumnMapping) -> Tape:
             raise DatasetError(f"{name}: column {mapping.ts!r} is not a timestamp: {exc}") from exc
         ts_ns = _localize_to_utc_ns(parsed, mapping.tz)
     order = np.argsort(ts_ns, kind="stable")
-    if not np.array_equal(order, np.arange(len(order))):
+    if mapping.sort and not np.array_equal(order, np.arange(len(order))):
         df = df.iloc[order].reset_index(drop=True)
         ts_ns = ts_ns[order]
     try:
@@ -406,6 +416,12 @@ def _frame_to_tape(name: str, df: pd.DataFrame, mapping: ColumnMapping) -> Tape:
         if bad.any():
             raise DatasetError(f"{name}: bad side values {sorted(set(raw[bad]))[:5]}")
         side = raw.map(_SIDE_TEXT).to_numpy(np.int8)
+    extra = {}
+    if mapping.seq is not None:
+        try:
+            extra["src_seq"] = df[mapping.seq].to_numpy(np.float64)
+        except (ValueError, TypeError) as exc:
+            raise DatasetError(f"{name}: non-numeric sequence column: {exc}") from exc
     return _tape_from_frame(
         name,
         df,
@@ -415,6 +431,7 @@ def _frame_to_tape(name: str, df: pd.DataFrame, mapping: ColumnMapping) -> Tape:
         symbols=df[mapping.symbol] if mapping.symbol is not None else None,
         default_symbol=mapping.default_symbol,
         side=side,
+        extra=extra,
     )
 
 
@@ -443,11 +460,18 @@ def load_parquet(path: str | Path, mapping: ColumnMapping | None = None) -> Tape
 
 
 def load_file(path: str | Path, mapping: ColumnMapping | None = None) -> Tape:
-    """CSV or Parquet by extension."""
-    p = Path(path)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return load_parquet(p, mapping)
-    return load_csv(p, mapping)
+    """CSV or Parquet by extension.  The last few files are cached by (path, mtime, mapping)."""
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise DatasetError(f"no such file: {p}")
+    return _load_file_cached(str(p), p.stat().st_mtime_ns, mapping or ColumnMapping())
+
+
+@functools.lru_cache(maxsize=4)
+def _load_file_cached(path: str, mtime_ns: int, mapping: ColumnMapping) -> Tape:
+    if Path(path).suffix.lower() in (".parquet", ".pq"):
+        return load_parquet(path, mapping)
+    return load_csv(path, mapping)
 
 
 def load_dataset(name: str, **options: Any) -> Tape:
@@ -481,9 +505,7 @@ def iter_events(tape: Tape, start: int = 0, stop: int | None = None) -> Iterator
     symbols = tape.symbols
     cols = [tape.ts_ns, tape.price, tape.size, tape.side, tape.sym]
     cols += [tape.extra[k] for k in ("is_quote", "bid", "ask", "bid_size", "ask_size")]
-    for t, p, s, d, k, q, b, a, bs, az in zip(
-        *(c[start:stop].tolist() for c in cols), strict=True
-    ):
+    for t, p, s, d, k, q, b, a, bs, az in zip(*(c[start:stop].tolist() for c in cols), strict=True):
         if q:
             yield Quote(symbol=symbols[k], ts_event=t, bid=b, ask=a, bid_size=bs, ask_size=az)
         else:

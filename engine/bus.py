@@ -142,13 +142,7 @@ class Bus:
         if not route:
             self.unrouted[topic] = self.unrouted.get(topic, 0) + len(msgs)
             return 0
-        n = 0
-        for mb in route:
-            offer = mb.offer
-            for m in msgs:
-                if offer(m).queued:
-                    n += 1
-        return n
+        return sum(mb.offer_many(msgs) for mb in route)
 
     def register(self, topic: str, ref: ActorRef) -> None:
         """Make ``ref`` the responder for requests on ``topic`` (exact topic)."""

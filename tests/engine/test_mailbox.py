@@ -172,6 +172,23 @@ class MailboxMachine(RuleBasedStateMachine):
         else:
             assert len(self.mb) == before
 
+    @rule(syms=st.lists(st.sampled_from(["A", "B", "C"]), max_size=8))
+    def offer_many(self, syms: list[str]) -> None:
+        msgs = []
+        for sym in syms:
+            self.n += 1
+            msgs.append(Trade(symbol=sym, ts_event=self.n, seq=self.n, price=1.0, size=1.0))
+        before = self.mb.statistics()
+        queued = self.mb.offer_many(msgs)
+        after = self.mb.statistics()
+        assert after.offered - before.offered == len(msgs)
+        assert after.shed - before.shed == len(msgs) - queued + (
+            after.shed_by_reason.get("evicted", 0)
+            - before.shed_by_reason.get("evicted", 0)
+            + after.shed_by_reason.get("conflated", 0)
+            - before.shed_by_reason.get("conflated", 0)
+        )
+
     @rule(n=st.integers(1, 5))
     def drain(self, n: int) -> None:
         before = len(self.mb)
