@@ -1,0 +1,378 @@
+"""Helpers of the Kafka tests: topics, input producers, a forecast collector, node processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from adapters.tansu import parent_death_signal
+from engine.config import loads_config
+from engine.kernel import Engine, RunSummary
+from engine.messages import Forecast, Trade, msgpack_decoder, msgpack_encoder
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Short group timings: rebalances on Tansu take about the rebalance timeout, and a member that
+# left or died is forgotten after about the session timeout (longer ones slow every test).
+FAST_GROUP = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 300, "rebalance_timeout_ms": 500}
+# The crash test: a killed member is only noticed after its session timeout.
+CRASH_GROUP = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 300}
+
+
+@dataclass
+class Topics:
+    md: str
+    news: str
+    forecasts: str
+    dead: str
+    group: str
+
+    @classmethod
+    def fresh(cls) -> Topics:
+        tag = uuid.uuid4().hex[:8]
+        return cls(f"md-{tag}", f"news-{tag}", f"fc-{tag}", f"dlq-{tag}", f"grp-{tag}")
+
+
+async def http_get(address: str, path: str) -> tuple[int, bytes]:
+    """GET ``path`` from ``host:port`` over HTTP/1.0; returns (status, body)."""
+    host, _, port = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def create_topics(bootstrap: str, topics: dict[str, int], **client: Any) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, n, 1) for name, n in topics.items()])
+    finally:
+        await admin.close()
+
+
+async def standard_topics(bootstrap: str, t: Topics, md_partitions: int = 6, **client: Any) -> None:
+    await create_topics(bootstrap, {t.md: md_partitions, t.news: 1, t.forecasts: 6, t.dead: 1}, **client)
+
+
+def trade(sym: str, seq: int) -> Trade:
+    return Trade(
+        symbol=sym,
+        ts_event=1_700_000_000_000_000_000 + seq * 1_000_000,
+        seq=seq,
+        price=100.0 + (seq % 17) * 0.25,
+        size=1.0 + seq % 3,
+    )
+
+
+async def produce_trades(
+    bootstrap: str,
+    topic: str,
+    symbols: Iterable[str],
+    n_per_symbol: int,
+    *,
+    start_seq: int = 1,
+    rate_per_s: float | None = None,
+    chunk: int = 200,
+    stop: asyncio.Event | None = None,
+) -> set[tuple[str, int]]:
+    """Produce trades keyed by symbol (round robin over symbols); returns the (symbol, seq) set.
+
+    With ``stop``, production ends early (at a chunk boundary) once it is set.
+    """
+    syms = list(symbols)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    sent: set[tuple[str, int]] = set()
+    try:
+        t0 = time.monotonic()
+        n = 0
+        futs = []
+        for seq in range(start_seq, start_seq + n_per_symbol):
+            for sym in syms:
+                futs.append(
+                    await producer.send(topic, msgpack_encoder.encode(trade(sym, seq)), key=sym.encode())
+                )
+                sent.add((sym, seq))
+                n += 1
+                if rate_per_s and n % chunk == 0:
+                    await asyncio.gather(*futs)
+                    futs.clear()
+                    if stop is not None and stop.is_set():
+                        return sent
+                    ahead = n / rate_per_s - (time.monotonic() - t0)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+        await asyncio.gather(*futs)
+    finally:
+        await asyncio.gather(*futs, return_exceptions=True)
+        await producer.stop()
+    return sent
+
+
+@dataclass
+class Collected:
+    counts: Counter[str] = field(default_factory=Counter)
+    covered: set[tuple[str, int]] = field(default_factory=set)
+    origins: Counter[str] = field(default_factory=Counter)
+    header_mismatch: int = 0
+    records: int = 0
+
+    @property
+    def duplicates(self) -> int:
+        return self.records - len(self.counts)
+
+
+class ForecastReader:
+    """Reads a forecasts topic from the beginning (no group) and accumulates what it saw."""
+
+    def __init__(self, bootstrap: str, topic: str, **client: Any) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.client = client
+        self.seen = Collected()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> ForecastReader:
+        c = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **self.client,
+        )
+        try:
+            await c.start()
+        except BaseException:
+            await c.stop()
+            raise
+        parts = None
+        for _ in range(100):
+            parts = c.partitions_for_topic(self.topic)
+            if parts:
+                break
+            await c._client.force_metadata_update()  # the topic was just created
+            await asyncio.sleep(0.05)
+        assert parts, f"no partitions for {self.topic}"
+        c.assign([TopicPartition(self.topic, p) for p in sorted(parts)])
+        self._consumer = c
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int = 200) -> int:
+        assert self._consumer is not None
+        got = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=20_000)
+        n = 0
+        s = self.seen
+        for recs in got.values():
+            for r in recs:
+                fc = msgpack_decoder.decode(r.value)
+                assert isinstance(fc, Forecast)
+                headers = dict(r.headers)
+                if headers.get("forecast_id", b"").decode() != fc.forecast_id:
+                    s.header_mismatch += 1
+                s.counts[fc.forecast_id] += 1
+                s.covered.add((fc.symbol, fc.basis_seq))
+                s.origins[headers.get("origin", b"").decode()] += 1
+                s.records += 1
+                n += 1
+        return n
+
+    async def until(self, expected: set[tuple[str, int]], timeout_s: float) -> Collected:
+        """Poll until every expected (symbol, seq) has a forecast or the timeout passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not expected <= self.seen.covered:
+            await self.poll()
+        return self.seen
+
+    async def settle(self, quiet_s: float = 1.0) -> Collected:
+        """Poll until nothing new arrives for ``quiet_s`` (late duplicates included)."""
+        last = time.monotonic()
+        while time.monotonic() - last < quiet_s:
+            if await self.poll(100):
+                last = time.monotonic()
+        return self.seen
+
+
+async def committed_and_end(
+    bootstrap: str, group: str, topic: str, partitions: int, **client: Any
+) -> tuple[dict[int, int], dict[int, int]]:
+    """The group's committed offsets and each partition's end (last offset + 1), by reading it.
+
+    Tansu's ListOffsets answers the base offset of the last batch rather than the high
+    watermark, so ``end_offsets()`` cannot be trusted against it: we read to the end instead.
+    """
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **client)
+    try:
+        await c.start()
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        committed = {tp.partition: (await c.committed(tp)) or 0 for tp in tps}
+    finally:
+        await c.stop()
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", **client
+    )
+    ends = dict.fromkeys(range(partitions), 0)
+    try:
+        await reader.start()
+        reader.assign(tps)
+        quiet = 0
+        while quiet < 3:
+            got = await reader.getmany(timeout_ms=150, max_records=50_000)
+            quiet = 0 if got else quiet + 1
+            for tp, recs in got.items():
+                ends[tp.partition] = max(ends[tp.partition], recs[-1].offset + 1)
+    finally:
+        await reader.stop()
+    return committed, ends
+
+
+def node_toml(
+    bootstrap: str,
+    t: Topics,
+    *,
+    node_id: str = "edge-test",
+    max_in_flight: int = 2000,
+    group: dict[str, int] | None = None,
+    kafka_extra: str = "",
+    loop: str = "uvloop",
+    http: str = "",
+) -> str:
+    """A node config like config/edge-node.toml, on the test's topics and group."""
+    g = {**FAST_GROUP, **(group or {})}
+    consumer = "\n".join(f"{k} = {v}" for k, v in g.items())
+    kafka = f'bootstrap_servers = "{bootstrap}"\nclient_id = "{node_id}"\n'
+    kafka += f"request_timeout_ms = 5000\n{kafka_extra}"
+    return f"""
+[engine]
+name = "edge-node"
+node_id = "{node_id}"
+loop = "{loop}"
+shutdown_deadline_s = 3.0
+log_format = "json"
+
+[app]
+http = "{http}"
+
+[[supervisors]]
+name = "kafka"
+strategy = "one_for_all"
+max_restarts = 5
+period_s = 60.0
+
+[[actors]]
+name = "kafka-source"
+class = "actors.kafka_io:KafkaSource"
+supervisor = "kafka"
+subscribe = ["kafka.acked.*", "control.partitions"]
+[actors.mailbox]
+capacity = 65536
+policy = "block"
+[actors.config]
+topics = ["{t.md}", "{t.news}"]
+dead_letter_topic = "{t.dead}"
+max_in_flight = {max_in_flight}
+commit_interval_ms = 100
+[actors.config.kafka]
+{kafka}
+[actors.config.consumer]
+group_id = "{t.group}"
+{consumer}
+
+[[actors]]
+name = "forecaster"
+class = "actors.baseline_forecaster:BaselineForecaster"
+supervisor = "kafka"
+subscribe = ["md.*", "bar.*"]
+[actors.mailbox]
+capacity = 65536
+policy = "block"
+
+[[actors]]
+name = "kafka-sink"
+class = "actors.kafka_io:KafkaSink"
+supervisor = "kafka"
+subscribe = ["forecast.*"]
+[actors.mailbox]
+capacity = 65536
+policy = "block"
+[actors.config]
+topic = "{t.forecasts}"
+origin = "{node_id}"
+[actors.config.kafka]
+{kafka}
+"""
+
+
+@contextlib.asynccontextmanager
+async def engine_running(toml_text: str) -> AsyncIterator[tuple[Engine, asyncio.Task[RunSummary]]]:
+    """Run a node in this process and loop; stop it gracefully on exit."""
+    engine = Engine(loads_config(toml_text, path="<test-node>"))
+    engine.build()
+    task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
+    try:
+        yield engine, task
+    finally:
+        engine.request_shutdown("test done")
+        await asyncio.wait_for(asyncio.shield(task), 30)
+
+
+class NodeProcess:
+    """``finllm node`` as a child process (its own session, so kill -9 hits it alone)."""
+
+    def __init__(self, config_path: Path, log_path: Path, name: str, extra: list[str] | None = None) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "node", "--config", str(config_path), *(extra or [])],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            start_new_session=True,
+            preexec_fn=parent_death_signal(),  # a test run killed hard leaves no node behind
+        )
+
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+
+    def kill9(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+
+    async def wait(self, timeout_s: float = 20.0) -> int:
+        deadline = time.monotonic() + timeout_s
+        while self.proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 - a child process has no awaitable exit here
+            await asyncio.sleep(0.05)
+        if self.proc.poll() is None:
+            self.kill9()
+            self.proc.wait(5)
+            self._log.close()
+            raise AssertionError(f"node {self.name} did not stop within {timeout_s}s; log {self.log_path}")
+        self._log.close()
+        return int(self.proc.returncode)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")

@@ -1,0 +1,77 @@
+"""Network faults between node and broker (tools/faultproxy.py): latency, resets, stalls, refusals.
+
+The broker advertises the proxy's address, so every client connection, including the ones
+opened after a reset, goes through the faults.  The node reconnects and loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from kafkatest import (
+    ForecastReader,
+    Topics,
+    committed_and_end,
+    engine_running,
+    node_toml,
+    produce_trades,
+    standard_topics,
+)
+
+from adapters.tansu import TansuBroker, free_port
+from tools.faultproxy import FaultProxy
+
+SYMBOLS = [f"F{i:02d}" for i in range(12)]
+MAX_IN_FLIGHT = 500
+
+
+async def _faults(proxy: FaultProxy) -> None:
+    await asyncio.sleep(1.5)
+    proxy.latency_s = 0.05
+    await asyncio.sleep(1.0)
+    proxy.latency_s = 0.0
+    assert proxy.reset_all() > 0
+    await asyncio.sleep(0.5)
+    await proxy.stall(2.0)
+    await asyncio.sleep(0.5)
+    proxy.refuse = True
+    proxy.reset_all()
+    await asyncio.sleep(1.0)
+    proxy.refuse = False
+    await asyncio.sleep(0.5)
+    proxy.reset_all()
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_node_survives_latency_resets_stalls_and_refusals(
+    fresh_tansu: Callable[[int], TansuBroker],
+) -> None:
+    port = free_port()
+    broker = fresh_tansu(port)
+    proxy = await FaultProxy("127.0.0.1", broker.port, listen_port=port).start()
+    try:
+        bootstrap = proxy.address
+        t = Topics.fresh()
+        await standard_topics(bootstrap, t)
+        # Resets hit the input producer too; let it retry for long enough.
+        async with engine_running(node_toml(bootstrap, t, max_in_flight=MAX_IN_FLIGHT)) as (_engine, task):
+            producing = asyncio.create_task(produce_trades(bootstrap, t.md, SYMBOLS, 600, rate_per_s=1200))
+            await _faults(proxy)
+            expected = await producing
+            async with ForecastReader(bootstrap, t.forecasts) as reader:
+                seen = await reader.until(expected, timeout_s=60)
+                missing = expected - seen.covered
+                assert not missing, f"{len(missing)} records without a forecast, e.g. {sorted(missing)[:5]}"
+            assert not task.done(), "the node kept running through the faults"
+        stats = proxy.stats.as_dict()
+        assert stats["resets"] >= 3 and stats["refused"] >= 1, stats
+        assert stats["accepted"] > 3, "clients reconnected after the resets"
+        assert seen.header_mismatch == 0
+        assert seen.duplicates <= 4 * MAX_IN_FLIGHT, seen.duplicates
+        print(f"faults: {len(expected)} records, {seen.duplicates} duplicates, proxy {stats}")
+        committed, ends = await committed_and_end(bootstrap, t.group, t.md, 6)
+        assert committed == ends
+    finally:
+        await proxy.stop()
