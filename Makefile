@@ -26,7 +26,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check engine
 	$(BIN)/mypy engine
 
+# kcat (Debian package) for the Kafka interop test; needs root, as on CI machines.
+KCAT_INSTALL := apt-get install -y -q kcat || (apt-get update -q && apt-get install -y -q kcat)
+
 test: $(STAMP) lint
+	command -v kcat >/dev/null 2>&1 || $(KCAT_INSTALL)
 	$(BIN)/python -m pytest
 
 clean:

@@ -92,6 +92,9 @@ class MarketDataFeedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     stale_ns: int = 0
     shutdown_at_end: bool = True
     progress: bool = False
+    settle_after_bars: bool = False
+    """Wait for the pipeline to go idle after each bar, before the trade that closed it: slow
+    consumers holding the replay (a lockstep cloud tier) then answer before the next event."""
     fast_path: bool = True
     """Validate and bar clean single-pass chunks with numpy (same output as the per-event path)."""
 
@@ -197,13 +200,13 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
                     runs = self._fast_chunk(tape, start, stop, shift) if cfg.fast_path else None
                     if runs is None:
                         runs = _to_runs(self._chunk(tape, start, stop, shift))
-                    self._publish_runs(runs)
+                    await self._publish_runs(runs)
                     # Wall-clock cost per event of this stage (the feed handles no messages of its own).
                     lat.observe((perf() - t0) / 1000.0 / (stop - start))
                     if bar is not None:
                         bar.update(stop - start)
                     await self.ctx.bus.wait_idle()
-            self._flush_bars()
+            await self._flush_bars()
             await self.ctx.bus.wait_idle()
         finally:
             if bar is not None:
@@ -483,7 +486,7 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
             runs.append((md_topic, trades[prev:]))
         return runs
 
-    def _publish_runs(self, runs: list[tuple[str, list[Any]]]) -> None:
+    async def _publish_runs(self, runs: list[tuple[str, list[Any]]]) -> None:
         """Publish runs of same-topic messages in order, firing sim timers where they fall."""
         bus = self.ctx.bus
         clock = self.ctx.clock
@@ -513,18 +516,20 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
                 bus.publish_many(topic, msgs)
             if type(msgs[0]) is Bar:
                 n_bars += len(msgs)
+                if self.config.settle_after_bars:
+                    await bus.wait_idle()
             else:
                 n_md += len(msgs)
         self._n_bars.inc(n_bars)
         self._n_out.inc(n_md)
 
-    def _flush_bars(self) -> None:
+    async def _flush_bars(self) -> None:
         out: list[tuple[str, Any]] = []
         for agg in self._aggs:
             for b in agg.flush():
                 out.append((self._topics[b.symbol][1], b))
         out.sort(key=lambda tm: (tm[1].ts_event, tm[1].symbol))
-        self._publish_runs(_to_runs(out))
+        await self._publish_runs(_to_runs(out))
 
     def _reject(self, reason: str, symbol: str, ts: int, **detail: Any) -> None:
         c = self._rejected.get(reason)

@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from kafkatest import (
+
+from adapters.tansu import TansuBroker
+from tests.kafka.kafkatest import (
     CRASH_GROUP,
     ForecastReader,
     NodeProcess,
@@ -16,8 +18,6 @@ from kafkatest import (
     produce_trades,
     standard_topics,
 )
-
-from adapters.tansu import TansuBroker
 
 SYMBOLS = [f"C{i:02d}" for i in range(12)]
 MAX_IN_FLIGHT = 500

@@ -10,7 +10,9 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from kafkatest import (
+
+from adapters.tansu import TansuBroker, free_port
+from tests.kafka.kafkatest import (
     ForecastReader,
     Topics,
     committed_and_end,
@@ -19,8 +21,6 @@ from kafkatest import (
     produce_trades,
     standard_topics,
 )
-
-from adapters.tansu import TansuBroker, free_port
 from tools.faultproxy import FaultProxy
 
 SYMBOLS = [f"F{i:02d}" for i in range(12)]

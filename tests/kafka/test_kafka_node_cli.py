@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafkatest import REPO, ForecastReader, NodeProcess, create_topics, http_get, produce_trades
 
 from adapters.tansu import TansuBroker, free_port
+from tests.kafka.kafkatest import REPO, ForecastReader, NodeProcess, create_topics, http_get, produce_trades
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])

@@ -11,7 +11,13 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError
-from kafkatest import (
+
+from actors.control_plane import PartitionAction
+from actors.kafka_io import KafkaSink
+from adapters.tansu import TansuBroker, free_port
+from engine.messages import DeadLetter, Forecast, NewsItem, json_encoder, msgpack_encoder
+from engine.testing import Probe
+from tests.kafka.kafkatest import (
     ForecastReader,
     Topics,
     committed_and_end,
@@ -21,12 +27,6 @@ from kafkatest import (
     standard_topics,
     trade,
 )
-
-from actors.control_plane import PartitionAction
-from actors.kafka_io import KafkaSink
-from adapters.tansu import TansuBroker, free_port
-from engine.messages import DeadLetter, Forecast, NewsItem, json_encoder, msgpack_encoder
-from engine.testing import Probe
 from tools.faultproxy import FaultProxy
 
 SYMBOLS = ["ES", "NQ", "CL", "GC", "ZN", "6E"]

@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 
 import pytest
-from kafkatest import (
+
+from adapters.tansu import TansuBroker, free_port
+from tests.kafka.kafkatest import (
     ForecastReader,
     NodeProcess,
     Topics,
@@ -23,8 +25,6 @@ from kafkatest import (
     produce_trades,
     standard_topics,
 )
-
-from adapters.tansu import TansuBroker, free_port
 
 SYMBOLS = [f"SYM{i:02d}" for i in range(24)]
 MAX_IN_FLIGHT = 1000

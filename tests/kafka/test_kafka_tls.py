@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
-from kafkatest import (
+
+from adapters.kafka import KafkaConfig, TlsConfig, admin_kwargs, ssl_context
+from adapters.tansu import TansuBroker, free_port
+from tests.kafka.kafkatest import (
     ForecastReader,
     Topics,
     committed_and_end,
@@ -16,9 +19,6 @@ from kafkatest import (
     node_toml,
     standard_topics,
 )
-
-from adapters.kafka import KafkaConfig, TlsConfig, admin_kwargs, ssl_context
-from adapters.tansu import TansuBroker, free_port
 from tools.tlsproxy import TestPki, TlsProxy, generate_test_pki
 
 
@@ -76,9 +76,8 @@ async def test_node_round_trip_over_mutual_tls(
 
 async def _produce_tls(bootstrap: str, topic: str, client: dict[str, object]) -> set[tuple[str, int]]:
     # produce_trades speaks plaintext; over TLS, produce by hand with the same records.
-    from kafkatest import trade
-
     from engine.messages import msgpack_encoder
+    from tests.kafka.kafkatest import trade
 
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **client)
     await p.start()

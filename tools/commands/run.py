@@ -413,6 +413,35 @@ def _fmt(v: Any) -> str:
 # --- the command -------------------------------------------------------------------------------
 
 
+def _without_unavailable_cloud(cfg: Any) -> Any:
+    """Switch off cloud actors that would autostart a local LLM this install cannot run.
+
+    The main job must work everywhere: without llama-cpp-python (or its model file) it
+    says so and runs edge-only instead of failing.
+    """
+    import importlib.util
+
+    from adapters.llm.local_server import find_smollm2_gguf
+
+    missing = ""
+    if importlib.util.find_spec("llama_cpp") is None:
+        missing = "llama-cpp-python is not installed"
+    else:
+        try:
+            find_smollm2_gguf()
+        except Exception as exc:  # any failure to find the GGUF file means no local cloud tier
+            missing = f"no local model: {exc}"
+    if not missing:
+        return cfg
+    actors = []
+    for a in cfg.actors:
+        if a.enabled and a.cls.startswith("actors.cloud_reasoner:") and a.config.get("autostart_local"):
+            print(f"finllm run: cloud tier off ({missing}); running edge-only", file=sys.stderr)
+            a = msgspec.structs.replace(a, enabled=False)
+        actors.append(a)
+    return msgspec.structs.replace(cfg, actors=actors)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="finllm run", description="Run the main job and write runs/<id>/.")
     ap.add_argument("--config", default="config/default.toml")
@@ -430,11 +459,14 @@ def main(argv: list[str]) -> int:
     from engine.config import loads_config
     from engine.errors import ConfigError
     from engine.kernel import Engine, run_engine
+    from engine.logging import configure_logging
 
     out = new_run_dir(args.runs)
     text = cfg_path.read_text(encoding="utf-8").replace("${out}", str(out))
     try:
-        engine = Engine(loads_config(text, path=str(cfg_path)))
+        cfg = _without_unavailable_cloud(loads_config(text, path=str(cfg_path)))
+        configure_logging(cfg.engine.log_format, cfg.engine.log_level)
+        engine = Engine(cfg)
         engine.build()
     except ConfigError as exc:
         print(f"finllm run: {exc}", file=sys.stderr)
