@@ -26,8 +26,9 @@ async def test_finllm_node_with_the_shipped_config(tansu: TansuBroker, tmp_path:
             seen = await reader.until(expected, timeout_s=40)
         assert expected <= seen.covered, node.log_text()[-2000:]
         assert seen.origins == {"edge-cli": seen.records}, "--node-id names the writer of every forecast"
-        code, body = await http_get(http, "/health")
+        code, body = await http_get(http, "/stats")
         assert code == 200 and json.loads(body)["node_id"] == "edge-cli"
+        assert (await http_get(http, "/healthz"))[0] == 200
     finally:
         node.terminate()
         rc = await node.wait()

@@ -80,7 +80,8 @@ async def test_three_nodes_one_leaves_one_joins_every_record_forecast(
             assert not missing, f"{len(missing)} records without a forecast, e.g. {sorted(missing)[:5]}"
             await reader.settle(1.0)
             # The live node's probes: healthy, and its metrics show the work it did.
-            code, body = await http_get(http["node-b"], "/health")
+            assert (await http_get(http["node-b"], "/readyz"))[0] == 200
+            code, body = await http_get(http["node-b"], "/stats")
             status = json.loads(body)
             assert code == 200 and status["healthy"] and status["mode"] == "NORMAL", status
             assert status["node_id"] == "node-b" and set(status["actors"]) == {

@@ -8,28 +8,30 @@ one file serves many nodes::
 SIGTERM or SIGINT drain and stop the node gracefully (exit 0); the input offsets of
 work not yet safely written stay uncommitted and are re-read by whoever takes over.
 
-Health and metrics over HTTP (``--http HOST:PORT`` or ``[app] http = "HOST:PORT"``):
-``GET /health`` answers 200 with a JSON status while the node runs in mode NORMAL or
-CONSERVE, 503 otherwise; ``GET /metrics`` is the Prometheus text format.
+Operations over HTTP (``--http HOST:PORT`` or ``[app] http = "HOST:PORT"``), served by
+:class:`adapters.ops_http.OpsHttpServer`: ``/healthz`` and ``/readyz`` answer 200 while the
+node runs in mode NORMAL or CONSERVE, 503 otherwise; ``/metrics`` is the Prometheus text
+format; ``/stats`` is a JSON status (mode, actors, mailbox statistics) that ``finllm top`` reads.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 if TYPE_CHECKING:
     from engine.kernel import Engine, RunSummary
 
-__all__ = ["apply_overrides", "main", "serve_http"]
+__all__ = ["apply_overrides", "main"]
 
 _HEALTHY_MODES = ("NORMAL", "CONSERVE")
+_T0 = time.monotonic()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,61 +43,54 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", choices=["uvloop", "asyncio"], help="event loop (default: from the config)")
     p.add_argument("--log-format", choices=["console", "json"])
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--http", help="serve /health and /metrics on HOST:PORT (default: [app] http, else off)")
+    p.add_argument(
+        "--http",
+        help="serve /healthz, /readyz, /metrics, /stats on HOST:PORT (default: [app] http, else off)",
+    )
     return p
 
 
-def _status(engine: Engine, node_id: str) -> tuple[int, dict[str, Any]]:
+def _status(engine: Engine, node_id: str) -> dict[str, Any]:
     mode = engine.bus.mode
     actors = {
         name: {"incarnations": cell.incarnations, "depth": len(cell.mailbox), "busy": cell.busy}
         for name, cell in engine.cells.items()
     }
-    healthy = mode in _HEALTHY_MODES
-    return (200 if healthy else 503), {"node_id": node_id, "mode": mode, "healthy": healthy, "actors": actors}
-
-
-async def serve_http(engine: Engine, node_id: str, host: str, port: int) -> asyncio.Server:
-    """A minimal HTTP/1.0 server for probes and scrapers: ``/health`` and ``/metrics``."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass  # headers are not needed
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
-            if path in ("/health", "/healthz"):
-                code, status = _status(engine, node_id)
-                body, ctype = json.dumps(status).encode(), "application/json"
-            elif path == "/metrics":
-                code, body, ctype = 200, engine.metrics.prometheus().encode(), "text/plain; version=0.0.4"
-            else:
-                code, body, ctype = 404, b"not found\n", "text/plain"
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[code]
-            head = f"HTTP/1.0 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(handle, host, port)
+    return {
+        "node_id": node_id,
+        "mode": mode,
+        "healthy": mode in _HEALTHY_MODES,
+        "actors": actors,
+        "mailboxes": {k: msgspec.to_builtins(v) for k, v in engine.mailbox_statistics().items()},
+        "uptime_s": time.monotonic() - _T0,
+        "metrics": engine.metrics.snapshot(),
+    }
 
 
 async def _run(engine: Engine, node_id: str, http: str | None) -> RunSummary:
+    from adapters.ops_http import OpsHttpConfig, OpsHttpServer
+
     server = None
     if http:
         host, _, port = http.rpartition(":")
-        server = await serve_http(engine, node_id, host or "127.0.0.1", int(port))
+
+        def healthy() -> tuple[bool, str]:
+            mode = engine.bus.mode
+            return mode in _HEALTHY_MODES, f"mode {mode}"
+
+        server = OpsHttpServer(
+            OpsHttpConfig(host=host or "127.0.0.1", port=int(port)),
+            metrics_text=engine.metrics.prometheus,
+            stats=lambda: _status(engine, node_id),
+            healthy=healthy,
+            ready=healthy,
+        )
+        await server.start()
     try:
         return await engine.run()
     finally:
         if server is not None:
-            server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2)
+            await server.stop()
 
 
 def apply_overrides(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
