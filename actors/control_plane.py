@@ -44,11 +44,11 @@ import math
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import msgspec
 
-from actors.degradation import StatsSource
+from actors._stats import StatsReader
 from adapters.ops_http import OpsHttpConfig, OpsHttpServer
 from engine.actor import Actor
 from engine.messages import Heartbeat, ModeChange
@@ -218,7 +218,7 @@ def choose_route(node_id: str, released: bool, peers: Mapping[str, PeerState]) -
 # --- the actor ---------------------------------------------------------------------------
 
 
-class ControlPlane(Actor[ControlPlaneConfig]):
+class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
     """Heartbeats, peer watch, release/rejoin decisions and the ops HTTP endpoints.
 
     Subscribe it to ``control.heartbeat`` (and ``control.mode`` if you want mode
@@ -226,12 +226,6 @@ class ControlPlane(Actor[ControlPlaneConfig]):
     """
 
     config_type = ControlPlaneConfig
-    stats_source: ClassVar[StatsSource | None] = None
-
-    @classmethod
-    def with_stats_source(cls, source: StatsSource) -> type[ControlPlane]:
-        """A subclass reading mailbox statistics from ``source`` (tools and tests)."""
-        return type(cls.__name__, (cls,), {"stats_source": staticmethod(source)})
 
     async def on_start(self) -> None:
         cfg = self.config
@@ -270,16 +264,6 @@ class ControlPlane(Actor[ControlPlaneConfig]):
     async def on_stop(self) -> None:
         if self.server is not None:
             await self.server.stop()
-
-    def _find_stats_source(self) -> StatsSource | None:
-        src = type(self).stats_source
-        if src is not None:
-            return src
-        for owner in (self.ctx, self.ctx.bus):
-            fn = getattr(owner, "mailbox_statistics", None)
-            if callable(fn):
-                return fn  # type: ignore[no-any-return]
-        return None
 
     # --- ops endpoints -------------------------------------------------------------
 

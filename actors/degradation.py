@@ -43,11 +43,12 @@ import enum
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Final, Literal
+from collections.abc import Mapping
+from typing import Any, Final, Literal
 
 import msgspec
 
+from actors._stats import StatsReader, StatsSource
 from adapters.carbon import CarbonDataError, CarbonFeedConfig, CarbonSeries, load_carbon
 from engine.actor import Actor
 from engine.clock import LiveClock
@@ -518,10 +519,6 @@ def adopt(state: ControllerState, mode: str, now_ns: int) -> ControllerState:
 # --- building snapshots from the engine --------------------------------------------
 
 
-StatsSource = Callable[[], Mapping[str, MailboxStatistics]]
-"""Returns every actor's mailbox statistics, keyed by actor name."""
-
-
 class SnapshotBuilder:
     """Turns cumulative engine counters into per-window figures (stateful; not thread-safe)."""
 
@@ -668,24 +665,16 @@ class VolatilityRegime:
 # --- the actor ---------------------------------------------------------------------
 
 
-class DegradationController(Actor[DegradationConfig]):
+class DegradationController(StatsReader, Actor[DegradationConfig]):
     """Evaluates the node's load every ``interval_ms`` and publishes mode changes.
 
     Subscribe it to ``forecast.>`` (volatility regime from edge forecasts) or
     ``bar.>`` (from bar returns); a conflating mailbox keyed by ``symbol`` suits it.
     Mailbox statistics come from ``stats_source`` when set
-    (:meth:`with_stats_source`), else from ``ctx.mailbox_statistics()`` or
-    ``ctx.bus.mailbox_statistics()`` when the engine offers one; without any,
-    the controller sees only metrics.
+    (:meth:`with_stats_source`), else from the engine's ``ctx.bus.mailbox_statistics()``.
     """
 
     config_type = DegradationConfig
-    stats_source: ClassVar[StatsSource | None] = None
-
-    @classmethod
-    def with_stats_source(cls, source: StatsSource) -> type[DegradationController]:
-        """A subclass reading mailbox statistics from ``source`` (tools and tests)."""
-        return type(cls.__name__, (cls,), {"stats_source": staticmethod(source)})
 
     async def on_start(self) -> None:
         cfg = self.config
@@ -717,17 +706,6 @@ class DegradationController(Actor[DegradationConfig]):
         self._interval_s = cfg.interval_ms / 1000.0
         self._last_tick = time.perf_counter()
         self.ctx.call_every(int(cfg.interval_ms * 1_000_000), self._tick)
-
-    def _find_stats_source(self) -> StatsSource | None:
-        src = type(self).stats_source
-        if src is not None:
-            return src
-        for owner in (self.ctx, self.ctx.bus):
-            fn = getattr(owner, "mailbox_statistics", None)
-            if callable(fn):
-                return fn  # type: ignore[no-any-return]
-        self.ctx.log.warning("no_mailbox_statistics", hint="the controller sees metrics only")
-        return None
 
     async def _poll_carbon(self, feed: CarbonFeedConfig) -> None:
         while True:
