@@ -1,0 +1,279 @@
+"""Node heartbeats over Kafka, so that the control planes of several nodes see each other.
+
+::
+
+    ControlPlane --control.heartbeat--> HeartbeatBridge --acks=all, key=node_id--> Kafka "heartbeats"
+    Kafka "heartbeats" --(no group: every node reads every partition)--> HeartbeatBridge
+        --control.heartbeat (peers only)--> ControlPlane
+
+Out: every :class:`~engine.messages.Heartbeat` the bridge receives on the bus that it did
+not itself bring in from Kafka is produced to ``topic``, keyed by ``node_id``, with an
+``origin`` header naming this node.  Heartbeats are state, not events: while one send is
+waiting for the broker, a newer heartbeat of the same node replaces the one queued behind
+it (counted in ``heartbeats_superseded_total``), so a slow or absent broker never backs up
+the bus.  A send that fails is counted and logged; the next heartbeat is the retry.
+
+In: a consumer *without* a consumer group (a group would share the partitions out, and
+every node must hear every peer) is assigned all partitions of ``topic`` and starts at the
+end (``start_from``).  Tansu answers ListOffsets(latest) with the base offset of the last record batch, not
+the high watermark (see tests/kafka/kafkatest.py), so the first fetch can return the last
+old heartbeat of each partition; records older than ``max_age_ms`` (by the record
+timestamp, the producer's wall clock) are dropped and counted, so a node that died long
+ago is never taken for alive.  Records of this node (``node_id`` or ``origin`` header
+equal to ours) are skipped: no echo, no loop.  Undecodable records and records that are
+not heartbeats go to ``ctx.dead_letter`` with the reason.
+
+Partitions added to the topic after start are not picked up (restart the bridge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, Literal
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from adapters.kafka import (
+    ConsumerConfig,
+    KafkaConfig,
+    ProducerConfig,
+    admin_kwargs,
+    consumer_kwargs,
+    producer_kwargs,
+)
+from engine.actor import Actor
+from engine.messages import Heartbeat, json_decoder, json_encoder, msgpack_decoder, msgpack_encoder
+
+__all__ = ["HeartbeatBridge", "HeartbeatBridgeConfig"]
+
+_FROM_KAFKA_MAX = 4096
+"""Most heartbeats remembered as brought in from Kafka (they are forgotten once seen back)."""
+
+
+class HeartbeatBridgeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where heartbeats travel between nodes.  Times in milliseconds."""
+
+    kafka: KafkaConfig = KafkaConfig()
+    producer: ProducerConfig = ProducerConfig(linger_ms=0)
+    topic: str = "heartbeats"
+    value_format: Literal["msgpack", "json"] = "msgpack"
+    """Format of produced records; consumed records are read in the same format."""
+    node_id: str = ""
+    """Empty: the engine's node id (``[engine] node_id``)."""
+    bus_topic: str = "control.heartbeat"
+    """Where peers' heartbeats are published (subscribe the bridge to the same topic)."""
+    create_topic: bool = True
+    """Create ``topic`` with ``partitions`` partitions when it does not exist."""
+    partitions: int = 1
+    replication_factor: int = 1
+    start_from: Literal["latest", "earliest"] = "latest"
+    """Where reading starts on each partition.  ``earliest`` replays the whole topic through
+    the ``max_age_ms`` filter (for brokers whose end offsets cannot be trusted)."""
+    max_age_ms: int = 5_000
+    """Consumed heartbeats older than this (record timestamp vs. this host's wall clock) are
+    dropped.  Keep it above a few heartbeat intervals plus the clock skew between hosts."""
+    fetch_timeout_ms: int = 100
+    fetch_max_wait_ms: int = 50
+    metadata_timeout_ms: int = 10_000
+    """How long ``on_start`` waits for the topic's partitions to appear in the metadata."""
+    flush_timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError(f"partitions must be >= 1, got {self.partitions}")
+        if self.max_age_ms <= 0:
+            raise ValueError(f"max_age_ms must be > 0, got {self.max_age_ms}")
+
+
+class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
+    """Carries this node's heartbeats to Kafka and its peers' heartbeats back to the bus.
+
+    Subscribe it to ``control.heartbeat`` (``bus_topic``); see the module doc.
+    """
+
+    config_type = HeartbeatBridgeConfig
+
+    async def on_start(self) -> None:
+        cfg = self.config
+        self.node_id: str = cfg.node_id or self.ctx.node_id
+        self._origin = self.node_id.encode()
+        if cfg.value_format == "msgpack":
+            self._encode, self._decode = msgpack_encoder.encode, msgpack_decoder.decode
+        else:
+            self._encode, self._decode = json_encoder.encode, json_decoder.decode
+        # id -> message of heartbeats published from Kafka: seen back on the bus, they are not
+        # produced again.  The message is kept so that its id cannot be reused meanwhile.
+        self._from_kafka: dict[int, Heartbeat] = {}
+        self._queued: dict[str, Heartbeat] = {}
+        self._wake = asyncio.Event()
+        m = self.ctx.metrics
+        name = self.ctx.name
+        self._m_produced = m.counter("heartbeats_produced_total", actor=name)
+        self._m_send_failed = m.counter("heartbeat_send_failures_total", actor=name)
+        self._m_superseded = m.counter("heartbeats_superseded_total", actor=name)
+        self._m_consumed = m.counter("heartbeats_consumed_total", actor=name)
+        self._m_own = m.counter("heartbeats_own_skipped_total", actor=name)
+        self._m_stale = m.counter("heartbeats_stale_total", actor=name)
+        self._m_bad = m.counter("heartbeat_records_bad_total", actor=name)
+        self._m_ignored = m.counter("heartbeat_bridge_ignored_total", actor=name)
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        try:
+            self._producer = AIOKafkaProducer(**producer_kwargs(cfg.kafka, cfg.producer))
+            await self._producer.start()
+            kw = consumer_kwargs(
+                cfg.kafka,
+                ConsumerConfig(auto_offset_reset=cfg.start_from, fetch_max_wait_ms=cfg.fetch_max_wait_ms),
+            )
+            kw["group_id"] = None  # every node reads every partition: no group, no commits
+            self._consumer = AIOKafkaConsumer(**kw)
+            await self._consumer.start()
+            parts = await self._partitions()
+        except BaseException:
+            await self._close_clients()
+            raise
+        self._consumer.assign([TopicPartition(cfg.topic, p) for p in parts])
+        self.ctx.log.info("heartbeat_bridge_started", topic=cfg.topic, partitions=parts, node_id=self.node_id)
+        self.ctx.spawn(self._send_loop(), name=f"{name}:send")
+        self.ctx.spawn(self._consume_loop(), name=f"{name}:consume")
+
+    async def _partitions(self) -> list[int]:
+        cfg = self.config
+        consumer = self._consumer
+        assert consumer is not None
+        if cfg.create_topic and cfg.topic not in await consumer.topics():
+            await self._create_topic()
+        deadline = time.monotonic() + cfg.metadata_timeout_ms / 1000.0
+        while True:
+            parts = consumer.partitions_for_topic(cfg.topic)
+            if parts:
+                return sorted(parts)
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"heartbeat topic {cfg.topic!r} has no partitions after {cfg.metadata_timeout_ms} ms"
+                    + ("" if cfg.create_topic else " (create_topic is off: create it first)")
+                )
+            await consumer._client.force_metadata_update()  # no public way to refresh metadata
+            await asyncio.sleep(0.05)
+
+    async def _create_topic(self) -> None:
+        cfg = self.config
+        admin = AIOKafkaAdminClient(**admin_kwargs(cfg.kafka))
+        await admin.start()
+        try:
+            # Another node may create it at the same moment: its error is answered in the
+            # response, not raised, and the metadata wait that follows settles it either way.
+            await admin.create_topics([NewTopic(cfg.topic, cfg.partitions, cfg.replication_factor)])
+        finally:
+            await admin.close()
+        self.ctx.log.info("heartbeat_topic_create_requested", topic=cfg.topic, partitions=cfg.partitions)
+
+    # --- out: bus -> Kafka -------------------------------------------------------
+
+    def on_message(self, msg: Any) -> None:
+        if type(msg) is not Heartbeat:
+            self._m_ignored.inc()  # subscribed to more than heartbeats: counted, never sent
+            return
+        if self._from_kafka.pop(id(msg), None) is msg:
+            return  # a peer's heartbeat we published ourselves
+        if msg.node_id in self._queued:
+            self._m_superseded.inc()
+        self._queued[msg.node_id] = msg
+        self._wake.set()
+
+    async def _send_loop(self) -> None:
+        cfg = self.config
+        producer = self._producer
+        assert producer is not None
+        headers = [("origin", self._origin)]
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queued:
+                node, hb = self._queued.popitem()
+                try:
+                    fut = await producer.send(cfg.topic, self._encode(hb), key=node.encode(), headers=headers)
+                    await fut
+                except KafkaError as exc:
+                    # Best effort: the next heartbeat is the retry; peers see the gap as silence.
+                    self._m_send_failed.inc()
+                    self.ctx.log.warning("heartbeat_send_failed", node_id=node, error=repr(exc))
+                    continue
+                self._m_produced.inc()
+
+    # --- in: Kafka -> bus -------------------------------------------------------
+
+    async def _consume_loop(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        timeout_ms = self.config.fetch_timeout_ms
+        while True:
+            try:
+                got = await consumer.getmany(timeout_ms=timeout_ms, max_records=1000)
+            except KafkaError as exc:
+                # Fetch errors the client does not retry itself: back off, keep reading.
+                self.ctx.log.warning("heartbeat_fetch_failed", error=repr(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for records in got.values():
+                for r in records:
+                    self._on_record(r)
+
+    def _on_record(self, r: Any) -> None:
+        cfg = self.config
+        if r.value is None:
+            self._bad(r, "tombstone: a heartbeat record without a value")
+            return
+        if dict(r.headers or ()).get("origin") == self._origin:
+            self._m_own.inc()
+            return
+        try:
+            msg = self._decode(r.value)
+        except msgspec.DecodeError as exc:
+            self._bad(r, f"undecodable {cfg.value_format} heartbeat: {exc}")
+            return
+        if type(msg) is not Heartbeat:
+            tag = type(msg).__struct_config__.tag
+            self._bad(r, f"unsupported_type: {tag!r} records are not accepted on {r.topic!r}")
+            return
+        if msg.node_id == self.node_id:
+            self._m_own.inc()
+            return
+        age_ms = time.time_ns() // 1_000_000 - r.timestamp
+        if age_ms > cfg.max_age_ms:
+            self._m_stale.inc()
+            return
+        self._m_consumed.inc()
+        if len(self._from_kafka) >= _FROM_KAFKA_MAX:
+            # Not seen back (e.g. shed by a full mailbox): forget the oldest.
+            del self._from_kafka[next(iter(self._from_kafka))]
+        self._from_kafka[id(msg)] = msg
+        self.ctx.publish(cfg.bus_topic, msg)
+
+    def _bad(self, r: Any, reason: str) -> None:
+        self._m_bad.inc()
+        self.ctx.dead_letter(
+            reason, raw=r.value or b"", topic=r.topic, partition=r.partition, offset=r.offset
+        )
+
+    # --- stopping -----------------------------------------------------------------
+
+    async def on_stop(self) -> None:
+        producer = self._producer
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.flush(), self.config.flush_timeout_s)
+            except Exception as exc:  # a heartbeat not sent is only a heartbeat missed
+                self.ctx.log.warning("heartbeat_flush_failed", error=repr(exc))
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
