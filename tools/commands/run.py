@@ -404,6 +404,31 @@ def _latency_summaries(metrics: Mapping[str, Any]) -> dict[str, dict[str, float]
     }
 
 
+def _pipeline_counts(counters: Mapping[str, int]) -> dict[str, Any]:
+    """What the news and cloud tiers did, from the engine's counters (absent tiers are left out)."""
+
+    def total(prefix: str) -> int:
+        return sum(v for k, v in counters.items() if k.startswith(prefix))
+
+    out: dict[str, Any] = {}
+    if any(k.startswith("news_verdicts_total") for k in counters):
+        out["news accepted/quarantined/rejected"] = "/".join(
+            str(total(f"news_verdicts_total{{actor=sanity,verdict={v}}}"))
+            for v in ("accepted", "quarantined", "rejected")
+        )
+    if any(k.startswith("cloud_escalations_total") for k in counters):
+        out["cloud escalated/adopted/late"] = "/".join(
+            str(n)
+            for n in (
+                total("cloud_escalations_total"),
+                total("cloud_refinements_total{actor=cloud,outcome=adopted}"),
+                total("cloud_refinements_total{actor=cloud,outcome=late}"),
+            )
+        )
+    out["dead letters"] = total("dead_letters_total")
+    return out
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return "n/a" if not math.isfinite(v) else f"{v:,.4g}"
@@ -531,6 +556,7 @@ def main(argv: list[str]) -> int:
         "energy_method": energy.method,
         "joules_per_1k_forecasts": energy.joules_per_1k_forecasts or math.nan,
         "gco2e_per_1k_forecasts": energy.g_co2e_per_1k_forecasts or math.nan,
+        **_pipeline_counts(summary.metrics.get("counters", {})),
         **{f"pnl[{k}]": v.get("pnl_float", math.nan) for k, v in strategies.items()},
     }
     write_report(out / "report.html", title=f"finllm run {out.name}", summary=head, figures=figures)
