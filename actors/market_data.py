@@ -179,6 +179,7 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
     # --- the replay loop ------------------------------------------------------
 
     async def _replay(self) -> None:
+        await self.ctx.wait_started()  # every consumer has loaded its model before event one
         cfg = self.config
         tape = self._tape
         n = len(tape)

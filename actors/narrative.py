@@ -27,6 +27,7 @@ from adapters.text.errors import NewsParseError
 from adapters.text.news_io import read_news
 from engine.actor import Actor
 from engine.clock import SimClock
+from engine.errors import MailboxClosed
 from engine.messages import NewsItem
 
 __all__ = ["NarrativeIngest", "NarrativeIngestConfig"]
@@ -76,6 +77,7 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
             self.ctx.publish(self.config.out_topic, a)
 
     async def _replay(self) -> None:
+        await self.ctx.wait_started()
         clock = self.ctx.clock
         pace = self.config.pace
         key = (id(self.ctx.bus), self.ctx.name)
@@ -95,9 +97,16 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
                 clock.advance_to(ts)
             # Through our own mailbox: the analysis then runs inside a handler, so the
             # bus counts this actor busy until the item is published (replay determinism).
-            await self.ctx.self_ref.send(msgspec.structs.replace(parsed, ts_recv=clock.now_ns()))
+            try:
+                await self.ctx.self_ref.send(msgspec.structs.replace(parsed, ts_recv=clock.now_ns()))
+            except MailboxClosed:
+                return  # the engine is stopping: the rest of the file is not ours to hand over
             _REPLAY_CURSORS[key] = lineno
-            await self.ctx.bus.wait_idle()
+            if pace == "advance":
+                # We move the clock ourselves: let the pipeline settle before the next jump.
+                # Under "clock" another source (the market feed) drives time and waits for
+                # idle itself; waiting here too would race it for idle moments and starve.
+                await self.ctx.bus.wait_idle()
         if self.config.shutdown_at_end:
             await self.ctx.bus.wait_idle()
             self.ctx.bus.request_shutdown("news replay finished")

@@ -220,6 +220,10 @@ class ActorContext:
         if self._cell.holds > 0:
             self._cell.holds -= 1
 
+    async def wait_started(self) -> None:
+        """Wait until every actor of the engine has started (sources call this first)."""
+        await self.bus.wait_started()
+
     def request_shutdown(self, reason: str) -> None:
         """Ask the whole engine to drain and stop (e.g. a replay source at end of data)."""
         self.bus.request_shutdown(reason)

@@ -56,6 +56,9 @@ class Bus:
         self._idle_probes: list[Callable[[], bool]] = []
         self._stats: dict[str, Mailbox[Any]] = {}
         self._shutdown_hook: Callable[[str], None] | None = None
+        # Set once every actor has started; a bus without an engine counts as started.
+        self._started = asyncio.Event()
+        self._started.set()
 
     def add_idle_probe(self, probe: Callable[[], bool]) -> None:
         """Register a callable that says whether one participant is idle (engine use)."""
@@ -86,6 +89,22 @@ class Bus:
             spins += 1
             await asyncio.sleep(0)
         return True
+
+    def hold_start(self) -> None:
+        """Engine use: :meth:`wait_started` blocks until :meth:`mark_started`."""
+        self._started.clear()
+
+    def mark_started(self) -> None:
+        """Engine use: every actor has finished ``on_start``."""
+        self._started.set()
+
+    async def wait_started(self) -> None:
+        """Wait until every actor of the engine has started.
+
+        Sources (replays) call this before their first event, so nothing races ahead
+        of a consumer that is still loading its model.
+        """
+        await self._started.wait()
 
     def set_shutdown_hook(self, hook: Callable[[str], None]) -> None:
         self._shutdown_hook = hook

@@ -102,6 +102,7 @@ class Engine:
         self._reason = ""
         self._built = False
         self.bus.set_shutdown_hook(self.request_shutdown)
+        self.bus.hold_start()
 
     @classmethod
     def from_file(cls, path: str | Path, *, overrides: dict[str, Any] | None = None) -> Engine:
@@ -230,7 +231,7 @@ class Engine:
                 except (NotImplementedError, RuntimeError):  # not the main thread
                     pass
         lag = loop.create_task(self._lag_monitor(), name="lag-monitor")
-        root = loop.create_task(self.root.run(), name="root-supervisor")
+        root = loop.create_task(self.root.run(started=self.bus.mark_started), name="root-supervisor")
         stop = loop.create_task(self._shutdown.wait(), name="shutdown-wait")
         exit_code = 0
         drained = True

@@ -64,3 +64,11 @@ class AlwaysFails(Actor[Any]):
 class Slow(Actor[Any]):
     async def on_message(self, msg: Any) -> None:
         await asyncio.sleep(0.001)
+
+
+class SlowStart(Actor[Any]):
+    started_at: ClassVar[float] = 0.0
+
+    async def on_start(self) -> None:
+        await asyncio.sleep(0.1)
+        SlowStart.started_at = asyncio.get_running_loop().time()

@@ -237,3 +237,25 @@ def test_sigterm_triggers_a_graceful_drained_shutdown(loop: str) -> None:
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "exit 0 signal SIGTERM True" in out
+
+
+@pytest.mark.asyncio
+async def test_sources_can_wait_until_every_actor_has_started() -> None:
+    from tests.engine.pipeline_parts import SlowStart
+
+    SlowStart.started_at = 0.0
+    cfg = loads_config(
+        """
+        [[actors]]
+        name = "slow"
+        class = "tests.engine.pipeline_parts:SlowStart"
+        """
+    )
+    engine = Engine(cfg)
+    engine.build()
+    task = asyncio.ensure_future(engine.run(install_signals=False))
+    await asyncio.wait_for(engine.bus.wait_started(), 5)
+    assert SlowStart.started_at > 0.0
+    assert asyncio.get_running_loop().time() >= SlowStart.started_at
+    engine.request_shutdown("test over")
+    await task
