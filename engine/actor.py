@@ -123,7 +123,6 @@ class ActorContext:
         self.log = structlog.get_logger("finllm").bind(actor=cell.name)
         self._timers: set[TimerHandle] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._dead = self.metrics.counter("dead_letters_total", actor=cell.name)
 
     @property
     def self_ref(self) -> ActorRef:
@@ -145,16 +144,7 @@ class ActorContext:
 
     def dead_letter(self, reason: str, raw: bytes = b"", ts_event: int | None = None, **detail: Any) -> None:
         """Record unusable input on the ``deadletter`` topic, counted and never silent."""
-        self._dead.inc()
-        dl = DeadLetter(
-            source=self.name,
-            reason=reason,
-            ts_event=self.clock.now_ns() if ts_event is None else ts_event,
-            raw=raw,
-            detail=detail,
-        )
-        if self.bus.publish("deadletter", dl) == 0:
-            self.log.warning("dead_letter", reason=reason, **detail)
+        self._cell.dead_letter(reason, raw, ts_event, detail)
 
     def call_later(self, delay_ns: int, callback: Callable[[], object]) -> TimerHandle:
         """A one-shot timer on the engine clock, cancelled when the actor stops."""
@@ -309,6 +299,7 @@ class ActorCell:
         self._processed = metrics.counter("messages_processed_total", actor=name)
         self._failures = metrics.counter("actor_failures_total", actor=name)
         self._latency = metrics.histogram("handler_latency_us", actor=name)
+        self._dead = metrics.counter("dead_letters_total", actor=name)
 
     def is_idle(self) -> bool:
         """Nothing queued, nothing carried over, not inside a handler."""
@@ -437,6 +428,19 @@ class ActorCell:
             if req is not None and not req.future.done():
                 req.future.set_result(result)
 
+    def dead_letter(self, reason: str, raw: bytes, ts_event: int | None, detail: dict[str, Any]) -> None:
+        """Count and publish one DeadLetter; log it when nobody subscribes to ``deadletter``."""
+        self._dead.inc()
+        dl = DeadLetter(
+            source=self.name,
+            reason=reason,
+            ts_event=self.clock.now_ns() if ts_event is None else ts_event,
+            raw=raw,
+            detail=detail,
+        )
+        if self.bus.publish("deadletter", dl) == 0:
+            structlog.get_logger("finllm").warning("dead_letter", actor=self.name, reason=reason, **detail)
+
     def _dead_letter_batch(self, batch: list[Any], exc: BaseException) -> None:
         reason = f"handler_error: {type(exc).__name__}: {exc}"
         for msg in batch:
@@ -445,9 +449,7 @@ class ActorCell:
                 encoded = msgspec.msgpack.encode(raw)
             except (TypeError, msgspec.EncodeError):
                 encoded = repr(raw).encode()
-            dl = DeadLetter(source=self.name, reason=reason, ts_event=self.clock.now_ns(), raw=encoded)
-            self.metrics.counter("dead_letters_total", actor=self.name).inc()
-            self.bus.publish("deadletter", dl)
+            self.dead_letter(reason, encoded, None, {})
 
     def close(self) -> int:
         """Close the mailbox for good; fail pending requests loudly.  Returns messages discarded."""
