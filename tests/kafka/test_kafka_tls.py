@@ -35,13 +35,14 @@ def _tls_toml(pki: TestPki) -> str:
     )
 
 
-@pytest.mark.asyncio(loop_factories=["uvloop"])
-async def test_node_round_trip_over_mutual_tls(
-    fresh_tansu: Callable[[int], TansuBroker], pki: TestPki
-) -> None:
+async def _mtls_proxy(fresh_tansu: Callable[[int], TansuBroker], pki: TestPki) -> TlsProxy:
+    """A fresh broker behind a TLS proxy that requires client certificates from our CA.
+
+    The broker advertises the proxy's port, so clients only ever talk TLS.
+    """
     port = free_port()
     broker = fresh_tansu(port)
-    proxy = await TlsProxy(
+    return await TlsProxy(
         "127.0.0.1",
         broker.port,
         cert=pki.server_cert,
@@ -49,6 +50,13 @@ async def test_node_round_trip_over_mutual_tls(
         client_ca=pki.ca_cert,
         listen_port=port,
     ).start()
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_node_round_trip_over_mutual_tls(
+    fresh_tansu: Callable[[int], TansuBroker], pki: TestPki
+) -> None:
+    proxy = await _mtls_proxy(fresh_tansu, pki)
     try:
         conn = KafkaConfig(
             bootstrap_servers=proxy.address,
@@ -98,16 +106,7 @@ async def _produce_tls(bootstrap: str, topic: str, client: dict[str, object]) ->
 async def test_clients_without_a_trusted_certificate_are_refused(
     fresh_tansu: Callable[[int], TansuBroker], pki: TestPki, who: str, tmp_path: Path
 ) -> None:
-    port = free_port()
-    broker = fresh_tansu(port)
-    proxy = await TlsProxy(
-        "127.0.0.1",
-        broker.port,
-        cert=pki.server_cert,
-        key=pki.server_key,
-        client_ca=pki.ca_cert,
-        listen_port=port,
-    ).start()
+    proxy = await _mtls_proxy(fresh_tansu, pki)
     try:
         if who == "plaintext":
             kw: dict[str, object] = {}

@@ -106,37 +106,11 @@ async def test_bus_news_and_bars_drive_the_checker() -> None:
         for i in range(40):  # a calm tape, then a sharp fall
             ts = T0 - 3600 * S + i * 60 * S
             clock.advance_to(ts)  # type: ignore[attr-defined]
-            px = 1650.0 + 0.25 * (i % 3)
-            eng.bus.publish(
-                "bar.ES",
-                Bar(
-                    symbol="ES",
-                    ts_event=ts,
-                    ts_open=ts - 60 * S,
-                    open=px,
-                    high=px,
-                    low=px,
-                    close=px,
-                    volume=1000.0,
-                ),
-            )
+            _publish_flat_bar(eng, ts, 1650.0 + 0.25 * (i % 3), 1000.0)
         for i in range(10):
             ts = T0 + i * 60 * S
             clock.advance_to(ts)  # type: ignore[attr-defined]
-            px = 1650.0 - 3.0 * (i + 1)
-            eng.bus.publish(
-                "bar.ES",
-                Bar(
-                    symbol="ES",
-                    ts_event=ts,
-                    ts_open=ts - 60 * S,
-                    open=px,
-                    high=px,
-                    low=px,
-                    close=px,
-                    volume=5000.0,
-                ),
-            )
+            _publish_flat_bar(eng, ts, 1650.0 - 3.0 * (i + 1), 5000.0)
         eng.bus.publish(
             "news.raw",
             NewsItem(
@@ -317,3 +291,11 @@ async def test_clock_paced_replay_waits_for_the_market_clock(tmp_path: Path) -> 
     finally:
         eng.request_shutdown("test done")
         await asyncio.wait_for(run, 30)
+
+
+def _publish_flat_bar(eng: Engine, ts: int, px: float, volume: float) -> None:
+    """A one-minute ES bar closing at ``ts`` with every price at ``px``."""
+    bar = Bar(
+        symbol="ES", ts_event=ts, ts_open=ts - 60 * S, open=px, high=px, low=px, close=px, volume=volume
+    )
+    eng.bus.publish("bar.ES", bar)
