@@ -20,8 +20,14 @@ the high watermark (see tests/kafka/kafkatest.py), so the first fetch can return
 old heartbeat of each partition; records older than ``max_age_ms`` (by the record
 timestamp, the producer's wall clock) are dropped and counted, so a node that died long
 ago is never taken for alive.  Records of this node (``node_id`` or ``origin`` header
-equal to ours) are skipped: no echo, no loop.  Undecodable records and records that are
-not heartbeats go to ``ctx.dead_letter`` with the reason.
+equal to ours) are skipped: no echo, no loop.  Every other record is decoded under
+``limits`` (:class:`adapters.kafka.RecordCodec`: size, nesting depth, UTF-8; any decoder
+failure) and range-checked (:func:`adapters.kafka.check_heartbeat`: bounded printable
+node id, known mode, finite non-negative latencies, timestamp within 1990..2100); one that
+fails, or is not a heartbeat, goes to ``ctx.dead_letter`` with the reason and at most
+``dead_letter_max_raw_bytes`` of its bytes (``raw_len`` says how many it had), and is
+counted in ``heartbeat_records_bad_total``.  A peer's malformed heartbeat therefore never
+reaches the control plane, whose fitness ranking compares these numbers.
 
 Partitions added to the topic after start are not picked up (restart the bridge).
 """
@@ -29,25 +35,32 @@ Partitions added to the topic after start are not picked up (restart the bridge)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any, Literal
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
 
+# aiokafka ships no type information (no py.typed): its names are Any to mypy.
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+
+from adapters.errors import RecordRejected
 from adapters.kafka import (
+    DEAD_LETTER_REASON_MAX_CHARS,
     ConsumerConfig,
+    InputLimits,
     KafkaConfig,
     ProducerConfig,
+    RecordCodec,
     admin_kwargs,
+    check_heartbeat,
     consumer_kwargs,
     producer_kwargs,
+    stop_clients,
 )
 from engine.actor import Actor
-from engine.messages import Heartbeat, json_decoder, json_encoder, msgpack_decoder, msgpack_encoder
+from engine.messages import Heartbeat, json_encoder, msgpack_encoder
 
 __all__ = ["HeartbeatBridge", "HeartbeatBridgeConfig"]
 
@@ -82,6 +95,12 @@ class HeartbeatBridgeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     metadata_timeout_ms: int = 10_000
     """How long ``on_start`` waits for the topic's partitions to appear in the metadata."""
     flush_timeout_s: float = 2.0
+    close_timeout_s: float = 1.0
+    """``on_stop``: how long closing the clients may take after the flush."""
+    limits: InputLimits = InputLimits(max_record_bytes=65_536)
+    """Size, depth and value limits every consumed heartbeat must meet."""
+    dead_letter_max_raw_bytes: int = 4_096
+    """Raw bytes of a refused record kept in its dead letter."""
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
@@ -102,10 +121,8 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
         cfg = self.config
         self.node_id: str = cfg.node_id or self.ctx.node_id
         self._origin = self.node_id.encode()
-        if cfg.value_format == "msgpack":
-            self._encode, self._decode = msgpack_encoder.encode, msgpack_decoder.decode
-        else:
-            self._encode, self._decode = json_encoder.encode, json_decoder.decode
+        self._encode = msgpack_encoder.encode if cfg.value_format == "msgpack" else json_encoder.encode
+        self._codec = RecordCodec(cfg.value_format, limits=cfg.limits)
         # id -> message of heartbeats published from Kafka: seen back on the bus, they are not
         # produced again.  The message is kept so that its id cannot be reused meanwhile.
         self._from_kafka: dict[int, Heartbeat] = {}
@@ -164,8 +181,8 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
     async def _create_topic(self) -> None:
         cfg = self.config
         admin = AIOKafkaAdminClient(**admin_kwargs(cfg.kafka))
-        await admin.start()
         try:
+            await admin.start()
             # Another node may create it at the same moment: its error is answered in the
             # response, not raised, and the metadata wait that follows settles it either way.
             await admin.create_topics([NewTopic(cfg.topic, cfg.partitions, cfg.replication_factor)])
@@ -233,18 +250,22 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
             self._m_own.inc()
             return
         try:
-            msg = self._decode(r.value)
-        except msgspec.DecodeError as exc:
-            self._bad(r, f"undecodable {cfg.value_format} heartbeat: {exc}")
+            msg = self._codec.decode(r.value)
+            if type(msg) is not Heartbeat:
+                tag = type(msg).__struct_config__.tag
+                raise RecordRejected("unsupported_type", f"{tag!r} records are not accepted on {r.topic!r}")
+            check_heartbeat(msg, cfg.limits)
+        except RecordRejected as exc:
+            self._bad(r, f"{exc.reason} ({cfg.value_format} heartbeat)")
             return
-        if type(msg) is not Heartbeat:
-            tag = type(msg).__struct_config__.tag
-            self._bad(r, f"unsupported_type: {tag!r} records are not accepted on {r.topic!r}")
+        except Exception as exc:  # whatever a bad record provokes costs only that record
+            self._bad(r, f"decode_error: {type(exc).__name__}: {exc}")
             return
         if msg.node_id == self.node_id:
             self._m_own.inc()
             return
-        age_ms = time.time_ns() // 1_000_000 - r.timestamp
+        ts_ms = r.timestamp if isinstance(r.timestamp, int) else 0
+        age_ms = time.time_ns() // 1_000_000 - ts_ms
         if age_ms > cfg.max_age_ms:
             self._m_stale.inc()
             return
@@ -257,23 +278,31 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
 
     def _bad(self, r: Any, reason: str) -> None:
         self._m_bad.inc()
+        raw = r.value or b""
+        keep = self.config.dead_letter_max_raw_bytes
         self.ctx.dead_letter(
-            reason, raw=r.value or b"", topic=r.topic, partition=r.partition, offset=r.offset
+            reason[:DEAD_LETTER_REASON_MAX_CHARS],
+            raw=raw[:keep],
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            raw_len=len(raw),
+            raw_truncated=len(raw) > keep,
         )
 
     # --- stopping -----------------------------------------------------------------
 
     async def on_stop(self) -> None:
         producer = self._producer
-        if producer is not None:
-            try:
+        try:
+            if producer is not None:
                 await asyncio.wait_for(producer.flush(), self.config.flush_timeout_s)
-            except Exception as exc:  # a heartbeat not sent is only a heartbeat missed
-                self.ctx.log.warning("heartbeat_flush_failed", error=repr(exc))
-        await self._close_clients()
+        except Exception as exc:  # a heartbeat not sent is only a heartbeat missed
+            self.ctx.log.warning("heartbeat_flush_failed", error=repr(exc))
+        finally:
+            # Also when the engine cancels on_stop mid-flush: an unclosed client leaks (and warns).
+            await self._close_clients()
 
     async def _close_clients(self) -> None:
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.stop()
+        for err in await stop_clients((self._consumer, self._producer), self.config.close_timeout_s):
+            self.ctx.log.warning("client_stop_failed", error=err)

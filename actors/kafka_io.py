@@ -2,33 +2,50 @@
 
 At-least-once, end to end::
 
-    Kafka md/news --getmany--> KafkaSource --md.<SYM>/bar.<SYM>/news.raw--> forecaster
-        --forecast.<SYM>--> KafkaSink --acks=all--> Kafka forecasts
-        KafkaSink --<ack_prefix>.<SYM> (the acknowledged Forecast)--> KafkaSource --commit-->
+    Kafka md/news --getmany--> KafkaSource --md.<TOK>/bar.<TOK>/news.raw--> forecaster
+        --forecast.<TOK>--> KafkaSink --acks=all--> Kafka forecasts
+        KafkaSink --<ack_prefix>.<TOK> (acknowledged Forecasts)--> KafkaSource --commit-->
 
-The source commits offset+1 of a market-data record only once a forecast whose
-``basis_seq`` covers the record's ``seq`` was acknowledged by the broker (the sink
-publishes acknowledgements per symbol in send order, so "covers" is safe).  News
-records are safe once handed to the bus; undecodable or unsupported records once
-their dead letter is acknowledged on the dead-letter topic.  A crash therefore
-re-delivers every record whose result was not safely written; the duplicates this
-causes carry the same deterministic ``forecast_id`` (header and value), so
-consumers deduplicate.
+``<TOK>`` is :func:`adapters.kafka.symbol_token` of the symbol (dots escaped, so any
+printable symbol routes).  Every consumed record is settled in the ledger whatever
+happens to it:
 
-Contract with the forecaster between them: a forecast's ``basis_seq`` means "I have
-processed every record of this symbol up to this seq" (the baseline forecaster answers
-each record; one that skips records still covers them), and its ``forecast_id`` is a
-function of the input (so a re-delivered record yields the same id).  Records that
-arrive with ``seq == 0`` get ``seq = offset + 1``, stable across re-deliveries.
+* a market-data record (trade, quote, bar) once a forecast made from it, or from a later
+  record of the same symbol on the same partition, was acknowledged by the broker;
+* a news record once handed to the bus;
+* a record that fails to decode or to validate (:class:`~adapters.kafka.RecordCodec`,
+  :func:`~adapters.kafka.check_message`), or of a type not accepted here, once its dead
+  letter -- the reason, and the raw bytes cut to ``dead_letter_max_raw_bytes`` so that it
+  always fits the producer's ``max_request_size`` -- is acknowledged on the dead-letter topic.
 
-Back-pressure: the source keeps at most ``max_in_flight`` records not yet safe; the
-forecaster's mailbox must hold that many (``block`` or a capacity >= the window), or
-shed records wait for a later forecast of their symbol to cover them.
+Positions, not the feed's seq: the source sets each market-data message's ``seq`` to the
+record's position (:func:`~adapters.kafka.record_position`: topic index, partition,
+offset), unique per input record and stable across restarts.  The forecaster copies it
+into ``basis_seq`` and builds ``forecast_id`` from it, so a re-delivered record yields the
+same id (consumers deduplicate) and two different records never share one.  The ledger
+orders a symbol's records on a partition by offset; an acknowledged forecast settles its
+own record and every earlier one of that symbol on that partition (the forecaster answers
+a symbol's records in arrival order; one that skips records still covers them).
+
+Window and commits: at most ``max_in_flight`` records are consumed and not yet committed
+(offsets past the committed one, safe or not); the source commits every
+``commit_interval_ms`` and as soon as half the window is safe, and fetches nothing while
+the window is full (logged once per incarnation, counted every time).  So a crash, or a
+rebalance that takes partitions away, re-delivers at most ``max_in_flight`` records of
+this consumer: that is the duplicate budget per such event.  A partition whose committed
+offset has not moved for ``stall_after_ms`` while records wait is reported
+(``partition_stalled`` warning, gauge ``kafka_partition_stalled``, counter
+``kafka_partition_stalls_total``).
+
+Back-pressure: the forecaster's mailbox must hold ``max_in_flight`` records (``block`` or
+a capacity >= the window), or shed records wait for a later forecast of their symbol to
+cover them (and, when none comes, the stall alarm says so).
 
 Restarts: run source, forecaster and sink under one ``one_for_all`` supervisor (see
 config/edge-node.toml).  A sink that dies with forecasts in flight never acknowledges
 them (acks are published per symbol in order, so later ones block too), and the
-restarted source re-reads from the last commit.
+restarted source re-reads from the last commit.  ``on_stop`` always closes every client
+(within ``close_timeout_s``), also when the engine cuts it short.
 """
 
 from __future__ import annotations
@@ -41,56 +58,105 @@ from functools import partial
 from typing import Any, Literal
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from aiokafka.partitioner import murmur2
 
+# aiokafka ships no type information (no py.typed): its names are Any to mypy.
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener  # type: ignore[import-untyped]
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    MessageSizeTooLargeError,
+)
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+
+from adapters.errors import RecordRejected
 from adapters.kafka import (
+    MAX_OFFSET,
+    MAX_TOPICS,
     ConsumerConfig,
+    InputLimits,
     KafkaConfig,
     OffsetTracker,
     ProducerConfig,
     RecordCodec,
+    TopicPartitionState,
     TrackedRecord,
+    bounded_key,
+    check_message,
     consumer_kwargs,
     dead_letter_headers,
+    encode_dead_letter,
     forecast_headers,
+    position_stream,
     producer_kwargs,
+    stop_clients,
+    stream_id,
+    symbol_token,
 )
 from engine.actor import Actor
-from engine.messages import Bar, DeadLetter, Forecast, NewsItem, Quote, Trade
+from engine.messages import Bar, Forecast, NewsItem, Quote, Trade
 
 __all__ = ["KafkaSink", "KafkaSinkConfig", "KafkaSource", "KafkaSourceConfig"]
 
+_DL_ENVELOPE_BYTES = 16_384
+"""Room a dead letter needs besides its raw bytes (reason, detail, key, headers), bytes."""
+
 
 class KafkaSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Where and how to consume.  Times in milliseconds."""
+    """Where and how to consume.  Times in milliseconds unless the name says ``_s``."""
 
     kafka: KafkaConfig = KafkaConfig()
     consumer: ConsumerConfig = ConsumerConfig()
     producer: ProducerConfig = ProducerConfig()
     """For dead letters."""
     topics: tuple[str, ...] = ("md",)
+    """At most 8; a topic's place in this list is part of every position (keep the order)."""
     value_format: Literal["auto", "msgpack", "json"] = "auto"
+    limits: InputLimits = InputLimits()
+    """Size, depth, symbol and value limits every record must meet (else it is dead-lettered)."""
     dead_letter_topic: str = "deadletter"
     dead_letter_format: Literal["msgpack", "json"] = "json"
+    dead_letter_max_raw_bytes: int = 65_536
+    """Raw bytes kept in a dead letter (the original length is recorded too)."""
     ack_prefix: str = "kafka.acked"
     """Bus topic prefix the sink acknowledges on; subscribe the source to ``<ack_prefix>.*``
     (and to ``control.partitions`` to obey the control plane's release / rejoin)."""
     wait_for_forecast: bool = True
     """Market data waits for a forecast ack before commit; false commits once handed on."""
     max_in_flight: int = 20_000
+    """Most records consumed and not yet committed (> 0): the re-delivery budget of a crash."""
     max_records: int = 10_000
+    """Most records one fetch returns (> 0)."""
     fetch_timeout_ms: int = 100
     commit_interval_ms: int = 200
     revoke_grace_ms: int = 1_000
     """On revoke, how long to wait for in-flight records of the lost partitions to become safe."""
+    stall_after_ms: int = 30_000
+    """A partition whose commit has not moved for this long while records wait is reported stalled."""
     stamp_recv: bool = True
     """Set ``ts_recv`` (ns, wall clock) on trades and quotes that arrive without one."""
     sink_actor: str = "kafka-sink"
     """The sink's actor name: after a restart, the source waits for its in-flight gauge to reach 0."""
     settle_before_fetch_s: float = 10.0
     """After a (re)start, wait at most this long for the pipeline to be idle before fetching."""
+    close_timeout_s: float = 2.0
+    """``on_stop``: the final commit and closing the clients each get at most this long."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_in_flight", "max_records", "commit_interval_ms", "stall_after_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.fetch_timeout_ms < 0 or self.revoke_grace_ms < 0:
+            raise ValueError("fetch_timeout_ms and revoke_grace_ms must be >= 0")
+        if not 1 <= len(self.topics) <= MAX_TOPICS or len(set(self.topics)) != len(self.topics):
+            raise ValueError(f"topics must be 1..{MAX_TOPICS} distinct names, got {list(self.topics)}")
+        if not 0 <= self.dead_letter_max_raw_bytes <= self.producer.max_request_size - _DL_ENVELOPE_BYTES:
+            raise ValueError(
+                "dead_letter_max_raw_bytes must be in [0, producer.max_request_size - "
+                f"{_DL_ENVELOPE_BYTES}], got {self.dead_letter_max_raw_bytes}"
+            )
+        if self.close_timeout_s <= 0:
+            raise ValueError(f"close_timeout_s must be > 0, got {self.close_timeout_s}")
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -113,8 +179,9 @@ class KafkaSource(Actor[KafkaSourceConfig]):
     async def on_start(self) -> None:
         cfg = self.config
         self._tracker = OffsetTracker()
-        self._codec = RecordCodec(cfg.value_format)
+        self._codec = RecordCodec(cfg.value_format, limits=cfg.limits)
         self._dl_encode = msgspec.json.encode if cfg.dead_letter_format == "json" else msgspec.msgpack.encode
+        self._topic_index = {t: i for i, t in enumerate(cfg.topics)}
         self._room = asyncio.Event()
         self._room.set()
         m = self.ctx.metrics
@@ -125,13 +192,23 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         self._m_commit_fail = m.counter("kafka_commit_failures_total", actor=name)
         self._m_skipped = m.counter("kafka_records_skipped_revoked_total", actor=name)
         self._m_acks = m.counter("kafka_records_safe_total", actor=name)
+        self._m_full = m.counter("kafka_window_full_total", actor=name)
+        self._m_stalls = m.counter("kafka_partition_stalls_total", actor=name)
+        self._m_dl_failed = m.counter("kafka_dead_letter_send_failures_total", actor=name)
         self._g_inflight = m.gauge("kafka_in_flight", actor=name)
-        self._last_commit = time.monotonic()
+        self._g_uncommitted = m.gauge("kafka_uncommitted", actor=name)
+        self._g_stalled = m.gauge("kafka_partitions_stalled", actor=name)
+        self._next_commit = 0.0
+        self._retry_commit = 0.0
+        self._window_full = False
+        self._window_logged = False
         self._released = False
         self._group_lock = asyncio.Lock()
-        self._consumer = AIOKafkaConsumer(**consumer_kwargs(cfg.kafka, cfg.consumer))
-        self._producer = AIOKafkaProducer(**producer_kwargs(cfg.kafka, cfg.producer))
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
         try:
+            self._producer = AIOKafkaProducer(**producer_kwargs(cfg.kafka, cfg.producer))
+            self._consumer = AIOKafkaConsumer(**consumer_kwargs(cfg.kafka, cfg.consumer))
             await self._producer.start()
             self._consumer.subscribe(list(cfg.topics), listener=_Rebalance(self))
             await self._consumer.start()
@@ -145,27 +222,75 @@ class KafkaSource(Actor[KafkaSourceConfig]):
     async def _fetch_loop(self) -> None:
         cfg = self.config
         consumer = self._consumer
+        assert consumer is not None
         tracker = self._tracker
         interval = cfg.commit_interval_ms / 1000.0
+        # Commit as soon as half the window is safe: the window only reopens through commits.
+        commit_at = max(1, cfg.max_in_flight // 2)
         await self._settle_pipeline()
         while True:
-            room = cfg.max_in_flight - tracker.in_flight
             if self._released:  # the control plane took this node out of the group
                 await asyncio.sleep(interval)
                 continue
+            now = time.monotonic()
+            if now >= self._next_commit or (
+                now >= self._retry_commit and tracker.safe_uncommitted() >= commit_at
+            ):
+                await self._commit()
+            room = cfg.max_in_flight - tracker.uncommitted()
             if room <= 0:
+                self._on_window_full()
                 self._room.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._room.wait(), interval)
             else:
+                self._window_full = False
                 batches = await consumer.getmany(
                     timeout_ms=cfg.fetch_timeout_ms, max_records=min(room, cfg.max_records)
                 )
                 for tp, recs in batches.items():
                     self._ingest(tp, recs)
             self._g_inflight.set(tracker.in_flight)
-            if time.monotonic() - self._last_commit >= interval:
-                await self._commit()
+            self._g_uncommitted.set(tracker.uncommitted())
+            self._check_stalls()
+
+    def _on_window_full(self) -> None:
+        if self._window_full:
+            return
+        self._window_full = True
+        self._m_full.inc()
+        if not self._window_logged:
+            self._window_logged = True
+            self.ctx.log.warning(
+                "in_flight_window_full",
+                max_in_flight=self.config.max_in_flight,
+                uncommitted=self._tracker.uncommitted(),
+                not_safe=self._tracker.in_flight,
+                note="fetching waits for commits; logged once, counted in kafka_window_full_total",
+            )
+
+    def _check_stalls(self) -> None:
+        tracker = self._tracker
+        stalled, recovered = tracker.check_stalls(time.monotonic(), self.config.stall_after_ms / 1000.0)
+        if not (stalled or recovered):
+            return
+        m = self.ctx.metrics
+        for part in stalled:
+            self._m_stalls.inc()
+            m.gauge("kafka_partition_stalled", actor=self.ctx.name, partition=_tp_name(part.tp)).set(1)
+            self.ctx.log.warning(
+                "partition_stalled",
+                partition=_tp_name(part.tp),
+                committed=part.committed,
+                head_offset=part.head_offset,
+                uncommitted=part.uncommitted,
+                waiting_keys=len(part.keys),
+                stalled_after_ms=self.config.stall_after_ms,
+            )
+        for part in recovered:
+            m.gauge("kafka_partition_stalled", actor=self.ctx.name, partition=_tp_name(part.tp)).set(0)
+            self.ctx.log.info("partition_recovered", partition=_tp_name(part.tp), committed=part.committed)
+        self._g_stalled.set(sum(1 for p in tracker.parts() if p.stalled))
 
     async def _settle_pipeline(self) -> None:
         """Before the first fetch, let forecasts of a previous incarnation land.
@@ -186,93 +311,101 @@ class KafkaSource(Actor[KafkaSourceConfig]):
 
     def _ingest(self, tp: Any, recs: list[Any]) -> None:
         tracker = self._tracker
-        part = tracker._parts.get(tp)
+        part = tracker.get(tp)
         if part is None:
             # Fetched just before the partition was revoked: its new owner will read it.
             self._m_skipped.inc(len(recs))
             return
         self._m_records.inc(len(recs))
         decode = self._codec.decode
+        limits = self.config.limits
         keyed = self.config.wait_for_forecast
         stamp = self.config.stamp_recv
         now = time.time_ns() if stamp else 0
-        add_keyed = tracker.add_keyed
-        add_done = tracker.add_done
+        base = part.stream << 48 if part.stream >= 0 else -1
         replace = msgspec.structs.replace
         out: dict[str, list[Any]] = {}
         for r in recs:
             off = r.offset
             try:
                 msg = decode(r.value)
-            except msgspec.DecodeError as exc:
-                self._dead(part, r, f"decode_error: {exc}")
+                check_message(msg, limits)
+            except RecordRejected as exc:
+                self._dead(part, r, exc.reason)
                 continue
-            except TypeError:
-                self._dead(part, r, "decode_error: record has no value (tombstone)")
+            except Exception as exc:  # a validator bug must cost one record, never the partition
+                self._dead(part, r, f"decode_error: {type(exc).__name__}: {exc}")
                 continue
-            t = type(msg)
-            if t is Trade or t is Quote:
-                if msg.seq == 0 or (stamp and msg.ts_recv == 0):
-                    # Kafka offsets order a keyed symbol's records: a usable sequence when none came.
-                    msg = replace(msg, seq=msg.seq or off + 1, ts_recv=msg.ts_recv or now)
-                topic = "md." + msg.symbol
-            elif t is Bar:
-                if msg.seq == 0:
-                    msg = replace(msg, seq=off + 1)
-                topic = "bar." + msg.symbol
-            elif t is NewsItem:
+            if isinstance(msg, NewsItem):
                 if stamp and msg.ts_recv == 0:
                     msg = replace(msg, ts_recv=now)
-                add_done(part, off)
-                lst = out.get("news.raw")
-                if lst is None:
-                    out["news.raw"] = [msg]
-                else:
-                    lst.append(msg)
+                tracker.add_done(part, off)
+                _append(out, "news.raw", msg)
                 continue
-            else:
-                tag = t.__struct_config__.tag
+            if not isinstance(msg, (Trade, Quote, Bar)):
+                tag = type(msg).__struct_config__.tag
                 self._dead(part, r, f"unsupported_type: {tag!r} records are not accepted on {r.topic!r}")
                 continue
+            if base < 0 or off > MAX_OFFSET:
+                self._dead(part, r, f"position_out_of_range: partition {r.partition} offset {off}")
+                continue
+            sym = msg.symbol
+            pos = base | (off + 1)
+            if isinstance(msg, Bar):
+                topic = "bar." + symbol_token(sym)
+                msg = replace(msg, seq=pos)
+            else:
+                topic = "md." + symbol_token(sym)
+                msg = replace(msg, seq=pos, ts_recv=msg.ts_recv or now)
             if keyed:
-                add_keyed(part, off, msg.symbol, msg.seq)
+                tracker.add_keyed(part, off, sym)
             else:
-                add_done(part, off)
-            lst = out.get(topic)
-            if lst is None:
-                out[topic] = [msg]
-            else:
-                lst.append(msg)
+                tracker.add_done(part, off)
+            _append(out, topic, msg)
         publish_many = self.ctx.bus.publish_many
         for topic, msgs in out.items():
             publish_many(topic, msgs)
 
-    def _dead(self, part: Any, r: Any, reason: str) -> None:
+    def _dead(self, part: TopicPartitionState, r: Any, reason: str) -> None:
+        cfg = self.config
         raw = r.value if r.value is not None else b""
-        rec = self._tracker.add(part, r.offset)
-        self._m_bad.inc()
-        self.ctx.dead_letter(reason, raw=raw, topic=r.topic, partition=r.partition, offset=r.offset)
-        dl = DeadLetter(
+        key = bounded_key(r.key)
+        detail = {"topic": r.topic, "partition": r.partition, "offset": r.offset}
+        dl, value = encode_dead_letter(
             source=f"{r.topic}/{r.partition}@{r.offset}",
             reason=reason,
-            ts_event=time.time_ns(),
             raw=raw,
-            detail={"topic": r.topic, "partition": r.partition, "offset": r.offset},
+            ts_event=time.time_ns(),
+            detail=detail,
+            encode=self._dl_encode,
+            max_raw_bytes=cfg.dead_letter_max_raw_bytes,
+            max_request_size=cfg.producer.max_request_size,
+            key=key,
+            headers=dead_letter_headers(reason, r.topic, r.partition, r.offset),
         )
-        self.ctx.spawn(self._send_dead(rec, dl, r), name=f"{self.ctx.name}:dead-letter")
+        rec = self._tracker.add(part, r.offset)
+        self._m_bad.inc()
+        self.ctx.dead_letter(dl.reason, raw=dl.raw, **dl.detail)
+        self.ctx.spawn(self._send_dead(rec, dl, value, key, r), name=f"{self.ctx.name}:dead-letter")
 
-    async def _send_dead(self, rec: TrackedRecord, dl: DeadLetter, r: Any) -> None:
-        value = self._dl_encode(dl)
-        headers = dead_letter_headers(dl, r.topic, r.partition, r.offset)
+    async def _send_dead(self, rec: TrackedRecord, dl: Any, value: bytes, key: bytes | None, r: Any) -> None:
+        producer = self._producer
+        assert producer is not None
+        headers = dead_letter_headers(dl.reason, r.topic, r.partition, r.offset)
         delay = 0.1
         while True:
             try:
-                fut = await self._producer.send(
-                    self.config.dead_letter_topic, value, key=r.key, headers=headers
-                )
+                fut = await producer.send(self.config.dead_letter_topic, value, key=key, headers=headers)
                 await fut
                 break
+            except MessageSizeTooLargeError as exc:
+                # The broker's limit is below ours: keep the reason and where it came from, drop the bytes.
+                self._m_dl_failed.inc()
+                self.ctx.log.warning("dead_letter_too_large", error=repr(exc), size=len(value))
+                value = self._dl_encode(msgspec.structs.replace(dl, raw=b""))
+                key = None
             except KafkaError as exc:
+                self._m_dl_failed.inc()
                 self.ctx.log.warning("dead_letter_send_failed", error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -292,86 +425,119 @@ class KafkaSource(Actor[KafkaSourceConfig]):
                 self.ctx.node_id,
             ):
                 # A PartitionAction of the control plane (duck-typed: actors do not import actors).
-                self.ctx.spawn(self._partition_action(m.action, getattr(m, "reason", "")))
+                self.ctx.spawn(self._partition_action(m.action, str(getattr(m, "reason", ""))))
         self._m_acks.inc(n)
-        if self._tracker.in_flight < self.config.max_in_flight:
-            self._room.set()
+        if n:
+            self._room.set()  # the loop re-checks whether enough is safe to commit
 
     def on_message(self, msg: Any) -> None:
         self.on_batch([msg])
 
     # --- committing ------------------------------------------------------------
 
-    async def _commit(self, offsets: dict[Any, int] | None = None) -> None:
-        self._last_commit = time.monotonic()
+    async def _commit(self, offsets: dict[Any, int] | None = None) -> bool:
+        now = time.monotonic()
+        interval = self.config.commit_interval_ms / 1000.0
+        self._next_commit = now + interval
         if offsets is None:
             offsets = self._tracker.to_commit()
         if not offsets:
-            return
+            return True
+        consumer = self._consumer
+        assert consumer is not None
         try:
-            await self._consumer.commit(offsets)
+            await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # The group moved on (rebalance); the new owner re-reads from the last commit.
-            self._m_commit_fail.inc()
-            self.ctx.log.warning("commit_failed", error=repr(exc), partitions=len(offsets))
-            return
+            self._commit_failed("commit_failed", exc, offsets, now + interval)
+            return False
         except KafkaError as exc:
-            self._m_commit_fail.inc()
-            self.ctx.log.warning("commit_error", error=repr(exc), partitions=len(offsets))
-            return
+            self._commit_failed("commit_error", exc, offsets, now + interval)
+            return False
         self._tracker.committed(offsets)
         self._m_commits.inc()
+        return True
+
+    def _commit_failed(self, event: str, exc: Exception, offsets: dict[Any, int], retry_at: float) -> None:
+        self._retry_commit = retry_at  # no commit storm while the group is unavailable
+        self._m_commit_fail.inc()
+        self.ctx.log.warning(event, error=repr(exc), partitions=len(offsets))
 
     async def _on_revoked(self, revoked: list[Any]) -> None:
         tracker = self._tracker
         deadline = time.monotonic() + self.config.revoke_grace_ms / 1000.0
-        lost = set(revoked)
+        lost = [p for tp in revoked if (p := tracker.get(tp)) is not None]
         # Let forecasts already in flight for the lost partitions land: fewer duplicates later.
         # Polling, not an event: acks arrive through the mailbox and rebalances are rare.
-        while time.monotonic() < deadline and any(  # noqa: ASYNC110 - see above
-            any(not r.done for r in tracker.partition(tp).pending) for tp in lost if tp in tracker._parts
-        ):
+        while time.monotonic() < deadline and any(p.pending for p in lost):  # noqa: ASYNC110 - see above
             await asyncio.sleep(0.01)
+        uncommitted = sum(p.uncommitted for p in lost)
         offsets = tracker.revoke(revoked)
-        if offsets:
-            await self._commit(offsets)
-        self.ctx.log.info("partitions_revoked", partitions=len(revoked), committed=len(offsets))
+        ok = await self._commit(offsets) if offsets else True
+        # What the next owner re-reads: the duplicate cost of this rebalance (<= max_in_flight).
+        redelivered = sum(p.next_offset - max(p.committed, p.position) if ok else p.uncommitted for p in lost)
+        self.ctx.log.info(
+            "partitions_revoked",
+            partitions=len(revoked),
+            committed=len(offsets),
+            commit_ok=ok,
+            uncommitted_before=uncommitted,
+            redelivered=max(0, redelivered),
+        )
 
     async def _partition_action(self, action: str, reason: str) -> None:
         """``release``: commit what is safe and leave the group; ``rejoin``: subscribe again."""
+        consumer = self._consumer
+        assert consumer is not None
         async with self._group_lock:
             if action == "release" and not self._released:
                 self._released = True
                 await self._on_revoked(self._tracker.assigned())
-                self._consumer.unsubscribe()
+                consumer.unsubscribe()
                 self.ctx.log.warning("partitions_released", reason=reason)
             elif action == "rejoin" and self._released:
-                self._consumer.subscribe(list(self.config.topics), listener=_Rebalance(self))
+                consumer.subscribe(list(self.config.topics), listener=_Rebalance(self))
                 self._released = False
                 self.ctx.log.info("group_rejoined", reason=reason)
 
     def _on_assigned(self, assigned: list[Any]) -> None:
         for tp in assigned:
-            self._tracker.partition(tp)
+            try:
+                stream = stream_id(self._topic_index[tp.topic], tp.partition)
+            except (KeyError, ValueError):
+                # Its market data cannot carry a position: dead-lettered record by record.
+                self.ctx.log.error("partition_without_position", partition=_tp_name(tp))
+                stream = -1 - tp.partition
+            self._tracker.partition(tp, stream)
         self._room.set()
-        self.ctx.log.info(
-            "partitions_assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)
-        )
+        self.ctx.log.info("partitions_assigned", partitions=sorted(_tp_name(tp) for tp in assigned))
 
     async def on_stop(self) -> None:
-        tracker = getattr(self, "_tracker", None)
-        if tracker is not None and getattr(self, "_consumer", None) is not None:
-            try:
-                await self._commit()
-            except Exception as exc:  # the records stay uncommitted and are re-read: log, go on
-                self.ctx.log.warning("final_commit_failed", error=repr(exc))
-        await self._close_clients()
+        try:
+            if getattr(self, "_consumer", None) is not None and getattr(self, "_tracker", None) is not None:
+                try:
+                    await asyncio.wait_for(self._commit(), self.config.close_timeout_s)
+                except Exception as exc:  # the records stay uncommitted and are re-read: log, go on
+                    self.ctx.log.warning("final_commit_failed", error=repr(exc))
+        finally:
+            await self._close_clients()
 
     async def _close_clients(self) -> None:
-        for client in (getattr(self, "_consumer", None), getattr(self, "_producer", None)):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.stop()
+        clients = (getattr(self, "_producer", None), getattr(self, "_consumer", None))
+        for err in await stop_clients(clients, self.config.close_timeout_s):
+            self.ctx.log.warning("client_stop_failed", error=err)
+
+
+def _tp_name(tp: Any) -> str:
+    return f"{tp.topic}/{tp.partition}"
+
+
+def _append(out: dict[str, list[Any]], topic: str, msg: Any) -> None:
+    lst = out.get(topic)
+    if lst is None:
+        out[topic] = [msg]
+    else:
+        lst.append(msg)
 
 
 class KafkaSinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -384,7 +550,11 @@ class KafkaSinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     ack_prefix: str = "kafka.acked"
     origin: str = ""
     """When set, every record carries an ``origin`` header (the node id): who wrote it."""
-    flush_timeout_s: float = 10.0
+    flush_timeout_s: float = 2.0
+    """``on_stop``: how long to wait for forecasts in flight (keep it under the engine's
+    ``shutdown_deadline_s``; what is not flushed is re-made from re-read records)."""
+    close_timeout_s: float = 1.0
+    """``on_stop``: how long closing the producer may take after the flush."""
 
 
 class _Pending:
@@ -396,7 +566,15 @@ class _Pending:
 
 
 class KafkaSink(Actor[KafkaSinkConfig]):
-    """Writes forecasts (acks=all) and acknowledges each on the bus, in send order per symbol."""
+    """Writes forecasts (acks=all) and acknowledges them on the bus, in send order per symbol.
+
+    Acks go to ``<ack_prefix>.<symbol token>``: for each settled prefix of a symbol's
+    forecasts, the last forecast per input partition (``basis_seq`` is a position, see
+    :func:`adapters.kafka.record_position`), which covers the earlier ones of that partition.
+    A forecast that cannot be encoded (it never should: inputs are validated and the
+    forecaster emits finite numbers) is dead-lettered on the bus and settled in order, so
+    its input record is committed instead of jamming the partition.
+    """
 
     config_type = KafkaSinkConfig
     batch_size = 4096
@@ -412,23 +590,23 @@ class KafkaSink(Actor[KafkaSinkConfig]):
         self._m_sent = m.counter("kafka_forecasts_acked_total", actor=self.ctx.name)
         self._m_retry = m.counter("kafka_forecast_retries_total", actor=self.ctx.name)
         self._m_ignored = m.counter("kafka_sink_ignored_total", actor=self.ctx.name)
+        self._m_unwritable = m.counter("kafka_sink_unwritable_total", actor=self.ctx.name)
         self._g_inflight = m.gauge("kafka_sink_in_flight", actor=self.ctx.name)
         self._g_inflight.set(0)
-        self._producer = AIOKafkaProducer(**producer_kwargs(cfg.kafka, cfg.producer))
+        self._producer: AIOKafkaProducer | None = None
         try:
+            self._producer = AIOKafkaProducer(**producer_kwargs(cfg.kafka, cfg.producer))
             await self._producer.start()
         except BaseException:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
+            await stop_clients([self._producer], cfg.close_timeout_s)
             raise
 
     async def on_batch(self, msgs: list[Any]) -> None:
         # Build one record batch per partition (keyed like the default partitioner) and send
         # it whole: far cheaper than one send() per record, and one future per batch.
         producer = self._producer
+        assert producer is not None
         topic = self.config.topic
-        encode = self._encode
-        headers = self._headers
         try:
             parts = sorted(await producer.partitions_for(topic))
         except KafkaError as exc:  # no metadata yet (broker unreachable): retry record by record
@@ -440,38 +618,57 @@ class KafkaSink(Actor[KafkaSinkConfig]):
             if type(fc) is not Forecast:
                 self._m_ignored.inc()
                 continue
-            p = _Pending(fc)
-            dq = self._inflight.get(fc.symbol)
-            if dq is None:
-                dq = self._inflight[fc.symbol] = deque()
-            dq.append(p)
-            self._n_inflight += 1
+            p = self._enqueue(fc)
+            try:
+                key = fc.symbol.encode()
+                value = self._encode(fc)
+                hdrs = self._headers(fc)
+            except (msgspec.EncodeError, OverflowError, UnicodeEncodeError, ValueError, TypeError) as exc:
+                self._unwritable(p, exc)
+                continue
             if not n_parts:
                 self._m_retry.inc()
                 self.ctx.spawn(self._resend(p), name=f"{self.ctx.name}:resend")
                 continue
-            key = fc.symbol.encode()
             part = parts[(murmur2(key) & 0x7FFFFFFF) % n_parts]
             entry = open_batches.get(part)
             if entry is None:
                 entry = open_batches[part] = (producer.create_batch(), [])
-            value = encode(fc)
-            hdrs = headers(fc)
             if entry[0].append(key=key, value=value, timestamp=None, headers=hdrs) is None:
                 await self._send_batch(entry[0], part, entry[1])  # full: ship it, start another
                 entry = open_batches[part] = (producer.create_batch(), [])
                 if entry[0].append(key=key, value=value, timestamp=None, headers=hdrs) is None:
-                    raise ValueError(f"forecast {fc.forecast_id} does not fit in an empty batch")
+                    self._unwritable(p, ValueError("does not fit in an empty record batch"))
+                    continue
             entry[1].append(p)
         for part, (batch, pendings) in open_batches.items():
             await self._send_batch(batch, part, pendings)
         self._g_inflight.set(self._n_inflight)
 
+    def _enqueue(self, fc: Forecast) -> _Pending:
+        p = _Pending(fc)
+        dq = self._inflight.get(fc.symbol)
+        if dq is None:
+            dq = self._inflight[fc.symbol] = deque()
+        dq.append(p)
+        self._n_inflight += 1
+        return p
+
+    def _unwritable(self, p: _Pending, exc: BaseException) -> None:
+        fc = p.fc
+        reason = f"unwritable_forecast: {type(exc).__name__}: {exc}"
+        self._m_unwritable.inc()
+        self.ctx.log.error("forecast_unwritable", forecast_id=fc.forecast_id[:200], error=reason[:500])
+        self.ctx.dead_letter(reason[:1000], raw=repr(fc).encode(errors="replace")[:4096])
+        self._settle(p)
+
     async def _send_batch(self, batch: Any, part: int, pendings: list[_Pending]) -> None:
         if not pendings:
             return
+        producer = self._producer
+        assert producer is not None
         try:
-            fut = await self._producer.send_batch(batch, self.config.topic, partition=part)
+            fut = await producer.send_batch(batch, self.config.topic, partition=part)
         except KafkaError as exc:  # e.g. no metadata within request_timeout: keep order, retry
             self._m_retry.inc(len(pendings))
             self.ctx.log.warning("forecast_batch_send_failed", records=len(pendings), error=repr(exc))
@@ -505,12 +702,14 @@ class KafkaSink(Actor[KafkaSinkConfig]):
             self._ack_prefix(sym)
 
     async def _resend(self, p: _Pending) -> None:
+        producer = self._producer
+        assert producer is not None
         delay = 0.1
         while not self._closed:
             await asyncio.sleep(delay)
             try:
                 fc = p.fc
-                fut = await self._producer.send(
+                fut = await producer.send(
                     self.config.topic, self._encode(fc), key=fc.symbol.encode(), headers=self._headers(fc)
                 )
                 await fut
@@ -531,17 +730,20 @@ class KafkaSink(Actor[KafkaSinkConfig]):
         dq = self._inflight.get(sym)
         if not dq:
             return
-        last: Forecast | None = None
+        # The last settled forecast per input partition covers the earlier ones of that partition.
+        last: dict[int, Forecast] = {}
         n = 0
         while dq and dq[0].ok:
-            last = dq.popleft().fc
+            fc = dq.popleft().fc
+            last[position_stream(fc.basis_seq)] = fc
             n += 1
-        if last is not None:
+        if not dq:
+            del self._inflight[sym]  # symbols come and go: keep no empty queue per symbol ever seen
+        if n:
             self._n_inflight -= n
             self._g_inflight.set(self._n_inflight)
             self._m_sent.inc(n)
-            # One ack per settled prefix: its basis_seq covers every earlier forecast of the symbol.
-            self.ctx.publish(f"{self.config.ack_prefix}.{sym}", last)
+            self.ctx.bus.publish_many(f"{self.config.ack_prefix}.{symbol_token(sym)}", list(last.values()))
 
     async def on_stop(self) -> None:
         producer = getattr(self, "_producer", None)
@@ -551,6 +753,8 @@ class KafkaSink(Actor[KafkaSinkConfig]):
             await asyncio.wait_for(producer.flush(), self.config.flush_timeout_s)
         except Exception as exc:  # unacknowledged forecasts are re-made from re-read records
             self.ctx.log.warning("flush_failed", error=repr(exc), in_flight=self._n_inflight)
-        self._closed = True
-        with contextlib.suppress(Exception):
-            await producer.stop()
+        finally:
+            # Also when the engine cancels on_stop mid-flush: an unclosed producer leaks (and warns).
+            self._closed = True
+            for err in await stop_clients([producer], self.config.close_timeout_s):
+                self.ctx.log.warning("client_stop_failed", error=err)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -19,10 +20,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from adapters.kafka import record_position, stream_id
 from adapters.tansu import parent_death_signal
 from engine.config import loads_config
 from engine.kernel import Engine, RunSummary
-from engine.messages import Forecast, Trade, msgpack_decoder, msgpack_encoder
+from engine.messages import Forecast, Trade, json_decoder, msgpack_decoder, msgpack_encoder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,39 +94,90 @@ async def produce_trades(
     rate_per_s: float | None = None,
     chunk: int = 200,
     stop: asyncio.Event | None = None,
+    topic_index: int = 0,
 ) -> set[tuple[str, int]]:
-    """Produce trades keyed by symbol (round robin over symbols); returns the (symbol, seq) set.
+    """Produce trades keyed by symbol (round robin over symbols); returns their (symbol, position) set.
 
-    With ``stop``, production ends early (at a chunk boundary) once it is set.
+    The position (:func:`adapters.kafka.record_position`, from the partition and offset the
+    broker acknowledged, ``topic`` being the node's ``topic_index``-th topic) is the
+    ``basis_seq`` of the forecast a node makes from the record.  With ``stop``, production
+    ends early (at a chunk boundary) once it is set.
     """
     syms = list(symbols)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     sent: set[tuple[str, int]] = set()
+    futs: list[tuple[str, asyncio.Future[Any]]] = []
+
+    async def settle() -> None:
+        metas = await asyncio.gather(*(f for _, f in futs))
+        sent.update((sym, position(meta, topic_index)) for (sym, _), meta in zip(futs, metas, strict=True))
+        futs.clear()
+
     try:
         t0 = time.monotonic()
         n = 0
-        futs = []
         for seq in range(start_seq, start_seq + n_per_symbol):
             for sym in syms:
-                futs.append(
-                    await producer.send(topic, msgpack_encoder.encode(trade(sym, seq)), key=sym.encode())
-                )
-                sent.add((sym, seq))
+                fut = await producer.send(topic, msgpack_encoder.encode(trade(sym, seq)), key=sym.encode())
+                futs.append((sym, fut))
                 n += 1
                 if rate_per_s and n % chunk == 0:
-                    await asyncio.gather(*futs)
-                    futs.clear()
+                    await settle()
                     if stop is not None and stop.is_set():
                         return sent
                     ahead = n / rate_per_s - (time.monotonic() - t0)
                     if ahead > 0:
                         await asyncio.sleep(ahead)
-        await asyncio.gather(*futs)
+        await settle()
     finally:
-        await asyncio.gather(*futs, return_exceptions=True)
+        await asyncio.gather(*(f for _, f in futs), return_exceptions=True)
         await producer.stop()
     return sent
+
+
+def position(meta: Any, topic_index: int = 0) -> int:
+    """The position of a produced record (``RecordMetadata`` or a consumed record) on a node
+    whose ``topic_index``-th topic it is on."""
+    return record_position(stream_id(topic_index, meta.partition), meta.offset)
+
+
+async def read_positions(
+    bootstrap: str, topic: str, topic_index: int = 0, **client: Any
+) -> set[tuple[str, int]]:
+    """(symbol, position) of every decodable trade on ``topic``, read back from the broker."""
+    out: set[tuple[str, int]] = set()
+    for r in await read_all(bootstrap, topic, **client):
+        msg = msgpack_decoder.decode(r.value) if r.value[:1] != b"{" else json_decoder.decode(r.value)
+        if isinstance(msg, Trade):
+            out.add((msg.symbol, position(r, topic_index)))
+    return out
+
+
+async def read_all(bootstrap: str, topic: str, quiet_polls: int = 3, **client: Any) -> list[Any]:
+    """Every record of ``topic`` from the beginning (no group), until ``quiet_polls`` empty polls."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", **client)
+    out: list[Any] = []
+    try:
+        await c.start()
+        parts = None
+        for _ in range(100):
+            parts = c.partitions_for_topic(topic)
+            if parts:
+                break
+            await c._client.force_metadata_update()  # the topic was just created
+            await asyncio.sleep(0.05)
+        assert parts, f"no partitions for {topic}"
+        c.assign([TopicPartition(topic, p) for p in sorted(parts)])
+        quiet = 0
+        while quiet < quiet_polls:
+            got = await c.getmany(timeout_ms=150, max_records=50_000)
+            quiet = 0 if got else quiet + 1
+            for recs in got.values():
+                out.extend(recs)
+    finally:
+        await c.stop()
+    return out
 
 
 @dataclass
@@ -133,6 +186,8 @@ class Collected:
     covered: set[tuple[str, int]] = field(default_factory=set)
     origins: Counter[str] = field(default_factory=Counter)
     header_mismatch: int = 0
+    nonfinite: int = 0
+    """Forecasts carrying a NaN or infinite number (there must never be one)."""
     records: int = 0
 
     @property
@@ -191,6 +246,9 @@ class ForecastReader:
                 headers = dict(r.headers)
                 if headers.get("forecast_id", b"").decode() != fc.forecast_id:
                     s.header_mismatch += 1
+                numbers = (fc.point, fc.volatility, fc.direction_prob, fc.confidence, *fc.quantiles)
+                if not all(math.isfinite(x) for x in numbers):
+                    s.nonfinite += 1
                 s.counts[fc.forecast_id] += 1
                 s.covered.add((fc.symbol, fc.basis_seq))
                 s.origins[headers.get("origin", b"").decode()] += 1
@@ -257,8 +315,12 @@ def node_toml(
     kafka_extra: str = "",
     loop: str = "uvloop",
     http: str = "",
+    source_extra: str = "",
 ) -> str:
-    """A node config like config/edge-node.toml, on the test's topics and group."""
+    """A node config like config/edge-node.toml, on the test's topics and group.
+
+    ``source_extra``: more ``key = value`` lines for the source's config table.
+    """
     g = {**FAST_GROUP, **(group or {})}
     consumer = "\n".join(f"{k} = {v}" for k, v in g.items())
     kafka = f'bootstrap_servers = "{bootstrap}"\nclient_id = "{node_id}"\n'
@@ -293,6 +355,7 @@ topics = ["{t.md}", "{t.news}"]
 dead_letter_topic = "{t.dead}"
 max_in_flight = {max_in_flight}
 commit_interval_ms = 100
+{source_extra}
 [actors.config.kafka]
 {kafka}
 [actors.config.consumer]

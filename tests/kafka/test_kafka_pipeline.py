@@ -14,6 +14,7 @@ from aiokafka.errors import CommitFailedError
 
 from actors.control_plane import PartitionAction
 from actors.kafka_io import KafkaSink
+from adapters.kafka import split_position
 from adapters.tansu import TansuBroker, free_port
 from engine.messages import DeadLetter, Forecast, NewsItem, json_encoder, msgpack_encoder
 from engine.testing import Probe
@@ -23,7 +24,9 @@ from tests.kafka.kafkatest import (
     committed_and_end,
     engine_running,
     node_toml,
+    position,
     produce_trades,
+    read_positions,
     standard_topics,
     trade,
 )
@@ -72,7 +75,9 @@ async def test_forecast_values_are_sane_baseline_forecasts(tansu: TansuBroker) -
                         got.extend(msgspec.msgpack.decode(r.value, type=Forecast) for r in recs)
         finally:
             await c.stop()
-    assert [f.basis_seq for f in got] == list(range(1, 201)), "one partition: forecasts in input order"
+    # One partition: forecasts in input order, each naming its input record by position.
+    assert [f.basis_seq for f in got] == sorted(pos for _, pos in expected)
+    assert [split_position(f.basis_seq)[1] for f in got] == list(range(200)), "offsets 0..199"
     for f in got:
         assert f.tier == "baseline" and f.symbol == "ES" and f.forecast_id == f"ES:1e:{f.basis_seq}"
         assert list(f.quantiles) == sorted(f.quantiles) and f.volatility > 0
@@ -103,13 +108,13 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_node_keeps_going(
         seq = 0
         for raw in bad:
             seq += 1
-            await producer.send_and_wait(t.md, msgpack_encoder.encode(trade("ES", seq)), key=b"ES")
-            good.add(("ES", seq))
+            meta = await producer.send_and_wait(t.md, msgpack_encoder.encode(trade("ES", seq)), key=b"ES")
+            good.add(("ES", position(meta)))
             await producer.send_and_wait(t.md, raw, key=b"ES")
         await producer.send_and_wait(t.md, None, key=b"ES")  # a tombstone has no value at all
         seq += 1
-        await producer.send_and_wait(t.md, json_encoder.encode(trade("ES", seq)), key=b"ES")  # JSON is fine
-        good.add(("ES", seq))
+        meta = await producer.send_and_wait(t.md, json_encoder.encode(trade("ES", seq)), key=b"ES")
+        good.add(("ES", position(meta)))  # JSON is fine
     finally:
         await producer.stop()
 
@@ -201,11 +206,9 @@ async def _kcat_round_trip(bootstrap: str, kcat: str) -> None:
     t = Topics.fresh()
     await standard_topics(bootstrap, t)
     lines = []
-    expected: set[tuple[str, int]] = set()
     for seq in range(1, 101):
         for sym in ("ES", "NQ"):
             lines.append(f"{sym}\t{json_encoder.encode(trade(sym, seq)).decode()}")
-            expected.add((sym, seq))
     proc = await asyncio.create_subprocess_exec(
         kcat,
         "-P",
@@ -221,6 +224,8 @@ async def _kcat_round_trip(bootstrap: str, kcat: str) -> None:
     )
     _, err = await asyncio.wait_for(proc.communicate(("\n".join(lines) + "\n").encode()), 30)
     assert proc.returncode == 0, err.decode()
+    expected = await read_positions(bootstrap, t.md)  # where kcat's records landed
+    assert len(expected) == len(lines)
 
     async with engine_running(node_toml(bootstrap, t)), ForecastReader(bootstrap, t.forecasts) as reader:
         seen = await reader.until(expected, timeout_s=30)

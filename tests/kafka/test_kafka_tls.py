@@ -85,20 +85,21 @@ async def test_node_round_trip_over_mutual_tls(
 async def _produce_tls(bootstrap: str, topic: str, client: dict[str, object]) -> set[tuple[str, int]]:
     # produce_trades speaks plaintext; over TLS, produce by hand with the same records.
     from engine.messages import msgpack_encoder
-    from tests.kafka.kafkatest import trade
+    from tests.kafka.kafkatest import position, trade
 
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **client)
     await p.start()
-    sent = set()
+    futs = []
     try:
         for seq in range(1, 101):
             for sym in ("ES", "NQ", "CL"):
-                await p.send(topic, msgpack_encoder.encode(trade(sym, seq)), key=sym.encode())
-                sent.add((sym, seq))
+                futs.append(
+                    (sym, await p.send(topic, msgpack_encoder.encode(trade(sym, seq)), key=sym.encode()))
+                )
         await p.flush()
+        return {(sym, position(await fut)) for sym, fut in futs}
     finally:
         await p.stop()
-    return sent
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])

@@ -8,6 +8,7 @@ import math
 import tomllib
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 import msgspec
 import pytest
@@ -15,20 +16,36 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.baseline_forecaster import BaselineForecaster, BaselineForecasterConfig
+from actors.kafka_io import KafkaSourceConfig
+from adapters.errors import RecordRejected
 from adapters.kafka import (
+    MAX_OFFSET,
+    MAX_PARTITIONS,
+    MAX_TOPICS,
     ConsumerConfig,
+    InputLimits,
     KafkaConfig,
     OffsetTracker,
     ProducerConfig,
     RecordCodec,
     TlsConfig,
+    bounded_key,
+    check_heartbeat,
+    check_message,
     consumer_kwargs,
+    encode_dead_letter,
     producer_kwargs,
+    record_position,
+    split_position,
+    stream_id,
+    symbol_token,
 )
 from adapters.tansu import find_tansu
+from engine.bus import topic_matches
 from engine.config import load_config, loads_config
+from engine.errors import ConfigError
 from engine.kernel import Engine
-from engine.messages import Forecast, NewsItem, Quote, Trade, json_encoder, msgpack_encoder
+from engine.messages import Bar, Forecast, Heartbeat, NewsItem, Quote, Trade, json_encoder, msgpack_encoder
 from engine.testing import Probe, settle
 from tools.commands.node import apply_overrides
 
@@ -38,20 +55,38 @@ REPO = Path(__file__).resolve().parents[2]
 # --- the at-least-once ledger ------------------------------------------------------
 
 
+def _pos(off: int, partition: int = 0) -> int:
+    return record_position(stream_id(0, partition), off)
+
+
 def test_commit_position_stops_at_the_first_record_without_a_safe_forecast() -> None:
     tr = OffsetTracker()
-    p = tr.partition("t/0")
-    for off, (key, seq) in enumerate([("A", 1), ("B", 1), ("A", 2), ("B", 2), ("A", 3)]):
-        tr.add_keyed(p, off, key, seq)
+    p = tr.partition("t/0", stream_id(0, 0))
+    for off, key in enumerate(["A", "B", "A", "B", "A"]):
+        tr.add_keyed(p, off, key)
     assert tr.in_flight == 5 and tr.to_commit() == {}
-    assert tr.ack("A", 3) == 3  # covers A1..A3
-    assert tr.to_commit() == {"t/0": 1}, "B1 at offset 1 is not safe yet"
-    assert tr.ack("B", 1) == 1
+    assert tr.ack("A", _pos(4)) == 3  # A's forecast of offset 4 covers A at 0, 2, 4
+    assert tr.to_commit() == {"t/0": 1}, "B at offset 1 is not safe yet"
+    assert tr.ack("B", _pos(1)) == 1
     assert tr.to_commit() == {"t/0": 3}
     tr.committed({"t/0": 3})
     assert tr.to_commit() == {}
-    assert tr.ack("B", 2) == 1 and tr.to_commit() == {"t/0": 5} and tr.in_flight == 0
-    assert tr.ack("B", 99) == 0, "acks for nothing pending are harmless"
+    assert tr.ack("B", _pos(3)) == 1 and tr.to_commit() == {"t/0": 5} and tr.in_flight == 0
+    assert tr.ack("B", _pos(99)) == 0, "acks for nothing pending are harmless"
+    assert tr.ack("B", _pos(3, partition=5)) == 0, "acks of an unknown partition settle nothing"
+
+
+def test_acks_settle_by_offset_on_their_own_partition_whatever_the_feed_seq_did() -> None:
+    # The same symbol on two partitions (un-keyed producer): offsets overlap, positions do not.
+    tr = OffsetTracker()
+    p0, p1 = tr.partition("t/0", stream_id(0, 0)), tr.partition("t/1", stream_id(0, 1))
+    for off in range(3):
+        tr.add_keyed(p0, off, "ES")
+        tr.add_keyed(p1, off, "ES")
+    assert tr.ack("ES", _pos(2, partition=1)) == 3, "partition 1 only"
+    assert tr.to_commit() == {"t/1": 3}
+    assert tr.ack("ES", _pos(0)) == 1 and tr.to_commit() == {"t/0": 1, "t/1": 3}
+    assert tr.in_flight == 2
 
 
 def test_done_records_and_dead_letters() -> None:
@@ -67,53 +102,78 @@ def test_done_records_and_dead_letters() -> None:
     assert tr.to_commit() == {"t/0": 3} and tr.in_flight == 0
 
 
+def test_uncommitted_counts_every_record_past_the_commit_safe_or_not() -> None:
+    tr = OffsetTracker()
+    p = tr.partition("t/0")
+    tr.add_keyed(p, 10, "A")  # the group's commit stood at 10: reading starts there
+    for off in range(11, 20):
+        tr.add_done(p, off)  # safe, but behind A at 10: a crash re-delivers them all
+    assert tr.in_flight == 1 and tr.uncommitted() == 10 and tr.safe_uncommitted() == 0
+    tr.ack("A", _pos(10))
+    assert tr.uncommitted() == 10 and tr.safe_uncommitted() == 10
+    tr.committed(tr.to_commit())
+    assert tr.uncommitted() == 0 and tr.safe_uncommitted() == 0
+
+
+def test_a_partition_that_stops_committing_is_reported_stalled_and_then_recovered() -> None:
+    tr = OffsetTracker()
+    p = tr.partition("t/0")
+    assert tr.check_stalls(0.0, 5.0) == ([], []), "nothing waits: never stalled"
+    tr.add_keyed(p, 0, "A")
+    assert tr.check_stalls(4.0, 5.0) == ([], [])
+    assert tr.check_stalls(9.0, 5.0) == ([], []), "the clock starts when records wait"
+    stalled, _ = tr.check_stalls(10.0, 5.0)
+    assert stalled == [p] and p.stalled
+    assert tr.check_stalls(11.0, 5.0) == ([], []), "reported once"
+    tr.ack("A", _pos(0))
+    tr.committed(tr.to_commit())
+    assert tr.check_stalls(12.0, 5.0) == ([], [p]) and not p.stalled
+
+
 def test_revoke_hands_back_positions_and_forgets_pending_records() -> None:
     tr = OffsetTracker()
-    p0, p1 = tr.partition("t/0"), tr.partition("t/1")
-    tr.add_keyed(p0, 0, "A", 1)
-    tr.add_keyed(p0, 1, "A", 2)
-    tr.add_keyed(p1, 0, "B", 1)
-    tr.ack("A", 1)
+    p0, p1 = tr.partition("t/0", stream_id(0, 0)), tr.partition("t/1", stream_id(0, 1))
+    tr.add_keyed(p0, 0, "A")
+    tr.add_keyed(p0, 1, "A")
+    tr.add_keyed(p1, 0, "B")
+    tr.ack("A", _pos(0))
     assert tr.revoke(["t/0"]) == {"t/0": 1}
-    assert tr.in_flight == 1, "only B1 on the kept partition is still in flight"
-    assert tr.ack("A", 2) == 0, "acks of revoked partitions are ignored"
+    assert tr.in_flight == 1, "only B at offset 0 on the kept partition is still in flight"
+    assert tr.ack("A", _pos(1)) == 0, "acks of revoked partitions are ignored"
     assert tr.to_commit() == {}
     assert tr.assigned() == ["t/1"]
 
 
 @st.composite
-def _histories(draw: st.DrawFn) -> tuple[list[tuple[int, str, int]], list[tuple[str, int]]]:
+def _histories(draw: st.DrawFn) -> tuple[list[tuple[int, str]], list[tuple[str, int, int]]]:
     n = draw(st.integers(1, 60))
     keys = draw(st.lists(st.sampled_from("ABC"), min_size=n, max_size=n))
     parts = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
-    seqs: dict[str, int] = {}
-    records = []
-    for key, part in zip(keys, parts, strict=True):
-        seqs[key] = seqs.get(key, 0) + draw(st.integers(1, 3))
-        records.append((part, key, seqs[key]))
-    acks = draw(st.lists(st.tuples(st.sampled_from("ABC"), st.integers(0, 40)), max_size=30))
-    return records, acks
+    acks = draw(
+        st.lists(st.tuples(st.sampled_from("ABC"), st.integers(0, 1), st.integers(0, 40)), max_size=30)
+    )
+    return list(zip(parts, keys, strict=True)), acks
 
 
 @settings(max_examples=100, deadline=None)
 @given(_histories())
 def test_commit_never_passes_a_record_whose_result_is_not_safe(
-    history: tuple[list[tuple[int, str, int]], list[tuple[str, int]]],
+    history: tuple[list[tuple[int, str]], list[tuple[str, int, int]]],
 ) -> None:
     records, acks = history
     tr = OffsetTracker()
-    parts = {0: tr.partition(0), 1: tr.partition(1)}
+    parts = {0: tr.partition(0, stream_id(0, 0)), 1: tr.partition(1, stream_id(0, 1))}
     offsets = {0: 0, 1: 0}
     placed = []
-    for part, key, seq in records:
-        tr.add_keyed(parts[part], offsets[part], key, seq)
-        placed.append((part, offsets[part], key, seq))
+    for part, key in records:
+        tr.add_keyed(parts[part], offsets[part], key)
+        placed.append((part, offsets[part], key))
         offsets[part] += 1
-    acked: dict[str, int] = {}
-    for key, seq in acks:
-        tr.ack(key, seq)
-        acked[key] = max(acked.get(key, 0), seq)
-    safe = {(part, off) for part, off, key, seq in placed if seq <= acked.get(key, 0)}
+    acked: dict[tuple[str, int], int] = {}
+    for key, part, off in acks:
+        tr.ack(key, _pos(off, part))
+        acked[key, part] = max(acked.get((key, part), -1), off)
+    safe = {(part, off) for part, off, key in placed if off <= acked.get((key, part), -1)}
     for part in (0, 1):
         pos = tr.to_commit().get(part, 0)
         assert all((part, off) in safe for off in range(pos)), "committed past an unsafe record"
@@ -121,7 +181,33 @@ def test_commit_never_passes_a_record_whose_result_is_not_safe(
     assert tr.in_flight == len(placed) - len(safe)
 
 
-# --- codec ----------------------------------------------------------------------------
+def test_positions_are_unique_per_record_and_fit_in_63_bits() -> None:
+    seen = {
+        record_position(stream_id(t, p), off)
+        for t in (0, MAX_TOPICS - 1)
+        for p in (0, 1, MAX_PARTITIONS - 1)
+        for off in (0, 1, MAX_OFFSET)
+    }
+    assert len(seen) == 2 * 3 * 3
+    assert all(0 < x < 2**63 for x in seen)
+    assert split_position(record_position(stream_id(5, 77), 123_456)) == (stream_id(5, 77), 123_456)
+    for bad in ((MAX_TOPICS, 0), (0, MAX_PARTITIONS), (-1, 0)):
+        with pytest.raises(ValueError):
+            stream_id(*bad)
+    with pytest.raises(ValueError):
+        record_position(0, MAX_OFFSET + 1)
+
+
+def test_symbol_tokens_are_one_token_and_injective() -> None:
+    symbols = ["ES", "ES.Z", "ES%2EZ", "ES_Z", "A.B.C", "%", ".", "BRK B"]
+    tokens = [symbol_token(s) for s in symbols]
+    assert tokens[0] == "ES" and tokens[-1] == "BRK B", "ordinary symbols are their own token"
+    assert all("." not in t for t in tokens)
+    assert len(set(tokens)) == len(symbols)
+    assert topic_matches("md.*", "md." + symbol_token("ES.Z"))
+
+
+# --- codec and input limits ------------------------------------------------------------------
 
 
 def test_codec_auto_tells_json_from_msgpack_and_reports_failures_in_place() -> None:
@@ -129,14 +215,201 @@ def test_codec_auto_tells_json_from_msgpack_and_reports_failures_in_place() -> N
     q = Quote(symbol="ES", ts_event=2, bid=1.0, ask=1.25)
     codec = RecordCodec("auto")
     out = codec.decode_batch(
-        [msgpack_encoder.encode(t), json_encoder.encode(q), b"\xc1", None, b'{"type":"x"}']
+        [msgpack_encoder.encode(t), b" \n" + json_encoder.encode(q), b"\xc1", None, b'{"type":"x"}']
     )
     assert out[0] == t and out[1] == q
-    assert all(isinstance(e, msgspec.DecodeError) for e in out[2:])
-    assert "tombstone" in str(out[3])
-    with pytest.raises(msgspec.DecodeError):
+    assert [e.code for e in out[2:] if isinstance(e, RecordRejected)] == [
+        "decode_error",
+        "tombstone",
+        "decode_error",
+    ]
+    with pytest.raises(RecordRejected, match="decode_error"):
         RecordCodec("msgpack").decode(json_encoder.encode(q))
     assert RecordCodec("json").decode(json_encoder.encode(q)) == q
+
+
+def _nested_json(depth: int) -> bytes:
+    return (
+        b'{"type":"trade","symbol":"ES","ts_event":1,"price":1.0,"size":1.0,"x":'
+        + b"[" * depth
+        + b"]" * depth
+        + b"}"
+    )
+
+
+def _nested_msgpack(depth: int) -> bytes:
+    head = msgpack_encoder.encode({"type": "trade", "symbol": "ES", "ts_event": 1, "price": 1.0, "size": 1.0})
+    return bytes([head[0] + 1]) + head[1:] + msgpack_encoder.encode("x") + b"\x91" * (depth - 1) + b"\x90"
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 3000, 100_000])
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_nesting_beyond_the_limit_is_refused_before_decoding(fmt: str, depth: int) -> None:
+    raw = _nested_json(depth) if fmt == "json" else _nested_msgpack(depth)
+    limits = InputLimits(max_record_bytes=1 << 20)
+    with pytest.raises(RecordRejected) as info:
+        RecordCodec("auto", limits=limits).decode(raw)
+    assert info.value.code == "too_deep"
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_nesting_within_the_limit_decodes_and_strings_do_not_count(fmt: str) -> None:
+    raw = _nested_json(31) if fmt == "json" else _nested_msgpack(31)  # + the record itself: 32
+    assert isinstance(RecordCodec("auto").decode(raw), Trade)
+    # Brackets inside a string are text, not nesting (and push the byte count over the limit).
+    news = NewsItem(id="n", ts_event=1, source="s", headline="[" * 500 + '"{' * 100)
+    for enc in (json_encoder, msgpack_encoder):
+        assert RecordCodec("auto").decode(enc.encode(news)) == news
+
+
+def test_many_tokens_are_refused_without_a_long_scan() -> None:
+    flat = b'{"type":"trade","x":[' + b"[]," * 30_000 + b'[]],"symbol":"ES"}'
+    with pytest.raises(RecordRejected) as info:
+        RecordCodec("auto", limits=InputLimits(max_record_bytes=1 << 20, max_depth=4)).decode(flat)
+    assert info.value.code == "too_complex"
+
+
+def test_size_utf8_and_recursion_failures_have_their_own_codes() -> None:
+    codec = RecordCodec("auto", limits=InputLimits(max_record_bytes=1000))
+    with pytest.raises(RecordRejected) as info:
+        codec.decode(b"{" + b" " * 1000 + b"}")
+    assert info.value.code == "too_large"
+    bad_json = b'{"type":"trade","symbol":"E\xff","ts_event":1,"price":1.0,"size":1.0}'
+    good = msgpack_encoder.encode(Trade(symbol="EZ", ts_event=1, price=1.0, size=1.0))
+    bad_mp = good.replace(b"\xa2EZ", b"\xa2E\xff")
+    for raw in (bad_json, bad_mp):
+        with pytest.raises(RecordRejected) as info:
+            codec.decode(raw)
+        assert info.value.code == "invalid_utf8", raw
+    # A depth limit above the interpreter's: the decoder's RecursionError is caught too.
+    deep = RecordCodec("auto", limits=InputLimits(max_record_bytes=1 << 20, max_depth=100_000))
+    with pytest.raises(RecordRejected) as info:
+        deep.decode(_nested_json(5000))
+    assert info.value.code == "too_deep"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512))
+def test_any_bytes_decode_or_are_refused_with_a_code(raw: bytes) -> None:
+    for fmt in ("auto", "json", "msgpack"):
+        try:
+            msg = RecordCodec(fmt).decode(raw)  # type: ignore[arg-type]
+        except RecordRejected as exc:
+            assert exc.code in {"decode_error", "invalid_utf8", "too_deep", "too_complex"}
+        else:
+            try:
+                check_message(msg, InputLimits())
+            except RecordRejected as exc:
+                assert exc.code == "invalid_value"
+
+
+T0 = 1_700_000_000_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("msg", "why"),
+    [
+        (Trade(symbol="ES", ts_event=T0, price=math.nan, size=1.0), "price"),
+        (Trade(symbol="ES", ts_event=T0, price=math.inf, size=1.0), "price"),
+        (Trade(symbol="ES", ts_event=T0, price=-1.0, size=1.0), "price"),
+        (Trade(symbol="ES", ts_event=T0, price=0.0, size=1.0), "price"),
+        (Trade(symbol="ES", ts_event=T0, price=1.0, size=0.0), "size"),
+        (Trade(symbol="ES", ts_event=T0, price=1.0, size=-1e308), "size"),
+        (Trade(symbol="ES", ts_event=10**20, price=1.0, size=1.0), "ts_event"),
+        (Trade(symbol="ES", ts_event=1, price=1.0, size=1.0), "ts_event"),
+        (Trade(symbol="ES", ts_event=T0, ts_recv=-5, price=1.0, size=1.0), "ts_recv"),
+        (Trade(symbol="ES", ts_event=T0, seq=2**64, price=1.0, size=1.0), "seq"),
+        (Trade(symbol="", ts_event=T0, price=1.0, size=1.0), "symbol"),
+        (Trade(symbol="E\nS", ts_event=T0, price=1.0, size=1.0), "symbol"),
+        (Trade(symbol="X" * 65, ts_event=T0, price=1.0, size=1.0), "symbol"),
+        (Quote(symbol="ES", ts_event=T0, bid=2.0, ask=1.0), "crossed"),
+        (Quote(symbol="ES", ts_event=T0, bid=1.0, ask=2.0, bid_size=math.nan), "bid_size"),
+        (
+            Bar(symbol="ES", ts_event=T0, ts_open=T0, open=1.0, high=0.5, low=0.4, close=1.0, volume=1.0),
+            "range",
+        ),
+        (NewsItem(id="", ts_event=T0, source="s", headline="h"), "id"),
+        (NewsItem(id="n", ts_event=T0, source="s", headline="h", symbols=("",)), "symbol"),
+    ],
+)
+def test_values_out_of_range_are_refused(msg: Any, why: str) -> None:
+    with pytest.raises(RecordRejected) as info:
+        check_message(msg, InputLimits())
+    assert info.value.code == "invalid_value" and why in info.value.detail
+
+
+def test_valid_extremes_and_dotted_symbols_pass() -> None:
+    for msg in (
+        Trade(symbol="ES.Z", ts_event=T0, price=1e300, size=5e-324),
+        Trade(symbol="BRK B", ts_event=T0, ts_recv=T0, price=1e-300, size=1.0),
+        Quote(symbol="6E", ts_event=T0, bid=1.0, ask=1.0 + 1e-12),
+        NewsItem(id="n", ts_event=T0, source="s", headline="", symbols=("ES.Z",)),
+    ):
+        check_message(msg, InputLimits())
+
+
+def test_heartbeats_are_range_checked() -> None:
+    ok = Heartbeat(node_id="edge-1", ts_event=T0, lag_p99_us=3.0, partitions=(0, 5))
+    check_heartbeat(ok, InputLimits())
+    for bad in (
+        msgspec.structs.replace(ok, lag_p99_us=math.nan),
+        msgspec.structs.replace(ok, latency_p99_us=-1.0),
+        msgspec.structs.replace(ok, mode="PANIC"),
+        msgspec.structs.replace(ok, node_id=""),
+        msgspec.structs.replace(ok, ts_event=10**20),
+        msgspec.structs.replace(ok, partitions=(2**40,)),
+    ):
+        with pytest.raises(RecordRejected):
+            check_heartbeat(bad, InputLimits())
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+@pytest.mark.parametrize("raw_len", [0, 10, 900_000, 5_000_000])
+def test_dead_letters_always_fit_the_producer_limit(fmt: str, raw_len: int) -> None:
+    encode = msgspec.json.encode if fmt == "json" else msgspec.msgpack.encode
+    raw = bytes(range(256)) * (raw_len // 256) + b"x" * (raw_len % 256)
+    limit = 1_048_576
+    key = b"k" * 10_000
+    headers = [("error", b"e" * 1000)]
+    dl, value = encode_dead_letter(
+        source="md/0@1",
+        reason="decode_error: " + "\u2603" * 5000,
+        raw=raw,
+        ts_event=T0,
+        detail={"topic": "md", "partition": 0, "offset": 1},
+        encode=encode,
+        max_raw_bytes=limit,  # let the request size alone decide
+        max_request_size=limit,
+        key=bounded_key(key),
+        headers=headers,
+    )
+    assert len(value) + 256 + 1000 < limit
+    assert dl.detail["raw_len"] == raw_len
+    assert dl.detail["raw_truncated"] is (len(dl.raw) < raw_len)
+    assert raw.startswith(dl.raw) and len(dl.reason) <= 1000
+    if raw_len <= 10:
+        assert dl.raw == raw, "small records are kept whole"
+    else:
+        assert len(dl.raw) > 500_000 or raw_len < 500_000, "the budget is used, not wasted"
+
+
+def test_source_config_refuses_windows_that_would_stop_consumption() -> None:
+    for bad in ({"max_in_flight": 0}, {"max_in_flight": -5}, {"max_records": 0}, {"topics": []}):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.convert(bad, KafkaSourceConfig)
+    with pytest.raises(msgspec.ValidationError, match="dead_letter_max_raw_bytes"):
+        msgspec.convert({"dead_letter_max_raw_bytes": 1_048_576}, KafkaSourceConfig)
+    with pytest.raises(ConfigError, match="max_in_flight"):
+        Engine(loads_config(_SOURCE_TOML.format(window=0), path="<t>")).build()
+
+
+_SOURCE_TOML = """
+[[actors]]
+name = "kafka-source"
+class = "actors.kafka_io:KafkaSource"
+[actors.config]
+max_in_flight = {window}
+"""
 
 
 # --- client settings ---------------------------------------------------------------------
@@ -189,6 +462,51 @@ async def test_baseline_forecaster_is_an_ewma_random_walk() -> None:
         assert f.tier == "baseline" and f.point == 0.0
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"lam": 1.5}, BaselineForecasterConfig)
+
+
+@pytest.mark.asyncio
+async def test_baseline_forecaster_stays_finite_and_unpoisoned_on_hostile_prices() -> None:
+    engine = Engine(loads_config(""))
+    engine.add_actor("fc", BaselineForecaster, BaselineForecasterConfig(), subscribe=["md.*"])
+    probe = Probe(engine.bus, "forecast.*", "deadletter")
+    task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
+    prices = [
+        ("A", math.nan),  # a NaN first price must not become A's state
+        ("A", 100.0),
+        ("A", 101.0),
+        ("B", 1e300),
+        ("B", 1e-300),  # ln(1e-300 / 1e300) underflows the ratio; log differences do not
+        ("B", 5e-324),
+        ("B", 1.7976931348623157e308),
+        ("C", -1.0),
+        ("C", math.inf),
+        ("C", 0.0),
+        ("C", 50.0),
+        ("D.Z", 10.0),
+    ]
+    try:
+        for seq, (sym, px) in enumerate(prices, 1):
+            engine.bus.publish(
+                "md." + symbol_token(sym), Trade(symbol=sym, ts_event=T0 + seq, seq=seq, price=px, size=1.0)
+            )
+        engine.bus.publish("md.A", Trade(symbol="A", ts_event=2**70, seq=99, price=1.0, size=1.0))
+        await settle(engine.bus)
+        got = probe.drain()
+    finally:
+        engine.request_shutdown("test")
+        await task
+    fcs = [m for m in got if isinstance(m, Forecast)]
+    dead = [m for m in got if not isinstance(m, Forecast)]
+    assert [f.basis_seq for f in fcs] == [2, 3, 4, 5, 6, 7, 11, 12]
+    assert len(dead) == 5, "NaN, -1, inf, 0 and the 2**70 timestamp are refused"
+    for f in fcs:
+        assert all(math.isfinite(x) for x in (f.volatility, *f.quantiles)) and f.volatility > 0
+        assert list(f.quantiles) == sorted(f.quantiles)
+    by_seq = {f.basis_seq: f for f in fcs}
+    assert by_seq[2].volatility == pytest.approx(1e-4), "A starts from its prior, not from NaN"
+    assert by_seq[3].volatility > 1e-4, "and moves with A's returns"
+    assert by_seq[11].volatility == pytest.approx(1e-4), "C's first usable price is 50"
+    assert by_seq[12].symbol == "D.Z"
 
 
 # --- the shipped node config --------------------------------------------------------------------
