@@ -29,7 +29,11 @@ escalations to ``route_to``), :class:`PeerStatusChange` on ``control.peers``.
 
 With ``http`` set, the actor also serves ``/healthz``, ``/readyz``,
 ``/metrics`` and ``/stats`` (see :mod:`adapters.ops_http`); ``finllm top``
-reads ``/stats``.
+reads ``/stats``.  The probes answer from the engine's latest
+:class:`~engine.health.NodeHealth` (published on ``health_topic``; the actor
+subscribes itself when it serves HTTP): not ready while the engine says so (a
+parked or crash-looping actor, a FAILED tier, a stalled partition, ...) or while
+this node has released its partitions; not live while the engine says so.
 
 Latency figures are the mean handler latency per message over the last
 heartbeat interval (microseconds), taken from the engine's
@@ -51,6 +55,7 @@ import msgspec
 from actors._stats import StatsReader
 from adapters.ops_http import OpsHttpConfig, OpsHttpServer
 from engine.actor import Actor
+from engine.health import NodeHealth
 from engine.messages import Heartbeat, ModeChange
 
 __all__ = [
@@ -89,6 +94,8 @@ class ControlPlaneConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     heartbeat_topic: str = "control.heartbeat"
     also_publish: tuple[str, ...] = ()
     http: OpsHttpConfig | None = None
+    health_topic: str = "control.health"
+    """Where the engine publishes its health assessments (``[engine.health] topic``)."""
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms <= 0:
@@ -248,8 +255,15 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
         self._sent = self.ctx.metrics.counter("heartbeats_sent_total")
         self._heard = self.ctx.metrics.counter("heartbeats_received_total")
         self.server: OpsHttpServer | None = None
+        self.health: NodeHealth | None = None
+        """The engine's latest assessment (None until one arrives)."""
         self.started = True
         if cfg.http is not None:
+            # The probes must tell what the engine knows; the subscription outlives this
+            # incarnation (the mailbox does), so a restart does not subscribe twice.
+            mine = self.ctx.self_ref.mailbox
+            if not any(mb is mine for mb in self.ctx.bus.subscribers(cfg.health_topic)):
+                self.ctx.bus.subscribe(cfg.health_topic, mine)
             self.server = OpsHttpServer(
                 cfg.http,
                 metrics_text=self.ctx.metrics.prometheus,
@@ -268,12 +282,21 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
     # --- ops endpoints -------------------------------------------------------------
 
     def _healthy(self) -> tuple[bool, str]:
-        # Liveness: answering at all proves the loop runs; SURVIVAL is still alive.
+        # Liveness: answering proves the loop runs (SURVIVAL is still alive); what the engine
+        # knows beyond that - a parked or crash-looping critical actor - is not live.
+        h = self.health
+        if h is not None and not h.live:
+            return False, f"{self.node_id} {h.describe('live')}"
         return True, f"ok {self.node_id} mode={self.ctx.bus.mode}"
 
     def _ready(self) -> tuple[bool, str]:
+        reasons: list[str] = []
         if self.self_state.released:
-            return False, f"not ready: {self.node_id} released its partitions"
+            reasons.append(f"{self.node_id} released its partitions")
+        if self.health is not None:
+            reasons.extend(self.health.not_ready)
+        if reasons:
+            return False, "\n".join([f"not ready: {reasons[0]}", *(f"- {r}" for r in reasons)])
         return True, f"ready {self.node_id} mode={self.ctx.bus.mode}"
 
     def stats(self) -> dict[str, Any]:
@@ -287,6 +310,9 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
             "released": self.self_state.released,
             "route_to": self.route_to,
             "peers": {k: p.status for k, p in sorted(self.peers.items())},
+            "ready": self._ready()[0],
+            "healthy": self._healthy()[0],
+            "health": msgspec.to_builtins(self.health) if self.health is not None else None,
             "mailboxes": {k: msgspec.to_builtins(v) for k, v in sorted(mailboxes.items())},
             "metrics": _finite(self.ctx.metrics.snapshot()),
         }
@@ -294,6 +320,9 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
     # --- heartbeats --------------------------------------------------------------
 
     def on_message(self, msg: Any) -> None:
+        if isinstance(msg, NodeHealth):
+            self.health = msg
+            return
         if isinstance(msg, ModeChange):
             # Peers learn of a mode change at once, not at the next interval.
             self._beat(self.ctx.clock.now_ns())

@@ -3,13 +3,16 @@
 No framework: HTTP/1.1 GET/HEAD, one request per connection (``Connection:
 close``), bounded request size and read time.  Routes:
 
-``/healthz``  200 ``ok`` while the node is alive, else 503 with the reason.
-``/readyz``   200 ``ready`` once the node can take traffic, else 503 with the reason.
+``/healthz``  200 while the node is alive, else 503 listing the reasons.
+``/readyz``   200 once the node does its job, else 503 listing the reasons.
 ``/metrics``  the Prometheus text exposition (``text/plain; version=0.0.4``).
 ``/stats``    a JSON document (mailbox statistics, mode, metrics summary) for ``finllm top``.
 
 Each probe is a callable supplied by the owner; a probe that raises answers
 500 with the error, so a broken probe is visible, never a hung socket.
+:func:`health_checks` makes both probes from an engine's
+:class:`~engine.health.NodeHealth` (``Engine.health``), so they tell what the
+engine knows: parked or crash-looping actors, failed tiers, stalled partitions.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Check", "OpsHttpConfig", "OpsHttpServer"]
+from engine.config import BindPort, PositiveFloat, PositiveInt
+from engine.health import NodeHealth
+
+__all__ = ["Check", "OpsHttpConfig", "OpsHttpServer", "health_checks"]
 
 Check = Callable[[], tuple[bool, str]]
 """A probe: (ok, reason)."""
@@ -42,13 +48,31 @@ class OpsHttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     """Where to listen.  ``port = 0`` picks a free port (see :attr:`OpsHttpServer.port`)."""
 
     host: str = "127.0.0.1"
-    port: int = 0
-    max_request_bytes: int = 8192
-    read_timeout_s: float = 5.0
+    port: BindPort = 0
+    max_request_bytes: PositiveInt = 8192
+    read_timeout_s: PositiveFloat = 5.0
 
 
 def _always_ok() -> tuple[bool, str]:
     return True, "ok"
+
+
+def health_checks(health: Callable[[], NodeHealth], prefix: str = "") -> tuple[Check, Check]:
+    """(liveness, readiness) probes answering from ``health()``; each reason on a line of its own.
+
+    ``prefix`` starts every answer (e.g. the node id), so a probe names the node it came from.
+    """
+    lead = f"{prefix} " if prefix else ""
+
+    def live() -> tuple[bool, str]:
+        h = health()
+        return h.live, lead + h.describe("live")
+
+    def ready() -> tuple[bool, str]:
+        h = health()
+        return h.ready, lead + h.describe("ready")
+
+    return live, ready
 
 
 class OpsHttpServer:

@@ -18,8 +18,15 @@ own config table, which is converted into the class's ``config_type``::
     [actors.config]
     dataset = "emini"
 
-Unknown keys are errors.  Every error is a :class:`ConfigError` naming the file,
+Unknown keys are errors, in every table (``[app]`` included: a typo there used to
+switch a feature off silently).  Ranges are checked where a value outside them
+means nothing (capacities >= 1, timeouts > 0, ports 1..65535 - 0 only where it
+means "pick a free port").  Every error is a :class:`ConfigError` naming the file,
 the key path (``actors[feed].mailbox.capacity``) and what was expected.
+
+Actor config structs can use the same range types: :data:`PositiveInt`,
+:data:`NonNegativeInt`, :data:`PositiveFloat`, :data:`NonNegativeFloat`,
+:data:`Port` and :data:`BindPort`.
 """
 
 from __future__ import annotations
@@ -31,38 +38,83 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
 from engine.errors import ConfigError
-from engine.supervisor import Restart, Strategy
+from engine.health import HealthConfig
+from engine.supervisor import PARK_AFTER, PARK_WINDOW_S, Restart, Strategy
 
 __all__ = [
     "ActorSpec",
+    "AppSection",
+    "BindPort",
     "EngineConfig",
     "EngineSection",
     "MailboxConfig",
+    "NonNegativeFloat",
+    "NonNegativeInt",
+    "Port",
+    "PositiveFloat",
+    "PositiveInt",
     "SupervisorSpec",
     "convert",
     "load_config",
     "loads_config",
     "merge",
+    "parse_host_port",
     "resolve",
 ]
 
 T = TypeVar("T")
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+"""A TCP port to connect to."""
+BindPort = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+"""A TCP port to listen on; 0 picks a free one (the owner must then say which)."""
+
+
+def parse_host_port(text: str, *, allow_zero: bool = True) -> tuple[str, int]:
+    """``"HOST:PORT"`` -> ``(host, port)``; ValueError saying what is wrong.
+
+    IPv6 hosts go in brackets (``[::1]:9308``); an empty host (``:9308``) is loopback.
+    ``allow_zero``: port 0 means "pick a free port" (listening addresses only).
+    """
+    raw = text.strip()
+    host, sep, port_text = raw.rpartition(":")
+    if not sep:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9308), got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not host:
+            raise ValueError(f"empty IPv6 address in {text!r}")
+    elif ":" in host:
+        raise ValueError(f"an IPv6 host goes in brackets ([::1]:9308), got {text!r}")
+    if any(c.isspace() for c in host):
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    if not port_text.isdigit():
+        raise ValueError(f"port must be a number, got {port_text!r} in {text!r}")
+    port = int(port_text)
+    if not (0 if allow_zero else 1) <= port <= 65535:
+        allowed = "0..65535 (0: pick a free port)" if allow_zero else "1..65535"
+        raise ValueError(f"port must be in {allowed}, got {port} in {text!r}")
+    return host or "127.0.0.1", port
 
 
 class MailboxConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One actor's mailbox.  ``key`` names the message attribute to conflate on;
     ``lane_of`` maps message type tags to lanes (0 most urgent); others go to the last lane."""
 
-    capacity: int = 4096
+    capacity: PositiveInt = 4096
     policy: Literal["block", "drop_newest", "drop_oldest", "conflate"] = "drop_newest"
     key: str | None = None
-    lanes: int = 1
-    lane_of: dict[str, int] = {}
+    lanes: PositiveInt = 1
+    lane_of: dict[str, NonNegativeInt] = {}
 
 
 class ActorSpec(
@@ -77,23 +129,29 @@ class ActorSpec(
     supervisor: str = "root"
     critical: bool = True
     restart: Restart = Restart.TRANSIENT
-    shutdown_timeout_s: float = 5.0
+    shutdown_timeout_s: PositiveFloat = 5.0
     enabled: bool = True
     mailbox: MailboxConfig = MailboxConfig()
     config: dict[str, Any] = {}
 
 
 class SupervisorSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A supervisor below ``parent`` (the implicit ``root`` has none)."""
+    """A supervisor below ``parent`` (the implicit ``root`` has none).
+
+    ``park_after``/``park_window_s``: when a child counts as crash-looping and is parked
+    (see :mod:`engine.supervisor`); unset, the ``[engine]`` values apply.
+    """
 
     name: str
     parent: str = "root"
     strategy: Strategy = Strategy.ONE_FOR_ONE
-    max_restarts: int = 3
-    period_s: float = 5.0
-    backoff_initial_s: float = 0.01
-    backoff_max_s: float = 1.0
+    max_restarts: NonNegativeInt = 3
+    period_s: PositiveFloat = 5.0
+    backoff_initial_s: NonNegativeFloat = 0.01
+    backoff_max_s: NonNegativeFloat = 1.0
     critical: bool = True
+    park_after: NonNegativeInt | None = None
+    park_window_s: PositiveFloat | None = None
 
 
 class EngineSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -103,23 +161,36 @@ class EngineSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     node_id: str = "node-1"
     loop: Literal["uvloop", "asyncio"] = "uvloop"
     clock: Literal["live", "sim"] = "live"
-    shutdown_deadline_s: float = 10.0
-    lag_interval_ms: float = 100.0
+    shutdown_deadline_s: PositiveFloat = 10.0
+    lag_interval_ms: PositiveFloat = 100.0
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     seed: int = 0
     root_strategy: Strategy = Strategy.ONE_FOR_ONE
-    root_max_restarts: int = 5
-    root_period_s: float = 10.0
+    root_max_restarts: NonNegativeInt = 5
+    root_period_s: PositiveFloat = 10.0
+    park_after: NonNegativeInt = PARK_AFTER
+    """A child failing this often within ``park_window_s`` is parked, not restarted (0: never)."""
+    park_window_s: PositiveFloat = PARK_WINDOW_S
+    health: HealthConfig = HealthConfig()
+    """When the node is ready and live (``[engine.health]``; see :mod:`engine.health`)."""
+
+
+class AppSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Settings of the command that runs the pipeline (``[app]``), not of the engine."""
+
+    http: str = ""
+    """``finllm node``: serve /healthz, /readyz, /metrics, /stats on ``HOST:PORT`` ("": off;
+    port 0: a free port, logged at start)."""
 
 
 class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A whole pipeline.  ``app`` is free-form settings for the command that runs it."""
+    """A whole pipeline: the engine, its supervisors and actors, and the running command's ``[app]``."""
 
     engine: EngineSection = EngineSection()
     supervisors: list[SupervisorSpec] = []
     actors: list[ActorSpec] = []
-    app: dict[str, Any] = {}
+    app: AppSection = AppSection()
     source: str = ""
     """The file this config came from (set by the loader)."""
 
@@ -246,11 +317,20 @@ def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) ->
 
 
 def _check(cfg: EngineConfig, path: str) -> None:
+    if cfg.app.http:
+        try:
+            parse_host_port(cfg.app.http)
+        except ValueError as exc:
+            raise ConfigError(path, "app.http", str(exc)) from None
     names: set[str] = set()
     sups = {"root"} | {s.name for s in cfg.supervisors}
     for s in cfg.supervisors:
         if s.parent not in sups:
             raise ConfigError(path, f"supervisors[{s.name}].parent", f"unknown supervisor {s.parent!r}")
+        if s.backoff_max_s < s.backoff_initial_s:
+            raise ConfigError(
+                path, f"supervisors[{s.name}].backoff_max_s", "expected a value >= backoff_initial_s"
+            )
     for a in cfg.actors:
         if a.name in names:
             raise ConfigError(path, f"actors[{a.name}].name", "duplicate actor name")
@@ -262,8 +342,6 @@ def _check(cfg: EngineConfig, path: str) -> None:
                 f"unknown supervisor {a.supervisor!r}; known: {sorted(sups)}",
             )
         mb = a.mailbox
-        if mb.capacity < 1:
-            raise ConfigError(path, f"actors[{a.name}].mailbox.capacity", "expected an integer >= 1")
         if mb.policy == "conflate" and not mb.key:
             raise ConfigError(
                 path, f"actors[{a.name}].mailbox.key", "policy 'conflate' needs a key attribute"

@@ -11,6 +11,15 @@ loop).  SIGINT/SIGTERM, or an actor calling ``ctx.request_shutdown``, start a
 graceful shutdown: the engine waits up to ``shutdown_deadline_s`` for every
 mailbox to drain, then stops the actors in reverse start order.  A lag monitor
 records how late the loop runs its timers (``loop_lag_us``).
+
+Health: :meth:`Engine.health` says whether the node is ready and live and why not
+(see :mod:`engine.health`).  A health monitor re-assesses every
+``[engine.health] interval_s`` and at once after any supervisor event (a failure,
+a parked or abandoned child), exports ``node_ready``/``node_live`` and per-child
+``actor_failures_recent``/``actor_parked`` gauges, hands each assessment to the
+listeners added with :meth:`Engine.add_health_listener`, and publishes it on
+``[engine.health] topic`` while someone subscribes.  A parked or abandoned child
+turns the mode DEGRADED (a :class:`~engine.messages.ModeChange` on ``control.mode``).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from engine.bus import Bus
 from engine.clock import Clock, LiveClock, SimClock
 from engine.config import EngineConfig, MailboxConfig, convert, load_config, resolve
 from engine.errors import ConfigError, Escalation
+from engine.health import NodeHealth, TierState, TierStatus, assess
 from engine.mailbox import Mailbox, MailboxStatistics
 from engine.messages import ModeChange
 from engine.metrics import Metrics
@@ -56,6 +66,14 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     abandoned: list[str]
     mailboxes: dict[str, MailboxStatistics]
     metrics: dict[str, Any]
+    tiers: dict[str, TierStatus] = {}
+    """Per pipeline tier: did it work (see :mod:`engine.health`)."""
+    parked: dict[str, str] = {}
+    """Children parked for crash-looping, by name -> their last error."""
+
+    def failed_tiers(self) -> list[TierStatus]:
+        """Tiers that did not start or whose every attempt failed."""
+        return [t for t in self.tiers.values() if t.state is TierState.FAILED]
 
 
 def _mailbox_for(name: str, cfg: MailboxConfig) -> Mailbox[Any]:
@@ -95,12 +113,18 @@ class Engine:
                 max_restarts=config.engine.root_max_restarts,
                 period_s=config.engine.root_period_s,
                 seed=config.engine.seed,
+                park_after=config.engine.park_after,
+                park_window_s=config.engine.park_window_s,
             ),
             on_abandon=self._on_abandon,
+            on_park=self._on_park,
+            on_failure=self._on_failure,
         )
         self._shutdown: asyncio.Event | None = None
         self._reason = ""
         self._built = False
+        self._health_kick: asyncio.Event | None = None
+        self._health_listeners: list[Callable[[NodeHealth], None]] = []
         self.bus.set_shutdown_hook(self.request_shutdown)
         self.bus.hold_start()
 
@@ -127,8 +151,14 @@ class Engine:
                     backoff_initial_s=sspec.backoff_initial_s,
                     backoff_max_s=sspec.backoff_max_s,
                     seed=cfg.engine.seed,
+                    park_after=cfg.engine.park_after if sspec.park_after is None else sspec.park_after,
+                    park_window_s=(
+                        cfg.engine.park_window_s if sspec.park_window_s is None else sspec.park_window_s
+                    ),
                 ),
                 on_abandon=self._on_abandon,
+                on_park=self._on_park,
+                on_failure=self._on_failure,
             )
             sups[sspec.name] = sup
             sups[sspec.parent].add(sup, ChildSpec(critical=sspec.critical))
@@ -195,15 +225,80 @@ class Engine:
 
     def _on_abandon(self, name: str, exc: BaseException) -> None:
         self.metrics.counter("actors_abandoned_total").inc()
+        self._degrade(f"actor {name!r} abandoned after repeated failures: {exc!r}")
+
+    def _on_park(self, name: str, exc: BaseException) -> None:
+        self.metrics.counter("actors_parked_total").inc()
+        self.metrics.gauge("actor_parked", actor=name).set(1.0)
+        self._degrade(f"actor {name!r} parked: it crash-loops ({exc!r})")
+
+    def _on_failure(self, name: str, exc: BaseException) -> None:
+        self._kick_health()
+
+    def _degrade(self, reason: str) -> None:
         previous = self.bus.mode
         mode = "DEGRADED" if previous in {"NORMAL", "CONSERVE"} else previous
         self.bus.mode = mode
-        reason = f"actor {name!r} abandoned after repeated failures: {exc!r}"
         _log.error("mode_change", mode=mode, previous=previous, reason=reason)
         self.bus.publish(
             "control.mode",
             ModeChange(mode=mode, previous=previous, reason=reason, ts_event=self.clock.now_ns()),
         )
+        self._kick_health()
+
+    # --- health ----------------------------------------------------------
+
+    def health(self) -> NodeHealth:
+        """Assess the node now (see :mod:`engine.health`) and export the verdict as gauges."""
+        cfg = self.config.engine.health
+        children = [c for sup in self._supervisors() for c in sup.children_health(cfg.restart_window_s)]
+        verdict = assess(
+            cfg,
+            children=children,
+            tiers=self.metrics.tiers.snapshot(),
+            gauges=self.metrics.gauges(),
+            mode=self.bus.mode,
+            ts_ns=time.time_ns(),
+        )
+        m = self.metrics
+        m.gauge("node_ready").set(float(verdict.ready))
+        m.gauge("node_live").set(float(verdict.live))
+        for c in children:
+            if c.failures_total:  # actors that never failed stay out of the exposition
+                m.gauge("actor_failures_recent", actor=c.name).set(float(c.failures_recent))
+        return verdict
+
+    def add_health_listener(self, listener: Callable[[NodeHealth], None]) -> None:
+        """Call ``listener`` with every assessment the health monitor makes (``finllm node`` logs them)."""
+        self._health_listeners.append(listener)
+
+    def _kick_health(self) -> None:
+        if self._health_kick is not None:
+            self._health_kick.set()
+
+    async def _health_monitor(self) -> None:
+        cfg = self.config.engine.health
+        kick = self._health_kick = asyncio.Event()
+        kick.set()  # the first assessment at once
+        loop = asyncio.get_running_loop()
+        while True:
+            # asyncio.wait, not wait_for: on 3.11 wait_for can swallow this task's cancellation
+            # when the kick lands at the same moment, and the engine would never finish stopping.
+            waiter = loop.create_task(kick.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=cfg.interval_s)
+            finally:
+                waiter.cancel()
+            kick.clear()
+            verdict = self.health()
+            for listener in self._health_listeners:
+                try:
+                    listener(verdict)
+                except Exception as exc:  # a broken listener must not end health reporting
+                    _log.error("health_listener_failed", listener=repr(listener), error=repr(exc))
+            # Only while subscribed: an unsubscribed topic would count as unrouted every second.
+            if self.bus.subscribers(cfg.topic):
+                self.bus.publish(cfg.topic, verdict)
 
     # --- running ---------------------------------------------------------
 
@@ -231,6 +326,7 @@ class Engine:
                 except (NotImplementedError, RuntimeError):  # not the main thread
                     pass
         lag = loop.create_task(self._lag_monitor(), name="lag-monitor")
+        health = loop.create_task(self._health_monitor(), name="health-monitor")
         root = loop.create_task(self.root.run(started=self.bus.mark_started), name="root-supervisor")
         stop = loop.create_task(self._shutdown.wait(), name="shutdown-wait")
         exit_code = 0
@@ -246,6 +342,10 @@ class Engine:
                 elif exc is not None:
                     self._reason = self._reason or f"root failed: {exc!r}"
                     exit_code = 1
+                elif any(s.parked for s in self._supervisors()):
+                    parked = sorted(n for s in self._supervisors() for n in s.parked)
+                    self._reason = self._reason or f"every actor finished or was parked (parked: {parked})"
+                    exit_code = 1
                 else:
                     self._reason = self._reason or "all actors finished"
             else:
@@ -257,7 +357,9 @@ class Engine:
         finally:
             stop.cancel()
             lag.cancel()
-            await asyncio.gather(stop, lag, return_exceptions=True)
+            health.cancel()
+            await asyncio.gather(stop, lag, health, return_exceptions=True)
+            self._health_kick = None
             if not root.done():
                 root.cancel()
                 await asyncio.gather(root, return_exceptions=True)
@@ -273,6 +375,8 @@ class Engine:
             abandoned=[n for s in self._supervisors() for n in s.abandoned],
             mailboxes=self.mailbox_statistics(),
             metrics=self.metrics.snapshot(),
+            tiers=self.metrics.tiers.snapshot(),
+            parked={n: err for s in self._supervisors() for n, err in s.parked.items()},
         )
 
     def _supervisors(self) -> list[Supervisor]:

@@ -18,6 +18,17 @@ that into a degraded mode rather than a dead process).  Each restart waits an
 exponential backoff with jitter first.  Children may be actor cells or other
 supervisors.  Restart kinds: ``permanent`` (always), ``transient`` (only after a
 failure; a normal exit is final) and ``temporary`` (never).
+
+Crash loops: restart intensity alone never catches a child that fails a little
+slower than ``max_restarts`` per ``period_s``, nor a loop that moves up the tree
+(a supervisor escalates, its parent restarts it, and the parent's own restarts
+are spaced too far apart to reach its limit).  So each child also keeps its own
+failure history, which survives its supervisor's restarts: ``park_after`` failures within
+``park_window_s`` and the child is *parked* - not restarted again, its mailbox
+closed (what was queued is discarded and counted, pending requests fail with
+``ActorStopped``), recorded in :attr:`Supervisor.parked` with its last error,
+and reported through ``on_park``.  A parked child counts as done; its siblings
+keep running.  Parking is checked before restart intensity.
 """
 
 from __future__ import annotations
@@ -28,15 +39,24 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Annotated, Any, TypeAlias
 
 import msgspec
 import structlog
 
 from engine.actor import ActorCell
 from engine.errors import Escalation
+from engine.health import ChildHealth, ChildState
 
-__all__ = ["ChildSpec", "Restart", "Strategy", "Supervisor", "SupervisorConfig"]
+__all__ = [
+    "PARK_AFTER",
+    "PARK_WINDOW_S",
+    "ChildSpec",
+    "Restart",
+    "Strategy",
+    "Supervisor",
+    "SupervisorConfig",
+]
 
 _log = structlog.get_logger("finllm")
 
@@ -53,40 +73,85 @@ class Restart(enum.StrEnum):
     TEMPORARY = "temporary"
 
 
+_NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+_PosFloat = Annotated[float, msgspec.Meta(gt=0)]
+_NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+
+PARK_AFTER = 10
+"""Default crash-loop definition: this many failures of one child ..."""
+PARK_WINDOW_S = 3600.0
+"""... within this many seconds park it.  An hour: a child failing every few minutes forever is a loop too."""
+
+
 class SupervisorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Restart policy.  Times are seconds."""
+    """Restart policy.  Times are seconds.  ``park_after = 0`` never parks."""
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
-    max_restarts: int = 3
-    period_s: float = 5.0
-    backoff_initial_s: float = 0.01
-    backoff_max_s: float = 1.0
-    jitter: float = 0.5
+    max_restarts: _NonNegInt = 3
+    period_s: _PosFloat = 5.0
+    backoff_initial_s: _NonNegFloat = 0.01
+    backoff_max_s: _NonNegFloat = 1.0
+    jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
     """Fraction of each backoff drawn at random: the wait is in [(1 - jitter) * d, d]."""
     seed: int = 0
+    park_after: _NonNegInt = PARK_AFTER
+    park_window_s: _PosFloat = PARK_WINDOW_S
 
 
 class ChildSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """How a supervisor treats one child.  ``shutdown_timeout_s`` bounds its stop."""
 
     restart: Restart = Restart.TRANSIENT
-    shutdown_timeout_s: float = 5.0
+    shutdown_timeout_s: _PosFloat = 5.0
     critical: bool = True
 
 
 _Child: TypeAlias = "ActorCell | Supervisor"
 
 
-class _Slot:
-    __slots__ = ("child", "done", "generation", "spec", "started", "task")
+# Failure times kept per child: enough for any sane park_after, bounded for a child failing forever.
+_HISTORY = 256
 
-    def __init__(self, child: _Child, spec: ChildSpec) -> None:
+
+class _Slot:
+    __slots__ = (
+        "child",
+        "done",
+        "failed_at",
+        "failures_total",
+        "generation",
+        "last_error",
+        "parked",
+        "spec",
+        "started",
+        "task",
+        "ts_last_failure",
+    )
+
+    def __init__(self, child: _Child, spec: ChildSpec, history: int) -> None:
         self.child = child
         self.spec = spec
         self.task: asyncio.Task[None] | None = None
         self.generation = 0
         self.started: asyncio.Event = asyncio.Event()
         self.done = False
+        # Monotonic seconds of recent failures; lives as long as the supervisor object, so a
+        # supervisor restarted by its parent still sees the loop its child is in.
+        self.failed_at: deque[float] = deque(maxlen=history)
+        self.failures_total = 0
+        self.last_error = ""
+        self.ts_last_failure = 0
+        self.parked = False
+
+    def failures_within(self, window_s: float, now: float) -> int:
+        return sum(1 for t in self.failed_at if now - t <= window_s)
+
+    def state(self) -> ChildState:
+        if self.parked:
+            return ChildState.PARKED
+        if self.task is not None and not self.task.done():
+            return ChildState.RUNNING
+        return ChildState.STOPPED
 
 
 class Supervisor:
@@ -98,10 +163,16 @@ class Supervisor:
         config: SupervisorConfig | None = None,
         *,
         on_abandon: Callable[[str, BaseException], None] | None = None,
+        on_park: Callable[[str, BaseException], None] | None = None,
+        on_failure: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.name = name
         self.config = config or SupervisorConfig()
         self.on_abandon = on_abandon
+        self.on_park = on_park
+        """Called with (child name, last error) when a child is parked (a crash loop)."""
+        self.on_failure = on_failure
+        """Called with (child name, error) on every child failure, before any restart."""
         self._slots: list[_Slot] = []
         self._events: asyncio.Queue[tuple[int, int, BaseException | None]] | None = None
         self._restarts: deque[float] = deque()
@@ -109,10 +180,12 @@ class Supervisor:
         self._stopping = False
         self.restarts_total = 0
         self.abandoned: list[str] = []
+        self.parked: dict[str, str] = {}
+        """Parked children by name -> their last error."""
 
     def add(self, child: _Child, spec: ChildSpec | None = None) -> None:
         """Add a child before :meth:`run`; children start in the order added."""
-        self._slots.append(_Slot(child, spec or ChildSpec()))
+        self._slots.append(_Slot(child, spec or ChildSpec(), max(_HISTORY, self.config.park_after)))
 
     @property
     def children(self) -> list[_Child]:
@@ -152,10 +225,47 @@ class Supervisor:
                     slot.done = True
                 continue
             _log.error("child_failed", supervisor=self.name, child=name, error=repr(exc))
+            recent = self._record_failure(slot, exc)
             if slot.spec.restart is Restart.TEMPORARY:
                 slot.done = True
                 continue
+            if self.config.park_after and recent >= self.config.park_after:
+                self._park(slot, exc, recent)
+                continue
             await self._restart(i, exc)
+
+    def _record_failure(self, slot: _Slot, exc: BaseException) -> int:
+        """Note one failure of ``slot``'s child; returns its failures within ``park_window_s``."""
+        now = time.monotonic()
+        slot.failed_at.append(now)
+        slot.failures_total += 1
+        slot.last_error = _describe(exc)
+        slot.ts_last_failure = time.time_ns()
+        if self.on_failure is not None:
+            self.on_failure(_name(slot.child), exc)
+        return slot.failures_within(self.config.park_window_s, now)
+
+    def _park(self, slot: _Slot, exc: BaseException, recent: int) -> None:
+        """Stop ``slot``'s child for good: it crash-loops (see the module docstring)."""
+        name = _name(slot.child)
+        slot.done = True
+        slot.parked = True
+        self.parked[name] = slot.last_error
+        # Close what the child reads from: publishers must not block on (or queue for) an
+        # actor that will never read again, and the engine's idle wait must not wait for it.
+        cells = slot.child.cells() if isinstance(slot.child, Supervisor) else [slot.child]
+        discarded = sum(c.close() for c in cells)
+        _log.error(
+            "child_parked",
+            supervisor=self.name,
+            child=name,
+            failures=recent,
+            window_s=self.config.park_window_s,
+            discarded=discarded,
+            error=slot.last_error,
+        )
+        if self.on_park is not None:
+            self.on_park(name, exc)
 
     async def _restart(self, i: int, exc: BaseException | None) -> None:
         cfg = self.config
@@ -242,6 +352,29 @@ class Supervisor:
         await self._stop_children(range(len(self._slots)), final=True)
         self.request_stop()
 
+    def children_health(self, window_s: float) -> list[ChildHealth]:
+        """Each direct child's state and failures (``failures_recent``: within ``window_s``)."""
+        now = time.monotonic()
+        out: list[ChildHealth] = []
+        for s in self._slots:
+            name = _name(s.child)
+            state = s.state()
+            if name in self.abandoned:
+                state = ChildState.ABANDONED
+            out.append(
+                ChildHealth(
+                    name=name,
+                    supervisor=self.name,
+                    critical=s.spec.critical,
+                    state=state,
+                    failures_total=s.failures_total,
+                    failures_recent=s.failures_within(window_s, now),
+                    last_error=s.last_error,
+                    ts_last_failure=s.ts_last_failure,
+                )
+            )
+        return out
+
     def cells(self) -> list[ActorCell]:
         """Every actor cell in this subtree, in start order."""
         out: list[ActorCell] = []
@@ -276,3 +409,12 @@ async def _stop_child(child: _Child, task: asyncio.Task[None], timeout_s: float,
 
 def _name(child: _Child) -> str:
     return child.name
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of a failure, following an escalation to the child failure behind it."""
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if isinstance(exc, Escalation) and cause is not None:
+        text += f" <- {type(cause).__name__}: {cause}"
+    return text[:500]

@@ -16,12 +16,17 @@ PUBLIC = {
     "engine.cli": ["commands", "main"],
     "engine.clock": ["Clock", "LiveClock", "SimClock", "TimerHandle"],
     "engine.config": [
-        "ActorSpec", "EngineConfig", "EngineSection", "MailboxConfig", "SupervisorSpec",
-        "convert", "load_config", "loads_config", "merge", "resolve",
+        "ActorSpec", "AppSection", "BindPort", "EngineConfig", "EngineSection", "MailboxConfig",
+        "NonNegativeFloat", "NonNegativeInt", "Port", "PositiveFloat", "PositiveInt", "SupervisorSpec",
+        "convert", "load_config", "loads_config", "merge", "parse_host_port", "resolve",
     ],
     "engine.errors": [
         "ActorStopped", "ConfigError", "EngineError", "Escalation", "MailboxClosed",
         "MailboxEmpty", "NoResponder", "RequestTimeout",
+    ],
+    "engine.health": [
+        "ChildHealth", "ChildState", "HealthConfig", "HealthLogger", "NodeHealth", "TierHealth",
+        "TierRecorder", "TierState", "TierStatus", "assess",
     ],
     "engine.kernel": ["Engine", "RunSummary", "run_engine", "run_on_loop"],
     "engine.logging": ["configure_logging"],
@@ -32,7 +37,9 @@ PUBLIC = {
         "VerifiedNews", "json_decoder", "json_encoder", "msgpack_decoder", "msgpack_encoder",
     ],
     "engine.metrics": ["Counter", "Gauge", "Histogram", "Metrics"],
-    "engine.supervisor": ["ChildSpec", "Restart", "Strategy", "Supervisor", "SupervisorConfig"],
+    "engine.supervisor": [
+        "PARK_AFTER", "PARK_WINDOW_S", "ChildSpec", "Restart", "Strategy", "Supervisor", "SupervisorConfig",
+    ],
     "engine.testing": ["FakeClock", "Probe", "capture_logs", "settle"],
 }  # fmt: skip
 

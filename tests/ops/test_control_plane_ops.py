@@ -7,6 +7,7 @@ import io
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 
@@ -90,6 +91,14 @@ def test_choose_route() -> None:
 
 
 # --- the actor -------------------------------------------------------------------------------
+
+
+async def _until(pred: Callable[[], bool], within: float = 5.0) -> None:
+    for _ in range(int(within / 0.005)):
+        if pred():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never became true")
 
 
 async def _armed(clock: SimClock) -> None:
@@ -236,12 +245,18 @@ async def test_ops_endpoints_of_a_node_and_top(sim_engine: Engine, running: obje
         edge.offer(i)
     engine.metrics.histogram("handler_latency_us", actor="edge").observe(120.0)
     engine.metrics.histogram("loop_lag_us").observe(300.0)
-    engine.bus.mode = "DEGRADED"
-
-    status, _, body = await asyncio.to_thread(_get, f"{url}/healthz")
-    assert status == 200 and "mode=DEGRADED" in body
     status, _, body = await asyncio.to_thread(_get, f"{url}/readyz")
     assert status == 200 and body.startswith("ready n1")
+    engine.bus.mode = "DEGRADED"
+    # The probes answer from the engine's assessment (published on control.health every
+    # interval); hand the control plane one now rather than wait for the next.
+    engine.bus.publish("control.health", engine.health())
+    await _until(lambda: cp.health is not None and cp.health.mode == "DEGRADED")
+
+    status, _, body = await asyncio.to_thread(_get, f"{url}/healthz")
+    assert status == 200 and "mode=DEGRADED" in body  # degraded is still alive
+    status, _, body = await asyncio.to_thread(_get, f"{url}/readyz")
+    assert status == 503 and "mode DEGRADED (ready in NORMAL, CONSERVE)" in body
     status, ctype, body = await asyncio.to_thread(_get, f"{url}/metrics")
     assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
     assert "# TYPE finllm_handler_latency_us summary" in body

@@ -8,10 +8,17 @@ one file serves many nodes::
 SIGTERM or SIGINT drain and stop the node gracefully (exit 0); the input offsets of
 work not yet safely written stay uncommitted and are re-read by whoever takes over.
 
-Operations over HTTP (``--http HOST:PORT`` or ``[app] http = "HOST:PORT"``), served by
-:class:`adapters.ops_http.OpsHttpServer`: ``/healthz`` and ``/readyz`` answer 200 while the
-node runs in mode NORMAL or CONSERVE, 503 otherwise; ``/metrics`` is the Prometheus text
-format; ``/stats`` is a JSON status (mode, actors, mailbox statistics) that ``finllm top`` reads.
+Operations over HTTP (``--http HOST:PORT`` or ``[app] http = "HOST:PORT"``; port 0 picks a
+free port and the node logs which), served by :class:`adapters.ops_http.OpsHttpServer` from the
+engine's health assessment (:meth:`engine.kernel.Engine.health`): ``/readyz`` answers 503,
+listing the reasons, while any tier is FAILED, an actor is parked, abandoned or restarting
+often, a partition is stalled, consumer lag is past ``[engine.health] max_consumer_lag`` or the
+mode is not one of ``[engine.health] ready_modes``; ``/healthz`` answers 503 past a threshold -
+a parked actor or a crash-looping critical one.  ``/metrics`` is the Prometheus text format;
+``/stats`` is a JSON status (mode, health, actors, mailbox statistics) that ``finllm top``
+reads.  Every tier that turns FAILED and every parked actor is logged once at WARNING.
+
+A bad address (``--http nonsense``) or config error exits 2 with a message naming what is wrong.
 """
 
 from __future__ import annotations
@@ -26,12 +33,23 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 if TYPE_CHECKING:
+    from engine.config import EngineConfig
     from engine.kernel import Engine, RunSummary
 
 __all__ = ["apply_overrides", "main"]
 
-_HEALTHY_MODES = ("NORMAL", "CONSERVE")
 _T0 = time.monotonic()
+
+
+def _address(text: str) -> str:
+    """argparse type of ``--http``: a valid HOST:PORT, else a usage error (exit 2)."""
+    from engine.config import parse_host_port
+
+    try:
+        parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,21 +63,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--http",
-        help="serve /healthz, /readyz, /metrics, /stats on HOST:PORT (default: [app] http, else off)",
+        type=_address,
+        metavar="HOST:PORT",
+        help="serve /healthz, /readyz, /metrics, /stats on HOST:PORT, port 0: any free one "
+        "(default: [app] http, else off)",
     )
     return p
 
 
 def _status(engine: Engine, node_id: str) -> dict[str, Any]:
-    mode = engine.bus.mode
-    actors = {
-        name: {"incarnations": cell.incarnations, "depth": len(cell.mailbox), "busy": cell.busy}
-        for name, cell in engine.cells.items()
-    }
+    health = engine.health()
+    actors = {}
+    for name, cell in engine.cells.items():
+        child = health.children.get(name)
+        actors[name] = {
+            "incarnations": cell.incarnations,
+            "depth": len(cell.mailbox),
+            "busy": cell.busy,
+            "state": child.state if child is not None else "stopped",
+            "failures_recent": child.failures_recent if child is not None else 0,
+            "last_error": child.last_error if child is not None else "",
+        }
     return {
         "node_id": node_id,
-        "mode": mode,
-        "healthy": mode in _HEALTHY_MODES,
+        "mode": health.mode,
+        "healthy": health.live,
+        "ready": health.ready,
+        "health": msgspec.to_builtins(health),
         "actors": actors,
         "mailboxes": {k: msgspec.to_builtins(v) for k, v in engine.mailbox_statistics().items()},
         "uptime_s": time.monotonic() - _T0,
@@ -67,25 +97,30 @@ def _status(engine: Engine, node_id: str) -> dict[str, Any]:
     }
 
 
-async def _run(engine: Engine, node_id: str, http: str | None) -> RunSummary:
-    from adapters.ops_http import OpsHttpConfig, OpsHttpServer
+async def _run(engine: Engine, node_id: str, http: str) -> RunSummary:
+    import structlog
 
+    from adapters.ops_http import OpsHttpConfig, OpsHttpServer, health_checks
+    from engine.config import parse_host_port
+    from engine.health import HealthLogger
+
+    log = structlog.get_logger("finllm")
+    engine.add_health_listener(HealthLogger(log))
     server = None
     if http:
-        host, _, port = http.rpartition(":")
-
-        def healthy() -> tuple[bool, str]:
-            mode = engine.bus.mode
-            return mode in _HEALTHY_MODES, f"mode {mode}"
-
+        host, port = parse_host_port(http)
+        live, ready = health_checks(engine.health, prefix=node_id)
         server = OpsHttpServer(
-            OpsHttpConfig(host=host or "127.0.0.1", port=int(port)),
+            OpsHttpConfig(host=host, port=port),
             metrics_text=engine.metrics.prometheus,
             stats=lambda: _status(engine, node_id),
-            healthy=healthy,
-            ready=healthy,
+            healthy=live,
+            ready=ready,
         )
-        await server.start()
+        bound = await server.start()
+        log.info("ops_http_listening", url=server.url, port=bound, picked_free_port=port == 0)
+        if port == 0:
+            print(f"finllm node: ops HTTP on {server.url} (port 0: picked a free port)", file=sys.stderr)
     try:
         return await engine.run()
     finally:
@@ -124,30 +159,41 @@ def apply_overrides(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     return {**raw, "engine": engine, "actors": actors}
 
 
-def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+def _load(path: Path, args: argparse.Namespace) -> EngineConfig:
+    """The config file with the command-line overrides; ConfigError names the file and key."""
     from engine.config import loads_config
     from engine.errors import ConfigError
-    from engine.kernel import Engine, run_on_loop
-    from engine.logging import configure_logging
 
-    path = Path(args.config)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
     patched = apply_overrides(raw, args)
     # Lists replace wholesale in an override, so the patched actor list replaces the file's.
-    config = loads_config(
-        path.read_text(encoding="utf-8"),
-        path=str(path),
-        overrides={"engine": patched["engine"], "actors": patched["actors"]},
+    return loads_config(
+        text, path=str(path), overrides={"engine": patched["engine"], "actors": patched["actors"]}
     )
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from engine.errors import ConfigError
+    from engine.kernel import Engine, run_on_loop
+    from engine.logging import configure_logging
+
+    try:
+        config = _load(Path(args.config), args)
+        engine = Engine(config)
+        engine.build()
+    except ConfigError as exc:
+        print(f"finllm node: config error: {exc}", file=sys.stderr)
+        return 2
     configure_logging(config.engine.log_format, config.engine.log_level)
-    http = args.http or config.app.get("http")
-    summary = run_on_loop(_run(Engine(config), config.engine.node_id, http), config.engine.loop)
+    http = args.http or config.app.http
+    summary = run_on_loop(_run(engine, config.engine.node_id, http), config.engine.loop)
     print(
         f"node {config.engine.node_id} stopped: {summary.reason} (exit {summary.exit_code}, "
         f"{summary.wall_s:.1f}s, drained={summary.drained})",

@@ -2,9 +2,11 @@
 
 Polls the node's ``/stats`` (served by the control plane, see
 :mod:`actors.control_plane`) every ``--interval`` seconds and draws, with
-plain ANSI escapes: the mode, each mailbox (depth against capacity, peak,
-offered, delivered, shed in total and per second since the last frame), each
-actor's handler latency (p50/p99, microseconds) and the event-loop lag.
+plain ANSI escapes: the mode, whether the node is ready and live and every
+reason it is not (parked or restarting actors, FAILED tiers, stalled partitions,
+consumer lag), each mailbox (depth against capacity, peak, offered, delivered,
+shed in total and per second since the last frame), each actor's handler latency
+(p50/p99, microseconds), its state and recent failures, and the event-loop lag.
 ``--once`` prints a single frame and exits (scripts, tests); ``--no-color``
 drops the colours.  Exit status: 0, or 1 when the node cannot be reached.
 """
@@ -44,6 +46,28 @@ def _num(v: Any, fmt: str = ",.0f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _health_lines(health: dict[str, Any] | None, color: bool) -> list[str]:
+    if not health:
+        return []
+    ready, live = bool(health.get("ready", True)), bool(health.get("live", True))
+    line = "health  " + (_c("ready", "32", color) if ready else _c("NOT READY", "31", color))
+    line += "  " + (_c("live", "32", color) if live else _c("NOT LIVE", "31", color))
+    lag = health.get("lag") or {}
+    if lag:
+        line += f"  consumer lag max {max(float(v) for v in lag.values()):,.0f}"
+    lines = [line]
+    lines += [f"  - {r}" for r in health.get("not_ready") or ()]
+    return lines
+
+
+def _state(child: dict[str, Any] | None) -> str:
+    if not child:
+        return "-"
+    state = str(child.get("state", "?"))
+    recent = int(child.get("failures_recent", 0))
+    return f"{state}({recent})" if recent else state
+
+
 def render(doc: dict[str, Any], prev: dict[str, Any] | None = None, *, color: bool = True) -> str:
     """One frame of text from a ``/stats`` document (``prev``: the previous one, for rates)."""
     mode = str(doc.get("mode", "?"))
@@ -54,15 +78,18 @@ def render(doc: dict[str, Any], prev: dict[str, Any] | None = None, *, color: bo
         dt = max(1e-9, float(doc["uptime_s"]) - float(prev["uptime_s"]))
     shed_total = sum(int(m.get("shed", 0)) for m in mailboxes.values())
     lag = hist.get("loop_lag_us", {})
+    health: dict[str, Any] | None = doc.get("health")
+    children: dict[str, Any] = (health or {}).get("children") or {}
     lines = [
         f"finllm top  node {doc.get('node_id', '?')}  mode "
         + _c(f"{mode:<8}", _MODE_COLOR.get(mode, "0"), color)
         + f"  up {float(doc.get('uptime_s') or 0):,.0f} s  shed {shed_total:,}"
         + f"  loop lag p99 {_num(lag.get('p99'))} us"
         + ("  RELEASED" if doc.get("released") else ""),
+        *_health_lines(health, color),
         "",
         f"{'actor':<18} {'policy':<11} {'depth':>7} {'':14} {'peak':>6} {'offered':>11} "
-        f"{'delivered':>11} {'shed':>9} {'shed/s':>8} {'p50 us':>8} {'p99 us':>8}",
+        f"{'delivered':>11} {'shed':>9} {'shed/s':>8} {'p50 us':>8} {'p99 us':>8}  {'state':<14}",
     ]
     for name, m in sorted(mailboxes.items()):
         depth, cap = int(m.get("depth", 0)), int(m.get("capacity", 0))
@@ -78,7 +105,7 @@ def render(doc: dict[str, Any], prev: dict[str, Any] | None = None, *, color: bo
             f"{name[:18]:<18} {str(m.get('policy', ''))[:11]:<11} {depth:>7,} {_bar(depth, cap):14} "
             f"{int(m.get('peak_depth', 0)):>6,} {int(m.get('offered', 0)):>11,} "
             f"{int(m.get('delivered', 0)):>11,} {shed_txt} {rate:>8} "
-            f"{_num(lat.get('p50')):>8} {_num(lat.get('p99')):>8}"
+            f"{_num(lat.get('p50')):>8} {_num(lat.get('p99')):>8}  {_state(children.get(name)):<14}"
         )
     peers = doc.get("peers") or {}
     if peers:
