@@ -6,8 +6,14 @@ replay file (DESIGN.md schema).  Each batch is analysed by
 :class:`adapters.text.checker.Analyzer` (normalization, injection scan,
 dedup, entity linking, sentiment, MiniLM embedding) in the executor, off the
 event loop, and published as :class:`~adapters.text.checker.AnalysedNews` on
-``out_topic`` (default ``news.analysed``).  Invalid file lines and messages of
-other types are dead-lettered with the reason.
+``out_topic`` (default ``news.analysed``).
+
+Bad input never stops it (DESIGN.md "Bad input"): a file line over the
+configured byte limit, nested too deep, not UTF-8 or not a valid item, an
+item from the bus over the same bounds, a message of another type, and an item
+whose analysis raises are each dead-lettered on their own, with the reason,
+the line number where there is one (``detail``) and at most
+``limits.excerpt_bytes`` of the raw bytes; the rest of the batch goes on.
 
 Replay pacing (``pace``): ``clock`` waits on the engine clock until each
 item's time (another source, the market data feed, drives a SimClock);
@@ -22,9 +28,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from adapters.text.checker import Analyzer, AnalyzerConfig
+from adapters.text.checker import AnalysedNews, Analyzer, AnalyzerConfig
 from adapters.text.errors import NewsParseError
-from adapters.text.news_io import read_news
+from adapters.text.news_io import NewsLimits, excerpt, read_news, validate_item
 from engine.actor import Actor
 from engine.clock import SimClock
 from engine.errors import MailboxClosed
@@ -36,9 +42,11 @@ __all__ = ["NarrativeIngest", "NarrativeIngestConfig"]
 class NarrativeIngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``analyzer``: ingest settings; ``replay_file``: optional JSONL of news items;
     ``pace``: ``clock`` | ``advance`` | ``none`` (see module docstring);
-    ``shutdown_at_end``: ask the engine to stop when the replay is done."""
+    ``shutdown_at_end``: ask the engine to stop when the replay is done;
+    ``limits``: per-line and per-item bounds (bytes, nesting, symbols)."""
 
     analyzer: AnalyzerConfig = AnalyzerConfig()
+    limits: NewsLimits = NewsLimits()
     replay_file: str = ""
     pace: Literal["clock", "advance", "none"] = "clock"
     out_topic: str = "news.analysed"
@@ -61,20 +69,37 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
     async def on_batch(self, msgs: list[Any]) -> None:
         items: list[NewsItem] = []
         for m in msgs:
-            if isinstance(m, NewsItem):
-                items.append(m)
-            else:
-                self._n_bad.inc()
-                self.ctx.dead_letter(f"unexpected message type {type(m).__name__}", raw=_encode(m))
+            if not isinstance(m, NewsItem):
+                self._reject(f"unexpected message type {type(m).__name__}", _encode(m))
+                continue
+            try:
+                validate_item(m, self.config.limits)
+            except NewsParseError as exc:
+                self._reject(f"invalid news item {m.id!r}: {exc}", _encode(m), m.ts_event, code=exc.code)
+                continue
+            items.append(m)
         await self._ingest(items)
 
     async def _ingest(self, items: list[NewsItem]) -> None:
         if not items:
             return
-        analysed = await self.ctx.run_in_executor(self.analyzer.analyse_batch, items)
-        self._n_in.inc(len(items))
-        for a in analysed:
-            self.ctx.publish(self.config.out_topic, a)
+        try:
+            outcomes = await self.ctx.run_in_executor(self.analyzer.analyse_each, items)
+        except Exception as exc:  # analyse_each isolates records; this is the last line of defence
+            for it in items:
+                self._reject(f"analysis failed: {type(exc).__name__}: {exc}", _encode(it), it.ts_event)
+            return
+        for a in outcomes:
+            if isinstance(a, AnalysedNews):
+                self._n_in.inc()
+                self.ctx.publish(self.config.out_topic, a)
+            else:
+                it = a.item
+                self._reject(f"analysis failed for item {it.id!r}: {a.error}", _encode(it), it.ts_event)
+
+    def _reject(self, reason: str, raw: bytes, ts_event: int | None = None, **detail: Any) -> None:
+        self._n_bad.inc()
+        self.ctx.dead_letter(reason, raw=excerpt(raw, self.config.limits), ts_event=ts_event, **detail)
 
     async def _replay(self) -> None:
         await self.ctx.wait_started()
@@ -82,12 +107,14 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
         pace = self.config.pace
         key = (id(self.ctx.bus), self.ctx.name)
         done = _REPLAY_CURSORS.get(key, 0)  # lines already handled by an earlier incarnation
-        for lineno, raw, parsed in read_news(self.config.replay_file):
+        path = self.config.replay_file
+        for lineno, raw, parsed in read_news(path, self.config.limits):
             if lineno <= done:
                 continue
             if isinstance(parsed, NewsParseError):
-                self._n_bad.inc()
-                self.ctx.dead_letter(f"invalid news line {lineno}: {parsed}", raw=raw.encode())
+                self._reject(
+                    f"invalid news line {lineno}: {parsed}", raw, line=lineno, code=parsed.code, file=path
+                )
                 _REPLAY_CURSORS[key] = lineno
                 continue
             ts = parsed.ts_event

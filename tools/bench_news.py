@@ -12,7 +12,11 @@ Figures (one JSON line each with ``--json``):
   used for one round of fixes) and ``adversarial_fresh.jsonl`` (written last;
   its first run was the honest figure, then it too informed fixes);
 * ``checker_items_per_s`` without embeddings (ingest + checks), and
-  ``embed_items_per_s`` (MiniLM, batched).
+  ``embed_items_per_s`` (MiniLM, batched);
+* ``check_news_lines_per_s``: the whole of ``finllm check-news`` without
+  embeddings (reading, bounded parsing, ingest, dedup, checks, verdict
+  records) over ``--check-news-n`` synthetic lines from
+  :mod:`tools.synth_news` (default 20,000; context ``n`` and ``seconds``).
 """
 
 from __future__ import annotations
@@ -25,12 +29,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from adapters.text.checker import Analyzer, AnalyzerConfig, Decision, SanityCore, run_stream
 from adapters.text.news_io import parse_news_line
 from adapters.text.sentiment import EmbeddingSentiment, LMScorer, VaderScorer, macro_f1
 from tools.benchlib import emit
+from tools.synth_news import synth_lines
 
-__all__ = ["AdversarialReport", "evaluate_adversarial", "load_adversarial", "main", "sentiment_f1"]
+__all__ = [
+    "AdversarialReport",
+    "bench_check_news",
+    "evaluate_adversarial",
+    "load_adversarial",
+    "main",
+    "sentiment_f1",
+]
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -112,8 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="JSON lines output")
     ap.add_argument("--skip-embed", action="store_true", help="skip everything that needs MiniLM")
     ap.add_argument("--verbose", action="store_true", help="list adversarial mismatches")
+    ap.add_argument("--check-news-n", type=int, default=20_000,
+                    help="synthetic lines for check_news_lines_per_s (0: skip)")  # fmt: skip
+    ap.add_argument("--only-check-news", action="store_true", help="only the check_news_lines_per_s figure")
     args = ap.parse_args(argv)
     js = args.json
+    if args.only_check_news:
+        bench_check_news(args.check_news_n, as_json=js)
+        return 0
 
     labelled = [json.loads(x) for x in (DATA / "sentiment_labelled.jsonl").read_text().splitlines() if x]
     test = [r for r in labelled if r["split"] == "test"]
@@ -172,7 +192,39 @@ def main(argv: list[str] | None = None) -> int:
             dt = time.perf_counter() - t0
             emit("news", "embed_items_per_s", round(len(texts) / dt, 1), "items/s", as_json=js,
                  batch=bs, n=len(texts), threads=1)  # fmt: skip
+    if args.check_news_n > 0:
+        bench_check_news(args.check_news_n, as_json=js)
     return 0
+
+
+def bench_check_news(n: int, *, as_json: bool, seed: int = 1) -> float:
+    """Time ``finllm check-news`` (no embeddings) over ``n`` synthetic lines; emit and return lines/s.
+
+    The file is written first and not timed; the analyzer's start-up (lexicons,
+    universe) is timed, as a user of the command waits for it too.
+    """
+    import tempfile
+
+    from tools.commands.check_news import check_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "news.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for line in synth_lines(n, seed=seed):
+                f.write(line + "\n")
+        t0 = time.perf_counter()
+        an = Analyzer(AnalyzerConfig(embed=False, sentiment="lexicon"))
+        enc = msgspec.json.Encoder()
+        with (Path(tmp) / "verdicts.jsonl").open("wb") as out:
+            lines = 0
+            for rec in check_file(path, an, SanityCore()):
+                out.write(enc.encode(rec) + b"\n")
+                lines += 1
+        dt = time.perf_counter() - t0
+    rate = round(lines / dt, 1)
+    emit("news", "check_news_lines_per_s", rate, "lines/s", as_json=as_json, n=lines, seconds=round(dt, 2),
+         embed=False, dataset="synthetic", seed=seed)  # fmt: skip
+    return rate
 
 
 if __name__ == "__main__":

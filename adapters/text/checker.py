@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SOURCES",
     "AnalysedNews",
+    "AnalysisFailure",
     "Analyzer",
     "AnalyzerConfig",
     "Decision",
@@ -249,9 +250,36 @@ class Analyzer:
     def analyse_batch(self, items: Sequence[NewsItem]) -> list[AnalysedNews]:
         """Analyse ``items`` in order; embeddings (if any) are computed in one batch.
 
-        CPU-heavy with an embedder: actors call this through ``run_in_executor``.
+        The first item that fails raises.  CPU-heavy with an embedder: actors call
+        :meth:`analyse_each` through ``run_in_executor`` instead.
         """
-        pre = [self._prepare(it) for it in items]
+        return self._embed([self._prepare(it) for it in items])
+
+    def analyse_each(self, items: Sequence[NewsItem]) -> list[AnalysedNews | AnalysisFailure]:
+        """Like :meth:`analyse_batch`, but an item that fails becomes an :class:`AnalysisFailure`
+        in its place instead of sinking its batch (DESIGN.md: bad input never crashes an actor)."""
+        out: list[AnalysedNews | AnalysisFailure] = []
+        for it in items:
+            try:
+                out.append(self._prepare(it))
+            except Exception as exc:  # any failure of one record is that record's, not the batch's
+                out.append(AnalysisFailure(it, _describe(exc)))
+        ok = [a for a in out if isinstance(a, AnalysedNews)]
+        try:
+            done: list[AnalysedNews | AnalysisFailure] = list(self._embed(ok))
+        except Exception:
+            # The batch failed as a whole: embed one by one, so only the culprits fail.
+            done = [self._embed_one(a) for a in ok]
+        it_done = iter(done)
+        return [next(it_done) if isinstance(a, AnalysedNews) else a for a in out]
+
+    def _embed_one(self, a: AnalysedNews) -> AnalysedNews | AnalysisFailure:
+        try:
+            return self._embed([a])[0]
+        except Exception as exc:  # this record's failure only
+            return AnalysisFailure(a.item, _describe(exc))
+
+    def _embed(self, pre: list[AnalysedNews]) -> list[AnalysedNews]:
         if self.embedder is None or not pre:
             return pre
         emb: np.ndarray = self.embedder.encode([a.headline for a in pre])
@@ -307,6 +335,18 @@ class Analyzer:
             scores={"lm": round(lm, 6), "vader": round(vader, 6)},
             tokens=tuple(sorted(content_tokens(headline))),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisFailure:
+    """An item the ingest stage could not analyse; ``error`` is the exception's type and message."""
+
+    item: NewsItem
+    error: str
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]  # bounded: a message may quote the whole input
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,22 +147,21 @@ async def test_bus_news_and_bars_drive_the_checker() -> None:
 async def test_a_crashing_ingest_restarts_without_replaying_or_losing_items(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.text.checker import Analyzer
-
     f = tmp_path / "news.jsonl"
     heads = [f"Boeing wins order number {i} from an airline customer in Asia" for i in range(6)]
     lines = [_line(f"n{i}", 60 * i, "reuters", h) for i, h in enumerate(heads)]
     f.write_text("\n".join(lines) + "\n")
-    real = Analyzer.analyse_batch
+    real = NarrativeIngest._ingest
     boom = {"armed": True}
 
-    def flaky(self: Analyzer, items: list[NewsItem]) -> object:
+    async def flaky(self: NarrativeIngest, items: list[NewsItem]) -> None:
+        # The handler itself fails (not one record's analysis): the engine restarts the actor.
         if boom["armed"] and any(it.id == "n2" for it in items):
             boom["armed"] = False
-            raise RuntimeError("injected analysis failure")
-        return real(self, items)
+            raise RuntimeError("injected handler failure")
+        await real(self, items)
 
-    monkeypatch.setattr(Analyzer, "analyse_batch", flaky)
+    monkeypatch.setattr(NarrativeIngest, "_ingest", flaky)
     eng = _engine()
     eng.add_actor(
         "narrative",
@@ -176,9 +175,134 @@ async def test_a_crashing_ingest_restarts_without_replaying_or_losing_items(
     msgs = probe.drain()
     decided = [m.id for m in msgs if isinstance(m, NewsVerdict | VerifiedNews)]
     dead = [m for m in msgs if isinstance(m, DeadLetter)]
-    assert len(dead) == 1 and "injected analysis failure" in dead[0].reason
+    assert len(dead) == 1 and "handler_error: RuntimeError: injected handler failure" in dead[0].reason
     assert sorted(set(decided)) == ["n0", "n1", "n3", "n4", "n5"]  # n2 is the dead letter
     assert len(decided) == len(set(decided))  # the restart replayed nothing twice
+
+
+@pytest.mark.asyncio
+async def test_an_item_whose_analysis_raises_is_dead_lettered_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.text.checker import AnalysedNews, Analyzer
+
+    f = tmp_path / "news.jsonl"
+    heads = [f"Boeing wins order number {i} from an airline customer in Asia" for i in range(6)]
+    f.write_text("\n".join(_line(f"n{i}", 60 * i, "reuters", h) for i, h in enumerate(heads)) + "\n")
+    real_prepare = Analyzer._prepare
+    real_models = Analyzer.with_models.__func__  # type: ignore[attr-defined]
+    loads: list[int] = []
+
+    def prepare(self: Analyzer, it: NewsItem) -> AnalysedNews:
+        if it.id == "n2":
+            raise ValueError("injected analysis failure")
+        return real_prepare(self, it)
+
+    def with_models(cls: type[Analyzer], /, *a: object, **k: object) -> Analyzer:
+        loads.append(1)  # once per incarnation of the actor
+        return real_models(cls, *a, **k)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Analyzer, "_prepare", prepare)
+    monkeypatch.setattr(Analyzer, "with_models", classmethod(with_models))
+    eng = _engine()
+    eng.add_actor(
+        "narrative",
+        NarrativeIngest,
+        NarrativeIngestConfig(analyzer=LEXICON, replay_file=str(f), pace="advance", shutdown_at_end=True),
+    )
+    eng.add_actor("sanity", SanityChecker, SanityCheckerConfig(), subscribe=["news.analysed"])
+    probe = Probe(eng.bus, "news.verified", "news.quarantine", "deadletter")
+    summary = await asyncio.wait_for(eng.run(install_signals=False), 60)
+    assert summary.exit_code == 0
+    msgs = probe.drain()
+    dead = [m for m in msgs if isinstance(m, DeadLetter)]
+    assert len(dead) == 1
+    assert dead[0].reason == "analysis failed for item 'n2': ValueError: injected analysis failure"
+    assert dead[0].ts_event == T0 + 120 * S and dead[0].raw  # the item's own time, and its bytes
+    decided = sorted({m.id for m in msgs if isinstance(m, NewsVerdict | VerifiedNews)})
+    assert decided == ["n0", "n1", "n3", "n4", "n5"]
+    assert loads == [1]  # never restarted
+
+
+@pytest.mark.asyncio
+async def test_hostile_replay_lines_are_dead_lettered_with_line_and_excerpt(tmp_path: Path) -> None:
+    f = tmp_path / "news.jsonl"
+    good = [
+        _line(
+            "v1",
+            0,
+            "reuters",
+            "Verizon agrees to buy Vodafone's 45% stake in Verizon Wireless for $130 billion",
+        ),
+        _line("v2", 600, "bloomberg", "Vodafone to sell Verizon Wireless stake to Verizon in $130bn deal"),
+    ]
+    deep = '{"id":"deep","ts":1,"source":"x","headline":"h","m":' + "[" * 3000 + "]" * 3000 + "}"
+    big = '{"id":"big","ts":1,"source":"x","headline":"' + "a" * (2 << 20) + '"}'
+    f.write_bytes(
+        b"\n".join(
+            [
+                good[0].encode(),
+                deep.encode(),
+                b'{"id":"u","ts":1,"source":"x","headline":"\xff"}',
+                big.encode(),
+                good[1].encode(),
+            ]
+        )
+        + b"\n"
+    )
+    eng = _engine()
+    eng.add_actor(
+        "narrative",
+        NarrativeIngest,
+        NarrativeIngestConfig(analyzer=LEXICON, replay_file=str(f), pace="advance", shutdown_at_end=True),
+    )
+    eng.add_actor("sanity", SanityChecker, SanityCheckerConfig(), subscribe=["news.analysed"])
+    probe = Probe(eng.bus, "news.verified", "deadletter")
+    summary = await asyncio.wait_for(eng.run(install_signals=False), 60)
+    assert summary.exit_code == 0
+    msgs = probe.drain()
+    assert sorted(m.id for m in msgs if isinstance(m, VerifiedNews)) == ["v1", "v2"]
+    dead = [m for m in msgs if isinstance(m, DeadLetter)]
+    assert [(d.detail["line"], d.detail["code"]) for d in dead] == [
+        (2, "too_deep"),
+        (3, "invalid_utf8"),
+        (4, "too_large"),
+    ]
+    assert all(d.reason.startswith(f"invalid news line {d.detail['line']}: ") for d in dead)
+    assert dead[0].raw == deep.encode()[:256] and dead[2].raw == big.encode()[:256]
+    assert "2097" in dead[2].reason  # the line's real size is reported
+
+
+@pytest.mark.asyncio
+async def test_oversized_bus_items_are_dead_lettered() -> None:
+    from adapters.text.news_io import NewsLimits
+
+    eng = _engine()
+    eng.add_actor(
+        "narrative",
+        NarrativeIngest,
+        NarrativeIngestConfig(analyzer=LEXICON, limits=NewsLimits(max_line_bytes=1000)),
+        subscribe=["news.raw"],
+    )
+    probe = Probe(eng.bus, "news.analysed", "deadletter")
+    run = asyncio.ensure_future(eng.run(install_signals=False))
+    try:
+        for _ in range(3000):
+            await asyncio.sleep(0.01)
+            actor = eng.cells["narrative"].actor
+            if actor is not None and hasattr(actor, "analyzer"):
+                break
+        eng.bus.publish("news.raw", NewsItem(id="big", ts_event=T0, source="x", headline="h" * 5000))
+        eng.bus.publish("news.raw", NewsItem(id="ok", ts_event=T0, source="x", headline="Boeing wins order"))
+        await settle(eng.bus)
+        msgs = probe.drain()
+    finally:
+        eng.request_shutdown("test done")
+        await asyncio.wait_for(run, 30)
+    dead = [m for m in msgs if isinstance(m, DeadLetter)]
+    assert len(dead) == 1 and dead[0].reason.startswith("invalid news item 'big': item text is 500")
+    assert dead[0].detail == {"code": "too_large"} and len(dead[0].raw) == 256
+    assert [m.item.id for m in msgs if not isinstance(m, DeadLetter)] == ["ok"]
 
 
 PIPELINE = """

@@ -8,16 +8,22 @@ line, in input order::
     {"line", "id", "verdict", "reasons", "scores", "symbols", "sentiment", "sentiment_label"}
 
 ``verdict`` is ``accepted``, ``quarantined``, ``rejected``, or ``invalid`` for
-a line that is not a valid news item (``reasons`` holds the parse error).  A
-bad line never stops the run.  Items held for corroboration get their final
-verdict when their window ends or the input does.  Exit status 0 unless the
-files cannot be opened (2).
+a line that is not a valid news item or whose analysis failed.  An invalid
+record says why in ``reasons`` (``parse_error: ...`` or ``analysis_error:
+...``) and carries two more keys: ``error`` (the refusal code: ``too_large``,
+``too_deep``, ``invalid_utf8``, ``invalid_json``, ``invalid_field``,
+``analysis``) and ``raw`` (the line's first ``--excerpt-bytes`` bytes, decoded
+with undecodable bytes shown as ``\\xNN``).  Lines are bounded before they are
+decoded (``--max-line-bytes``, ``--max-depth``), so no line can stop the run or
+cost more than its byte limit.  Items held for corroboration get their final
+verdict when their window ends or the input does.  Exit status 0 whatever the
+lines hold (the bad ones are in the output and counted on stderr); 2 when the
+files cannot be opened.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Iterator
@@ -26,22 +32,20 @@ from typing import Any
 
 import msgspec
 
-from adapters.text.checker import Analyzer, AnalyzerConfig, Decision, SanityConfig, SanityCore
+from adapters.text.checker import (
+    AnalysedNews,
+    Analyzer,
+    AnalyzerConfig,
+    Decision,
+    SanityConfig,
+    SanityCore,
+)
 from adapters.text.errors import NewsParseError
-from adapters.text.news_io import read_news
+from adapters.text.news_io import DEFAULT_LIMITS, NewsLimits, excerpt, read_news
 from adapters.text.sentiment import label_of
 from engine.messages import NewsItem
 
 __all__ = ["check_file", "main"]
-
-
-def _id_of(raw: str) -> str | None:
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        return None
-    v = obj.get("id") if isinstance(obj, dict) else None
-    return v if isinstance(v, str) else None
 
 
 def _record(line: int, d: Decision) -> dict[str, Any]:
@@ -58,69 +62,122 @@ def _record(line: int, d: Decision) -> dict[str, Any]:
     }
 
 
+def _invalid(line: int, item_id: str | None, reason: str, code: str, raw: bytes) -> dict[str, Any]:
+    return {
+        "line": line,
+        "id": item_id,
+        "verdict": "invalid",
+        "reasons": [reason],
+        "scores": {},
+        "symbols": [],
+        "sentiment": 0.0,
+        "sentiment_label": "neutral",
+        "error": code,
+        "raw": raw.decode("utf-8", "backslashreplace"),
+    }
+
+
+class _Ordered:
+    """Verdict records in input order: a slot per line, filled when its verdict is final."""
+
+    def __init__(self) -> None:
+        self.slots: list[dict[str, Any] | None] = []
+        self.lines: list[int] = []
+        self.by_item: dict[str, list[int]] = {}
+        self.emitted = 0
+
+    def reserve(self, lineno: int, item_id: str | None = None) -> int:
+        self.slots.append(None)
+        self.lines.append(lineno)
+        if item_id is not None:
+            self.by_item.setdefault(item_id, []).append(len(self.slots) - 1)
+        return len(self.slots) - 1
+
+    def fail(self, slot: int, item_id: str, rec: dict[str, Any]) -> None:
+        """File ``rec`` for an item that will get no decision (its analysis or check failed)."""
+        waiting = self.by_item.get(item_id)
+        if waiting is not None and slot in waiting:
+            waiting.remove(slot)
+            if not waiting:
+                del self.by_item[item_id]
+        self.slots[slot] = rec
+
+    def place(self, d: Decision) -> None:
+        """File a final decision under the oldest open slot of its item id."""
+        waiting = self.by_item.get(d.verdict.id)
+        if waiting:
+            slot = waiting.pop(0)
+            if not waiting:
+                del self.by_item[d.verdict.id]
+            self.slots[slot] = _record(self.lines[slot], d)
+
+    def ready(self) -> Iterator[dict[str, Any]]:
+        """Records now final at the head of the input, in order (each yielded once, then freed)."""
+        while self.emitted < len(self.slots) and (rec := self.slots[self.emitted]) is not None:
+            self.slots[self.emitted] = None  # written out: do not keep 200k records alive
+            self.emitted += 1
+            yield rec
+
+    def rest(self) -> Iterator[dict[str, Any]]:
+        """Everything left, at the end of input."""
+        while self.emitted < len(self.slots):
+            rec = self.slots[self.emitted]
+            if rec is None:  # cannot happen: every submitted item gets a final verdict on flush
+                rec = _invalid(self.lines[self.emitted], None, "internal: no verdict", "internal", b"")
+            self.emitted += 1
+            yield rec
+
+
+def _submit(core: SanityCore, out: _Ordered, a: AnalysedNews, slot: int) -> None:
+    try:
+        decisions = core.submit(a)
+    except Exception as exc:  # one item's failure is reported on its line; the run goes on
+        reason = f"analysis_error: check failed: {type(exc).__name__}: {exc}"[:500]
+        out.fail(slot, a.item.id, _invalid(out.lines[slot], a.item.id, reason, "analysis", b""))
+        return
+    for d in decisions:
+        out.place(d)
+
+
 def check_file(
     path: Path,
     analyzer: Analyzer,
     core: SanityCore,
     *,
     batch: int = 64,
+    limits: NewsLimits = DEFAULT_LIMITS,
 ) -> Iterator[dict[str, Any]]:
     """Yield one verdict record per non-blank line of ``path``, in input order."""
-    slots: list[dict[str, Any] | None] = []
-    by_item: dict[str, list[int]] = {}
-    lines: list[int] = []
-    emitted = 0
-    pending: list[tuple[int, NewsItem]] = []
-
-    def place(d: Decision) -> None:
-        slots_for = by_item.get(d.verdict.id) or []
-        if not slots_for:
-            return
-        slot = slots_for.pop(0)
-        slots[slot] = _record(lines[slot], d)
+    out = _Ordered()
+    pending: list[tuple[int, NewsItem, bytes]] = []
 
     def run_batch() -> None:
-        if not pending:
-            return
-        for an in analyzer.analyse_batch([it for _, it in pending]):
-            for d in core.submit(an):
-                place(d)
+        outcomes = analyzer.analyse_each([it for _, it, _ in pending])
+        for (slot, it, raw), a in zip(pending, outcomes, strict=True):
+            if isinstance(a, AnalysedNews):
+                _submit(core, out, a, slot)
+            else:
+                rec = _invalid(
+                    out.lines[slot], it.id, f"analysis_error: {a.error}", "analysis", excerpt(raw, limits)
+                )
+                out.fail(slot, it.id, rec)
         pending.clear()
 
-    for lineno, raw, parsed in read_news(path):
-        slot = len(slots)
-        slots.append(None)
-        lines.append(lineno)
+    for lineno, raw, parsed in read_news(path, limits):
         if isinstance(parsed, NewsParseError):
-            slots[slot] = {
-                "line": lineno,
-                "id": _id_of(raw),
-                "verdict": "invalid",
-                "reasons": [f"parse_error: {parsed}"],
-                "scores": {},
-                "symbols": [],
-                "sentiment": 0.0,
-                "sentiment_label": "neutral",
-            }
+            out.slots[out.reserve(lineno)] = _invalid(
+                lineno, parsed.item_id, f"parse_error: {parsed}", parsed.code, raw
+            )
         else:
-            by_item.setdefault(parsed.id, []).append(slot)
-            pending.append((slot, parsed))
+            pending.append((out.reserve(lineno, parsed.id), parsed, raw))
             if len(pending) >= batch:
                 run_batch()
-        while emitted < len(slots) and slots[emitted] is not None:
-            yield slots[emitted]  # type: ignore[misc]
-            emitted += 1
-    run_batch()
+        yield from out.ready()
+    if pending:
+        run_batch()
     for d in core.flush():
-        place(d)
-    while emitted < len(slots):
-        rec = slots[emitted]
-        if rec is None:  # cannot happen: every submitted item gets a final verdict on flush
-            rec = {"line": lines[emitted], "id": None, "verdict": "invalid",
-                   "reasons": ["internal: no verdict"], "scores": {}, "symbols": [],
-                   "sentiment": 0.0, "sentiment_label": "neutral"}  # fmt: skip
-        yield rec
-        emitted += 1
+        out.place(d)
+    yield from out.rest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-embed", action="store_true", help="skip MiniLM (lexicon sentiment only)")
     ap.add_argument("--universe", default="", help="instrument file (default: bundled)")
     ap.add_argument("--sources", default="", help="source priors file (default: bundled)")
+    d = DEFAULT_LIMITS
+    ap.add_argument("--max-line-bytes", type=int, default=d.max_line_bytes,
+                    help=f"longest accepted line, bytes (default {d.max_line_bytes})")  # fmt: skip
+    ap.add_argument("--max-depth", type=int, default=d.max_depth,
+                    help=f"deepest accepted JSON nesting (default {d.max_depth})")  # fmt: skip
+    ap.add_argument("--excerpt-bytes", type=int, default=d.excerpt_bytes,
+                    help=f"bytes of a bad line kept in its record (default {d.excerpt_bytes})")  # fmt: skip
     args = ap.parse_args(argv)
+    try:
+        limits = NewsLimits(
+            max_line_bytes=args.max_line_bytes, max_depth=args.max_depth, excerpt_bytes=args.excerpt_bytes
+        )
+    except ValueError as exc:
+        print(f"check-news: {exc}", file=sys.stderr)
+        return 2
     if not args.inp.is_file():
         print(f"check-news: no such file: {args.inp}", file=sys.stderr)
         return 2
@@ -155,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     n = 0
     try:
-        for rec in check_file(args.inp, analyzer, core):
+        for rec in check_file(args.inp, analyzer, core, limits=limits):
             f.write(enc.encode(rec) + b"\n")
             counts[rec["verdict"]] = counts.get(rec["verdict"], 0) + 1
             n += 1
