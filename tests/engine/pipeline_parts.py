@@ -72,3 +72,10 @@ class SlowStart(Actor[Any]):
     async def on_start(self) -> None:
         await asyncio.sleep(0.1)
         SlowStart.started_at = asyncio.get_running_loop().time()
+
+
+class TierDown(Actor[Any]):
+    """Declares the ``cloud`` tier and reports that it could not start (the node tests' FAILED tier)."""
+
+    async def on_start(self) -> None:
+        self.ctx.tier("cloud").start_failed("no LLM server at 127.0.0.1:1 (connection refused)")
