@@ -273,20 +273,15 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         cfg = self.config
         ctx = self.ctx
         self._server: Any = None
+        self._tier = ctx.tier("cloud")
+        self._down = ""  # why the tier cannot work at all (server did not start or died); "" when fine
         llm = cfg.llm
         if llm is None:
             if not cfg.autostart_local:
                 raise ValueError("CloudReasonerConfig needs llm endpoints or autostart_local = true")
-            from adapters.llm.local_server import LocalLlamaServer
-
-            self._server = LocalLlamaServer(
-                threads=cfg.local_threads, model_path=cfg.local_model_path or None
-            )
-            await self._server.start()
-            llm = LLMClientConfig(
-                endpoints=(EndpointConfig(name="local", url=self._server.url, model=self._server.model_id),),
-                deadline_s=cfg.deadline_s,
-            )
+            llm = await self._start_local_server()
+        if not self._down:
+            self._tier.configured()
         self.client = LLMClient(llm, metrics=ctx.metrics)
         self.store = ForecastStore(cfg.store)
         self.shadow = ShadowEvaluator(cfg.shadow, on_switch_off=self._switched_off)
@@ -303,8 +298,48 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         self._seen = m.counter("cloud_forecasts_seen_total", actor=ctx.name)
         self._escalated = m.counter("cloud_escalations_total", actor=ctx.name)
         self._enabled = m.gauge("cloud_tier_enabled", actor=ctx.name)
-        self._enabled.set(1.0)
+        self._enabled.set(0.0 if self._down else 1.0)
         self.tokens_used = 0
+
+    async def _start_local_server(self) -> LLMClientConfig:
+        """Start the local llama.cpp server; when it cannot start, the tier is down (loudly), the rest
+        of the pipeline runs on, and forecasts pass through unrefined."""
+        from adapters.llm.local_server import LocalLlamaServer, LocalServerError
+
+        cfg = self.config
+        try:
+            self._server = LocalLlamaServer(
+                threads=cfg.local_threads, model_path=cfg.local_model_path or None
+            )
+            await self._server.start()
+        except LocalServerError as exc:
+            self._server = None
+            self._down = str(exc).splitlines()[0]
+            self._tier.start_failed(self._down, self.ctx.clock.now_ns())
+            self.ctx.log.warning("cloud_tier_down", part="local llama.cpp server", error=str(exc)[:2000])
+            # a placeholder endpoint that is never called: _may_escalate refuses while _down is set
+            return LLMClientConfig(
+                endpoints=(EndpointConfig(name="local", url="http://127.0.0.1:9/v1", model="none"),),
+                deadline_s=cfg.deadline_s,
+            )
+        return LLMClientConfig(
+            endpoints=(EndpointConfig(name="local", url=self._server.url, model=self._server.model_id),),
+            deadline_s=cfg.deadline_s,
+        )
+
+    def _call_failed(self, error: str) -> None:
+        """One escalation failed: say why, naming the server's death when that is the cause."""
+        status = self._server.exit_status() if self._server is not None else None
+        if status is not None and not self._down:
+            self._down = f"server exited with {status}"
+            self._enabled.set(0.0)
+            self.ctx.log.warning(
+                "cloud_tier_down",
+                part="local llama.cpp server",
+                error=self._down,
+                output=self._server.output(1500),
+            )
+        self._tier.failure(self._down or error, self.ctx.clock.now_ns())
 
     async def on_stop(self) -> None:
         client = getattr(self, "client", None)
@@ -388,6 +423,7 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         for r in reasons:
             self.ctx.metrics.counter("cloud_escalation_reasons_total", actor=self.ctx.name, reason=r).inc()
         self._escalated.inc()
+        self._tier.attempt()
         self._inflight.add(key)
         if self.config.lockstep:
             self.ctx.hold()  # taken before the spawn, so no idle gap before the task runs
@@ -407,6 +443,11 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
 
     def _may_escalate(self, key: tuple[str, str]) -> bool:
         cfg = self.config
+        if self._down:
+            # counted as a failed attempt: the tier was wanted and could not answer
+            self._tier.attempt()
+            self._tier.failure(self._down, self.ctx.clock.now_ns())
+            return self._skip("tier_down")
         if not self.shadow.tier_enabled("cloud"):
             return self._skip("tier_disabled")
         if self.ctx.mode not in cfg.escalate_modes:
@@ -460,6 +501,7 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
                 )
             except InvalidAnswer as exc:
                 ctx.metrics.counter("cloud_invalid_answers_total", actor=ctx.name).inc()
+                self._tier.failure(f"invalid answer: {exc.reason}"[:300], ctx.clock.now_ns())
                 ctx.dead_letter(
                     f"invalid cloud answer: {exc.reason}"[:300],
                     raw=exc.content.encode(),
@@ -470,7 +512,9 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
             except LLMError as exc:
                 ctx.metrics.counter("cloud_llm_errors_total", actor=ctx.name, error=type(exc).__name__).inc()
                 ctx.log.info("cloud_call_failed", forecast_id=fc.forecast_id, error=str(exc)[:200])
+                self._call_failed(f"{type(exc).__name__}: {exc}"[:300])
                 return
+            self._tier.success()
             used = done.prompt_tokens + done.completion_tokens
             self.tokens_used += used
             self._llm_tokens = min(cfg.tokens_burst, self._llm_tokens + max(0.0, charged - used))

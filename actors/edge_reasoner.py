@@ -123,6 +123,15 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
     batch_size = 512
 
     async def on_start(self) -> None:
+        self._tier = self.ctx.tier("edge")
+        try:
+            self._load_models()
+        except Exception as exc:
+            self._tier.start_failed(f"{type(exc).__name__}: {exc}", self.ctx.clock.now_ns())
+            raise
+        self._tier.configured()
+
+    def _load_models(self) -> None:
         cfg = self.config
         self._manifest = load_manifest(Path(cfg.model_dir) if cfg.model_dir else DEFAULT_MODEL_DIR)
         self._served: dict[str, _Served] = {}
@@ -141,6 +150,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         self._level_mid = self._manifest.model(cfg.model).quantile_levels.index(0.5)
         m = self.ctx.metrics
         name = self.ctx.name
+        self._m_nonfinite = m.counter("edge_nonfinite_outputs_total", actor=name)
         self._m_forecasts = m.counter("edge_forecasts_total", actor=name)
         self._m_traces = m.counter("edge_traces_total", actor=name)
         self._m_traces_skipped = m.counter("edge_traces_skipped_total", actor=name)
@@ -332,6 +342,20 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         sym = row.symbol
         basis = row.seq if row.seq else self._bars.get(sym, 0)
         fid = f"{sym}-{basis}"
+        self._tier.attempt()
+        if not bool(np.isfinite(out).all()):
+            # Never publish inf/NaN: consumers would size positions on it.  The input row is kept
+            # with the dead letter so the cause (a feature out of range) can be found.
+            self._m_nonfinite.inc()
+            self._tier.failure("model output not finite", self.ctx.clock.now_ns())
+            self.ctx.dead_letter(
+                "edge_reasoner: model output not finite; forecast withheld",
+                raw=_encode(row.values.tolist()),
+                ts_event=row.ts_event,
+                symbol=sym,
+                forecast_id=fid,
+            )
+            return None
         significant = abs(prob - 0.5) >= cfg.trace_threshold or (
             vol > 0.0 and abs(point) / vol >= cfg.trace_z
         )
@@ -363,6 +387,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             ),
         )
         self._m_forecasts.inc()
+        self._tier.success()
         self._m_latency.observe((time.perf_counter_ns() - p.t0_perf) / 1000.0)
         if not trace_id:
             return None

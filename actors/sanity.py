@@ -44,6 +44,8 @@ class SanityChecker(Actor[SanityCheckerConfig]):
 
     async def on_start(self) -> None:
         self.core = SanityCore(self.config.checker)
+        self._tier = self.ctx.tier("news")
+        self._tier.configured()
         m = self.ctx.metrics
         name = self.ctx.name
         self._counters = {
@@ -66,6 +68,7 @@ class SanityChecker(Actor[SanityCheckerConfig]):
     def on_batch(self, msgs: list[Any]) -> None:
         for m in msgs:
             if isinstance(m, AnalysedNews):
+                self._tier.attempt()
                 self._emit(self.core.submit(m, max(self.ctx.clock.now_ns(), m.item.ts_event)))
             elif isinstance(m, Bar):
                 self.core.observe_bar(m.symbol, m.ts_event, m.close, m.volume)
@@ -87,6 +90,7 @@ class SanityChecker(Actor[SanityCheckerConfig]):
         for d in decisions:
             v = d.verdict
             self._counters[v.verdict].inc()
+            self._tier.success()
             if v.verdict == "accepted" and d.verified is not None:
                 self.ctx.publish(cfg.verified_topic, d.verified)
                 self.ctx.publish(cfg.verdict_topic, v)

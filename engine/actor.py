@@ -37,6 +37,7 @@ import structlog
 
 from engine.clock import Clock, TimerHandle
 from engine.errors import ActorStopped, MailboxClosed, RequestTimeout
+from engine.health import TierRecorder
 from engine.mailbox import Mailbox, OfferResult
 from engine.messages import DeadLetter
 
@@ -141,6 +142,10 @@ class ActorContext:
     def publish(self, topic: str, msg: Any) -> int:
         """Offer ``msg`` to every subscriber of ``topic``; returns how many queued it."""
         return self.bus.publish(topic, msg)
+
+    def tier(self, name: str) -> TierRecorder:
+        """The health record of pipeline tier ``name`` (see :mod:`engine.health`)."""
+        return self.metrics.tiers.tier(name)
 
     def dead_letter(self, reason: str, raw: bytes = b"", ts_event: int | None = None, **detail: Any) -> None:
         """Record unusable input on the ``deadletter`` topic, counted and never silent."""

@@ -11,6 +11,10 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
+
+from engine.health import TierHealth, TierState
+
 __all__ = ["Counter", "Gauge", "Histogram", "Metrics"]
 
 _RATIO = 1.05
@@ -108,6 +112,8 @@ class Metrics:
         self._counters: dict[_Key, Counter] = {}
         self._gauges: dict[_Key, Gauge] = {}
         self._histograms: dict[_Key, Histogram] = {}
+        self.tiers = TierHealth()
+        """Which configured tiers worked (see :mod:`engine.health`); part of every snapshot."""
 
     @staticmethod
     def _key(name: str, labels: dict[str, Any]) -> _Key:
@@ -158,6 +164,7 @@ class Metrics:
             "counters": {fmt(n, lb): v for n, lb, v in self.counters()},
             "gauges": {fmt(n, lb): v for n, lb, v in self.gauges()},
             "histograms": {fmt(n, lb): h.summary() for n, lb, h in self.histograms() if h.count},
+            "tiers": {name: msgspec.to_builtins(st) for name, st in self.tiers.snapshot().items()},
         }
 
     def prometheus(self, prefix: str = "finllm_") -> str:
@@ -191,6 +198,17 @@ class Metrics:
                 lines.append(f"{prefix}{name}{ql} {0.0 if math.isnan(v) else v}")
             lines.append(f"{prefix}{name}_sum{lbl(labels)} {h.sum}")
             lines.append(f"{prefix}{name}_count{lbl(labels)} {h.count}")
+        tiers = self.tiers.snapshot()
+        if tiers:
+            # 1 for the tier's current state, 0 for the others: alert on tier_state{state="failed"} == 1.
+            lines.append(f"# TYPE {prefix}tier_state gauge")
+            for name, st in tiers.items():
+                for state in TierState:
+                    on = int(st.state is state)
+                    lines.append(f'{prefix}tier_state{{tier="{_escape(name)}",state="{state}"}} {on}')
+            lines.append(f"# TYPE {prefix}tier_failures counter")
+            for name, st in tiers.items():
+                lines.append(f'{prefix}tier_failures{{tier="{_escape(name)}"}} {st.failures}')
         return "\n".join(lines) + "\n"
 
 

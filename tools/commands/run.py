@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from engine.health import TierState, TierStatus
 from engine.messages import Forecast, ModeChange, json_decoder
 
 __all__ = [
@@ -57,7 +58,9 @@ __all__ = [
     "read_messages",
     "realised_returns",
     "substitute",
+    "tier_lines",
     "time_in_mode",
+    "warn_failed_tiers",
     "write_report",
 ]
 
@@ -366,8 +369,11 @@ def write_report(
     title: str,
     summary: Mapping[str, Any],
     figures: Sequence[tuple[str, bytes | None, str]],
+    warnings: Sequence[str] = (),
 ) -> Path:
-    """One self-contained HTML page: a summary table and (heading, PNG or None, note) sections."""
+    """One self-contained HTML page: warnings first (a tier that failed), a summary table and
+    (heading, PNG or None, note) sections."""
+    banner = "".join(f'<p class="warning">WARNING: {html.escape(w)}</p>\n' for w in warnings)
     rows = "\n".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in summary.items()
     )
@@ -382,9 +388,10 @@ def write_report(
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}th{{text-align:left;padding-right:1em}}
-img{{max-width:100%}}</style></head><body>
+img{{max-width:100%}}.warning{{background:#fdd;border:1px solid #c00;padding:.5em;font-weight:bold}}</style>
+</head><body>
 <h1>{html.escape(title)}</h1>
-<table>
+{banner}<table>
 {rows}
 </table>
 {"".join(parts)}
@@ -438,33 +445,23 @@ def _fmt(v: Any) -> str:
 # --- the command -------------------------------------------------------------------------------
 
 
-def _without_unavailable_cloud(cfg: Any) -> Any:
-    """Switch off cloud actors that would autostart a local LLM this install cannot run.
+def tier_lines(tiers: Mapping[str, TierStatus]) -> dict[str, str]:
+    """``{"tier[cloud]": "failed - 13 attempts, 13 failed (first error: ...)"}`` for the summary."""
+    out: dict[str, str] = {}
+    for name, st in tiers.items():
+        out[f"tier[{name}]"] = st.describe().split(": ", 1)[1]
+    return out
 
-    The main job must work everywhere: without llama-cpp-python (or its model file) it
-    says so and runs edge-only instead of failing.
-    """
-    import importlib.util
 
-    from adapters.llm.local_server import find_smollm2_gguf
-
-    missing = ""
-    if importlib.util.find_spec("llama_cpp") is None:
-        missing = "llama-cpp-python is not installed"
-    else:
-        try:
-            find_smollm2_gguf()
-        except Exception as exc:  # any failure to find the GGUF file means no local cloud tier
-            missing = f"no local model: {exc}"
-    if not missing:
-        return cfg
-    actors = []
-    for a in cfg.actors:
-        if a.enabled and a.cls.startswith("actors.cloud_reasoner:") and a.config.get("autostart_local"):
-            print(f"finllm run: cloud tier off ({missing}); running edge-only", file=sys.stderr)
-            a = msgspec.structs.replace(a, enabled=False)
-        actors.append(a)
-    return msgspec.structs.replace(cfg, actors=actors)
+def warn_failed_tiers(tiers: Mapping[str, TierStatus], prog: str = "finllm run") -> list[TierStatus]:
+    """Print one WARNING line on stderr per tier that did not work; returns those tiers."""
+    failed = [t for t in tiers.values() if t.state is TierState.FAILED]
+    for t in failed:
+        print(f"WARNING {prog}: tier {t.describe()}", file=sys.stderr)
+    for t in tiers.values():
+        if t.state is TierState.DEGRADED:
+            print(f"warning {prog}: tier {t.describe()}", file=sys.stderr)
+    return failed
 
 
 def main(argv: list[str]) -> int:
@@ -475,6 +472,11 @@ def main(argv: list[str]) -> int:
         "--watts-per-core", type=float, default=12.0, help="CPU power model for the energy report"
     )
     ap.add_argument("--g-per-kwh", type=float, default=400.0, help="grid intensity for gCO2e")
+    ap.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 3 when any configured tier (edge, news, cloud) did not start or failed every attempt",
+    )
     args = ap.parse_args(argv)
     cfg_path = Path(args.config)
     if not cfg_path.exists():
@@ -489,7 +491,7 @@ def main(argv: list[str]) -> int:
     out = new_run_dir(args.runs)
     text = cfg_path.read_text(encoding="utf-8").replace("${out}", str(out))
     try:
-        cfg = _without_unavailable_cloud(loads_config(text, path=str(cfg_path)))
+        cfg = loads_config(text, path=str(cfg_path))
         configure_logging(cfg.engine.log_format, cfg.engine.log_level)
         engine = Engine(cfg)
         engine.build()
@@ -519,6 +521,7 @@ def main(argv: list[str]) -> int:
         "energy": msgspec.to_builtins(energy),
         "modes": [msgspec.to_builtins(s) for s in spans],
         "time_in_mode_s": time_in_mode(spans),
+        "tiers": {k: msgspec.to_builtins(v) for k, v in summary.tiers.items()},
         "coverage": {str(k): v for k, v in coverage.items()},
         "undecodable_lines": {"forecasts.jsonl": bad_f, "modes.jsonl": bad_m},
     }
@@ -556,11 +559,22 @@ def main(argv: list[str]) -> int:
         "energy_method": energy.method,
         "joules_per_1k_forecasts": energy.joules_per_1k_forecasts or math.nan,
         "gco2e_per_1k_forecasts": energy.g_co2e_per_1k_forecasts or math.nan,
+        **tier_lines(summary.tiers),
         **_pipeline_counts(summary.metrics.get("counters", {})),
         **{f"pnl[{k}]": v.get("pnl_float", math.nan) for k, v in strategies.items()},
     }
-    write_report(out / "report.html", title=f"finllm run {out.name}", summary=head, figures=figures)
+    write_report(
+        out / "report.html",
+        title=f"finllm run {out.name}",
+        summary=head,
+        figures=figures,
+        warnings=[f"tier {t.describe()}" for t in summary.failed_tiers()],
+    )
     for k, v in head.items():
         print(f"{k:>26}: {_fmt(v)}")
     print(f"{'report':>26}: {out / 'report.html'}")
+    failed = warn_failed_tiers(summary.tiers)
+    if summary.exit_code == 0 and failed and args.strict:
+        print(f"finllm run --strict: {len(failed)} tier(s) failed; exit 3", file=sys.stderr)
+        return 3
     return summary.exit_code
