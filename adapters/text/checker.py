@@ -34,6 +34,7 @@ realised price reaction to each source's directional items (bars fed with
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import re
@@ -363,6 +364,7 @@ class _Held:
     claim: Claim
     scores: dict[str, float]
     reasons: list[str]
+    seq: int = 0  # when it was held (SanityCore._hold); tells a live expiry entry from a stale one
 
 
 def _load_sources(path: str) -> tuple[dict[str, float], dict[str, str]]:
@@ -394,6 +396,10 @@ class SanityCore:
             direction_band=cfg.direction_band,
         )
         self._held: dict[str, _Held] = {}
+        # (ts_event, hold sequence, id) of held items, earliest first; entries of items
+        # released since are skipped when they surface (lazy deletion).
+        self._expiry: list[tuple[int, int, str]] = []
+        self._seq = 0
         self._feedback: list[tuple[int, str, str, float, int]] = []
         self.now_ns = 0
         self.counts: dict[str, int] = {"accepted": 0, "quarantined": 0, "rejected": 0}
@@ -503,20 +509,25 @@ class SanityCore:
         if not cfg.hold:
             out.append(self._final(a, "quarantined", [self._uncorroborated(n)], scores))
             return out
-        self._held[it.id] = _Held(a, claim, scores, reasons)
+        self._hold(_Held(a, claim, scores, reasons))
         return out
 
     def advance(self, now_ns: int) -> list[Decision]:
         """Move time to ``now_ns``: held items whose window ended become quarantined."""
         self.now_ns = max(self.now_ns, now_ns)
-        if not self._held:
-            return []
         horizon = self.now_ns - int(self.config.window_s * _S)
-        out = []
-        for mid in [m for m, h in self._held.items() if h.a.item.ts_event < horizon]:
-            h = self._held.pop(mid)
-            out.append(self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.groups))], h.scores))
-        return out
+        due: list[_Held] = []
+        # Only the expired head of the heap is touched: O(log held) per item, not O(held).
+        while self._expiry and self._expiry[0][0] < horizon:
+            _, seq, mid = heapq.heappop(self._expiry)
+            h = self._held.get(mid)
+            if h is not None and h.seq == seq:  # else released or replaced since: a stale entry
+                due.append(self._held.pop(mid))
+        due.sort(key=lambda h: h.seq)  # verdicts in the order the items were held
+        return [
+            self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.groups))], h.scores)
+            for h in due
+        ]
 
     def flush(self) -> list[Decision]:
         """End of input: every held item is quarantined as uncorroborated."""
@@ -524,7 +535,14 @@ class SanityCore:
         for mid in list(self._held):
             h = self._held.pop(mid)
             out.append(self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.groups))], h.scores))
+        self._expiry.clear()
         return out
+
+    def _hold(self, h: _Held) -> None:
+        self._seq += 1
+        h.seq = self._seq
+        self._held[h.a.item.id] = h
+        heapq.heappush(self._expiry, (h.a.item.ts_event, h.seq, h.a.item.id))
 
     @property
     def held(self) -> int:
@@ -533,9 +551,13 @@ class SanityCore:
 
     def next_expiry_ns(self) -> int | None:
         """When the earliest held item's window ends (ns), None when nothing is held."""
-        if not self._held:
-            return None
-        return min(h.a.item.ts_event for h in self._held.values()) + int(self.config.window_s * _S) + 1
+        while self._expiry:
+            ts, seq, mid = self._expiry[0]
+            h = self._held.get(mid)
+            if h is not None and h.seq == seq:
+                return ts + int(self.config.window_s * _S) + 1
+            heapq.heappop(self._expiry)  # stale: that item was released or replaced
+        return None
 
     def _uncorroborated(self, n: int) -> str:
         return f"uncorroborated:{n}/{self.config.k}_sources_in_{int(self.config.window_s)}s"
