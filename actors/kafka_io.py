@@ -140,7 +140,8 @@ class KafkaSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     settle_before_fetch_s: float = 10.0
     """After a (re)start, wait at most this long for the pipeline to be idle before fetching."""
     close_timeout_s: float = 2.0
-    """``on_stop``: the final commit and closing the clients each get at most this long."""
+    """``on_stop`` takes at most this long: half for the final commit, the rest to close the
+    clients.  Keep it under the actor's ``shutdown_timeout_s`` (default 5 s)."""
 
     def __post_init__(self) -> None:
         for name in ("max_in_flight", "max_records", "commit_interval_ms", "stall_after_ms"):
@@ -195,6 +196,8 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         self._m_full = m.counter("kafka_window_full_total", actor=name)
         self._m_stalls = m.counter("kafka_partition_stalls_total", actor=name)
         self._m_dl_failed = m.counter("kafka_dead_letter_send_failures_total", actor=name)
+        self._m_revokes = m.counter("kafka_revokes_total", actor=name)
+        self._m_redelivered = m.counter("kafka_revoke_redelivered_total", actor=name)
         self._g_inflight = m.gauge("kafka_in_flight", actor=name)
         self._g_uncommitted = m.gauge("kafka_uncommitted", actor=name)
         self._g_stalled = m.gauge("kafka_partitions_stalled", actor=name)
@@ -475,14 +478,17 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         offsets = tracker.revoke(revoked)
         ok = await self._commit(offsets) if offsets else True
         # What the next owner re-reads: the duplicate cost of this rebalance (<= max_in_flight).
-        redelivered = sum(p.next_offset - max(p.committed, p.position) if ok else p.uncommitted for p in lost)
+        redelivered = sum(_redelivered(p, ok) for p in lost)
+        if lost:  # aiokafka also reports an empty revoke on the first join
+            self._m_revokes.inc()
+            self._m_redelivered.inc(redelivered)
         self.ctx.log.info(
             "partitions_revoked",
-            partitions=len(revoked),
+            partitions=len(lost),
             committed=len(offsets),
             commit_ok=ok,
             uncommitted_before=uncommitted,
-            redelivered=max(0, redelivered),
+            redelivered=redelivered,
         )
 
     async def _partition_action(self, action: str, reason: str) -> None:
@@ -513,19 +519,32 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         self.ctx.log.info("partitions_assigned", partitions=sorted(_tp_name(tp) for tp in assigned))
 
     async def on_stop(self) -> None:
+        # The final commit gets half of close_timeout_s, closing the clients the rest.  Closing
+        # is in ``finally``: also when the engine cuts on_stop short (its shutdown_timeout_s),
+        # every client is stopped, never left to warn as unclosed.
+        deadline = time.monotonic() + self.config.close_timeout_s
         try:
             if getattr(self, "_consumer", None) is not None and getattr(self, "_tracker", None) is not None:
                 try:
-                    await asyncio.wait_for(self._commit(), self.config.close_timeout_s)
+                    await asyncio.wait_for(self._commit(), self.config.close_timeout_s / 2)
                 except Exception as exc:  # the records stay uncommitted and are re-read: log, go on
                     self.ctx.log.warning("final_commit_failed", error=repr(exc))
         finally:
-            await self._close_clients()
+            await self._close_clients(max(0.1, deadline - time.monotonic()))
 
-    async def _close_clients(self) -> None:
+    async def _close_clients(self, timeout_s: float | None = None) -> None:
         clients = (getattr(self, "_producer", None), getattr(self, "_consumer", None))
-        for err in await stop_clients(clients, self.config.close_timeout_s):
+        for err in await stop_clients(clients, timeout_s or self.config.close_timeout_s):
             self.ctx.log.warning("client_stop_failed", error=err)
+
+
+def _redelivered(part: TopicPartitionState, committed: bool) -> int:
+    """Records of a revoked partition its next owner reads again (``committed``: the revoke's
+    commit of the safe position succeeded)."""
+    if part.next_offset < 0:
+        return 0
+    start = max(part.committed, part.position) if committed else part.committed
+    return max(0, part.next_offset - start)
 
 
 def _tp_name(tp: Any) -> str:
@@ -551,8 +570,9 @@ class KafkaSinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     origin: str = ""
     """When set, every record carries an ``origin`` header (the node id): who wrote it."""
     flush_timeout_s: float = 2.0
-    """``on_stop``: how long to wait for forecasts in flight (keep it under the engine's
-    ``shutdown_deadline_s``; what is not flushed is re-made from re-read records)."""
+    """``on_stop``: how long to wait for forecasts in flight; with ``close_timeout_s``, keep it
+    under the actor's ``shutdown_timeout_s`` (default 5 s).  What is not flushed is re-made
+    from re-read records."""
     close_timeout_s: float = 1.0
     """``on_stop``: how long closing the producer may take after the flush."""
 

@@ -741,7 +741,7 @@ async def stop_clients(clients: Iterable[Any], timeout_s: float) -> list[str]:
     for t in pending:
         t.cancel()
     if pending:
-        await asyncio.wait(pending, timeout=1.0)
+        await asyncio.wait(pending, timeout=0.5)  # let the cancelled stops unwind
     errors = [f"stop timed out after {timeout_s}s" for _ in pending]
     errors += [repr(t.exception()) for t in done if not t.cancelled() and t.exception() is not None]
     return errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import signal
@@ -63,8 +64,8 @@ async def http_get(address: str, path: str) -> tuple[int, bytes]:
 
 async def create_topics(bootstrap: str, topics: dict[str, int], **client: Any) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client)
-    await admin.start()
     try:
+        await admin.start()
         await admin.create_topics([NewTopic(name, n, 1) for name, n in topics.items()])
     finally:
         await admin.close()
@@ -105,7 +106,6 @@ async def produce_trades(
     """
     syms = list(symbols)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
     sent: set[tuple[str, int]] = set()
     futs: list[tuple[str, asyncio.Future[Any]]] = []
 
@@ -115,6 +115,7 @@ async def produce_trades(
         futs.clear()
 
     try:
+        await producer.start()  # inside try: a client that fails to start is still stopped
         t0 = time.monotonic()
         n = 0
         for seq in range(start_seq, start_seq + n_per_symbol):
@@ -215,18 +216,18 @@ class ForecastReader:
         )
         try:
             await c.start()
+            parts = None
+            for _ in range(100):
+                parts = c.partitions_for_topic(self.topic)
+                if parts:
+                    break
+                await c._client.force_metadata_update()  # the topic was just created
+                await asyncio.sleep(0.05)
+            assert parts, f"no partitions for {self.topic}"
+            c.assign([TopicPartition(self.topic, p) for p in sorted(parts)])
         except BaseException:
             await c.stop()
             raise
-        parts = None
-        for _ in range(100):
-            parts = c.partitions_for_topic(self.topic)
-            if parts:
-                break
-            await c._client.force_metadata_update()  # the topic was just created
-            await asyncio.sleep(0.05)
-        assert parts, f"no partitions for {self.topic}"
-        c.assign([TopicPartition(self.topic, p) for p in sorted(parts)])
         self._consumer = c
         return self
 
@@ -303,6 +304,58 @@ async def committed_and_end(
     finally:
         await reader.stop()
     return committed, ends
+
+
+@dataclass
+class RedeliveryEvents:
+    """What the nodes' JSON logs say about the events that can re-deliver input records."""
+
+    revokes: int = 0
+    """``partitions_revoked`` with at least one partition: a rebalance took partitions away."""
+    restarts: int = 0
+    """``child_failed`` in the kafka supervisor: source, forecaster and sink restarted in-process."""
+    retried: int = 0
+    """Forecasts re-sent after a failed send, which may have been written anyway."""
+    redelivered: list[int] = field(default_factory=list)
+    """Per revoke, the records its next owner re-reads (the node's own account)."""
+
+    def budget(self, window: int, kills: int = 0, leaves: int = 0) -> int:
+        """The most duplicate forecasts these events (plus ``kills`` kill -9 and ``leaves`` clean
+        stops mid-stream) can cause, for nodes whose source has ``max_in_flight = window``.
+
+        A source never holds more than ``window`` records consumed and not committed (it stops
+        fetching until commits make room; safe-but-uncommitted records count), so each event
+        that makes someone re-read a member's uncommitted records re-delivers at most
+        ``window`` records, and each re-delivered record is forecast at most once more.
+        A retried send adds at most one copy per retried forecast.
+        """
+        return window * (kills + leaves + self.revokes + self.restarts) + self.retried
+
+
+def log_texts(folder: Path, pattern: str) -> list[str]:
+    """The text of every log file in ``folder`` matching ``pattern`` (e.g. one per node generation)."""
+    return [p.read_text(errors="replace") for p in sorted(folder.glob(pattern))]
+
+
+def redelivery_events(texts: Iterable[str]) -> RedeliveryEvents:
+    """Count the re-delivery events in node logs (``log_format = "json"``)."""
+    ev = RedeliveryEvents()
+    for text in texts:
+        for line in text.splitlines():
+            if not line.startswith("{"):
+                continue
+            rec = json.loads(line)
+            event = rec.get("event")
+            if event == "partitions_revoked" and rec.get("partitions", 0) > 0:
+                ev.revokes += 1
+                ev.redelivered.append(int(rec.get("redelivered", 0)))
+            elif event == "child_failed":
+                ev.restarts += 1
+            elif event in ("forecast_batch_failed", "forecast_batch_send_failed"):
+                ev.retried += int(rec.get("records", 0))
+            elif event == "forecast_resend_failed":
+                ev.retried += 1
+    return ev
 
 
 def node_toml(

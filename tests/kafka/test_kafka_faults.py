@@ -56,7 +56,7 @@ async def test_node_survives_latency_resets_stalls_and_refusals(
         t = Topics.fresh()
         await standard_topics(bootstrap, t)
         # Resets hit the input producer too; let it retry for long enough.
-        async with engine_running(node_toml(bootstrap, t, max_in_flight=MAX_IN_FLIGHT)) as (_engine, task):
+        async with engine_running(node_toml(bootstrap, t, max_in_flight=MAX_IN_FLIGHT)) as (engine, task):
             producing = asyncio.create_task(produce_trades(bootstrap, t.md, SYMBOLS, 600, rate_per_s=1200))
             await _faults(proxy)
             expected = await producing
@@ -69,7 +69,14 @@ async def test_node_survives_latency_resets_stalls_and_refusals(
         assert stats["resets"] >= 3 and stats["refused"] >= 1, stats
         assert stats["accepted"] > 3, "clients reconnected after the resets"
         assert seen.header_mismatch == 0
-        assert seen.duplicates <= 4 * MAX_IN_FLIGHT, seen.duplicates
+        # Duplicates only from re-delivery events, each at most one window (derivation:
+        # tests/kafka/test_kafka_crash.py), counted here from the node's own metrics.
+        counters = engine.metrics.snapshot()["counters"]
+        revokes = counters.get("kafka_revokes_total{actor=kafka-source}", 0)
+        retried = counters.get("kafka_forecast_retries_total{actor=kafka-sink}", 0)
+        restarts = engine.cells["kafka-source"].incarnations - 1
+        bound = MAX_IN_FLIGHT * (revokes + restarts) + retried
+        assert seen.duplicates <= bound, (seen.duplicates, bound, revokes, restarts, retried)
         print(f"faults: {len(expected)} records, {seen.duplicates} duplicates, proxy {stats}")
         committed, ends = await committed_and_end(bootstrap, t.group, t.md, 6)
         assert committed == ends

@@ -125,9 +125,9 @@ def _control(engine: Engine) -> ControlPlane:
 
 async def _read_all(bootstrap: str, topic: str, partitions: int) -> list[Any]:
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-    await c.start()
     out = []
     try:
+        await c.start()
         c.assign([TopicPartition(topic, p) for p in range(partitions)])
         quiet = 0
         while quiet < 3:
@@ -228,8 +228,8 @@ async def test_bad_own_and_stale_records_are_not_published(tansu: TansuBroker) -
     topic = f"hb-{uuid.uuid4().hex[:8]}"
     await create_topics(tansu.bootstrap, {topic: 1})
     producer = AIOKafkaProducer(bootstrap_servers=tansu.bootstrap, acks="all")
-    await producer.start()
     try:
+        await producer.start()
         old_ms = int(time.time() * 1000) - 60_000  # a heartbeat of a node gone a minute ago
         records = [
             (msgpack_encoder.encode(Heartbeat(node_id="node-gone", ts_event=T0 + 1)), b"node-gone", old_ms),
@@ -293,9 +293,9 @@ async def test_starting_at_latest_never_revives_an_old_heartbeat(tansu: TansuBro
     topic = f"hb-{uuid.uuid4().hex[:8]}"
     await create_topics(tansu.bootstrap, {topic: 1})
     producer = AIOKafkaProducer(bootstrap_servers=tansu.bootstrap, acks="all")
-    await producer.start()
     engine = Engine(loads_config('[engine]\nnode_id = "node-a"\n', path="<bridge>"))
     try:
+        await producer.start()
         old_ms = int(time.time() * 1000) - 60_000
         gone = msgpack_encoder.encode(Heartbeat(node_id="node-gone", ts_event=T0 + 1))
         await producer.send_and_wait(topic, gone, key=b"node-gone", timestamp_ms=old_ms)

@@ -66,9 +66,9 @@ async def test_forecast_values_are_sane_baseline_forecasts(tansu: TansuBroker) -
         c = AIOKafkaConsumer(
             t.forecasts, bootstrap_servers=tansu.bootstrap, group_id=None, auto_offset_reset="earliest"
         )
-        await c.start()
         got: list[Forecast] = []
         try:
+            await c.start()
             async with asyncio.timeout(30):
                 while len(got) < len(expected):
                     for recs in (await c.getmany(timeout_ms=200)).values():
@@ -102,9 +102,9 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_node_keeps_going(
     fc = Forecast(forecast_id="x", symbol="ES", horizon="1e", basis_seq=1, ts_event=1)
     bad[msgpack_encoder.encode(fc)] = "unsupported_type"  # valid message, wrong topic
     producer = AIOKafkaProducer(bootstrap_servers=tansu.bootstrap, acks="all")
-    await producer.start()
     good: set[tuple[str, int]] = set()
     try:
+        await producer.start()
         seq = 0
         for raw in bad:
             seq += 1
@@ -126,8 +126,8 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_node_keeps_going(
         c = AIOKafkaConsumer(
             t.dead, bootstrap_servers=tansu.bootstrap, group_id=None, auto_offset_reset="earliest"
         )
-        await c.start()
         try:
+            await c.start()
             async with asyncio.timeout(20):
                 while len(dls) < len(bad) + 1:
                     for recs in (await c.getmany(timeout_ms=200)).values():
@@ -164,8 +164,8 @@ async def test_news_records_reach_the_bus_and_are_committed(tansu: TansuBroker) 
         for i in range(25)
     ]
     producer = AIOKafkaProducer(bootstrap_servers=tansu.bootstrap, acks="all")
-    await producer.start()
     try:
+        await producer.start()
         for it in items:
             await producer.send_and_wait(t.news, json_encoder.encode(it), key=it.id.encode())
     finally:

@@ -88,9 +88,9 @@ async def _produce_tls(bootstrap: str, topic: str, client: dict[str, object]) ->
     from tests.kafka.kafkatest import position, trade
 
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **client)
-    await p.start()
     futs = []
     try:
+        await p.start()
         for seq in range(1, 101):
             for sym in ("ES", "NQ", "CL"):
                 futs.append(
