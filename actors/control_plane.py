@@ -22,10 +22,13 @@ Decisions (pure functions, unit-tested on their own):
   healthy peer with the lowest reported latency (ties by node id); with no
   such peer they stay local.
 
-Bus events, each a frozen Struct defined here: :class:`PartitionAction` on
-``control.partitions`` (the Kafka source should leave or rejoin its group),
-:class:`EscalationRoute` on ``control.route`` (the cloud proxy forwards
-escalations to ``route_to``), :class:`PeerStatusChange` on ``control.peers``.
+Bus events: :class:`PartitionAction` on ``control.partitions`` (the Kafka
+source should leave or rejoin its group) and :class:`PeerStatusChange` on
+``control.peers``, frozen Structs defined here; and the kernel's
+:class:`~engine.messages.EscalationRoute` on ``control.route`` (re-exported
+here), which the cloud proxy of this node consumes: it sends its escalations to
+the endpoint configured for ``route_to`` (see
+:class:`~actors.cloud_reasoner.CloudReasonerConfig` ``peer_endpoints``).
 
 With ``http`` set, the actor also serves ``/healthz``, ``/readyz``,
 ``/metrics`` and ``/stats`` (see :mod:`adapters.ops_http`); ``finllm top``
@@ -56,7 +59,7 @@ from actors._stats import StatsReader
 from adapters.ops_http import OpsHttpConfig, OpsHttpServer
 from engine.actor import Actor
 from engine.health import NodeHealth
-from engine.messages import Heartbeat, ModeChange
+from engine.messages import EscalationRoute, Heartbeat, ModeChange
 
 __all__ = [
     "ControlPlane",
@@ -113,15 +116,6 @@ class PartitionAction(msgspec.Struct, frozen=True, kw_only=True):
     node_id: str
     action: Literal["release", "rejoin"]
     partitions: tuple[int, ...]
-    reason: str
-    ts_event: int
-
-
-class EscalationRoute(msgspec.Struct, frozen=True, kw_only=True):
-    """Where ``node_id``'s cloud escalations go now (``route_to == node_id``: stay local)."""
-
-    node_id: str
-    route_to: str
     reason: str
     ts_event: int
 

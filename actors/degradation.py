@@ -1,10 +1,24 @@
 """The degradation controller: turns load signals into a node-wide mode, with hysteresis.
 
-Modes, from calm to desperate: ``NORMAL`` -> ``CONSERVE`` -> ``DEGRADED`` ->
-``SURVIVAL``.  What each mode asks of the actors is :data:`MODE_ACTIONS`
-(:func:`actions_for`): the cloud escalation budget, the edge model size, how
-hard to conflate, and which non-essential work (explanations, audits) to shed.
-Actors read ``self.ctx.mode`` and act on it.
+Modes (:class:`~engine.messages.Mode`, a kernel type), from calm to desperate:
+``NORMAL`` -> ``CONSERVE`` -> ``DEGRADED`` -> ``SURVIVAL``.  This actor only
+*decides*; what each mode means for an actor is that actor's own contract,
+documented in a table in its module docstring (edge reasoner, cloud proxy,
+narrative ingest, sanity checker) and read from ``ctx.mode`` when it matters.
+
+What the controller itself does in each mode (it is the one actor whose work
+never degrades: it must see the load fall to lead the node back):
+
+=========  ================================================================
+mode       degradation controller
+=========  ================================================================
+NORMAL     evaluates every ``interval_ms``; escalates at once when a signal
+           crosses an enter threshold
+CONSERVE   the same; steps down only after ``min_dwell_s`` and ``cool_down_s``
+           of every signal below the exit thresholds
+DEGRADED   the same
+SURVIVAL   the same (it never sheds its own work)
+=========  ================================================================
 
 The core is pure: :func:`evaluate` takes the previous :class:`ControllerState`
 and a frozen :class:`LoadSnapshot` and returns a :class:`Decision`.  Every
@@ -53,12 +67,11 @@ from adapters.carbon import CarbonDataError, CarbonFeedConfig, CarbonSeries, loa
 from engine.actor import Actor
 from engine.clock import LiveClock
 from engine.mailbox import MailboxStatistics
-from engine.messages import Bar, Forecast, ModeChange
+from engine.messages import Bar, Forecast, Mode, ModeChange
 from engine.metrics import Metrics
 
 __all__ = [
     "MODES",
-    "MODE_ACTIONS",
     "ActorLoad",
     "CarbonAdvice",
     "CarbonPolicyConfig",
@@ -68,13 +81,10 @@ __all__ = [
     "DegradationController",
     "Levels",
     "LoadSnapshot",
-    "Mode",
-    "ModeActions",
     "SnapshotBuilder",
     "StatsSource",
     "VolatilityConfig",
     "VolatilityRegime",
-    "actions_for",
     "adopt",
     "carbon_advice",
     "evaluate",
@@ -84,89 +94,13 @@ __all__ = [
 _NS_PER_S: Final = 1_000_000_000
 
 
-class Mode(enum.IntEnum):
-    """Degradation modes, ordered by severity."""
-
-    NORMAL = 0
-    CONSERVE = 1
-    DEGRADED = 2
-    SURVIVAL = 3
-
-
-MODES: Final = tuple(m.name for m in Mode)
+MODES: Final = tuple(m.value for m in Mode)
+"""The mode names by severity (index = :attr:`Mode.level`)."""
 
 
 def mode_level(mode: str) -> int:
     """The severity of a mode name (0 NORMAL .. 3 SURVIVAL); raises ValueError on an unknown name."""
-    try:
-        return int(Mode[mode])
-    except KeyError:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}") from None
-
-
-# --- what a mode asks of the actors ------------------------------------------------
-
-
-class ModeActions(msgspec.Struct, frozen=True, kw_only=True):
-    """What actors should do in one mode.
-
-    ``cloud_budget`` is the fraction of the normal cloud escalation budget to
-    use (0 = no escalations); ``cloud_defer`` asks the cloud proxy to postpone
-    non-urgent refinements; ``edge_model`` is ``"full"`` or ``"small"``;
-    ``conflation`` is ``"normal"``, ``"strong"`` (keep only the latest per key
-    within a batch) or ``"latest_only"`` (also drop events older than the
-    latency budget); ``explanations``/``audits`` say whether that
-    non-essential work runs.
-    """
-
-    cloud_budget: float
-    cloud_defer: bool
-    edge_model: Literal["full", "small"]
-    conflation: Literal["normal", "strong", "latest_only"]
-    explanations: bool
-    audits: bool
-
-
-MODE_ACTIONS: Final[Mapping[str, ModeActions]] = {
-    "NORMAL": ModeActions(
-        cloud_budget=1.0,
-        cloud_defer=False,
-        edge_model="full",
-        conflation="normal",
-        explanations=True,
-        audits=True,
-    ),
-    "CONSERVE": ModeActions(
-        cloud_budget=0.5,
-        cloud_defer=True,
-        edge_model="full",
-        conflation="normal",
-        explanations=True,
-        audits=False,
-    ),
-    "DEGRADED": ModeActions(
-        cloud_budget=0.1,
-        cloud_defer=True,
-        edge_model="small",
-        conflation="strong",
-        explanations=False,
-        audits=False,
-    ),
-    "SURVIVAL": ModeActions(
-        cloud_budget=0.0,
-        cloud_defer=True,
-        edge_model="small",
-        conflation="latest_only",
-        explanations=False,
-        audits=False,
-    ),
-}
-
-
-def actions_for(mode: str) -> ModeActions:
-    """The actions of ``mode`` (an unknown mode name raises ValueError)."""
-    mode_level(mode)
-    return MODE_ACTIONS[mode]
+    return Mode.parse(mode).level
 
 
 # --- configuration -----------------------------------------------------------------
@@ -278,7 +212,7 @@ class DegradationConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     carbon: CarbonPolicyConfig = CarbonPolicyConfig()
     carbon_feed: CarbonFeedConfig | None = None
     volatility: VolatilityConfig = VolatilityConfig()
-    abandoned_floor: Literal["NORMAL", "CONSERVE", "DEGRADED", "SURVIVAL"] = "DEGRADED"
+    abandoned_floor: Mode = Mode.DEGRADED
     topic: str = "control.mode"
 
     def __post_init__(self) -> None:
@@ -391,8 +325,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     carbon: CarbonAdvice = CarbonAdvice.RUN
 
     @property
-    def mode(self) -> str:
-        return MODES[self.state.mode]
+    def mode(self) -> Mode:
+        return Mode.at_level(self.state.mode)
 
     @property
     def reason(self) -> str:
@@ -768,7 +702,7 @@ class DegradationController(StatsReader, Actor[DegradationConfig]):
         self.state = decision.state
         self.last_decision = decision
         if decision.changed:
-            previous = MODES[decision.previous]
+            previous = Mode.at_level(decision.previous)
             mc = ModeChange(
                 mode=decision.mode, previous=previous, reason=decision.reason, ts_event=snap.ts_ns
             )

@@ -31,6 +31,45 @@ news exists, so their weights on the news features are pinned at zero: news is
 carried and reported, but it does not move a forecast until a model is trained
 with news.
 
+Modes (``ctx.mode``, read once per mailbox batch; the switch lands between two
+micro-batches, so no bar is answered twice or lost in the swap):
+
+=========  ====================================================================
+mode       edge reasoner
+=========  ====================================================================
+NORMAL     **full path**: every bar forecast by the network serving the symbol's
+           regime (a regime specialist, else the student); significant
+           forecasts traced with occlusion attributions; partial micro-batches
+           flush per ``flush``
+CONSERVE   the full path (forecasts are the product: the cloud tier gives way
+           first)
+DEGRADED   **cheaper path** (from ``cheap_from`` on): the student alone for
+           every regime (one network call per micro-batch instead of one per
+           regime); no attributions (significant forecasts go untraced,
+           ``edge_traces_skipped_total``); micro-batches flush at the end of
+           each mailbox batch (no wait for stragglers); and bars conflate per
+           symbol: when one mailbox batch holds several bars of a symbol (the
+           actor is behind), every bar folds into the features and the regime,
+           but only the latest is forecast - the older ones are counted as
+           ``edge_bars_dropped_total{reason="conflated"}`` and, for the
+           degradation controller, ``shed_total{reason="conflated"}``
+SURVIVAL   the cheaper path, as in DEGRADED
+=========  ====================================================================
+
+The shipped manifests hold no network cheaper than the student (the regime
+specialists have the same 2,157 parameters, the teacher is 87x larger), so the
+cheaper path saves the work around the network, not inside it.  Every forecast
+is counted by the path that served it: ``edge_forecasts_by_path_total{path=
+"full"|"cheap"}``.
+
+Accounting: every bar handled is a forecast, a counted drop or still queued -
+``edge_bars_total = edge_forecasts_total + sum(edge_bars_dropped_total) +``
+(micro-batch queue, answered at stop).  Drop reasons: ``bad_bar`` (non-finite or
+non-positive; also dead-lettered), ``first_bar`` (the features need a previous
+close: no row), ``warmup`` (features not warm and ``emit_warmup`` off),
+``cadence`` (``every_n_bars``), ``conflated`` (cheaper path, above) and
+``nonfinite_output`` (the model's output was not finite; also dead-lettered).
+
 Units: ``*_us`` microseconds; feature and regime details in their modules.
 """
 
@@ -39,7 +78,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 import numpy as np
@@ -53,7 +92,7 @@ from adapters.inference.registry import RegimeRegistry
 from adapters.regimes import RegimeConfig, RegimeDetector, RegimeState
 from engine.actor import Actor
 from engine.clock import TimerHandle
-from engine.messages import Bar, Forecast, ModeChange, Quote, ReasoningTrace, Trade, VerifiedNews
+from engine.messages import Bar, Forecast, Mode, ModeChange, Quote, ReasoningTrace, Trade, VerifiedNews
 
 __all__ = ["EdgeReasoner", "EdgeReasonerConfig"]
 
@@ -65,7 +104,9 @@ class EdgeReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     ``backend``: ``onnxruntime``, ``torch`` or ``tensorrt``; when it cannot run
     here, ``fallback_backend`` is used instead (empty: fail to start).
     ``every_n_bars``: forecast cadence per symbol.  ``emit_warmup``: forecast
-    before the features are warm (with confidence 0).
+    before the features are warm (with confidence 0).  ``cheap_from``: the
+    least severe mode in which the cheaper path runs (module docstring; NORMAL
+    makes it permanent, e.g. to measure its capacity).
     """
 
     model_dir: str = ""
@@ -88,6 +129,7 @@ class EdgeReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     trace_top: int = 5
     pad_multiple: int = 8
     regime: RegimeConfig = RegimeConfig()
+    cheap_from: Mode = Mode.DEGRADED
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.every_n_bars < 1 or self.trace_top < 0:
@@ -159,6 +201,12 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         self._m_batches = m.counter("edge_batches_total", actor=name)
         self._m_changepoints = m.counter("edge_changepoints_total", actor=name)
         self._m_latency = m.histogram("edge_forecast_latency_us", actor=name)
+        self._m_bars = m.counter("edge_bars_total", actor=name)
+        self._m_dropped = {
+            r: m.counter("edge_bars_dropped_total", actor=name, reason=r) for r in _DROP_REASONS
+        }
+        self._m_shed_conflated = m.counter("shed_total", actor=name, reason="conflated")
+        self._m_by_path = {p: m.counter("edge_forecasts_by_path_total", actor=name, path=p) for p in _PATHS}
         self._m_batch = m.histogram("edge_batch_size", actor=name)
         self.ctx.log.info(
             "edge_reasoner_started",
@@ -209,10 +257,12 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
     def on_batch(self, msgs: list[Any]) -> None:
         t0 = time.perf_counter_ns()
-        for msg in msgs:
+        # Conflation (cheaper path only): the index of each symbol's last bar in this batch.
+        latest = _last_bar_index(msgs) if self._cheap() else None
+        for i, msg in enumerate(msgs):
             match msg:
                 case Bar():
-                    self._on_bar(msg, t0)
+                    self._on_bar(msg, t0, latest is None or latest[msg.symbol] == i)
                 case Quote():
                     self._served_for(msg.symbol).features.on_quote(msg)
                 case Trade():
@@ -221,7 +271,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
                     for s in self._served.values():
                         s.features.on_news(msg)
                 case ModeChange():
-                    pass  # the mode is read from ctx.mode when it matters (trace shedding)
+                    pass  # the mode is read from ctx.mode once per batch (module docstring)
                 case _:
                     self.ctx.dead_letter(
                         f"edge_reasoner: unexpected message type {type(msg).__name__}",
@@ -235,7 +285,17 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
     def _served_for(self, symbol: str) -> _Served:
         return self._served[self.config.symbol_models.get(symbol, self.config.model)]
 
-    def _on_bar(self, bar: Bar, t0: int) -> None:
+    def _cheap(self) -> bool:
+        """True when the current mode asks for the cheaper path (module docstring)."""
+        return Mode.parse(self.ctx.mode).level >= self.config.cheap_from.level
+
+    def _drop(self, reason: str) -> None:
+        self._m_dropped[reason].inc()
+
+    def _on_bar(self, bar: Bar, t0: int, forecast: bool = True) -> None:
+        """Fold ``bar`` into its symbol's features and queue its forecast; ``forecast`` false
+        (an older bar of a conflated batch) folds it in without a forecast."""
+        self._m_bars.inc()
         if not (
             math.isfinite(bar.close)
             and bar.close > 0.0
@@ -249,10 +309,12 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
                 ts_event=bar.ts_event,
                 symbol=bar.symbol,
             )
+            self._drop("bad_bar")
             return
         served = self._served_for(bar.symbol)
         row = served.features.on_bar(bar)
         if row is None:
+            self._drop("first_bar")
             return
         regime = served.detector.update(row)
         if regime.changepoint:
@@ -260,10 +322,16 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         if not row.warm:
             self._m_warmup.inc()
             if not self.config.emit_warmup:
+                self._drop("warmup")
                 return
         n = self._bars.get(bar.symbol, 0) + 1
         self._bars[bar.symbol] = n
         if (n - 1) % self.config.every_n_bars:
+            self._drop("cadence")
+            return
+        if not forecast:
+            self._drop("conflated")
+            self._m_shed_conflated.inc()
             return
         now = self.ctx.clock.now_ns()
         self._batcher.add(
@@ -276,7 +344,9 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
     def _flush(self) -> None:
         b = self._batcher
-        if self.config.flush == "chunk":
+        if self.config.flush == "chunk" or self._cheap():
+            # Replay, or the cheaper path: whatever is queued runs now, in batches as large as
+            # the backend takes, without waiting for stragglers.
             for batch in b.take_all():
                 self._run(batch)
             return
@@ -296,17 +366,19 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             return
         self._m_batches.inc()
         self._m_batch.observe(len(batch))
+        cheap = self._cheap()
         # One registry lookup per (model id, regime) per batch: a swap lands between batches.
+        # The cheaper path serves every regime with the default network (the student).
         groups: dict[int, tuple[EdgeModel, list[int]]] = {}
         for i, p in enumerate(batch):
-            model = self._served[p.model_id].registry.get(p.regime.name)
+            reg = self._served[p.model_id].registry
+            model = reg.default if cheap else reg.get(p.regime.name)
             groups.setdefault(id(model), (model, []))[1].append(i)
         results: list[tuple[EdgeModel, np.ndarray, int] | None] = [None] * len(batch)
         for model, idx in groups.values():
             raw = model.predict_raw(np.stack([batch[i].row.values for i in idx]), self.config.pad_multiple)
             for j, i in enumerate(idx):
                 results[i] = (model, raw, j)
-        deg = self.ctx.mode in {"DEGRADED", "SURVIVAL"}
         now = self.ctx.clock.now_ns()
         # Forecasts first (they carry the latency budget), then the traces of the significant
         # ones, explained by one batched occlusion call per model.
@@ -315,7 +387,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         for i, (p, res) in enumerate(zip(batch, results, strict=True)):
             assert res is not None
             model, raw, j = res
-            t = self._emit(p, model, raw[j].astype(np.float64), deg)
+            t = self._emit(p, model, raw[j].astype(np.float64), cheap)
             if t is not None:
                 traced[i] = t
                 explain.setdefault(id(model), (model, []))[1].append(i)
@@ -330,8 +402,9 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             assert res is not None
             self._trace(batch[i], res[0], *traced[i], feats[i])
 
-    def _emit(self, p: _Pending, model: EdgeModel, out: np.ndarray, degraded: bool) -> tuple[str, str] | None:
-        """Publish the forecast; return (forecast id, summary) when it is to be traced."""
+    def _emit(self, p: _Pending, model: EdgeModel, out: np.ndarray, cheap: bool) -> tuple[str, str] | None:
+        """Publish the forecast; return (forecast id, summary) when it is to be traced
+        (never on the cheaper path: its attributions are the work it sheds)."""
         cfg = self.config
         row = p.row
         k = model.k
@@ -355,13 +428,14 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
                 symbol=sym,
                 forecast_id=fid,
             )
+            self._drop("nonfinite_output")
             return None
         significant = abs(prob - 0.5) >= cfg.trace_threshold or (
             vol > 0.0 and abs(point) / vol >= cfg.trace_z
         )
         trace_id = ""
         if significant and cfg.trace_top:
-            if degraded:
+            if cheap:
                 self._m_traces_skipped.inc()
             else:
                 trace_id = f"{fid}-t1"
@@ -387,6 +461,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             ),
         )
         self._m_forecasts.inc()
+        self._m_by_path["cheap" if cheap else "full"].inc()
         self._tier.success()
         self._m_latency.observe((time.perf_counter_ns() - p.t0_perf) / 1000.0)
         if not trace_id:
@@ -434,6 +509,16 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
     def registry(self, model_id: str) -> RegimeRegistry:
         return self._served[model_id].registry
+
+
+# The module docstring's drop reasons and serving paths, in that order.
+_DROP_REASONS: Final = ("bad_bar", "first_bar", "warmup", "cadence", "conflated", "nonfinite_output")
+_PATHS: Final = ("full", "cheap")
+
+
+def _last_bar_index(msgs: list[Any]) -> dict[str, int]:
+    """Symbol -> index of its last :class:`Bar` in ``msgs``."""
+    return {m.symbol: i for i, m in enumerate(msgs) if type(m) is Bar}
 
 
 def _encode(msg: Any) -> bytes:

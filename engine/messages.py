@@ -9,11 +9,19 @@ Units: every ``ts_*`` field is integer nanoseconds since the Unix epoch (UTC);
 Prices and sizes are floats here; money inside the simulated exchange is exact.
 Hot-path structs (ticks, bars, forecasts) are ``gc=False``: they hold no
 reference cycles, so the garbage collector never needs to scan them.
+
+Modes are a kernel contract (DESIGN.md "Modes"): :class:`Mode` names them, the
+degradation controller announces a change with :class:`ModeChange` on
+``control.mode`` (and sets the bus's mode, which actors read as ``ctx.mode``),
+and every product actor documents in its module docstring what it does in each
+mode.  :class:`EscalationRoute` (``control.route``) and :class:`Heartbeat` are
+the other control messages.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, TypeAlias
+import enum
+from typing import Annotated, Any, Final, Literal, TypeAlias
 
 import msgspec
 
@@ -21,10 +29,12 @@ __all__ = [
     "Bar",
     "CancelOrder",
     "DeadLetter",
+    "EscalationRoute",
     "Fill",
     "Forecast",
     "Heartbeat",
     "Message",
+    "Mode",
     "ModeChange",
     "NewsItem",
     "NewsVerdict",
@@ -249,19 +259,84 @@ class OrderReject(_Msg, frozen=True, kw_only=True, tag="reject"):
 # --- control -----------------------------------------------------------------
 
 
-class ModeChange(_Msg, frozen=True, kw_only=True, tag="mode"):
-    """The degradation mode changed (NORMAL, CONSERVE, DEGRADED, SURVIVAL)."""
+class Mode(enum.StrEnum):
+    """The node's degradation mode, from calm to desperate.
 
-    mode: str
-    previous: str
+    The value is the wire form (``"NORMAL"`` ...): a ``Mode`` is a ``str`` equal to
+    its name (``Mode.DEGRADED == "DEGRADED"``), so a :class:`ModeChange` or a
+    :class:`Heartbeat` encodes exactly as when modes were plain strings; decoding
+    one refuses any other name.
+    :attr:`level` orders them: 0 NORMAL, 1 CONSERVE, 2 DEGRADED, 3 SURVIVAL.
+    """
+
+    NORMAL = "NORMAL"
+    """Everything runs."""
+    CONSERVE = "CONSERVE"
+    """Pressure building: optional work (cloud escalations) stops first."""
+    DEGRADED = "DEGRADED"
+    """Overloaded: cheaper paths everywhere (edge cheaper path, no embeddings, no explanations)."""
+    SURVIVAL = "SURVIVAL"
+    """Only what keeps forecasts flowing."""
+
+    @property
+    def level(self) -> int:
+        """The severity: 0 (NORMAL) .. 3 (SURVIVAL)."""
+        return _MODE_LEVELS[self]
+
+    @classmethod
+    def parse(cls, name: str) -> Mode:
+        """The mode named ``name``; raises ValueError naming the known modes otherwise."""
+        try:
+            return cls(name)
+        except ValueError:
+            known = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown mode {name!r}; expected one of {known}") from None
+
+    @classmethod
+    def at_level(cls, level: int) -> Mode:
+        """The mode of severity ``level`` (0..3); raises ValueError outside that range."""
+        if not 0 <= level < len(_MODE_ORDER):
+            raise ValueError(f"mode level must be in 0..{len(_MODE_ORDER) - 1}, got {level}")
+        return _MODE_ORDER[level]
+
+
+_MODE_ORDER: Final = tuple(Mode)
+_MODE_LEVELS: Final = {m: i for i, m in enumerate(_MODE_ORDER)}
+
+# A mode in a message: a plain ``str`` to Python (the kernel and the bus hold mode names as
+# strings; a Mode is one), validated on decoding, so a peer's or a file's unknown mode is refused.
+_ModeName: TypeAlias = Annotated[str, msgspec.Meta(pattern=f"^({'|'.join(m.value for m in Mode)})$")]
+
+
+class ModeChange(_Msg, frozen=True, kw_only=True, tag="mode"):
+    """The degradation mode changed from ``previous`` to ``mode``; ``reason`` says why."""
+
+    mode: _ModeName
+    previous: _ModeName
+    reason: str
+    ts_event: int
+
+
+class EscalationRoute(_Msg, frozen=True, kw_only=True, tag="escalation_route"):
+    """Where ``node_id``'s cloud escalations go now: ``route_to`` is a peer's node id.
+
+    ``route_to == node_id`` means stay local.  Published by the control plane on
+    ``control.route`` when this node releases its partitions (and when it rejoins);
+    the cloud proxy of ``node_id`` consumes it.
+    """
+
+    node_id: str
+    route_to: str
     reason: str
     ts_event: int
 
 
 class Heartbeat(_Msg, frozen=True, kw_only=True, tag="heartbeat"):
+    """A node's periodic liveness and load report.  Latencies in microseconds."""
+
     node_id: str
     ts_event: int
-    mode: str = "NORMAL"
+    mode: _ModeName = Mode.NORMAL
     healthy: bool = True
     lag_p99_us: float = 0.0
     latency_p99_us: float = 0.0
@@ -292,6 +367,7 @@ Message: TypeAlias = (
     | Fill
     | OrderReject
     | ModeChange
+    | EscalationRoute
     | Heartbeat
     | DeadLetter
 )

@@ -63,12 +63,12 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from actors.degradation import DegradationConfig, DegradationController, Levels, actions_for
+from actors.degradation import DegradationConfig, DegradationController, Levels
 from engine.actor import Actor
 from engine.config import EngineConfig, EngineSection
 from engine.kernel import Engine, run_on_loop
 from engine.mailbox import Mailbox
-from engine.messages import Bar, Forecast, ModeChange, Quote
+from engine.messages import Bar, Forecast, Mode, ModeChange, Quote
 from engine.testing import Probe
 from tools.benchlib import emit
 
@@ -264,9 +264,8 @@ class StandInForecaster(Actor[StandInConfig]):
                 return out
 
     async def on_batch(self, msgs: list[Any]) -> None:
-        act = actions_for(self.ctx.mode)
         items = msgs
-        if act.conflation != "normal":
+        if Mode.parse(self.ctx.mode).level >= Mode.DEGRADED.level:
             latest: dict[str, Any] = {}
             for q in msgs:
                 latest[q.symbol] = q
@@ -276,11 +275,11 @@ class StandInForecaster(Actor[StandInConfig]):
         clock = self.ctx.clock
         stale_ns = int(self.config.budget_us * 1000)
         for q in items:
-            act = actions_for(self.ctx.mode)
-            if act.conflation == "latest_only" and clock.now_ns() - q.ts_recv > stale_ns:
+            level = Mode.parse(self.ctx.mode).level
+            if level >= Mode.SURVIVAL.level and clock.now_ns() - q.ts_recv > stale_ns:
                 self._shed_stale.inc()
                 continue
-            small = act.edge_model == "small"
+            small = level >= Mode.DEGRADED.level
             point = self._work(self.config.small_cost_us if small else self.config.full_cost_us)
             now = clock.now_ns()
             self.ctx.publish(

@@ -11,9 +11,9 @@ import pytest
 
 from actors.edge_reasoner import EdgeReasonerConfig
 from adapters.inference.model import load_edge_model
-from engine.messages import Bar, DeadLetter, Forecast, Quote, ReasoningTrace, VerifiedNews
+from engine.messages import Bar, DeadLetter, Forecast, Mode, Quote, ReasoningTrace, VerifiedNews
 from engine.testing import capture_logs
-from tests.edge.conftest import running_edge
+from tests.edge.conftest import EdgeRun, running_edge
 
 pytestmark = pytest.mark.asyncio
 
@@ -195,12 +195,73 @@ async def test_tensorrt_request_falls_back_and_is_counted(es_bars: list[Bar]) ->
 async def test_survival_mode_keeps_forecasts_and_sheds_traces(es_bars: list[Bar]) -> None:
     async with running_edge(EdgeReasonerConfig(model="es-1m", trace_threshold=0.0)) as run:
         run.engine.bus.mode = "SURVIVAL"
-        await run.feed(es_bars[:60])
+        await run.feed(es_bars[:60], chunk=1)  # one bar per mailbox batch: nothing to conflate
         forecasts, traces, _ = _split(run.outputs())
     assert len(forecasts) == 60 - 21 and not traces
     assert all(f.trace_id == "" for f in forecasts)
+    assert {f.model_id for f in forecasts} == {"es-1m"}  # the student, whatever the regime
     counters = run.summary.metrics["counters"] if run.summary else {}
     assert counters["edge_traces_skipped_total{actor=edge}"] == len(forecasts)
+    assert _count(run, "edge_forecasts_by_path_total", path="cheap") == len(forecasts)
+    assert _count(run, "edge_forecasts_by_path_total", path="full") == 0
+
+
+def _count(run: EdgeRun, name: str, **labels: str) -> int:
+    return run.engine.metrics.counter(name, actor="edge", **labels).value
+
+
+def _dropped(run: EdgeRun) -> dict[str, int]:
+    reasons = ("bad_bar", "first_bar", "warmup", "cadence", "conflated", "nonfinite_output")
+    return {r: _count(run, "edge_bars_dropped_total", reason=r) for r in reasons}
+
+
+async def test_every_bar_is_a_forecast_or_a_counted_drop(es_bars: list[Bar]) -> None:
+    bad = msgspec.structs.replace(es_bars[45], close=math.nan)
+    cfg = EdgeReasonerConfig(model="es-1m", every_n_bars=2)
+    async with running_edge(cfg) as run:
+        await run.feed([*es_bars[:45], bad, *es_bars[46:80]])
+        forecasts, _, _ = _split(run.outputs())
+    dropped = _dropped(run)
+    # the first bar gives the features no row (no previous close): counted, not silently skipped
+    assert dropped["first_bar"] == 1 and dropped["warmup"] == 20 and dropped["bad_bar"] == 1
+    assert dropped["cadence"] == len(forecasts) - (1 if (80 - 22) % 2 else 0) > 0
+    assert _count(run, "edge_bars_total") == 80 == len(forecasts) + sum(dropped.values())
+    assert _count(run, "edge_forecasts_by_path_total", path="full") == len(forecasts)
+
+
+async def test_cheaper_path_conflates_to_the_latest_bar_with_exact_features(es_bars: list[Bar]) -> None:
+    # Reference: the cheaper path on every bar (cheap_from=NORMAL), one bar per mailbox batch.
+    async with running_edge(EdgeReasonerConfig(model="es-1m", cheap_from=Mode.NORMAL)) as ref:
+        await ref.feed(es_bars[:200], chunk=1)
+        reference = {f.forecast_id: f for f in _split(ref.outputs())[0]}
+    async with running_edge(EdgeReasonerConfig(model="es-1m")) as run:
+        run.engine.bus.mode = "DEGRADED"
+        await run.feed(es_bars[:200], chunk=25)  # the actor is behind: 25 bars per mailbox batch
+        forecasts, traces, _ = _split(run.outputs())
+    # one forecast per batch (its latest bar), identical to the reference's: every conflated bar
+    # still moved the features and the regime, so the kept forecast saw exactly the same inputs
+    assert [f.basis_seq for f in forecasts] == [b.seq for b in es_bars[24:200:25]]
+    assert all(f == reference[f.forecast_id] for f in forecasts) and not traces
+    dropped = _dropped(run)
+    assert dropped["conflated"] == 200 - 21 - len(forecasts)
+    assert _count(run, "shed_total", reason="conflated") == dropped["conflated"]
+    assert _count(run, "edge_bars_total") == 200 == len(forecasts) + sum(dropped.values())
+
+
+async def test_mode_changes_switch_paths_between_batches(es_bars: list[Bar]) -> None:
+    async with running_edge(EdgeReasonerConfig(model="es-1m", trace_threshold=0.0)) as run:
+        await run.feed(es_bars[:100], chunk=1)
+        run.engine.bus.mode = Mode.DEGRADED
+        await run.feed(es_bars[100:150], chunk=1)
+        run.engine.bus.mode = Mode.CONSERVE  # CONSERVE is the full path
+        await run.feed(es_bars[150:200], chunk=1)
+        forecasts, traces, _ = _split(run.outputs())
+    cut = (es_bars[99].seq, es_bars[149].seq)
+    assert all(f.trace_id for f in forecasts if f.basis_seq <= cut[0] or f.basis_seq > cut[1])
+    assert not any(f.trace_id for f in forecasts if cut[0] < f.basis_seq <= cut[1])
+    assert len(traces) == len(forecasts) - 50
+    assert _count(run, "edge_forecasts_by_path_total", path="cheap") == 50
+    assert _count(run, "edge_forecasts_by_path_total", path="full") == len(forecasts) - 50
 
 
 async def test_tampered_weights_stop_the_actor_from_starting(es_bars: list[Bar], model_copy) -> None:

@@ -15,10 +15,11 @@ PUBLIC = {
     "engine.bus": ["Bus", "topic_matches"],
     "engine.cli": ["commands", "main"],
     "engine.clock": ["Clock", "LiveClock", "SimClock", "TimerHandle"],
+    "engine.compose": ["Override", "compose", "get_path", "parse_path", "parse_value", "substitute"],
     "engine.config": [
         "ActorSpec", "AppSection", "BindPort", "EngineConfig", "EngineSection", "MailboxConfig",
-        "NonNegativeFloat", "NonNegativeInt", "Port", "PositiveFloat", "PositiveInt", "SupervisorSpec",
-        "convert", "load_config", "loads_config", "merge", "parse_host_port", "resolve",
+        "NonNegativeFloat", "NonNegativeInt", "Override", "Port", "PositiveFloat", "PositiveInt",
+        "SupervisorSpec", "convert", "load_config", "loads_config", "merge", "parse_host_port", "resolve",
     ],
     "engine.errors": [
         "ActorStopped", "ConfigError", "EngineError", "Escalation", "MailboxClosed",
@@ -32,7 +33,8 @@ PUBLIC = {
     "engine.logging": ["configure_logging"],
     "engine.mailbox": ["Mailbox", "MailboxStatistics", "OfferResult", "Policy"],
     "engine.messages": [
-        "Bar", "CancelOrder", "DeadLetter", "Fill", "Forecast", "Heartbeat", "Message", "ModeChange",
+        "Bar", "CancelOrder", "DeadLetter", "EscalationRoute", "Fill", "Forecast", "Heartbeat", "Message",
+        "Mode", "ModeChange",
         "NewsItem", "NewsVerdict", "Order", "OrderReject", "Quote", "ReasoningTrace", "Side", "Trade",
         "VerifiedNews", "json_decoder", "json_encoder", "msgpack_decoder", "msgpack_encoder",
     ],

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.degradation import (
-    MODE_ACTIONS,
     MODES,
     ActorLoad,
     CarbonAdvice,
@@ -25,7 +24,6 @@ from actors.degradation import (
     SnapshotBuilder,
     VolatilityConfig,
     VolatilityRegime,
-    actions_for,
     adopt,
     carbon_advice,
     evaluate,
@@ -37,7 +35,7 @@ from engine.clock import SimClock
 from engine.config import EngineConfig, EngineSection
 from engine.kernel import Engine
 from engine.mailbox import Mailbox
-from engine.messages import Forecast, ModeChange
+from engine.messages import Forecast, Mode, ModeChange, json_decoder, json_encoder
 from engine.metrics import Metrics
 from engine.supervisor import ChildSpec
 from engine.testing import Probe, capture_logs
@@ -93,15 +91,22 @@ def test_config_converts_from_toml_shapes_and_rejects_unknown_keys() -> None:
         msgspec.convert({"exit_ratio": 1.5}, DegradationConfig)
 
 
-def test_mode_names_and_actions() -> None:
-    assert MODES == ("NORMAL", "CONSERVE", "DEGRADED", "SURVIVAL")
-    assert [mode_level(m) for m in MODES] == [0, 1, 2, 3]
+def test_mode_names_levels_and_wire_form() -> None:
+    assert MODES == ("NORMAL", "CONSERVE", "DEGRADED", "SURVIVAL") == tuple(Mode)
+    assert [mode_level(m) for m in MODES] == [0, 1, 2, 3] == [Mode.at_level(i).level for i in range(4)]
     with pytest.raises(ValueError, match="unknown mode"):
         mode_level("PANIC")
-    budgets = [actions_for(m).cloud_budget for m in MODES]
-    assert budgets == sorted(budgets, reverse=True) and budgets[-1] == 0.0
-    assert actions_for("DEGRADED").edge_model == "small" and not actions_for("DEGRADED").explanations
-    assert set(MODE_ACTIONS) == set(MODES)
+    with pytest.raises(ValueError, match="mode level"):
+        Mode.at_level(4)
+    # A ModeChange encodes as it did when modes were plain strings, and refuses unknown ones.
+    mc = ModeChange(mode=Mode.DEGRADED, previous="NORMAL", reason="r", ts_event=1)
+    wire = b'{"type":"mode","mode":"DEGRADED","previous":"NORMAL","reason":"r","ts_event":1}'
+    assert json_encoder.encode(mc) == wire and json_decoder.decode(wire) == mc
+    with pytest.raises(msgspec.ValidationError, match="mode"):
+        json_decoder.decode(wire.replace(b'"DEGRADED"', b'"PANIC"'))
+    assert DegradationConfig(abandoned_floor=Mode.SURVIVAL).abandoned_floor.level == 3
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"abandoned_floor": "PANIC"}, DegradationConfig)
 
 
 # --- the pure core -------------------------------------------------------------------
