@@ -542,7 +542,7 @@ class RecordCodec:
         self.encode = msgpack_encoder.encode if out_fmt == "msgpack" else json_encoder.encode
 
     def is_json(self, value: bytes) -> bool:
-        """Whether ``value`` is read as JSON (``auto``: its first non-blank byte is ``{``)."""
+        """Whether ``value`` is read as JSON (``auto``: its first non-blank byte is ``{`` or ``[``)."""
         if self.fmt != "auto":
             return self.fmt == "json"
         return _looks_json(value)
@@ -584,12 +584,13 @@ _BLANK = b" \t\r\n"
 
 
 def _looks_json(value: bytes) -> bool:
-    # A msgpack map never starts with "{" (0x7b is a positive fixint), so one byte decides;
-    # JSON may begin with blanks, which as msgpack would be a bare int: never a message.
+    # A msgpack map never starts with "{" or "[" (0x7b, 0x5b are positive fixints: a bare int,
+    # never a message), so one byte decides; JSON may also begin with blanks (bare ints too).
+    # A JSON array is no message either, but read as JSON it is refused for what it is.
     first = value[:1]
-    if first == b"{":
+    if first == b"{" or first == b"[":
         return True
-    return bool(first) and first in _BLANK and value.lstrip(_BLANK)[:1] == b"{"
+    return bool(first) and first in _BLANK and value.lstrip(_BLANK)[:1] in (b"{", b"[")
 
 
 def _decode_auto(value: bytes) -> Message:
