@@ -140,8 +140,29 @@ class ActorContext:
         return self.bus.mode
 
     def publish(self, topic: str, msg: Any) -> int:
-        """Offer ``msg`` to every subscriber of ``topic``; returns how many queued it."""
+        """Offer ``msg`` to every subscriber of ``topic``; returns how many queued it.
+
+        Never waits: a full ``block`` subscriber sheds it as ``overflow`` (counted, logged
+        once).  Handlers publish this way; sources that may wait use :meth:`publish_wait`.
+        """
         return self.bus.publish(topic, msg)
+
+    def publish_many(self, topic: str, msgs: list[Any]) -> int:
+        """:meth:`publish` for several messages to one topic, in order (one wake-up per subscriber)."""
+        return self.bus.publish_many(topic, msgs)
+
+    async def publish_wait(self, topic: str, msg: Any) -> int:
+        """Publish ``msg``, waiting for room in every full ``block`` subscriber (back-pressure).
+
+        For sources (replay readers, consumer loops): the publisher slows to the pace of
+        its slowest ``block`` subscriber instead of shedding.  Not from a handler whose
+        actor sits on a cycle of ``block`` mailboxes (see :mod:`engine.bus`).
+        """
+        return await self.bus.publish_wait(topic, msg)
+
+    async def publish_many_wait(self, topic: str, msgs: list[Any]) -> int:
+        """:meth:`publish_wait` for several messages to one topic, in order."""
+        return await self.bus.publish_many_wait(topic, msgs)
 
     def tier(self, name: str) -> TierRecorder:
         """The health record of pipeline tier ``name`` (see :mod:`engine.health`)."""

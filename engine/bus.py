@@ -5,6 +5,16 @@ subscription pattern ``*`` matches exactly one token and ``>`` (last token
 only) matches one or more.  Publishing offers the message to every matching
 subscriber's mailbox, each under its own shedding policy; a message published
 to a topic nobody subscribes to is counted as ``unrouted``.
+
+Back-pressure: :meth:`Bus.publish` and :meth:`Bus.publish_many` are sync and never
+wait (the hot path: one offer per subscriber).  A ``block`` mailbox they find full
+sheds the message as ``overflow`` (counted, logged once; see :mod:`engine.mailbox`).
+Sources that must not lose anything and may wait - a replay reader, a consumer
+loop - publish with ``await`` :meth:`Bus.publish_wait` / :meth:`Bus.publish_many_wait`:
+the same offers while there is room, and a wait for room on each full ``block``
+mailbox (other policies shed as usual, never wait).  Only an actor outside every
+cycle of block mailboxes should await a publish inside its handler, or two actors
+waiting on each other's full mailboxes would stop both.
 """
 
 from __future__ import annotations
@@ -13,8 +23,8 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import NoResponder
-from engine.mailbox import Mailbox, MailboxStatistics
+from engine.errors import MailboxClosed, NoResponder
+from engine.mailbox import Mailbox, MailboxStatistics, Policy
 
 if TYPE_CHECKING:
     from engine.actor import ActorRef
@@ -162,6 +172,55 @@ class Bus:
             self.unrouted[topic] = self.unrouted.get(topic, 0) + len(msgs)
             return 0
         return sum(mb.offer_many(msgs) for mb in route)
+
+    async def publish_wait(self, topic: str, msg: Any) -> int:
+        """Like :meth:`publish`, but wait for room in every full ``block`` subscriber.
+
+        Returns how many subscribers queued it.  A subscriber that closes while we wait
+        counts the message as shed ``closed`` and is skipped.
+        """
+        self.published += 1
+        route = self._routes.get(topic)
+        if route is None:
+            route = self.subscribers(topic)
+        if not route:
+            self.unrouted[topic] = self.unrouted.get(topic, 0) + 1
+            return 0
+        n = 0
+        for mb in route:
+            if mb.policy is Policy.BLOCK and len(mb) >= mb.capacity:
+                try:
+                    result = await mb.send(msg)
+                except MailboxClosed:
+                    continue
+            else:
+                result = mb.offer(msg)
+            if result.queued:
+                n += 1
+        return n
+
+    async def publish_many_wait(self, topic: str, msgs: list[Any]) -> int:
+        """Like :meth:`publish_many`, but wait for room in ``block`` subscribers as needed.
+
+        Each subscriber receives the messages in order; returns how many deliveries queued.
+        """
+        route = self._routes.get(topic)
+        if route is None:
+            route = self.subscribers(topic)
+        self.published += len(msgs)
+        if not route:
+            self.unrouted[topic] = self.unrouted.get(topic, 0) + len(msgs)
+            return 0
+        n = 0
+        for mb in route:
+            if mb.policy is Policy.BLOCK and len(mb) + len(msgs) > mb.capacity:
+                try:
+                    n += await mb.send_many(msgs)
+                except MailboxClosed:
+                    continue
+            else:
+                n += mb.offer_many(msgs)
+        return n
 
     def register(self, topic: str, ref: ActorRef) -> None:
         """Make ``ref`` the responder for requests on ``topic`` (exact topic)."""

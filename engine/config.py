@@ -18,11 +18,26 @@ own config table, which is converted into the class's ``config_type``::
     [actors.config]
     dataset = "emini"
 
+Composition (:mod:`engine.compose`): the one loader, :func:`load_config`, applies
+``[profiles.<name>]`` selected by the command (``profiles=``), typed overrides
+(``sets=["actors[feed].config.dataset=emini"]``) and variables (``${out}``; defaults
+in ``[variables]``) before typing, so commands only map their flags to those.
+
 Unknown keys are errors, in every table (``[app]`` included: a typo there used to
 switch a feature off silently).  Ranges are checked where a value outside them
 means nothing (capacities >= 1, timeouts > 0, ports 1..65535 - 0 only where it
 means "pick a free port").  Every error is a :class:`ConfigError` naming the file,
 the key path (``actors[feed].mailbox.capacity``) and what was expected.
+
+Mailboxes: ``policy = "block"`` back-pressures publishers that await
+(``ctx.publish_wait``, ``ref.send``, ``ask``); a *sync* publish that finds it full is shed
+as ``overflow`` (counted, logged once; see :mod:`engine.mailbox`).  A block mailbox that
+sync publishers fill must be sized for what bounds them: ``bound_by`` names that bound
+(the key path of an in-flight window in this file, e.g.
+``actors[kafka-source].config.max_in_flight``) and the loader refuses a capacity below it.
+With the simulated clock the replay paces every source (``wait_idle``), which bounds
+them; in a live pipeline a block mailbox without ``bound_by`` gets a load warning
+(:attr:`EngineConfig.warnings`, logged when the engine starts).
 
 Actor config structs can use the same range types: :data:`PositiveInt`,
 :data:`NonNegativeInt`, :data:`PositiveFloat`, :data:`NonNegativeFloat`,
@@ -37,11 +52,13 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
+from engine.compose import Override, compose, get_path, parse_path
 from engine.errors import ConfigError
 from engine.health import HealthConfig
 from engine.supervisor import PARK_AFTER, PARK_WINDOW_S, Restart, Strategy
@@ -55,6 +72,7 @@ __all__ = [
     "MailboxConfig",
     "NonNegativeFloat",
     "NonNegativeInt",
+    "Override",
     "Port",
     "PositiveFloat",
     "PositiveInt",
@@ -115,6 +133,9 @@ class MailboxConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     key: str | None = None
     lanes: PositiveInt = 1
     lane_of: dict[str, NonNegativeInt] = {}
+    bound_by: str = ""
+    """``block`` only: the key path of the window that bounds the sync publishers feeding this
+    mailbox (e.g. ``actors[kafka-source].config.max_in_flight``); capacity must be >= it."""
 
 
 class ActorSpec(
@@ -193,6 +214,8 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     app: AppSection = AppSection()
     source: str = ""
     """The file this config came from (set by the loader)."""
+    warnings: list[str] = []
+    """What the loader found doubtful but not wrong (set by the loader; logged at engine start)."""
 
 
 _PATH_RE = re.compile(r"\$((?:\.[A-Za-z_][\w-]*|\[\d+\])*)")
@@ -291,32 +314,110 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def loads_config(
-    text: str, *, path: str = "<string>", overrides: dict[str, Any] | None = None
+    text: str,
+    *,
+    path: str = "<string>",
+    overrides: dict[str, Any] | None = None,
+    profiles: Sequence[str] = (),
+    sets: Sequence[str | Override] = (),
+    variables: Mapping[str, str] | None = None,
+    require_variables: Collection[str] = (),
 ) -> EngineConfig:
-    """Parse TOML text into an :class:`EngineConfig`."""
+    """Parse TOML text into an :class:`EngineConfig`.
+
+    In order: ``overrides`` (a table deep-merged into the file: programmatic callers),
+    ``profiles``, ``sets`` and ``variables`` (see :mod:`engine.compose`), then typing and
+    checks.  An actor config an override touched is typed here too (its class is
+    imported), so a misspelt ``--set`` key fails at load naming the override.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"invalid TOML: {exc}") from None
     if overrides:
         raw = merge(raw, overrides)
+    raw, applied = compose(
+        raw,
+        source=path,
+        profiles=profiles,
+        sets=sets,
+        variables=variables,
+        require_variables=require_variables,
+    )
     raw.pop("source", None)
+    raw.pop("warnings", None)
     cfg = convert(raw, EngineConfig, path=path, raw=raw)
-    _check(cfg, path)
-    return msgspec.structs.replace(cfg, source=path)
+    warnings = _check(cfg, path, raw)
+    _check_overridden_actors(cfg, applied, path)
+    return msgspec.structs.replace(cfg, source=path, warnings=warnings)
 
 
-def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) -> EngineConfig:
-    """Read and validate a pipeline file; raise :class:`ConfigError` on any problem."""
+def load_config(
+    path: str | Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    profiles: Sequence[str] = (),
+    sets: Sequence[str | Override] = (),
+    variables: Mapping[str, str] | None = None,
+    require_variables: Collection[str] = (),
+) -> EngineConfig:
+    """Read, compose and validate a pipeline file; raise :class:`ConfigError` on any problem."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(p), "", f"cannot read: {exc.strerror or exc}") from None
-    return loads_config(text, path=str(p), overrides=overrides)
+    return loads_config(
+        text,
+        path=str(p),
+        overrides=overrides,
+        profiles=profiles,
+        sets=sets,
+        variables=variables,
+        require_variables=require_variables,
+    )
 
 
-def _check(cfg: EngineConfig, path: str) -> None:
+def _check_overridden_actors(cfg: EngineConfig, applied: Sequence[Override], path: str) -> None:
+    """Type the config of every enabled actor an override reached into (``actors[x].config...``)."""
+    by_actor: dict[str, list[Override]] = {}
+    for ov in applied:
+        tokens = parse_path(ov.path, source=path)
+        if (
+            len(tokens) >= 3
+            and tokens[0] == "actors"
+            and isinstance(tokens[1], tuple)
+            and tokens[2] == "config"
+        ):
+            by_actor.setdefault(tokens[1][0], []).append(ov)
+    for i, spec in enumerate(cfg.actors):
+        ovs = by_actor.get(spec.name) or by_actor.get(str(i))
+        if not ovs or not spec.enabled:
+            continue
+        key = f"actors[{spec.name}]"
+        cls = resolve(spec.cls, path=path, key=f"{key}.class")
+        config_type = getattr(cls, "config_type", None)
+        if not (isinstance(config_type, type) and issubclass(config_type, msgspec.Struct)):
+            continue  # not an actor: Engine.build says so
+        try:
+            convert(spec.config, config_type, path=path, key=f"{key}.config")
+        except ConfigError as exc:
+            # Name the override(s) that reached the failing key, if any did.
+            near = [o for o in ovs if _nested(o.path, exc.key) or _nested(exc.key, o.path)]
+            if not near:
+                raise
+            origins = ", ".join(f"{o.origin} {o.path}" for o in near)
+            raise ConfigError(path, exc.key, f"{exc.problem} (set by {origins})") from None
+
+
+def _nested(outer: str, inner: str) -> bool:
+    """``inner`` is ``outer`` or a key below it (``a.b`` / ``a.b.c`` / ``a.b[x]``)."""
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
+
+
+def _check(cfg: EngineConfig, path: str, raw: dict[str, Any]) -> list[str]:
+    """Cross-field checks; returns warnings (raises on errors)."""
+    warnings: list[str] = []
     if cfg.app.http:
         try:
             parse_host_port(cfg.app.http)
@@ -348,6 +449,46 @@ def _check(cfg: EngineConfig, path: str) -> None:
             )
         if mb.lanes > 1 and any(not 0 <= v < mb.lanes for v in mb.lane_of.values()):
             raise ConfigError(path, f"actors[{a.name}].mailbox.lane_of", f"lanes must be in [0, {mb.lanes})")
+        warning = _check_block(a, cfg.engine.clock, path, raw)
+        if warning:
+            warnings.append(warning)
+    return warnings
+
+
+def _check_block(a: ActorSpec, clock: str, path: str, raw: dict[str, Any]) -> str:
+    """Can this ``block`` mailbox hold what sync publishers send it?  Error, warning or ""."""
+    mb = a.mailbox
+    key = f"actors[{a.name}].mailbox"
+    if mb.policy != "block":
+        if mb.bound_by:
+            raise ConfigError(
+                path, f"{key}.bound_by", f"only meaningful with policy 'block', not {mb.policy!r}"
+            )
+        return ""
+    if mb.bound_by:
+        try:
+            bound = get_path(raw, mb.bound_by, source=path)
+        except ConfigError as exc:
+            raise ConfigError(path, f"{key}.bound_by", f"{mb.bound_by}: {exc.problem}") from None
+        if isinstance(bound, str) and bound.isdigit():
+            bound = int(bound)
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+            raise ConfigError(path, f"{key}.bound_by", f"{mb.bound_by} is {bound!r}, not a positive integer")
+        if bound > mb.capacity:
+            raise ConfigError(
+                path,
+                f"{key}.capacity",
+                f"policy 'block' bounded by {mb.bound_by} = {bound} needs capacity >= {bound}, "
+                f"got {mb.capacity} (sync publishes beyond it would be shed as 'overflow')",
+            )
+        return ""
+    if not a.enabled or clock != "live":
+        return ""  # the simulated clock: the replay paces every source with wait_idle
+    return (
+        f"{path}: {key}: policy 'block' in a live pipeline without bound_by: publishers that await "
+        "(ctx.publish_wait, ref.send, ask) wait for room, but a sync publish that finds it full is "
+        "shed as 'overflow'; name the window that bounds its publishers in bound_by, or use a drop policy"
+    )
 
 
 def resolve(dotted: str, *, path: str = "<config>", key: str = "") -> Any:

@@ -29,7 +29,7 @@ import operator
 import signal
 import time
 import typing
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,7 +41,7 @@ from engine import messages
 from engine.actor import Actor, ActorCell, ActorContext, ActorRef
 from engine.bus import Bus
 from engine.clock import Clock, LiveClock, SimClock
-from engine.config import EngineConfig, MailboxConfig, convert, load_config, resolve
+from engine.config import EngineConfig, MailboxConfig, Override, convert, load_config, resolve
 from engine.errors import ConfigError, Escalation
 from engine.health import NodeHealth, TierState, TierStatus, assess
 from engine.mailbox import Mailbox, MailboxStatistics
@@ -129,8 +129,17 @@ class Engine:
         self.bus.hold_start()
 
     @classmethod
-    def from_file(cls, path: str | Path, *, overrides: dict[str, Any] | None = None) -> Engine:
-        return cls(load_config(path, overrides=overrides))
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        overrides: dict[str, Any] | None = None,
+        profiles: Sequence[str] = (),
+        sets: Sequence[str | Override] = (),
+        variables: Mapping[str, str] | None = None,
+    ) -> Engine:
+        """An engine from a pipeline file through the one loader (:func:`engine.config.load_config`)."""
+        return cls(load_config(path, overrides=overrides, profiles=profiles, sets=sets, variables=variables))
 
     # --- assembly --------------------------------------------------------
 
@@ -312,6 +321,8 @@ class Engine:
     async def run(self, *, install_signals: bool = True) -> RunSummary:
         """Run until a shutdown is requested or the root supervisor escalates."""
         self.build()
+        for warning in self.config.warnings:
+            _log.warning("config_warning", warning=warning)
         loop = asyncio.get_running_loop()
         self._shutdown = asyncio.Event()
         if self._reason:

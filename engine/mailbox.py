@@ -4,8 +4,15 @@ A :class:`Mailbox` holds at most ``capacity`` messages.  What happens when it is
 full is its :class:`Policy`:
 
 ``block``
-    ``await send()`` waits for room (back-pressure; use for control traffic).
-    ``offer()`` never waits: on a full mailbox it sheds the message as ``full``.
+    Back-pressure: ``await send()`` / ``await send_many()`` wait for room, and so
+    do the publishers behind them (``Bus.publish_wait``, ``ctx.publish_wait``,
+    ``ActorRef.send``/``ask``).  ``offer()`` - what a sync ``Bus.publish`` or
+    ``tell`` does - never waits: a message it finds no room for is shed as
+    ``overflow``, a reason of its own (not ``full``: the policy promised not to
+    shed), counted and logged once per mailbox at WARNING.  The hot path stays
+    sync; a block mailbox is either fed by awaiting publishers, or sized for
+    whatever bounds its sync publishers (the replay's ``wait_idle`` pacing, a
+    source's in-flight window: ``[actors.mailbox] bound_by`` in the config).
 ``drop_newest``
     The offered message is shed (``full``).
 ``drop_oldest``
@@ -36,6 +43,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Final, Generic, TypeVar
 
 import msgspec
+import structlog
 
 from engine.errors import MailboxClosed, MailboxEmpty
 
@@ -62,6 +70,8 @@ class OfferResult(enum.StrEnum):
     """Queued in place of an older message with the same key (which was shed)."""
     SHED_FULL = "shed_full"
     """Not queued: the mailbox was full."""
+    SHED_OVERFLOW = "shed_overflow"
+    """Not queued: a ``block`` mailbox was full and the sender did not wait (``offer``)."""
     SHED_CLOSED = "shed_closed"
     """Not queued: the mailbox was closed."""
 
@@ -116,6 +126,7 @@ class Mailbox(Generic[T]):
         "_lane",
         "_lanes",
         "_offered",
+        "_overflow_logged",
         "_peak",
         "_recv_waiter",
         "_send_waiters",
@@ -159,6 +170,7 @@ class Mailbox(Generic[T]):
         self._delivered = 0
         self._shed: dict[str, int] = {}
         self._closed = False
+        self._overflow_logged = False
         self._recv_waiter: asyncio.Future[None] | None = None
         self._send_waiters: deque[asyncio.Future[None]] = deque()
 
@@ -178,6 +190,8 @@ class Mailbox(Generic[T]):
                 self._evict_one()
                 self._push(msg)
                 return OfferResult.EVICTED_OLDEST
+            if policy is Policy.BLOCK:
+                return self._overflow()
             self._count_shed("full")
             return OfferResult.SHED_FULL
         self._push(msg)
@@ -207,25 +221,68 @@ class Mailbox(Generic[T]):
         offer = self.offer
         return sum(1 for m in msgs if offer(m) in _QUEUED)
 
+    def _overflow(self) -> OfferResult:
+        """A sync offer found a ``block`` mailbox full: shed it as ``overflow``, loudly once."""
+        self._count_shed("overflow")
+        if not self._overflow_logged:
+            self._overflow_logged = True
+            structlog.get_logger("finllm").warning(
+                "mailbox_overflow",
+                mailbox=self.name,
+                capacity=self.capacity,
+                hint="a sync publish found this block mailbox full and shed the message: make its "
+                "publishers await (publish_wait) or size it for their window (mailbox.bound_by); "
+                "every later one is counted in shed_by_reason['overflow']",
+            )
+        return OfferResult.SHED_OVERFLOW
+
+    async def _wait_room(self) -> None:
+        """Under ``block``: wait until there is room or the mailbox is closed."""
+        while self._depth >= self.capacity and not self._closed:
+            fut = asyncio.get_running_loop().create_future()
+            self._send_waiters.append(fut)
+            try:
+                await fut
+            finally:
+                if fut in self._send_waiters:
+                    self._send_waiters.remove(fut)
+
     async def send(self, msg: T) -> OfferResult:
         """Queue ``msg``; under ``block`` wait for room, otherwise like :meth:`offer`.
 
         Raises :class:`MailboxClosed` if the mailbox is or becomes closed while
         waiting (the message then counts as shed ``closed``).
         """
-        if self.policy is Policy.BLOCK:
-            while self._depth >= self.capacity and not self._closed:
-                fut = asyncio.get_running_loop().create_future()
-                self._send_waiters.append(fut)
-                try:
-                    await fut
-                finally:
-                    if fut in self._send_waiters:
-                        self._send_waiters.remove(fut)
+        if self.policy is Policy.BLOCK and self._depth >= self.capacity:
+            await self._wait_room()
         result = self.offer(msg)
         if result is OfferResult.SHED_CLOSED:
             raise MailboxClosed(f"mailbox {self.name!r} is closed")
         return result
+
+    async def send_many(self, msgs: list[T]) -> int:
+        """Queue ``msgs`` in order; under ``block`` wait for room as needed, otherwise like
+        :meth:`offer_many`.  Returns how many were queued.
+
+        Raises :class:`MailboxClosed` if the mailbox is or becomes closed before all are
+        queued (those left count as shed ``closed``).
+        """
+        if self.policy is not Policy.BLOCK:
+            return self.offer_many(msgs)
+        queued = 0
+        i = 0
+        n = len(msgs)
+        while i < n:
+            if self._depth >= self.capacity:
+                await self._wait_room()
+            if self._closed:
+                self._offered += n - i
+                self._count_shed("closed", n - i)
+                raise MailboxClosed(f"mailbox {self.name!r} is closed")
+            room = self.capacity - self._depth
+            queued += self.offer_many(msgs[i : i + room] if i or room < n else msgs)
+            i += room
+        return queued
 
     def _offer_conflate(self, msg: T) -> OfferResult:
         assert self._key is not None

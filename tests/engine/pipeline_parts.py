@@ -79,3 +79,64 @@ class TierDown(Actor[Any]):
 
     async def on_start(self) -> None:
         self.ctx.tier("cloud").start_failed("no LLM server at 127.0.0.1:1 (connection refused)")
+
+
+class TagConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tag: str = ""
+    path: str = ""
+    items: list[dict[str, Any]] = []
+
+
+class Tagged(Actor[TagConfig]):
+    """A sink with a config of strings and a list of tables (the composition tests' target)."""
+
+    config_type = TagConfig
+
+    def on_message(self, msg: Any) -> None:
+        return None
+
+
+class WaitConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    n: int = 100
+    awaited: bool = True
+    """Publish with ``await ctx.publish_wait`` (back-pressure) or the sync ``ctx.publish``."""
+    many: bool = False
+    """In chunks of 10 with ``publish_many_wait`` / ``publish_many``."""
+
+
+class WaitingSource(Actor[WaitConfig]):
+    """A live source that never waits for idle: only an awaited publish can hold it back."""
+
+    config_type = WaitConfig
+
+    async def on_start(self) -> None:
+        self.ctx.spawn(self._produce())
+
+    async def _produce(self) -> None:
+        await self.ctx.wait_started()
+        cfg = self.config
+        msgs = [Trade(symbol="ES", ts_event=i, seq=i, price=100.0, size=1.0) for i in range(1, cfg.n + 1)]
+        step = 10 if cfg.many else 1
+        for i in range(0, cfg.n, step):
+            part = msgs[i : i + step]
+            if cfg.many and cfg.awaited:
+                await self.ctx.publish_many_wait("md.ES", part)
+            elif cfg.many:
+                self.ctx.publish_many("md.ES", part)
+            elif cfg.awaited:
+                await self.ctx.publish_wait("md.ES", part[0])
+            else:
+                self.ctx.publish("md.ES", part[0])
+        await self.ctx.bus.wait_idle()
+        self.ctx.request_shutdown("source finished")
+
+
+class SlowSink(Actor[Any]):
+    """Takes a loop turn per message and remembers the sequence numbers it saw."""
+
+    seen: ClassVar[list[int]] = []
+    batch_size: ClassVar[int] = 1
+
+    async def on_message(self, msg: Any) -> None:
+        await asyncio.sleep(0)
+        SlowSink.seen.append(msg.seq)

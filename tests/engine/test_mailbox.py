@@ -107,9 +107,10 @@ async def test_block_policy_send_waits_for_room() -> None:
     assert (await mb.receive()).seq == 1
     assert await sender is OfferResult.ACCEPTED
     assert (await mb.receive()).seq == 2
-    # offer on a full block mailbox never waits: it sheds, counted
+    # offer on a full block mailbox never waits: it sheds as "overflow" (not "full"), counted
     await mb.send(_t(3))
-    assert mb.offer(_t(4)) is OfferResult.SHED_FULL
+    assert mb.offer(_t(4)) is OfferResult.SHED_OVERFLOW
+    assert mb.statistics().shed_by_reason == {"overflow": 1}
     _check(mb)
 
 

@@ -1,9 +1,16 @@
 """``finllm node --config config/edge-node.toml``: the live edge-node daemon (Kafka in, forecasts out).
 
-Command-line overrides apply to every actor whose config has the matching table, so
-one file serves many nodes::
+The config goes through the one loader (:func:`engine.config.load_config`); the flags
+only map to its variables and overrides, so one file serves many nodes::
 
     finllm node --config config/edge-node.toml --bootstrap 10.0.0.5:9092 --group edge-eu --node-id edge-7
+
+``--bootstrap``, ``--group`` and ``--node-id`` set the variables ``${bootstrap}``,
+``${group}`` and ``${node_id}`` (the config says where they go; one it never uses is an
+error, so a flag never silently does nothing); ``--http``, ``--loop``, ``--log-format`` and
+``--log-level`` set ``app.http``, ``engine.loop``, ``engine.log_format`` and
+``engine.log_level``; ``--profile NAME`` applies ``[profiles.NAME]`` and ``--set PATH=VALUE``
+any key (``--set 'actors[kafka-source].config.max_in_flight=5000'``).
 
 SIGTERM or SIGINT drain and stop the node gracefully (exit 0); the input offsets of
 work not yet safely written stay uncommitted and are re-read by whoever takes over.
@@ -26,17 +33,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 if TYPE_CHECKING:
-    from engine.config import EngineConfig
+    from engine.config import EngineConfig, Override
     from engine.kernel import Engine, RunSummary
 
-__all__ = ["apply_overrides", "main"]
+__all__ = ["apply_overrides", "flag_overrides", "flag_variables", "main"]
 
 _T0 = time.monotonic()
 
@@ -55,9 +61,9 @@ def _address(text: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="finllm node", description="Run the live edge node.")
     p.add_argument("--config", default="config/edge-node.toml", help="pipeline TOML (default: %(default)s)")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers for every Kafka actor (host:port[,...])")
-    p.add_argument("--group", help="consumer group id of every Kafka source")
-    p.add_argument("--node-id", help="engine node id (also the Kafka client id)")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers: the variable ${bootstrap} (host:port[,...])")
+    p.add_argument("--group", help="consumer group id: the variable ${group}")
+    p.add_argument("--node-id", help="node id: the variable ${node_id} (engine node id, Kafka client id)")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], help="event loop (default: from the config)")
     p.add_argument("--log-format", choices=["console", "json"])
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -67,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="serve /healthz, /readyz, /metrics, /stats on HOST:PORT, port 0: any free one "
         "(default: [app] http, else off)",
+    )
+    p.add_argument(
+        "--profile", action="append", default=[], metavar="NAME", help="apply [profiles.NAME] (repeatable)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override one key, value in TOML (repeatable), e.g. 'engine.health.interval_s=0.5'",
     )
     return p
 
@@ -128,53 +144,58 @@ async def _run(engine: Engine, node_id: str, http: str) -> RunSummary:
             await server.stop()
 
 
+def flag_variables(args: argparse.Namespace) -> dict[str, str]:
+    """The variables the flags the user gave set (each must be used by the config)."""
+    given = {"bootstrap": args.bootstrap, "group": args.group, "node_id": args.node_id}
+    return {k: v for k, v in given.items() if v}
+
+
+def flag_overrides(args: argparse.Namespace) -> list[Override]:
+    """The overrides the other flags map to, after the user's ``--set`` (flags win)."""
+    from engine.config import Override
+
+    out = [Override.parse(s) for s in getattr(args, "set", None) or []]
+    for flag, path in (
+        ("http", "app.http"),
+        ("loop", "engine.loop"),
+        ("log_format", "engine.log_format"),
+        ("log_level", "engine.log_level"),
+    ):
+        value = getattr(args, flag, None)
+        if value:
+            out.append(Override(path=path, value=value, origin=f"--{flag.replace('_', '-')}"))
+    return out
+
+
 def apply_overrides(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Return ``raw`` (parsed TOML) with the command-line overrides applied to each actor."""
-    engine = dict(raw.get("engine", {}))
-    if args.node_id:
-        engine["node_id"] = args.node_id
-    if args.loop:
-        engine["loop"] = args.loop
-    if args.log_format:
-        engine["log_format"] = args.log_format
-    if args.log_level:
-        engine["log_level"] = args.log_level
-    actors = []
-    for spec in raw.get("actors", []):
-        spec = dict(spec)
-        cfg = dict(spec.get("config", {}))
-        if "kafka" in cfg and isinstance(cfg["kafka"], dict):
-            kafka = dict(cfg["kafka"])
-            if args.bootstrap:
-                kafka["bootstrap_servers"] = args.bootstrap
-            if args.node_id:
-                kafka["client_id"] = args.node_id
-            cfg["kafka"] = kafka
-        if args.node_id and "origin" in cfg:
-            cfg["origin"] = args.node_id
-        if args.group and "consumer" in cfg and isinstance(cfg["consumer"], dict):
-            cfg["consumer"] = {**cfg["consumer"], "group_id": args.group}
-        spec["config"] = cfg
-        actors.append(spec)
-    return {**raw, "engine": engine, "actors": actors}
+    """``raw`` (parsed TOML) composed with the command-line flags: profiles, overrides, variables.
+
+    What :func:`main` loads, as a table (for inspection; ConfigError on any problem).
+    """
+    from engine.compose import compose
+
+    doc, _ = compose(
+        raw,
+        source=str(getattr(args, "config", "<config>")),
+        profiles=getattr(args, "profile", None) or [],
+        sets=flag_overrides(args),
+        variables=flag_variables(args),
+        require_variables=flag_variables(args),
+    )
+    return doc
 
 
 def _load(path: Path, args: argparse.Namespace) -> EngineConfig:
-    """The config file with the command-line overrides; ConfigError names the file and key."""
-    from engine.config import loads_config
-    from engine.errors import ConfigError
+    """The config file with the command-line flags; ConfigError names the file and key."""
+    from engine.config import load_config
 
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = tomllib.loads(text)
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
-    patched = apply_overrides(raw, args)
-    # Lists replace wholesale in an override, so the patched actor list replaces the file's.
-    return loads_config(
-        text, path=str(path), overrides={"engine": patched["engine"], "actors": patched["actors"]}
+    variables = flag_variables(args)
+    return load_config(
+        path,
+        profiles=args.profile,
+        sets=flag_overrides(args),
+        variables=variables,
+        require_variables=variables,
     )
 
 
@@ -192,7 +213,7 @@ def main(argv: list[str]) -> int:
         print(f"finllm node: config error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.engine.log_format, config.engine.log_level)
-    http = args.http or config.app.http
+    http = config.app.http  # --http is the override app.http
     summary = run_on_loop(_run(engine, config.engine.node_id, http), config.engine.loop)
     print(
         f"node {config.engine.node_id} stopped: {summary.reason} (exit {summary.exit_code}, "

@@ -1,11 +1,16 @@
 """``finllm replay``: deterministic replay of a dataset or file through strategies.
 
     finllm replay --dataset emini --out runs/emini
-    finllm replay --file ticks.csv --out runs/mine --strategy mypkg.mod:MyStrategy
+    finllm replay --file ticks.csv --columns ts=time,price=px,size=qty --out runs/mine \
+        --strategy mypkg.mod:MyStrategy
     finllm replay --dataset emini --out runs/x --loop asyncio --limit 100000
+    finllm replay --dataset emini --out runs/x --set 'actors[feed].config.chunk_size=1024'
 
-Builds the pipeline from ``config/replay.toml`` (or ``--config``), runs it on the
-engine with the simulated clock, and writes into ``--out``:
+Runs the pipeline of ``config/replay.toml`` (or ``--config``) through the one loader
+(:func:`engine.config.load_config`); every flag maps to a variable, a profile or an
+override of that file (the table is in its header), so a user's own replay pipeline
+takes the same flags.  ``--profile`` and ``--set`` reach anything else.  Writes into
+``--out``:
 
 ``fills.jsonl`` / ``forecasts.jsonl`` / ``deadletters.jsonl``
     Every fill and reject, forecast and dead letter, one JSON message per line.
@@ -37,55 +42,55 @@ from typing import Any
 import msgspec
 
 from adapters.datasets import DATASETS, DatasetError, load_dataset, load_file
-from engine.config import loads_config
+from engine.compose import Override, compose
+from engine.config import EngineConfig, loads_config
 from engine.errors import ConfigError
 from engine.kernel import Engine, run_engine
 
-__all__ = ["HASHED_FILES", "build_config", "digest", "main"]
+__all__ = ["HASHED_FILES", "ReplayPlan", "build_config", "digest", "main", "plan"]
 
 HASHED_FILES = ("fills.jsonl", "forecasts.jsonl", "deadletters.jsonl")
 _DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "config" / "replay.toml"
-_FEED = "actors.market_data:MarketDataFeed"
-_HOST = "actors.strategy_host:StrategyHost"
-_EDGE = "actors.edge_reasoner:EdgeReasoner"
-_BASELINE = "actors.baseline_forecaster:BaselineForecaster"
-
-_EQUITY = {"symbol": "*", "tick_size": "0.01", "multiplier": "1", "fee_bps": "0.5"}
-
-# Per dataset: bar series, the edge model that serves it (None: no edge forecasts), exchange
-# defaults and a sensible order size.  Daily data: every row is a bar (tick bars of 1).
-_PRESETS: dict[str, dict[str, Any]] = {
-    "emini": {"bars": [{"kind": "time", "size": 60e9, "multiplier": 50.0}], "model": "es-1m", "qty": 1},
-    "sp500": {"bars": [{"kind": "tick", "size": 1}], "model": "spx-1d", "qty": 100},
-    "nasdaq": {"bars": [{"kind": "tick", "size": 1}], "model": "ndx-1d", "qty": 100},
-    "sp500-tickers": {"bars": [{"kind": "tick", "size": 1}], "model": None, "qty": 100},
-    "synthetic": {"bars": [{"kind": "time", "size": 1e9}], "model": None, "qty": 10},
-    "file": {"bars": [{"kind": "time", "size": 60e9}], "model": None, "qty": 1},
-}
+# The actors the flags address, by name (the pipeline's contract with this command).
+_FEED = "actors[feed]"
+_HOST = "actors[host]"
+_EDGE = "actors[edge]"
+_BASELINE = "actors[baseline]"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="finllm replay", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--dataset", choices=DATASETS, help="a bundled dataset")
-    src.add_argument("--file", help="a CSV/Parquet file of trades (see --columns)")
-    p.add_argument("--columns", default="", help="file column mapping, e.g. ts=time,price=px,size=qty,tz=UTC")
-    p.add_argument("--news", help="a news JSONL file (enables the template's news actors)")
+    src.add_argument("--dataset", choices=DATASETS, help="a bundled dataset (applies [profiles.NAME])")
+    src.add_argument("--file", help="a CSV/Parquet file of trades (see --columns; applies [profiles.file])")
+    p.add_argument(
+        "--columns",
+        default="",
+        help="file column mapping: actors[feed].config.mapping keys, e.g. ts=time,price=px,size=qty,tz=UTC",
+    )
+    p.add_argument(
+        "--news", help="a news JSONL file: ${news}, [profiles.news] and the actors reading ${news}"
+    )
+    p.add_argument("--model", help="edge model id (actors[edge].config.model) or model directory (model_dir)")
     p.add_argument(
         "--strategy",
         action="append",
         default=[],
         metavar="DOTTED",
-        help="package.module:Class (repeatable; replaces the template's strategies)",
+        help="package.module:Class (repeatable; replaces the config's strategies)",
     )
     p.add_argument(
         "--forecaster",
         choices=["auto", "edge", "baseline", "none"],
         default="auto",
-        help="auto: the edge model when one serves the dataset, else none",
+        help="auto: as the config and the dataset's profile say (the edge model where one serves it)",
     )
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--config", default=str(_DEFAULT_TEMPLATE), help="pipeline template (TOML)")
+    p.add_argument("--out", required=True, help="output directory: ${out}")
+    p.add_argument("--config", default=str(_DEFAULT_TEMPLATE), help="pipeline (TOML)")
+    p.add_argument("--profile", action="append", default=[], metavar="NAME", help="apply [profiles.NAME]")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="PATH=VALUE", help="override one key (TOML value)"
+    )
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default=None)
     p.add_argument("--limit", type=int, default=None, help="replay only the first N rows")
     p.add_argument("--loops", type=int, default=1, help="passes over the data")
@@ -96,6 +101,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class ReplayPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """What the flags map to: the loader's inputs, and the output directory."""
+
+    profiles: tuple[str, ...]
+    sets: tuple[Override, ...]
+    variables: dict[str, str]
+    out: Path
+
+
 def _snake(name: str) -> str:
     out = [name[0].lower()]
     for c in name[1:]:
@@ -103,144 +117,130 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
-def _subst(node: Any, values: dict[str, str]) -> tuple[Any, bool]:
-    """Replace ``${key}`` in every string; also say whether ``${news}`` appeared."""
-    if isinstance(node, str):
-        hit = "${news}" in node
-        for k, v in values.items():
-            node = node.replace("${" + k + "}", v)
-        return node, hit
-    if isinstance(node, dict):
-        hit = False
-        out = {}
-        for k, v in node.items():
-            out[k], h = _subst(v, values)
-            hit = hit or h
-        return out, hit
-    if isinstance(node, list):
-        hit = False
-        items = []
-        for v in node:
-            x, h = _subst(v, values)
-            items.append(x)
-            hit = hit or h
-        return items, hit
-    return node, False
-
-
-def _mapping(spec: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _columns(spec: str) -> list[Override]:
+    out: list[Override] = []
     for part in filter(None, (s.strip() for s in spec.split(","))):
         k, sep, v = part.partition("=")
-        if not sep:
-            raise SystemExit(f"finllm replay: bad --columns entry {part!r} (want key=value)")
-        out[k.strip()] = v.strip()
+        if not sep or not k.strip():
+            raise ConfigError("--columns", part, "bad entry (want key=value, e.g. ts=time)")
+        out.append(Override(path=f"{_FEED}.config.mapping.{k.strip()}", value=v.strip(), origin="--columns"))
     return out
 
 
-def build_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    """The pipeline as a raw dict (the template filled in) and the output directory."""
-    template = Path(args.config)
-    try:
-        raw = tomllib.loads(template.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(template), "", f"cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(template), "", f"invalid TOML: {exc}") from None
+def _mentions(node: Any, needle: str) -> bool:
+    if isinstance(node, str):
+        return needle in node
+    if isinstance(node, dict):
+        return any(_mentions(v, needle) for v in node.values())
+    if isinstance(node, list):
+        return any(_mentions(v, needle) for v in node)
+    return False
+
+
+def plan(args: argparse.Namespace, template: dict[str, Any]) -> ReplayPlan:
+    """Map the flags to profiles, overrides and variables of ``template`` (the parsed config)."""
     out = Path(args.out).resolve()
-    values = {"out": str(out), "news": str(Path(args.news).resolve()) if args.news else ""}
-    preset = _PRESETS[args.dataset or "file"]
-    actors: list[dict[str, Any]] = []
-    for actor in raw.get("actors", []):
-        actor, mentions_news = _subst(actor, values)
-        if mentions_news:
-            if not args.news:
-                continue
-            actor["enabled"] = True
-        actors.append(actor)
-    raw["actors"] = actors
-    by_class = {a.get("class"): a for a in actors}
-    feed = by_class.get(_FEED)
-    host = by_class.get(_HOST)
-    if feed is None or host is None:
-        raise ConfigError(str(template), "actors", f"a replay template needs {_FEED} and {_HOST}")
-    fc = feed.setdefault("config", {})
+    defined = template.get("profiles", {})
+    profiles: list[str] = []
+    sets: list[Override] = []
+
+    def put(path: str, value: Any, origin: str) -> None:
+        sets.append(Override(path=path, value=value, origin=origin))
+
+    source = args.dataset or "file"
+    if source in defined:
+        profiles.append(source)
     if args.dataset:
-        fc["dataset"] = args.dataset
-        fc.pop("file", None)
+        put(f"{_FEED}.config.dataset", args.dataset, "--dataset")
     else:
-        fc["file"] = str(Path(args.file).resolve())
-        fc["dataset"] = None
-        if args.columns:
-            fc["mapping"] = _mapping(args.columns)
-    fc["bars"] = preset["bars"]
+        put(f"{_FEED}.config.file", str(Path(args.file).resolve()), "--file")
+        put(f"{_FEED}.config.dataset", None, "--file")
+        sets.extend(_columns(args.columns))
+    if args.news:
+        if "news" in defined:
+            profiles.append("news")
+        for spec in template.get("actors", []):
+            if spec.get("enabled") is False and _mentions(spec, "${news}"):
+                put(f"actors[{spec['name']}].enabled", True, "--news")
     if args.limit is not None:
-        fc["limit"] = args.limit
-    fc["loops"] = args.loops
-    fc["progress"] = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
-    hc = host.setdefault("config", {})
-    ex = hc.setdefault("exchange", {})
-    if args.dataset not in ("emini", "sp500", "nasdaq"):
-        ex.setdefault("default_instrument", _EQUITY)
+        put(f"{_FEED}.config.limit", args.limit, "--limit")
+    put(f"{_FEED}.config.loops", args.loops, "--loops")
+    progress = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
+    put(f"{_FEED}.config.progress", progress, "--progress")
+    if args.forecaster in ("edge", "baseline", "none"):
+        put(f"{_EDGE}.enabled", args.forecaster == "edge", "--forecaster")
+        put(f"{_BASELINE}.enabled", args.forecaster == "baseline", "--forecaster")
+    if args.model:
+        key = "model_dir" if Path(args.model).is_dir() else "model"
+        put(
+            f"{_EDGE}.config.{key}",
+            str(Path(args.model).resolve()) if key == "model_dir" else args.model,
+            "--model",
+        )
+        put(f"{_EDGE}.enabled", True, "--model")
     if args.latency_ns is not None:
-        ex["latency_ns"] = args.latency_ns
+        put(f"{_HOST}.config.exchange.latency_ns", args.latency_ns, "--latency-ns")
     if args.slippage_ticks is not None:
-        ex["slippage_ticks"] = args.slippage_ticks
-    hc["results_path"] = str(out / "results.json")
+        put(f"{_HOST}.config.exchange.slippage_ticks", args.slippage_ticks, "--slippage-ticks")
     if args.strategy:
-        hc["strategies"] = [
+        strategies = [
             {"id": _snake(d.rpartition(":")[2] or d.rpartition(".")[2]), "class": d} for d in args.strategy
         ]
-    else:
-        for s in hc.get("strategies", []):
-            s.setdefault("params", {})["qty"] = preset["qty"]
-    _choose_forecaster(raw, args.forecaster, preset["model"])
+        put(f"{_HOST}.config.strategies", strategies, "--strategy")
     if args.loop:
-        raw.setdefault("engine", {})["loop"] = args.loop
-    raw.setdefault("engine", {})["clock"] = "sim"
-    return raw, out
+        put("engine.loop", args.loop, "--loop")
+    put("engine.clock", "sim", "finllm replay")  # a replay is deterministic: simulated time only
+    sets.extend(Override.parse(s, source=str(args.config)) for s in args.set)
+    profiles.extend(args.profile)
+    variables = {"out": str(out), "news": str(Path(args.news).resolve()) if args.news else ""}
+    return ReplayPlan(profiles=tuple(profiles), sets=tuple(sets), variables=variables, out=out)
 
 
-def _choose_forecaster(raw: dict[str, Any], choice: str, model: str | None) -> None:
-    actors = raw["actors"]
-    edge = next((a for a in actors if a.get("class") == _EDGE), None)
-    if choice == "auto":
-        choice = "edge" if model is not None and edge is not None else "none"
-    if choice != "edge" and edge is not None:
-        actors.remove(edge)
-    if choice == "edge":
-        if edge is None:
-            raise ConfigError(
-                "<replay>", "actors", f"--forecaster edge needs a {_EDGE} actor in the template"
-            )
-        if model is None:
-            raise ConfigError(
-                "<replay>", "actors[edge]", "no edge model serves this dataset; use --forecaster baseline"
-            )
-        edge.setdefault("config", {})["model"] = model
-    elif choice == "baseline":
-        actors.insert(
-            1,
-            {
-                "name": "baseline",
-                "class": _BASELINE,
-                "subscribe": ["bar.>"],
-                "mailbox": {"capacity": 65536, "policy": "block"},
-            },
-        )
+def _read(path: Path) -> tuple[str, dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
 
 
-def _check_source(raw: dict[str, Any]) -> None:
+def build_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """The composed pipeline as a table (enabled actors only) and the output directory.
+
+    For inspection; :func:`main` loads the same plan with :func:`engine.config.loads_config`.
+    """
+    _, template = _read(Path(args.config))
+    p = plan(args, template)
+    doc, _ = compose(
+        template, source=str(args.config), profiles=p.profiles, sets=p.sets, variables=p.variables
+    )
+    doc["actors"] = [a for a in doc.get("actors", []) if a.get("enabled", True)]
+    return doc, p.out
+
+
+def _load(args: argparse.Namespace) -> tuple[EngineConfig, Path]:
+    text, template = _read(Path(args.config))
+    p = plan(args, template)
+    cfg = loads_config(text, path=str(args.config), profiles=p.profiles, sets=p.sets, variables=p.variables)
+    return cfg, p.out
+
+
+def _check_source(cfg: EngineConfig) -> None:
     """Load the feed's data now (cached for the feed), so a bad source is a clear error, not a crash loop."""
     from actors.market_data import MarketDataFeedConfig
 
-    feed = next(a for a in raw["actors"] if a.get("class") == _FEED)
-    cfg = msgspec.convert(feed.get("config", {}), MarketDataFeedConfig, strict=False)
-    if cfg.file is not None:
-        load_file(cfg.file, cfg.mapping)
+    feed = next((a for a in cfg.actors if a.name == "feed"), None)
+    if feed is None:
+        raise ConfigError(cfg.source, "actors[feed]", "finllm replay needs an actor named 'feed'")
+    fc = msgspec.convert(feed.config, MarketDataFeedConfig, strict=False)
+    if fc.file is not None:
+        load_file(fc.file, fc.mapping)
     else:
-        assert cfg.dataset is not None
-        load_dataset(cfg.dataset, **cfg.synthetic)
+        assert fc.dataset is not None
+        load_dataset(fc.dataset, **fc.synthetic)
 
 
 def digest(out: Path) -> str:
@@ -309,13 +309,12 @@ def _metrics(summary: Any, results: dict[str, Any], out: Path, wall_s: float, ev
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        raw, out = build_config(args)
-        cfg = loads_config("", path=str(args.config), overrides=raw)
+        cfg, out = _load(args)
     except ConfigError as exc:
         print(f"finllm replay: config error: {exc}", file=sys.stderr)
         return 2
     try:
-        _check_source(raw)
+        _check_source(cfg)
     except (DatasetError, msgspec.ValidationError, ValueError) as exc:
         print(f"finllm replay: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,10 @@
 """``finllm run [--config config/default.toml]``: the main job, and the blocks it is built from.
 
-The command runs a pipeline config (``${out}`` in any actor's config is replaced
-by the run directory ``runs/<id>/``), measures the run's energy
+The command runs a pipeline config through the one loader
+(:func:`engine.config.load_config`): the variable ``${out}`` is the run directory
+``runs/<id>/``, ``--profile NAME`` applies ``[profiles.NAME]`` of the config and
+``--set PATH=VALUE`` any typed override (``--set 'actors[feed].config.limit=100000'``);
+it then measures the run's energy
 (:mod:`adapters.energy`), and then writes from what the pipeline's sinks left
 in the run directory:
 
@@ -89,16 +92,14 @@ def new_run_dir(root: str | Path = "runs", *, now: datetime | None = None) -> Pa
 
 
 def substitute(obj: Any, values: Mapping[str, str]) -> Any:
-    """``obj`` (parsed TOML) with every ``${name}`` in its strings replaced from ``values``."""
-    if isinstance(obj, str):
-        for k, v in values.items():
-            obj = obj.replace("${" + k + "}", v)
-        return obj
-    if isinstance(obj, dict):
-        return {k: substitute(v, values) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [substitute(v, values) for v in obj]
-    return obj
+    """``obj`` (parsed TOML) with every ``${name}`` in its strings replaced from ``values``.
+
+    The loader's own substitution (:func:`engine.compose.substitute`): an unknown name is a
+    ConfigError.  ``main`` does not call it: the loader does, given ``variables``.
+    """
+    from engine.compose import substitute as _substitute
+
+    return _substitute(obj, values)
 
 
 def read_messages(path: str | Path, kind: type[T]) -> tuple[list[T], int]:
@@ -464,10 +465,24 @@ def warn_failed_tiers(tiers: Mapping[str, TierStatus], prog: str = "finllm run")
     return failed
 
 
-def main(argv: list[str]) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="finllm run", description="Run the main job and write runs/<id>/.")
     ap.add_argument("--config", default="config/default.toml")
     ap.add_argument("--runs", default="runs", help="where run directories go")
+    ap.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="apply [profiles.NAME] of the config (repeatable, in order), e.g. edge-only",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override one key, value in TOML (repeatable), e.g. 'actors[feed].config.limit=100000'",
+    )
     ap.add_argument(
         "--watts-per-core", type=float, default=12.0, help="CPU power model for the energy report"
     )
@@ -477,25 +492,29 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="exit 3 when any configured tier (edge, news, cloud) did not start or failed every attempt",
     )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     cfg_path = Path(args.config)
     if not cfg_path.exists():
         print(f"finllm run: no config at {cfg_path}", file=sys.stderr)
         return 2
     from adapters.energy import EnergyConfig, EnergyMeter
-    from engine.config import loads_config
+    from engine.config import load_config
     from engine.errors import ConfigError
     from engine.kernel import Engine, run_engine
     from engine.logging import configure_logging
 
     out = new_run_dir(args.runs)
-    text = cfg_path.read_text(encoding="utf-8").replace("${out}", str(out))
     try:
-        cfg = loads_config(text, path=str(cfg_path))
+        cfg = load_config(cfg_path, profiles=args.profile, sets=args.set, variables={"out": str(out)})
         configure_logging(cfg.engine.log_format, cfg.engine.log_level)
         engine = Engine(cfg)
         engine.build()
     except ConfigError as exc:
+        out.rmdir()  # still empty: a refused config leaves no run behind
         print(f"finllm run: {exc}", file=sys.stderr)
         return 2
     meter = EnergyMeter(EnergyConfig(cpu_watts_per_core=args.watts_per_core, g_per_kwh=args.g_per_kwh))
