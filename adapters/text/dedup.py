@@ -197,7 +197,8 @@ class Deduplicator:
 
     def _signature(self, sh: frozenset[str]) -> np.ndarray:
         # The minimum does not depend on the order, so the set's (salted) order is harmless.
-        x = np.fromiter((zlib.crc32(s.encode()) % _PRIME for s in sh), dtype=np.uint64, count=len(sh))
+        x = np.fromiter((zlib.crc32(s.encode()) for s in sh), dtype=np.uint64, count=len(sh))
+        x %= np.uint64(_PRIME)
         h = (self._a * x[None, :] + self._b) % np.uint64(_PRIME)
         sig: np.ndarray = h.min(axis=1)
         return sig
