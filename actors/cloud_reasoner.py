@@ -23,6 +23,34 @@ speculative rules: adopted ones are published on ``forecast.<SYM>`` with a
 (summary says late) but never published as forecasts.  A :class:`ShadowEvaluator`
 scores adopted refinements against their edge forecasts on realised returns and
 switches the tier off when it makes forecasts worse.
+
+Modes (``ctx.mode``, read at each escalation decision):
+
+=========  ====================================================================
+mode       cloud reasoner proxy
+=========  ====================================================================
+NORMAL     escalates what the policy and the budget allow
+CONSERVE   no new escalations (each counted
+           ``cloud_escalations_skipped_total{why="mode"}``); calls in flight
+           finish and their refinements go through the store rules as usual;
+           prices, news and traces are still tracked, so the shadow comparison
+           and the escalation triggers stay current for the return to NORMAL
+DEGRADED   as CONSERVE
+SURVIVAL   as CONSERVE
+=========  ====================================================================
+
+``escalate_modes`` lists the modes that escalate (default NORMAL only; e.g. add
+CONSERVE to keep the cloud tier until the node is overloaded).
+
+Escalation routing: subscribe the proxy to ``control.route`` too.  When this
+node's control plane releases its partitions it names the fittest alive peer in
+an :class:`~engine.messages.EscalationRoute`; the proxy then sends its
+escalations to that peer's endpoint from ``peer_endpoints`` (counted
+``cloud_escalations_routed_total{to=<peer>}``).  A peer without a configured
+endpoint is counted (``cloud_route_unavailable_total{peer=...}``, logged) and
+the escalations stay local; a route back to this node (``route_to ==
+node_id``) returns them home.  Routes for other nodes are ignored.  A local
+tier that is down refuses escalations only while they are routed locally.
 """
 
 from __future__ import annotations
@@ -53,7 +81,17 @@ from adapters.llm import (
     schema_for,
 )
 from engine.actor import Actor
-from engine.messages import Bar, Forecast, ModeChange, Quote, ReasoningTrace, Trade, VerifiedNews
+from engine.messages import (
+    Bar,
+    EscalationRoute,
+    Forecast,
+    Mode,
+    ModeChange,
+    Quote,
+    ReasoningTrace,
+    Trade,
+    VerifiedNews,
+)
 
 __all__ = [
     "CloudAnswer",
@@ -92,7 +130,13 @@ class CloudReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     """Horizons to consider; empty means all."""
     tiers: tuple[str, ...] = ("edge",)
     """Which version-1 forecasts to consider (``baseline`` too, for demos without an edge model)."""
-    escalate_modes: tuple[str, ...] = ("NORMAL",)
+    escalate_modes: tuple[Mode, ...] = (Mode.NORMAL,)
+    """The modes in which the proxy escalates (module docstring)."""
+    node_id: str = ""
+    """This node's id, matched against :class:`EscalationRoute` ``node_id``; empty: ``ctx.node_id``."""
+    peer_endpoints: dict[str, EndpointConfig] = {}
+    """Peer node id -> the LLM endpoint that takes this node's escalations while ``control.route``
+    names that peer (same client policy as ``llm``)."""
     # --- triggers
     news_window_ns: int = 15 * 60 * 1_000_000_000
     min_confidence: float = 0.3
@@ -282,7 +326,12 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
             llm = await self._start_local_server()
         if not self._down:
             self._tier.configured()
+        self._llm_config = llm
         self.client = LLMClient(llm, metrics=ctx.metrics)
+        self.node_id = cfg.node_id or ctx.node_id
+        self.route_to = self.node_id
+        """The node whose endpoint serves escalations now (this one unless a route says otherwise)."""
+        self._peer_clients: dict[str, LLMClient] = {}
         self.store = ForecastStore(cfg.store)
         self.shadow = ShadowEvaluator(cfg.shadow, on_switch_off=self._switched_off)
         self._news: dict[str, deque[VerifiedNews]] = {}
@@ -345,6 +394,8 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         client = getattr(self, "client", None)
         if client is not None:
             await client.aclose()
+        for peer in getattr(self, "_peer_clients", {}).values():
+            await peer.aclose()
         if getattr(self, "_server", None) is not None:
             # within the engine's on_stop deadline (5 s): SIGTERM, then SIGKILL after 3 s
             await self._server.stop(timeout_s=3.0)
@@ -373,10 +424,42 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
                 self._traces[msg.forecast_id] = msg
                 while len(self._traces) > 4096:
                     self._traces.popitem(last=False)
+            case EscalationRoute():
+                self._on_route(msg)
             case ModeChange() | ReasoningTrace():
-                pass
+                pass  # the mode is read from ctx.mode at each escalation decision
             case _:
                 self.ctx.dead_letter("unexpected message type", raw=_encode(msg), type=type(msg).__name__)
+
+    def _on_route(self, route: EscalationRoute) -> None:
+        """Follow this node's escalation route (module docstring); ignore other nodes' routes."""
+        if route.node_id != self.node_id:
+            return
+        to = route.route_to
+        if to != self.node_id and to not in self.config.peer_endpoints:
+            self.ctx.metrics.counter("cloud_route_unavailable_total", actor=self.ctx.name, peer=to).inc()
+            self.ctx.log.warning(
+                "cloud_route_unavailable",
+                peer=to,
+                reason=route.reason,
+                detail="no peer endpoint: staying local",
+            )
+            to = self.node_id
+        if to != self.route_to:
+            self.ctx.log.warning("cloud_route", route_to=to, previous=self.route_to, reason=route.reason)
+        self.route_to = to
+
+    def _client(self) -> LLMClient:
+        """The client of the node that serves escalations now (created on first use for a peer)."""
+        to = self.route_to
+        if to == self.node_id:
+            return self.client
+        peer = self._peer_clients.get(to)
+        if peer is None:
+            endpoint = self.config.peer_endpoints[to]
+            cfg = msgspec.structs.replace(self._llm_config, endpoints=(endpoint,))
+            peer = self._peer_clients[to] = LLMClient(cfg, metrics=self.ctx.metrics)
+        return peer
 
     def _on_price(self, symbol: str, ts: int, price: float) -> None:
         if not (price > 0.0 and math.isfinite(price)):
@@ -423,11 +506,18 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         for r in reasons:
             self.ctx.metrics.counter("cloud_escalation_reasons_total", actor=self.ctx.name, reason=r).inc()
         self._escalated.inc()
+        if self.route_to != self.node_id:
+            self.ctx.metrics.counter(
+                "cloud_escalations_routed_total", actor=self.ctx.name, to=self.route_to
+            ).inc()
         self._tier.attempt()
         self._inflight.add(key)
         if self.config.lockstep:
             self.ctx.hold()  # taken before the spawn, so no idle gap before the task runs
-        self.ctx.spawn(self._refine(fc, reasons, news), name=f"{self.ctx.name}:refine:{fc.forecast_id}")
+        client = self._client()
+        self.ctx.spawn(
+            self._refine(fc, reasons, news, client), name=f"{self.ctx.name}:refine:{fc.forecast_id}"
+        )
 
     def _recent_news(self, fc: Forecast) -> list[VerifiedNews]:
         q = self._news.get(fc.symbol)
@@ -443,7 +533,7 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
 
     def _may_escalate(self, key: tuple[str, str]) -> bool:
         cfg = self.config
-        if self._down:
+        if self._down and self.route_to == self.node_id:
             # counted as a failed attempt: the tier was wanted and could not answer
             self._tier.attempt()
             self._tier.failure(self._down, self.ctx.clock.now_ns())
@@ -472,7 +562,9 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
 
     # --- the slow path ---------------------------------------------------------------
 
-    async def _refine(self, fc: Forecast, reasons: tuple[str, ...], news: list[VerifiedNews]) -> None:
+    async def _refine(
+        self, fc: Forecast, reasons: tuple[str, ...], news: list[VerifiedNews], client: LLMClient
+    ) -> None:
         key = (fc.symbol, fc.horizon)
         ctx = self.ctx
         cfg = self.config
@@ -490,7 +582,7 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
             allowed = [n.id for n in news]
             schema = answer_schema(allowed, cfg)
             try:
-                done = await self.client.complete(
+                done = await client.complete(
                     messages,
                     CloudAnswer,
                     schema=schema,
@@ -644,6 +736,7 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
                 if name == "cloud_escalations_skipped_total" and lb.get("actor") == self.ctx.name
             },
             "tier_enabled": self.shadow.tier_enabled("cloud"),
+            "route_to": self.route_to,
             "shadow": self.shadow.summary(),
         }
 

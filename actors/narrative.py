@@ -20,10 +20,29 @@ item's time (another source, the market data feed, drives a SimClock);
 ``advance`` moves a SimClock itself (news-only replays); ``none`` publishes
 as fast as the pipeline drains.  Between items it waits for the bus to go
 idle, so nothing downstream sheds and the run is deterministic.
+
+Modes (``ctx.mode``, read once per batch):
+
+=========  ====================================================================
+mode       narrative ingest
+=========  ====================================================================
+NORMAL     the whole analysis, MiniLM embedding included (and the embedding
+           sentiment classifier when configured)
+CONSERVE   the same
+DEGRADED   no embeddings (from ``skip_embeddings_from`` on): the MiniLM pass,
+           the ingest's dominant CPU cost, is skipped; items go out with an
+           empty embedding and the lexicon sentiment (Loughran-McDonald and
+           VADER), and the sanity checker matches their claims by tokens alone.
+           Every other check (normalization, injection scan, dedup, linking)
+           still runs, so nothing goes out less checked.  Counted per item:
+           ``news_embeddings_skipped_total``
+SURVIVAL   as DEGRADED
+=========  ====================================================================
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import msgspec
@@ -34,7 +53,7 @@ from adapters.text.news_io import NewsLimits, excerpt, read_news, validate_item
 from engine.actor import Actor
 from engine.clock import SimClock
 from engine.errors import MailboxClosed
-from engine.messages import NewsItem
+from engine.messages import Mode, NewsItem
 
 __all__ = ["NarrativeIngest", "NarrativeIngestConfig"]
 
@@ -43,7 +62,8 @@ class NarrativeIngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     """``analyzer``: ingest settings; ``replay_file``: optional JSONL of news items;
     ``pace``: ``clock`` | ``advance`` | ``none`` (see module docstring);
     ``shutdown_at_end``: ask the engine to stop when the replay is done;
-    ``limits``: per-line and per-item bounds (bytes, nesting, symbols)."""
+    ``limits``: per-line and per-item bounds (bytes, nesting, symbols);
+    ``skip_embeddings_from``: the least severe mode that skips embeddings (module docstring)."""
 
     analyzer: AnalyzerConfig = AnalyzerConfig()
     limits: NewsLimits = NewsLimits()
@@ -51,6 +71,7 @@ class NarrativeIngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     pace: Literal["clock", "advance", "none"] = "clock"
     out_topic: str = "news.analysed"
     shutdown_at_end: bool = False
+    skip_embeddings_from: Mode = Mode.DEGRADED
 
 
 class NarrativeIngest(Actor[NarrativeIngestConfig]):
@@ -60,9 +81,11 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
     async def on_start(self) -> None:
         # Loading MiniLM takes seconds of CPU: never on the loop.
         self.analyzer: Analyzer = await self.ctx.run_in_executor(Analyzer.with_models, self.config.analyzer)
+        self._plain = _without_embeddings(self.analyzer)
         m = self.ctx.metrics
         self._n_in = m.counter("news_ingested_total", actor=self.ctx.name)
         self._n_bad = m.counter("news_invalid_total", actor=self.ctx.name)
+        self._n_no_embed = m.counter("news_embeddings_skipped_total", actor=self.ctx.name)
         if self.config.replay_file:
             self.ctx.spawn(self._replay(), name=f"{self.ctx.name}:replay")
 
@@ -80,11 +103,20 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
             items.append(m)
         await self._ingest(items)
 
+    def _analyzer(self, n: int) -> Analyzer:
+        """The analyzer for a batch of ``n`` items in the current mode (module docstring)."""
+        skip = Mode.parse(self.ctx.mode).level >= self.config.skip_embeddings_from.level
+        if skip and self.analyzer.embedder is not None:
+            self._n_no_embed.inc(n)
+            return self._plain
+        return self.analyzer
+
     async def _ingest(self, items: list[NewsItem]) -> None:
         if not items:
             return
+        analyzer = self._analyzer(len(items))
         try:
-            outcomes = await self.ctx.run_in_executor(self.analyzer.analyse_each, items)
+            outcomes = await self.ctx.run_in_executor(analyzer.analyse_each, items)
         except Exception as exc:  # analyse_each isolates records; this is the last line of defence
             for it in items:
                 self._reject(f"analysis failed: {type(exc).__name__}: {exc}", _encode(it), it.ts_event)
@@ -142,6 +174,18 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
 # Replay progress per (engine bus, actor name): a restarted incarnation resumes after
 # the last line the previous one handed over, instead of replaying the file again.
 _REPLAY_CURSORS: dict[tuple[int, str], int] = {}
+
+
+def _without_embeddings(analyzer: Analyzer) -> Analyzer:
+    """A view of ``analyzer`` that skips the MiniLM pass.
+
+    A shallow copy: it shares the dedup window, linker and scorers with the original, so the
+    items analysed without embeddings are still deduplicated against all the others.
+    """
+    plain = copy.copy(analyzer)
+    plain.embedder = None
+    plain.classifier = None  # it classifies embeddings: without them, the lexicon sentiment
+    return plain
 
 
 def _encode(m: Any) -> bytes:

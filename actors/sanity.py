@@ -14,6 +14,23 @@ Items held for corroboration are decided when their claim is corroborated or
 when their window ends: a one-shot timer on the engine clock at the earliest
 expiry decides them, and so does every arriving message.  On stop, held items are
 quarantined as uncorroborated (never dropped silently).
+
+Modes: the checker works the same in every mode.  It is the gate that keeps
+manipulated or uncorroborated news away from the reasoners and strategies, so
+shedding its checks under load would trade safety for CPU; and it is cheap (no
+model: rules, token sets and heaps, per item and per bar), so the node gains
+little by degrading it.  What the news tier sheds under load it sheds upstream,
+in the narrative ingest (no embeddings from DEGRADED on: claims then match by
+tokens alone here).
+
+=========  ====================================================================
+mode       sanity checker
+=========  ====================================================================
+NORMAL     every check; items held for corroboration up to their window
+CONSERVE   the same
+DEGRADED   the same
+SURVIVAL   the same
+=========  ====================================================================
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import structlog
 from actors.cloud_reasoner import CloudReasonerConfig
 from actors.forecast_store import ForecastStoreConfig, ShadowConfig
 from adapters.llm import EndpointConfig, LLMClientConfig
-from engine.messages import Bar, Forecast, VerifiedNews
+from engine.messages import Bar, EscalationRoute, Forecast, Mode, ModeChange, VerifiedNews
 from engine.testing import capture_logs
 from tests.cloud.conftest import FaultFactory
 from tools.fault_llm_server import FaultConfig
@@ -271,6 +271,62 @@ async def test_degraded_mode_sheds_the_cloud_tier(fault_server: FaultFactory, ri
     rig.bus.mode = "NORMAL"
     rig.publish("forecast.ES", edge(3))
     await rig.until(lambda: bool(rig.refinements()))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", [Mode.CONSERVE, Mode.SURVIVAL])
+async def test_every_mode_above_normal_stops_escalating(
+    mode: Mode, fault_server: FaultFactory, rig_factory: Any
+) -> None:
+    srv = await fault_server(answer_fn=answer_citing())
+    rig = await rig_factory(cfg_for(srv.url, always=True, tokens_burst=1e9))
+    rig.bus.mode = mode
+    rig.publish("control.mode", ModeChange(mode=mode, previous="NORMAL", reason="test", ts_event=0))
+    rig.publish("bar.ES", bar(1, 1640.0))
+    for i in range(2, 5):
+        rig.publish("forecast.ES", edge(i))
+    await rig.until(lambda: rig.counter("cloud_forecasts_seen_total") == 3)
+    assert srv.stats.requests == 0 and not rig.dead()  # control messages are no bad input
+    assert rig.counter("cloud_escalations_skipped_total", why="mode") == 3
+    # the shadow comparison kept tracking prices while the tier was off
+    assert rig.actor._market["ES"].last_price == 1640.0
+
+
+@pytest.mark.asyncio
+async def test_escalations_follow_the_route_to_a_peer_and_back(
+    fault_server: FaultFactory, rig_factory: Any
+) -> None:
+    local = await fault_server(answer_fn=answer_citing())
+    peer = await fault_server(answer_fn=answer_citing())
+    peer_ep = EndpointConfig(name="peer-b", url=peer.url, model="m", stream=True)
+    rig = await rig_factory(cfg_for(local.url, always=True, tokens_burst=1e9, peer_endpoints={"b": peer_ep}))
+    rig.bus.subscribe("control.route", rig.mailbox)
+    me = rig.actor.node_id
+    assert me == rig.bus.node_id  # empty config: the engine's node id
+
+    def route(to: str, node: str = me) -> None:
+        rig.publish("control.route", EscalationRoute(node_id=node, route_to=to, reason="test", ts_event=0))
+
+    async def escalate(i: int) -> None:
+        rig.publish("forecast.ES", edge(i))
+        await rig.until(lambda: len(rig.refinements()) == i)
+
+    await escalate(1)
+    route("b")
+    await escalate(2)
+    assert (local.stats.requests, peer.stats.requests) == (1, 1)
+    assert rig.counter("cloud_escalations_routed_total", to="b") == 1
+    assert rig.refinements()[-1].model_version == "peer-b" and rig.actor.report()["route_to"] == "b"
+    route("c", node="another-node")  # another node's route: not ours to follow
+    route("x")  # a peer without an endpoint: counted, and the escalations stay local
+    await escalate(3)
+    assert (local.stats.requests, peer.stats.requests) == (2, 1)
+    assert rig.counter("cloud_route_unavailable_total", peer="x") == 1
+    route("b")
+    await escalate(4)
+    route(me)  # back home
+    await escalate(5)
+    assert (local.stats.requests, peer.stats.requests) == (3, 2)
 
 
 def test_config_rejects_grids_outside_the_answer_ranges() -> None:

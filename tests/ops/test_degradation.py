@@ -545,3 +545,71 @@ async def test_an_abandoned_actor_keeps_the_node_degraded(running: object) -> No
     ctl = engine.cells["degradation"].actor
     assert isinstance(ctl, DegradationController) and ctl.last_decision is not None
     assert "1 actor(s) abandoned" in ctl.last_decision.reason
+
+
+# --- what the product actors do per mode (the edge's are in tests/edge, the cloud's in tests/cloud) ---
+
+
+class _FakeEmbedder:
+    """Stands in for MiniLM (seconds to load): one fixed unit vector per text, calls counted."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: list[str]) -> object:
+        import numpy as np
+
+        self.calls += 1
+        return np.full((len(texts), 4), 0.5, dtype=np.float32)
+
+
+@pytest.mark.asyncio
+async def test_narrative_skips_embeddings_from_degraded_and_keeps_deduplicating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from actors.narrative import NarrativeIngest, NarrativeIngestConfig
+    from adapters.text.checker import AnalysedNews, Analyzer, AnalyzerConfig
+    from engine.messages import NewsItem
+    from engine.testing import FakeClock
+
+    embedder = _FakeEmbedder()
+
+    def with_models(cls: type[Analyzer], config: AnalyzerConfig | None = None, **_: object) -> Analyzer:
+        return cls(config, embedder=embedder)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Analyzer, "with_models", classmethod(with_models))
+    engine = Engine(EngineConfig(engine=EngineSection(clock="sim")), clock=FakeClock(0))
+    cfg = NarrativeIngestConfig(analyzer=AnalyzerConfig(sentiment="lexicon"))
+    engine.add_actor("narrative", NarrativeIngest, cfg, subscribe=["news.raw"])
+    probe = Probe(engine.bus, "news.analysed")
+    task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
+
+    async def ingest(i: int, headline: str) -> AnalysedNews:
+        item = NewsItem(id=f"n{i}", ts_event=i * S, source=f"wire{i}", headline=headline)
+        engine.bus.publish("news.raw", item)
+        for _ in range(1000):
+            out = probe.drain()
+            if out:
+                (a,) = out
+                assert isinstance(a, AnalysedNews)
+                return a
+            await asyncio.sleep(0.005)  # the analysis runs in the executor
+        raise AssertionError("no analysed item")
+
+    try:
+        head = "Boeing wins an order for 50 jets from Emirates worth $20 billion"
+        normal = await ingest(1, head)
+        engine.bus.mode = Mode.DEGRADED
+        degraded = await ingest(2, head)
+        engine.bus.mode = "SURVIVAL"
+        survival = await ingest(3, "Microsoft to buy Nokia's devices unit for 5.44 billion euros")
+        engine.bus.mode = Mode.CONSERVE
+        conserve = await ingest(4, "Verizon agrees to buy Vodafone's stake in Verizon Wireless")
+    finally:
+        engine.request_shutdown("test done")
+        await asyncio.wait_for(task, 30)
+    assert len(normal.embedding) == 4 and len(conserve.embedding) == 4 and embedder.calls == 2
+    assert degraded.embedding == () == survival.embedding
+    assert degraded.sentiment == normal.sentiment  # the lexicon sentiment, with or without MiniLM
+    assert degraded.dup_kind != "none" and degraded.dup_of == "n1"  # one dedup window for both paths
+    assert engine.metrics.counter("news_embeddings_skipped_total", actor="narrative").value == 2
