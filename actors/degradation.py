@@ -182,7 +182,9 @@ class DegradationConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     shed_fraction: Levels = Levels(0.02, 0.10, 0.40)
     min_offered: int = 50
     """Shed fractions divide by at least this many offers, so a quiet mailbox's single shed is no panic."""
-    shed_reasons: tuple[str, ...] = ("full", "evicted", "conflated")
+    shed_reasons: tuple[str, ...] = ("full", "evicted", "conflated", "overflow")
+    """Mailbox shed reasons that count as load shedding (``overflow``: a ``block`` mailbox a sync
+    publish found full; ``closed`` is a stopping actor, not load)."""
     actor_shed_counter: str = "shed_total"
     """Counter (labels ``actor``, ``reason``) where actors count work they shed themselves."""
     ignore_actors: list[str] = []

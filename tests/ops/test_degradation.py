@@ -493,6 +493,17 @@ def test_snapshot_builder_offered_rate_per_window() -> None:
     assert edge.offered_per_s == pytest.approx(500.0) and edge.capacity_per_s == 500.0
 
 
+def test_a_full_block_mailbox_overflowing_is_load_shedding() -> None:
+    # A sync publish into a full `block` mailbox sheds as "overflow": the controller must see it.
+    mb: Mailbox[int] = Mailbox(10, "block", name="edge")
+    b = SnapshotBuilder(DegradationConfig())
+    for i in range(40):
+        mb.offer(i)
+    (edge,) = b.build(S, {"edge": mb.statistics()}, Metrics()).actors
+    assert mb.statistics().shed_by_reason == {"overflow": 30}
+    assert (edge.offered, edge.shed) == (40, 30)
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("wall", "expected"), [("auto", []), ("on", ["SURVIVAL"])])
 async def test_wall_clock_signals_are_ignored_on_a_simulated_clock(
