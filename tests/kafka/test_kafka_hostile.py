@@ -23,6 +23,7 @@ import asyncio
 import json
 import math
 import random
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,9 +37,21 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from actors.heartbeat_bridge import HeartbeatBridge, HeartbeatBridgeConfig
+from actors.kafka_io import KafkaSink, KafkaSinkConfig
 from adapters.errors import RecordRejected
-from adapters.kafka import InputLimits, RecordCodec, check_message
+from adapters.kafka import (
+    InputLimits,
+    KafkaConfig,
+    RecordCodec,
+    check_message,
+    record_position,
+    stream_id,
+    symbol_token,
+)
 from adapters.tansu import TansuBroker, free_port
+from engine.config import loads_config
+from engine.kernel import Engine
 from engine.messages import (
     Bar,
     DeadLetter,
@@ -50,11 +63,13 @@ from engine.messages import (
     json_encoder,
     msgpack_encoder,
 )
+from engine.testing import Probe
 from tests.kafka.kafkatest import (
     ForecastReader,
     NodeProcess,
     Topics,
     committed_and_end,
+    create_topics,
     http_get,
     node_toml,
     position,
@@ -521,3 +536,111 @@ async def test_a_full_window_is_logged_once_and_counted_every_time(
     assert _metric(body, "kafka_window_full_total") > 1, "400 records through a window of 20 fill it often"
     assert node.log_text().count('"in_flight_window_full"') == 1, "but it is logged once"
     assert reader.seen.duplicates == 0
+
+
+# --- the heartbeat bridge's decoder, and the sink's last line -------------------------------
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_hostile_heartbeats_are_dead_lettered_and_a_good_peer_still_heard(tansu: TansuBroker) -> None:
+    topic = f"hb-{uuid.uuid4().hex[:8]}"
+    await create_topics(tansu.bootstrap, {topic: 1})
+    good = Heartbeat(node_id="node-c", ts_event=T0, lag_p99_us=10.0)
+    hb = msgpack_encoder.encode(Heartbeat(node_id="node-x", ts_event=T0))
+    hostile = {
+        "invalid_utf8": hb.replace(b"\xa6node-x", b"\xa6node\xff\xfe"),
+        "too_deep": bytes([hb[0] + 1]) + hb[1:] + msgpack_encoder.encode("x") + b"\x91" * 2999 + b"\x90",
+        "too_large": b"\x00" * 100_000,
+        "tombstone": None,
+        "invalid_value": msgpack_encoder.encode(
+            msgspec.structs.replace(good, node_id="node-n", lag_p99_us=math.nan)
+        ),
+        "decode_error": b"\xc1",
+    }
+    # An unknown mode: the message schema itself refuses it (engine.messages.Mode).
+    hostile["decode_error "] = msgpack_encoder.encode(
+        msgspec.structs.replace(good, node_id="n2", mode="PANIC")
+    )
+    hostile["invalid_value "] = msgpack_encoder.encode(msgspec.structs.replace(good, latency_p99_us=-1.0))
+    producer = AIOKafkaProducer(bootstrap_servers=tansu.bootstrap, acks="all")
+    try:
+        await producer.start()
+        for value in (*hostile.values(), msgpack_encoder.encode(good)):
+            await producer.send_and_wait(topic, value, key=b"k")
+    finally:
+        await producer.stop()
+    cfg = HeartbeatBridgeConfig(
+        kafka=KafkaConfig(bootstrap_servers=tansu.bootstrap, request_timeout_ms=5000),
+        topic=topic,
+        create_topic=False,
+        start_from="earliest",
+        max_age_ms=60_000,
+    )
+    engine = Engine(loads_config('[engine]\nnode_id = "node-a"\n', path="<bridge>"))
+    engine.add_actor("heartbeats", HeartbeatBridge, cfg, subscribe=["control.heartbeat"])
+    probe = Probe(engine.bus, "control.heartbeat", "deadletter")
+    task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
+    got: list[Any] = []
+    try:
+        async with asyncio.timeout(15):
+            while not any(isinstance(m, Heartbeat) for m in got) or len(got) < len(hostile) + 1:
+                got.extend(probe.drain())
+                await asyncio.sleep(0.05)
+        incarnations = engine.cells["heartbeats"].incarnations
+    finally:
+        engine.request_shutdown("test done")
+        summary = await asyncio.wait_for(task, 20)
+    assert summary.exit_code == 0, summary.reason
+    assert incarnations == 1, "the bridge never crashed"
+    assert [m for m in got if isinstance(m, Heartbeat)] == [good], "only the valid peer heartbeat"
+    dead = sorted((m for m in got if isinstance(m, DeadLetter)), key=lambda d: d.detail["offset"])
+    assert [d.reason.split(":")[0] for d in dead] == [code.strip() for code in hostile], [
+        d.reason for d in dead
+    ]
+    assert all(len(d.raw) <= 4096 for d in dead) and dead[2].detail["raw_len"] == 100_000
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_an_unwritable_forecast_is_dead_lettered_and_settled_in_order(tansu: TansuBroker) -> None:
+    # The last line behind input validation: a forecast the sink cannot encode (ts_event >= 2**64
+    # cannot be msgpack) must not crash the sink (a crash loop on re-read) nor jam its symbol's acks.
+    topic = f"fc-{uuid.uuid4().hex[:8]}"
+    await create_topics(tansu.bootstrap, {topic: 2})
+    engine = Engine(loads_config("", path="<sink>"))
+    engine.add_actor(
+        "kafka-sink",
+        KafkaSink,
+        KafkaSinkConfig(kafka=KafkaConfig(bootstrap_servers=tansu.bootstrap), topic=topic),
+        subscribe=["forecast.*"],
+    )
+    acks = Probe(engine.bus, "kafka.acked.*")
+    task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
+    dotted = "ES.Z"
+
+    def fc(off: int, ts: int = T0) -> Forecast:
+        pos = record_position(stream_id(0, 0), off)
+        return Forecast(
+            forecast_id=f"{dotted}:1e:{pos}", symbol=dotted, horizon="1e", basis_seq=pos, ts_event=ts
+        )
+
+    try:
+        await engine.bus.wait_started()
+        engine.bus.publish_many("forecast." + symbol_token(dotted), [fc(0), fc(1, ts=2**70), fc(2)])
+        seen: list[Forecast] = []
+        async with asyncio.timeout(15):
+            while not seen or seen[-1].basis_seq != fc(2).basis_seq:
+                seen.extend(acks.drain())
+                await asyncio.sleep(0.02)
+        counters = engine.metrics.snapshot()["counters"]
+        incarnations = engine.cells["kafka-sink"].incarnations
+    finally:
+        engine.request_shutdown("test done")
+        await asyncio.wait_for(task, 20)
+    assert incarnations == 1
+    assert counters["kafka_sink_unwritable_total{actor=kafka-sink}"] == 1
+    assert counters["kafka_forecasts_acked_total{actor=kafka-sink}"] == 3, "all three settled, in order"
+    written = await read_all(tansu.bootstrap, topic)
+    assert sorted(msgspec.msgpack.decode(r.value, type=Forecast).basis_seq for r in written) == [
+        fc(0).basis_seq,
+        fc(2).basis_seq,
+    ]
