@@ -236,10 +236,9 @@ def _check_source(cfg: EngineConfig) -> None:
     if feed is None:
         raise ConfigError(cfg.source, "actors[feed]", "finllm replay needs an actor named 'feed'")
     fc = msgspec.convert(feed.config, MarketDataFeedConfig, strict=False)
-    if fc.file is not None:
-        load_file(fc.file, fc.mapping)
-    else:
-        assert fc.dataset is not None
+    if fc.file:
+        load_file(fc.file, getattr(fc, "columns", None) or fc.mapping)
+    elif fc.dataset:
         load_dataset(fc.dataset, **fc.synthetic)
 
 
