@@ -1,9 +1,13 @@
-"""MarketDataFeed: replays a dataset or file onto the bus, checked, numbered and barred.
+"""MarketDataFeed: raw market records in, checked, numbered and barred messages out.
 
-Per event, in order:
+One feed serves every source alike.  Sources (:mod:`adapters.sources`) only read
+and decode; the feed's :class:`FeedCore` does the rest:
 
-1. **Validation** (bad ticks are dead-lettered with the reason, never published):
+1. **Validation** (bad records are dead-lettered with the reason, never published):
+   ``bad_timestamp`` (``ts_event`` outside ``[min_ts_ns, max_ts_ns]``),
+   ``non_finite_price`` / ``non_finite_size`` (NaN or infinite),
    ``non_positive_price``, ``non_positive_size``, ``crossed_quote`` (bid >= ask),
+   ``inconsistent_bar`` (a bar whose high/low do not bound its open and close),
    ``duplicate_seq`` (see numbering),
    ``out_of_order`` (earlier than the symbol's last accepted event),
    ``stale`` (older than ``stale_ns`` behind the feed's clock), ``spike`` (a
@@ -12,34 +16,42 @@ Per event, in order:
    of the first ``spike_warmup`` squared returns, which are not checked;
    after a time gap of ``gap_ns`` the reference and estimate reset, and
    ``spike_reset`` consecutive spikes that agree with each other are taken as
-   a genuine level shift and accepted).
-2. **Numbering**: accepted events get per-symbol sequence numbers ``seq``
-   1, 2, 3... without holes.  When the source has its own numbering (a file
-   with ``mapping.seq``), a jump in it counts the missing events as gaps
-   (``md_seq_gaps_total``, logged) and a repeated or older number is
-   dead-lettered ``duplicate_seq``; a pause longer than ``gap_ns`` between a
-   symbol's events is counted in ``md_time_gaps_total``.
+   a genuine level shift and accepted).  A bar record is checked on its close.
+2. **Numbering** (``seq``): ``"symbol"`` gives accepted events per-symbol
+   sequence numbers 1, 2, 3... without holes; ``"position"`` gives each event its
+   record's source position (:func:`adapters.sources.position`: stable across
+   restarts and re-deliveries, so forecast ids derived from it are too).  When the
+   source has its own numbering (a file with ``mapping.seq``), a jump in it counts
+   the missing events as gaps (``md_seq_gaps_total``, logged) and a repeated or
+   older number is dead-lettered ``duplicate_seq``; a pause longer than
+   ``gap_ns`` between a symbol's events is counted in ``md_time_gaps_total``.
 3. **Bars**: each trade updates the configured bar series; closed bars are
-   published on ``bar.<SYM>`` just before the trade that closed them.
-4. **Publishing** on ``md.<SYM>`` in chunks of ``chunk_size`` events.  With the
-   simulated clock the feed moves the clock through the events' ``ts_event``
-   (a timer due between two events fires between them; handlers see the clock
-   at the end of the published run, so they take event time from
-   ``ts_event``) and, between chunks, waits
-   until every mailbox is empty (``bus.wait_idle``): downstream never sheds,
-   and the run is deterministic (``chunk_size`` is clamped to a quarter of the
-   smallest subscriber mailbox, so a chunk and what it causes always fit).
-   ``conflate`` drops a quote when a newer quote
-   of the same symbol follows in the same chunk before any trade of it
-   (counted as ``md_conflated_total``); the newer quote takes the older one's
-   place and sequence number, so numbering stays contiguous and each symbol's
-   events stay in time order.
+   published on ``bar.<SYM>`` just before the trade that closed them.  A bar
+   record (a daily dataset, a bar file) is published as it is on ``bar.<SYM>``
+   (real open/high/low/close, ``kind="time"``, ``spec`` the bar length), followed
+   by a trade at its close (size: its volume) on ``md.<SYM>``; ``bars`` do not
+   aggregate bar records.
+4. **Publishing** on ``md.<SYM>`` in runs.  ``conflate`` drops a quote when a
+   newer quote of the same symbol follows in the same chunk before any trade of
+   it (``md_conflated_total``); the newer quote takes the older one's place (and,
+   numbering by symbol, its number), so each symbol's events stay in time order.
 
-At the end of the data (after ``loops`` passes; pass ``k`` shifts times by
-``k`` x the tape's span so time keeps moving forward, and each symbol's spike
-reference restarts as after a halt) the feed flushes the
-open bars, waits for the pipeline to go idle and asks the engine to shut down
-with the reason ``replay finished``.
+Replay: with ``dataset`` or ``file`` set the feed attaches its tape
+(:class:`~adapters.sources.TapeSource`) to the engine's replay driver
+(:mod:`engine.replay`), which pulls chunks of at most ``chunk_size`` records in
+time order with every other replayed source, publishes what the feed makes of
+them, alone moves the simulated clock and waits for the pipeline to go idle
+between chunks.  ``chunk_size`` is clamped to a quarter of the smallest
+subscriber mailbox, so a chunk and what it causes always fit: downstream never
+sheds and the run is deterministic.  ``settle_after_bars`` also waits for idle
+after each bar, before the trade that closed it.  At the end (after ``loops``
+passes; pass ``k`` shifts times by ``k`` x the tape's span and restarts each
+symbol's spike reference as after a halt) the open bars are flushed and, with
+``shutdown_at_end``, the engine stops with the reason ``replay finished``.
+
+Live: :class:`~adapters.sources.MarketRecords`, or decoded :class:`Trade` /
+:class:`Quote` messages (their ``seq`` taken as their position), arriving in the
+feed's mailbox are checked the same way and published at once.
 """
 
 from __future__ import annotations
@@ -47,34 +59,42 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
 from scipy.signal import lfilter
 
 from adapters.bars import BarAggregator, BarSpec
-from adapters.datasets import ColumnMapping, DatasetError, Tape, load_dataset, load_file
+from adapters.datasets import ColumnMapping
+from adapters.sources import MarketRecords, TapeSource, open_tape, records_from_messages
 from engine.actor import Actor
 from engine.clock import SimClock
 from engine.messages import Bar, Quote, Trade
+from engine.metrics import Metrics
+from engine.replay import Emit, ReplayDriver
 
-__all__ = ["MarketDataFeed", "MarketDataFeedConfig"]
+__all__ = ["FeedCore", "MarketDataFeed", "MarketDataFeedConfig"]
+
+_MAX_TS_NS = 4_102_444_800_000_000_000  # 2100-01-01 UTC
 
 
 class MarketDataFeedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Where the data comes from and how it is checked.
+    """Where the data comes from and how it is checked.  Times are ns.
 
-    Source: ``dataset`` (a name from :data:`adapters.datasets.DATASETS`) or
-    ``file`` (CSV/Parquet, columns per ``mapping``); ``synthetic`` options for
-    the ``synthetic`` dataset; ``limit`` replays only the first N rows;
-    ``symbols`` keeps only these symbols (empty: all); ``loops`` passes over
-    the data.  Times are ns.
+    Source (replay): ``dataset`` (a name from :data:`adapters.datasets.DATASETS`) or
+    ``file`` (CSV/Parquet, columns per ``columns``; ``mapping`` is its older name);
+    ``synthetic`` options for the ``synthetic`` dataset; ``limit`` replays only the
+    first N rows; ``symbols`` keeps only these symbols (empty: all); ``loops``
+    passes over the data.  Neither (``dataset = ""``): a live feed, records arrive
+    in its mailbox.
     """
 
     dataset: str | None = "emini"
     file: str | None = None
-    mapping: ColumnMapping = ColumnMapping()
+    columns: ColumnMapping | None = None
+    mapping: ColumnMapping | None = None
     synthetic: dict[str, Any] = {}
     limit: int | None = None
     symbols: tuple[str, ...] = ()
@@ -83,6 +103,7 @@ class MarketDataFeedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     topic_prefix: str = "md"
     bars: tuple[BarSpec, ...] = (BarSpec(kind="time", size=60e9),)
     conflate: bool = False
+    seq: Literal["symbol", "position"] = "symbol"
     spike_sigma: float = 10.0
     spike_min_frac: float = 0.002
     spike_halflife: int = 200
@@ -90,19 +111,34 @@ class MarketDataFeedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     spike_warmup: int = 20
     gap_ns: int = 300_000_000_000
     stale_ns: int = 0
+    min_ts_ns: int = 1
+    max_ts_ns: int = _MAX_TS_NS
     shutdown_at_end: bool = True
     progress: bool = False
     settle_after_bars: bool = False
     """Wait for the pipeline to go idle after each bar, before the trade that closed it: slow
     consumers holding the replay (a lockstep cloud tier) then answer before the next event."""
     fast_path: bool = True
-    """Validate and bar clean single-pass chunks with numpy (same output as the per-event path)."""
+    """Validate and bar clean single-symbol chunks with numpy (same output as the per-event path)."""
 
     def __post_init__(self) -> None:
-        if (self.dataset is None) == (self.file is None):
-            raise ValueError("MarketDataFeedConfig: set exactly one of dataset and file")
+        if self.dataset and self.file:
+            raise ValueError("MarketDataFeedConfig: set at most one of dataset and file")
+        if self.columns is not None and self.mapping is not None:
+            raise ValueError("MarketDataFeedConfig: set columns or its older name mapping, not both")
         if self.chunk_size < 1 or self.loops < 1:
             raise ValueError("MarketDataFeedConfig: chunk_size and loops must be >= 1")
+        if not 0 <= self.min_ts_ns < self.max_ts_ns:
+            raise ValueError("MarketDataFeedConfig: need 0 <= min_ts_ns < max_ts_ns")
+
+    @property
+    def replays(self) -> bool:
+        """True when the feed replays a dataset or file (else it is live)."""
+        return bool(self.dataset or self.file)
+
+    @property
+    def column_mapping(self) -> ColumnMapping:
+        return self.columns or self.mapping or ColumnMapping()
 
 
 class _SymState:
@@ -121,147 +157,128 @@ class _SymState:
         self.pending: list[float] = []  # consecutive spike prices, to spot a level shift
 
 
-class MarketDataFeed(Actor[MarketDataFeedConfig]):
-    """The replay source; see the module docstring."""
+DeadLetterFn = Callable[..., None]
 
-    config_type = MarketDataFeedConfig
 
-    async def on_start(self) -> None:
-        cfg = self.config
-        self._tape = self._load()
+class FeedCore:
+    """Validation, numbering and bars: records in, runs to publish out.  No I/O, no clock.
+
+    :meth:`process` is the feed's one validation path: it hands clean
+    single-symbol chunks of trades to the vectorised :meth:`process_fast`, which
+    returns None (and changes nothing) whenever anything needs a decision, and
+    everything else to the per-event reference :meth:`process_scalar`.  Both give
+    the same messages, dead letters and state (tests/market/test_feed_core.py).
+    ``dead_letter(reason, raw=..., ts_event=..., **detail)`` receives every reject.
+    """
+
+    def __init__(
+        self, cfg: MarketDataFeedConfig, metrics: Metrics, dead_letter: DeadLetterFn, log: Any
+    ) -> None:
+        self.cfg = cfg
+        self._metrics = metrics
+        self._dead_letter = dead_letter
+        self._log = log
         self._sym: dict[str, _SymState] = {}
         self._aggs = [BarAggregator(spec) for spec in cfg.bars]
         self._topics: dict[str, tuple[str, str]] = {}
-        m = self.ctx.metrics
-        self._n_in = m.counter("md_events_in_total")
-        self._n_out = m.counter("md_events_published_total")
-        self._n_bars = m.counter("md_bars_published_total")
-        self._n_seq_gaps = m.counter("md_seq_gaps_total")
-        self._n_time_gaps = m.counter("md_time_gaps_total")
-        self._n_conflated = m.counter("md_conflated_total")
-        self._rejected: dict[str, Any] = {}
+        self._pass = 0
         self._alpha = 1.0 - 0.5 ** (1.0 / max(1, cfg.spike_halflife))
-        self.done = False
-        self.ctx.spawn(self._replay(), name=f"{self.ctx.name}:replay")
+        self._rejected: dict[str, Any] = {}
+        self.n_in = metrics.counter("md_events_in_total")
+        self._n_out = metrics.counter("md_events_published_total")
+        self._n_bars = metrics.counter("md_bars_published_total")
+        self._n_seq_gaps = metrics.counter("md_seq_gaps_total")
+        self._n_time_gaps = metrics.counter("md_time_gaps_total")
+        self._n_conflated = metrics.counter("md_conflated_total")
 
-    def _load(self) -> Tape:
-        cfg = self.config
-        # A DatasetError here fails the start: there is nothing to replay, and the message says why.
-        if cfg.file is not None:
-            tape = load_file(cfg.file, cfg.mapping)
-        else:
-            assert cfg.dataset is not None
-            tape = load_dataset(cfg.dataset, **cfg.synthetic)
-        if cfg.symbols:
-            keep = [s for s in cfg.symbols if s in tape.symbols]
-            if not keep:
-                raise DatasetError(f"{tape.name}: none of the symbols {cfg.symbols} is in the data")
-            codes = [tape.symbols.index(s) for s in keep]
-            mask = np.isin(tape.sym, codes)
-            tape = Tape(
-                name=tape.name,
-                ts_ns=tape.ts_ns[mask],
-                price=tape.price[mask],
-                size=tape.size[mask],
-                side=tape.side[mask],
-                sym=tape.sym[mask],
-                symbols=tape.symbols,
-                extra={k: v[mask] for k, v in tape.extra.items()},
-            )
-        if cfg.limit is not None:
-            tape = tape.head(cfg.limit)
-        return tape
+    def snapshot(self) -> dict[str, tuple[Any, ...]]:
+        """Per-symbol validation state (seq, source seq, last time, last price, variance,
+        returns seen, fresh, pending spikes): what the two paths must agree on."""
+        return {
+            sym: (st.seq, st.src_seq, st.last_ts, st.last_px, st.var, st.nret, st.fresh, tuple(st.pending))
+            for sym, st in self._sym.items()
+        }
 
-    @property
-    def total_events(self) -> int:
-        return len(self._tape) * self.config.loops
+    def topics(self, symbol: str) -> tuple[str, str]:
+        """The (market data, bar) topics of ``symbol``."""
+        t = self._topics.get(symbol)
+        if t is None:
+            t = self._topics[symbol] = (f"{self.cfg.topic_prefix}.{symbol}", f"bar.{symbol}")
+        return t
 
-    # --- the replay loop ------------------------------------------------------
+    def process(self, rec: MarketRecords, now_ns: int, sim: bool) -> list[Emit]:
+        """Check, number and bar ``rec``; return the runs to publish, in order.
 
-    async def _replay(self) -> None:
-        await self.ctx.wait_started()  # every consumer has loaded its model before event one
-        cfg = self.config
-        tape = self._tape
-        n = len(tape)
-        span = int(tape.ts_ns[-1] - tape.ts_ns[0]) + 1 if n else 0
-        bar = _progress(self.total_events, cfg.progress)
-        perf = time.perf_counter_ns
-        lat = self.ctx.metrics.histogram("handler_latency_us", actor=self.ctx.name)
-        chunk = self._safe_chunk_size()
-        try:
-            for k in range(cfg.loops):
-                shift = k * span
-                if k:
-                    # A new pass jumps back to the first price: a new session, not a spike.
-                    for st in self._sym.values():
-                        st.fresh = True
-                for start in range(0, n, chunk):
-                    stop = min(n, start + chunk)
-                    t0 = perf()
-                    runs = self._fast_chunk(tape, start, stop, shift) if cfg.fast_path else None
-                    if runs is None:
-                        runs = _to_runs(self._chunk(tape, start, stop, shift))
-                    await self._publish_runs(runs)
-                    # Wall-clock cost per event of this stage (the feed handles no messages of its own).
-                    lat.observe((perf() - t0) / 1000.0 / (stop - start))
-                    if bar is not None:
-                        bar.update(stop - start)
-                    await self.ctx.bus.wait_idle()
-            await self._flush_bars()
-            await self.ctx.bus.wait_idle()
-        finally:
-            if bar is not None:
-                bar.close()
-        self.done = True
-        self.ctx.log.info("replay_finished", events=self._n_in.value, published=self._n_out.value)
-        if cfg.shutdown_at_end:
-            self.ctx.request_shutdown("replay finished")
-
-    def _safe_chunk_size(self) -> int:
-        """``chunk_size``, clamped so one chunk and what it causes fit every subscriber's mailbox.
-
-        Between chunks the pipeline drains completely, so a mailbox holds at most
-        one chunk of ticks plus the bars and forecasts they cause; a quarter of
-        the smallest capacity leaves room for both, and replay never sheds.
+        ``now_ns``: the clock when the records arrive (the stale check; ``ts_recv``
+        live); ``sim``: simulated time, where ``ts_recv`` is the event time.
         """
-        cfg = self.config
-        caps = [
-            mb.capacity
-            for sym in self._tape.symbols
-            for topic in (f"{cfg.topic_prefix}.{sym}", f"bar.{sym}")
-            for mb in self.ctx.bus.subscribers(topic)
-        ]
-        if not caps:
-            return cfg.chunk_size
-        safe = max(1, min(caps) // 4)
-        if safe < cfg.chunk_size:
-            self.ctx.log.info(
-                "chunk_size_clamped", configured=cfg.chunk_size, used=safe, min_capacity=min(caps)
-            )
-            return safe
-        return cfg.chunk_size
+        if rec.pass_no != self._pass:
+            # A new pass jumps back to the first price: a new session, not a spike.
+            self._pass = rec.pass_no
+            for st in self._sym.values():
+                st.fresh = True
+        runs = self.process_fast(rec, now_ns, sim) if self.cfg.fast_path else None
+        if runs is None:
+            runs = _to_runs(self.process_scalar(rec, now_ns, sim))
+        return self._emits(runs)
 
-    def _chunk(self, tape: Tape, start: int, stop: int, shift: int) -> list[tuple[str, Any]]:
-        """Validate, number and bar one chunk; return (topic, message) in publishing order."""
-        cfg = self.config
-        symbols = tape.symbols
-        ts_l = (tape.ts_ns[start:stop] + shift).tolist() if shift else tape.ts_ns[start:stop].tolist()
-        px_l = tape.price[start:stop].tolist()
-        sz_l = tape.size[start:stop].tolist()
-        sd_l = tape.side[start:stop].tolist()
-        sy_l = tape.sym[start:stop].tolist()
-        quotes = "is_quote" in tape.extra
-        src_l = tape.extra["src_seq"][start:stop].tolist() if "src_seq" in tape.extra else None
+    def flush(self) -> list[Emit]:
+        """The open bars (end of data), by (close time, symbol)."""
+        out: list[tuple[str, Any]] = []
+        for agg in self._aggs:
+            for b in agg.flush():
+                out.append((self.topics(b.symbol)[1], b))
+        out.sort(key=lambda tm: (tm[1].ts_event, tm[1].symbol))
+        return self._emits(_to_runs(out))
+
+    def _emits(self, runs: list[tuple[str, list[Any]]]) -> list[Emit]:
+        settle = self.cfg.settle_after_bars
+        out: list[Emit] = []
+        n_bars = n_md = 0
+        for topic, msgs in runs:
+            if type(msgs[0]) is Bar:
+                n_bars += len(msgs)
+                out.append(Emit(topic, msgs, settle))
+            else:
+                n_md += len(msgs)
+                out.append(Emit(topic, msgs))
+        self._n_bars.inc(n_bars)
+        self._n_out.inc(n_md)
+        return out
+
+    # --- the reference path ------------------------------------------------------
+
+    def process_scalar(self, rec: MarketRecords, now: int, sim: bool) -> list[tuple[str, Any]]:
+        """Validate, number and bar ``rec`` event by event; return (topic, message) in order."""
+        cfg = self.cfg
+        n = len(rec)
+        symbols = rec.symbols
+        ts_l = rec.ts_ns.tolist()
+        px_l = rec.price.tolist()
+        sz_l = rec.size.tolist()
+        sd_l = rec.side.tolist()
+        sy_l = rec.sym.tolist()
+        extra = rec.extra
+        quotes = rec.has_quotes
+        bars = rec.kind == "bars"
+        by_pos = cfg.seq == "position"
+        pos_l = rec.pos.tolist() if by_pos else None
+        src_l = extra["src_seq"].tolist() if "src_seq" in extra else None
         if quotes:
-            q_l = tape.extra["is_quote"][start:stop].tolist()
-            b_l = tape.extra["bid"][start:stop].tolist()
-            a_l = tape.extra["ask"][start:stop].tolist()
-            bs_l = tape.extra["bid_size"][start:stop].tolist()
-            as_l = tape.extra["ask_size"][start:stop].tolist()
+            q_l = extra["is_quote"].tolist()
+            b_l = extra["bid"].tolist()
+            a_l = extra["ask"].tolist()
+            bs_l = extra["bid_size"].tolist()
+            as_l = extra["ask_size"].tolist()
+        if bars:
+            o_l = extra["open"].tolist()
+            h_l = extra["high"].tolist()
+            l_l = extra["low"].tolist()
+            bar_spec = float(rec.bar_ns)
+            bar_open = rec.bar_open_ns
         out: list[tuple[str, Any]] = []
         append = out.append
         states = self._sym
-        topics = self._topics
         aggs = self._aggs
         alpha = self._alpha
         beta = 1.0 - alpha
@@ -273,53 +290,85 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
         min_frac = math.log1p(cfg.spike_min_frac)
         gap_ns = cfg.gap_ns
         stale_ns = cfg.stale_ns
-        clock = self.ctx.clock
-        sim = isinstance(clock, SimClock)
-        now = clock.now_ns()
-        log = math.log
-        self._n_in.inc(stop - start)
-        for i in range(stop - start):
+        ts_lo, ts_hi = cfg.min_ts_ns, cfg.max_ts_ns
+        isfinite = math.isfinite
+        # numpy's log, not math.log: they differ in the last bit for ~1% of inputs, and the
+        # fast path's np.log must give exactly the same returns (hence spike decisions).
+        log = np.log
+        reject = self._reject
+        self.n_in.inc(n)
+        for i in range(n):
             ts = ts_l[i]
             sym = symbols[sy_l[i]]
             st = states.get(sym)
             if st is None:
                 st = states[sym] = _SymState()
-                topics[sym] = (f"{cfg.topic_prefix}.{sym}", f"bar.{sym}")
-            is_quote = quotes and q_l[i]
             # --- validation -------------------------------------------------
+            if not ts_lo <= ts <= ts_hi:
+                reject("bad_timestamp", sym, ts)
+                continue
+            is_quote = quotes and q_l[i]
             if is_quote:
                 bid, ask = b_l[i], a_l[i]
+                if not (isfinite(bid) and isfinite(ask)):
+                    reject("non_finite_price", sym, ts, bid=bid, ask=ask)
+                    continue
                 if not (bid > 0 and ask > 0):
-                    self._reject("non_positive_price", sym, ts, bid=bid, ask=ask)
+                    reject("non_positive_price", sym, ts, bid=bid, ask=ask)
                     continue
                 if bid >= ask:
-                    self._reject("crossed_quote", sym, ts, bid=bid, ask=ask)
+                    reject("crossed_quote", sym, ts, bid=bid, ask=ask)
                     continue
                 px = (bid + ask) / 2.0
                 size = 1.0
+            elif bars:
+                px = px_l[i]
+                size = sz_l[i]
+                o, h, lo = o_l[i], h_l[i], l_l[i]
+                if not (isfinite(o) and isfinite(h) and isfinite(lo) and isfinite(px)):
+                    reject("non_finite_price", sym, ts, open=o, high=h, low=lo, close=px)
+                    continue
+                if not isfinite(size):
+                    reject("non_finite_size", sym, ts, volume=size)
+                    continue
+                if not (o > 0 and h > 0 and lo > 0 and px > 0):
+                    reject("non_positive_price", sym, ts, open=o, high=h, low=lo, close=px)
+                    continue
+                if not size > 0:
+                    reject("non_positive_size", sym, ts, volume=size)
+                    continue
+                if not (lo <= o <= h and lo <= px <= h):
+                    reject("inconsistent_bar", sym, ts, open=o, high=h, low=lo, close=px)
+                    continue
             else:
                 px = px_l[i]
                 size = sz_l[i]
-                if not px > 0:  # also catches NaN
-                    self._reject("non_positive_price", sym, ts, price=px, size=size)
+                if not isfinite(px):
+                    reject("non_finite_price", sym, ts, price=px, size=size)
+                    continue
+                if not isfinite(size):
+                    reject("non_finite_size", sym, ts, price=px, size=size)
+                    continue
+                if not px > 0:
+                    reject("non_positive_price", sym, ts, price=px, size=size)
                     continue
                 if not size > 0:
-                    self._reject("non_positive_size", sym, ts, price=px, size=size)
+                    reject("non_positive_size", sym, ts, price=px, size=size)
                     continue
             if src_l is not None:
                 src = int(src_l[i])
                 if st.src_seq and src <= st.src_seq:
-                    self._reject("duplicate_seq", sym, ts, src_seq=src, last_src_seq=st.src_seq)
+                    reject("duplicate_seq", sym, ts, src_seq=src, last_src_seq=st.src_seq)
                     continue
                 if st.src_seq and src > st.src_seq + 1:
                     self._n_seq_gaps.inc(src - st.src_seq - 1)
-                    self.ctx.log.warning("md_seq_gap", symbol=sym, expected=st.src_seq + 1, got=src)
+                    self._log.warning("md_seq_gap", symbol=sym, expected=st.src_seq + 1, got=src)
                 st.src_seq = src
             if ts < st.last_ts:
-                self._reject("out_of_order", sym, ts, last_ts=st.last_ts)
+                reject("out_of_order", sym, ts, last_ts=st.last_ts)
                 continue
             if stale_ns and ts < now - stale_ns:
-                self._reject("stale", sym, ts, clock_ns=now)
+                reject("stale", sym, ts, clock_ns=now)
                 continue
             if st.seq:
                 if ts - st.last_ts > gap_ns or st.fresh:
@@ -332,7 +381,7 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
                     st.var = 0.0
                     st.pending.clear()
                     st.last_px = px
-                r = log(px / st.last_px)
+                r = float(log(px / st.last_px))
                 r2 = r * r
                 var = st.var
                 if st.nret < warm:
@@ -340,11 +389,11 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
                     st.var = var + (r2 - var) / st.nret
                 elif abs(r) > min_frac and r2 > k2 * var:
                     pend = st.pending
-                    if pend and abs(log(px / pend[-1])) > min_frac:
+                    if pend and abs(float(log(px / pend[-1]))) > min_frac:
                         pend.clear()
                     pend.append(px)
                     if len(pend) < cfg.spike_reset:
-                        self._reject("spike", sym, ts, price=px, reference=st.last_px, sigma=math.sqrt(var))
+                        reject("spike", sym, ts, price=px, reference=st.last_px, sigma=math.sqrt(var))
                         continue
                     # A sustained move, not a bad print: accept it and re-learn the scale.
                     pend.clear()
@@ -357,19 +406,21 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
             # --- accepted --------------------------------------------------------
             st.last_ts = ts
             st.last_px = px
-            md_topic, bar_topic = topics[sym]
+            md_topic, bar_topic = self.topics(sym)
+            recv = ts if sim else now
             if is_quote:
                 j = held.get(sym) if conflate else None
                 if j is not None:
-                    # Conflation: the newer quote takes the older one's place and number.
-                    seq = out[j][1].seq
+                    # Conflation: the newer quote takes the older one's place (and number).
+                    seq = pos_l[i] if pos_l is not None else out[j][1].seq
                     n_conflated += 1
                 else:
-                    seq = st.seq = st.seq + 1
+                    st.seq += 1
+                    seq = pos_l[i] if pos_l is not None else st.seq
                 q = Quote(
                     symbol=sym,
                     ts_event=ts,
-                    ts_recv=now if not sim else ts,
+                    ts_recv=recv,
                     seq=seq,
                     bid=b_l[i],
                     ask=a_l[i],
@@ -383,58 +434,80 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
                     if conflate:
                         held[sym] = len(out) - 1
                 continue
-            seq = st.seq = st.seq + 1
+            st.seq += 1
+            seq = pos_l[i] if pos_l is not None else st.seq
             if conflate:
                 held.pop(sym, None)
             side = sd_l[i]
-            for agg in aggs:
-                b = agg.update(sym, ts, px, size, side, seq)
-                if b is not None:
-                    append((bar_topic, b))
+            if bars:
+                append(
+                    (
+                        bar_topic,
+                        Bar(
+                            symbol=sym,
+                            ts_event=ts,
+                            ts_open=ts - bar_open,
+                            seq=seq,
+                            open=o,
+                            high=h,
+                            low=lo,
+                            close=px,
+                            volume=size,
+                            kind="time",
+                            spec=bar_spec,
+                        ),
+                    )
+                )
+            else:
+                for agg in aggs:
+                    b = agg.update(sym, ts, px, size, side, seq)
+                    if b is not None:
+                        append((bar_topic, b))
             append(
                 (
                     md_topic,
-                    Trade(
-                        symbol=sym,
-                        ts_event=ts,
-                        ts_recv=now if not sim else ts,
-                        seq=seq,
-                        price=px,
-                        size=size,
-                        side=side,
-                    ),
+                    Trade(symbol=sym, ts_event=ts, ts_recv=recv, seq=seq, price=px, size=size, side=side),
                 )
             )
         if n_conflated:
             self._n_conflated.inc(n_conflated)
         return out
 
-    def _fast_chunk(
-        self, tape: Tape, start: int, stop: int, shift: int
-    ) -> list[tuple[str, list[Any]]] | None:
-        """The vectorised path for a chunk of trades of symbols already seen.
+    # --- the vectorised path -----------------------------------------------------
 
-        Returns None, leaving the chunk to the per-event path, whenever anything
-        in it needs a decision: a bad value, disorder, a gap, a spike candidate,
-        a quote, a symbol's first event, or a stale check.
+    def process_fast(self, rec: MarketRecords, now: int, sim: bool) -> list[tuple[str, list[Any]]] | None:
+        """The vectorised path for a chunk of trades of one symbol already seen.
+
+        Returns None, changing nothing, whenever anything in the chunk needs a
+        decision: a bad value or time, disorder, a gap, a spike candidate, a quote,
+        a bar record, a symbol's first event, source numbering, a stale check or
+        numbering by position.
         """
-        cfg = self.config
-        if "is_quote" in tape.extra or "src_seq" in tape.extra or cfg.stale_ns:
+        cfg = self.cfg
+        if (
+            rec.kind != "ticks"
+            or rec.has_quotes
+            or "src_seq" in rec.extra
+            or cfg.stale_ns
+            or cfg.seq != "symbol"
+            or not len(rec)
+        ):
             return None
-        sy = tape.sym[start:stop]
+        sy = rec.sym
         code = int(sy[0])
         if not (sy == code).all():
             return None  # multi-symbol chunks take the per-event path
-        sym = tape.symbols[code]
+        sym = rec.symbols[code]
         st = self._sym.get(sym)
         if st is None or not st.seq or st.pending or st.fresh or st.nret < cfg.spike_warmup:
             return None
-        ts = tape.ts_ns[start:stop]
-        if shift:
-            ts = ts + shift
-        px = tape.price[start:stop]
-        sz = tape.size[start:stop]
-        if not ((px > 0).all() and (sz > 0).all()):
+        ts = rec.ts_ns
+        px = rec.price
+        sz = rec.size
+        # (x > 0) & (x < inf) is false for NaN, infinities and non-positive values alike.
+        if not ((px > 0) & (px < math.inf) & (sz > 0) & (sz < math.inf)).all():
+            return None
+        if int(ts.min()) < cfg.min_ts_ns or int(ts.max()) > cfg.max_ts_ns:
             return None
         prev_ts = np.concatenate(([st.last_ts], ts[:-1]))
         dts = ts - prev_ts
@@ -449,27 +522,27 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
         k = cfg.spike_sigma
         if ((np.abs(r) > math.log1p(cfg.spike_min_frac)) & (r2 > k * k * var_before)).any():
             return None
-        n = stop - start
+        n = len(rec)
         seq0 = st.seq
         st.seq = seq0 + n
         st.last_ts = int(ts[-1])
         st.last_px = float(px[-1])
         st.var = float(var_after[-1])
-        self._n_in.inc(n)
-        sd = tape.side[start:stop]
+        self.n_in.inc(n)
+        sd = rec.side
         inserts: list[tuple[int, Bar]] = []
         for agg in self._aggs:
             inserts.extend(agg.update_many(sym, ts, px, sz, sd, seq0))
         ts_l = ts.tolist()
         # Simulated time: received when it happened; live: received now.
-        recv = ts_l if isinstance(self.ctx.clock, SimClock) else [self.ctx.clock.now_ns()] * n
+        recv = ts_l if sim else [now] * n
         trades = [
             Trade(symbol=sym, ts_event=t, ts_recv=rv, seq=q, price=p, size=z, side=d)
             for t, rv, q, p, z, d in zip(
                 ts_l, recv, range(seq0 + 1, seq0 + n + 1), px.tolist(), sz.tolist(), sd.tolist(), strict=True
             )
         ]
-        md_topic, bar_topic = self._topics[sym]
+        md_topic, bar_topic = self.topics(sym)
         if not inserts:
             return [(md_topic, trades)]
         inserts.sort(key=lambda ib: ib[0])  # stable: bar series keep config order at one index
@@ -487,58 +560,144 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
             runs.append((md_topic, trades[prev:]))
         return runs
 
-    async def _publish_runs(self, runs: list[tuple[str, list[Any]]]) -> None:
-        """Publish runs of same-topic messages in order, firing sim timers where they fall."""
-        bus = self.ctx.bus
-        clock = self.ctx.clock
-        sim = isinstance(clock, SimClock)
-        n_bars = n_md = 0
-        for topic, msgs in runs:
-            if not msgs:
-                continue
-            if sim:
-                nxt = clock.next_timer_ns  # type: ignore[attr-defined]
-                if nxt is not None and msgs[-1].ts_event >= nxt:
-                    # Split the run so each timer fires between the right events.
-                    j = 0
-                    for i, m in enumerate(msgs):
-                        if nxt is not None and m.ts_event >= nxt:
-                            if i > j:
-                                bus.publish_many(topic, msgs[j:i])
-                                j = i
-                            clock.advance_to(m.ts_event)  # type: ignore[attr-defined]
-                            nxt = clock.next_timer_ns  # type: ignore[attr-defined]
-                    clock.advance_to(msgs[-1].ts_event)  # type: ignore[attr-defined]
-                    bus.publish_many(topic, msgs[j:])
-                else:
-                    clock.advance_to(msgs[-1].ts_event)  # type: ignore[attr-defined]
-                    bus.publish_many(topic, msgs)
-            else:
-                bus.publish_many(topic, msgs)
-            if type(msgs[0]) is Bar:
-                n_bars += len(msgs)
-                if self.config.settle_after_bars:
-                    await bus.wait_idle()
-            else:
-                n_md += len(msgs)
-        self._n_bars.inc(n_bars)
-        self._n_out.inc(n_md)
-
-    async def _flush_bars(self) -> None:
-        out: list[tuple[str, Any]] = []
-        for agg in self._aggs:
-            for b in agg.flush():
-                out.append((self._topics[b.symbol][1], b))
-        out.sort(key=lambda tm: (tm[1].ts_event, tm[1].symbol))
-        await self._publish_runs(_to_runs(out))
-
     def _reject(self, reason: str, symbol: str, ts: int, **detail: Any) -> None:
         c = self._rejected.get(reason)
         if c is None:
-            c = self._rejected[reason] = self.ctx.metrics.counter("md_rejected_total", reason=reason)
+            c = self._rejected[reason] = self._metrics.counter("md_rejected_total", reason=reason)
         c.inc()
         raw = msgspec.json.encode({"symbol": symbol, "ts_event": ts, **detail})
-        self.ctx.dead_letter(reason, raw=raw, ts_event=ts, symbol=symbol, **detail)
+        self._dead_letter(reason, raw=raw, ts_event=ts, symbol=symbol, **detail)
+
+
+class _TapeInput:
+    """The feed's tape as an input of the replay driver (:class:`engine.replay.ReplayInput`)."""
+
+    def __init__(self, feed: MarketDataFeed, source: TapeSource, chunk: int) -> None:
+        self.name = feed.ctx.name
+        self.shutdown_reason = "replay finished" if feed.config.shutdown_at_end else None
+        self._feed = feed
+        self._source = source
+        self._chunk = chunk
+        self._progress = _progress(source.total, source.taken, feed.config.progress)
+        self._lat = feed.ctx.metrics.histogram("handler_latency_us", actor=feed.ctx.name)
+
+    def head_ns(self) -> int | None:
+        return self._source.head_ns()
+
+    def take(self, until_ns: int) -> Sequence[Emit]:
+        t0 = time.perf_counter_ns()
+        rec = self._source.take(until_ns, self._chunk)
+        emits = self._feed.process(rec)
+        # Wall-clock cost per record of this stage (the feed handles no messages of its own here).
+        self._lat.observe((time.perf_counter_ns() - t0) / 1000.0 / len(rec))
+        if self._progress is not None:
+            self._progress.update(len(rec))
+        return emits
+
+    def finish(self) -> Sequence[Emit]:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        return self._feed.finish()
+
+
+class MarketDataFeed(Actor[MarketDataFeedConfig]):
+    """The market-data feed of every source; see the module docstring."""
+
+    config_type = MarketDataFeedConfig
+
+    async def on_start(self) -> None:
+        cfg = self.config
+        self.core = FeedCore(cfg, self.ctx.metrics, self.ctx.dead_letter, self.ctx.log)
+        self.done = False
+        self._input: _TapeInput | None = None
+        if not cfg.replays:
+            return
+        self._driver = ReplayDriver.of(self.ctx.bus, self.ctx.clock)
+        # Kept by the driver: a restarted feed resumes the tape where its predecessor stopped.
+        # A DatasetError here fails the start: there is nothing to replay, and the message says why.
+        self.source = self._driver.source(f"{self.ctx.name}:tape", self._open)
+        self._input = _TapeInput(self, self.source, self._safe_chunk_size())
+        self._driver.attach(self._input)
+        self.ctx.spawn(self._driver.serve(), name=f"{self.ctx.name}:replay")
+
+    def _open(self) -> TapeSource:
+        cfg = self.config
+        tape = open_tape(
+            dataset=cfg.dataset,
+            file=cfg.file,
+            columns=cfg.column_mapping,
+            synthetic=cfg.synthetic,
+            symbols=cfg.symbols,
+            limit=cfg.limit,
+        )
+        return TapeSource(tape, name=self.ctx.name, loops=cfg.loops)
+
+    async def on_stop(self) -> None:
+        if self._input is not None:
+            self._driver.detach(self._input)
+
+    @property
+    def total_events(self) -> int:
+        """Records the replay hands to the feed over all passes (0 live)."""
+        return self.source.total if self.config.replays else 0
+
+    def process(self, rec: MarketRecords) -> list[Emit]:
+        """Check, number and bar ``rec`` now; the runs to publish (the replay driver publishes them)."""
+        clock = self.ctx.clock
+        return self.core.process(rec, clock.now_ns(), isinstance(clock, SimClock))
+
+    def finish(self) -> list[Emit]:
+        """End of the replay: the open bars."""
+        self.done = True
+        self.ctx.log.info("replay_finished", events=self.core.n_in.value)
+        return self.core.flush()
+
+    def on_batch(self, msgs: list[Any]) -> None:
+        """Live records: check and publish at once (the clock is the engine's, not ours to move)."""
+        ticks: list[Trade | Quote] = []
+        for m in msgs:
+            if type(m) is Trade or type(m) is Quote:
+                ticks.append(m)
+                continue
+            if ticks:
+                self._publish(self.process(records_from_messages(self.ctx.name, ticks)))
+                ticks = []
+            if isinstance(m, MarketRecords):
+                self._publish(self.process(m))
+            else:
+                self.ctx.dead_letter(f"unexpected message type {type(m).__name__}", raw=repr(m).encode())
+        if ticks:
+            self._publish(self.process(records_from_messages(self.ctx.name, ticks)))
+
+    def _publish(self, emits: list[Emit]) -> None:
+        bus = self.ctx.bus
+        for e in emits:
+            bus.publish_many(str(e.target), e.msgs)
+
+    def _safe_chunk_size(self) -> int:
+        """``chunk_size``, clamped so one chunk and what it causes fit every subscriber's mailbox.
+
+        Between chunks the pipeline drains completely, so a mailbox holds at most
+        one chunk of ticks plus the bars and forecasts they cause; a quarter of
+        the smallest capacity leaves room for both, and replay never sheds.
+        """
+        cfg = self.config
+        caps = [
+            mb.capacity
+            for sym in self.source.symbols
+            for topic in self.core.topics(sym)
+            for mb in self.ctx.bus.subscribers(topic)
+        ]
+        if not caps:
+            return cfg.chunk_size
+        safe = max(1, min(caps) // 4)
+        if safe < cfg.chunk_size:
+            self.ctx.log.info(
+                "chunk_size_clamped", configured=cfg.chunk_size, used=safe, min_capacity=min(caps)
+            )
+            return safe
+        return cfg.chunk_size
 
 
 def _to_runs(out: list[tuple[str, Any]]) -> list[tuple[str, list[Any]]]:
@@ -551,7 +710,7 @@ def _to_runs(out: list[tuple[str, Any]]) -> list[tuple[str, list[Any]]]:
     return runs
 
 
-def _progress(total: int, enabled: bool) -> Any:
+def _progress(total: int, done: int, enabled: bool) -> Any:
     """A tqdm bar on stderr when asked for and stderr is a terminal."""
     if not enabled or not sys.stderr.isatty():
         return None
@@ -562,5 +721,12 @@ def _progress(total: int, enabled: bool) -> Any:
     # Some pseudo-terminals report 0 columns; tqdm would then draw nothing.
     cols = shutil.get_terminal_size((100, 20)).columns or 100
     return tqdm(
-        total=total, unit="tick", unit_scale=True, desc="replay", mininterval=0.5, file=sys.stderr, ncols=cols
+        total=total,
+        initial=done,
+        unit="tick",
+        unit_scale=True,
+        desc="replay",
+        mininterval=0.5,
+        file=sys.stderr,
+        ncols=cols,
     )

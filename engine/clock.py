@@ -4,9 +4,13 @@ Both implement :class:`Clock`.  Times are integer nanoseconds since the Unix
 epoch; intervals are integer nanoseconds.  Timer callbacks are plain
 synchronous callables run on the event loop; they must not block.
 
-:class:`SimClock` only moves when the replay driver calls :meth:`SimClock.advance_to`;
+:class:`SimClock` only moves when someone calls :meth:`SimClock.advance_to`;
 timers due at or before the new time fire first, in (time, creation) order, so
-a replay sees the same timer firings on every run and every event loop.  A
+a replay sees the same timer firings on every run and every event loop.  In a
+replay that someone is the replay driver (:mod:`engine.replay`) alone: it takes
+control of the clock (:meth:`SimClock.take_control`), after which
+:meth:`SimClock.advance_to` from anyone else raises, so no source can move time
+behind the driver's back.  A
 periodic timer fires once per interval a jump covers, up to 1,000 of them;
 past that the skipped intervals are coalesced into one firing (a replay jumping
 from the epoch to its first event stays cheap).
@@ -110,6 +114,7 @@ class SimClock:
         self._now = start_ns
         self._heap: list[tuple[int, int, TimerHandle]] = []
         self._seq = itertools.count()
+        self._controller: object | None = None
 
     def now_ns(self) -> int:
         return self._now
@@ -136,11 +141,41 @@ class SimClock:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
+    @property
+    def controller(self) -> object | None:
+        """Whoever took control of this clock (:meth:`take_control`), or None."""
+        return self._controller
+
+    def take_control(self, controller: object) -> Callable[[int], int]:
+        """Make ``controller`` the only one that moves this clock; return its ``advance_to``.
+
+        Afterwards :meth:`advance_to` raises ``RuntimeError`` until
+        :meth:`release_control`.  Taking control again by the same controller is
+        allowed; by another one raises ``RuntimeError``.
+        """
+        if self._controller is not None and self._controller is not controller:
+            raise RuntimeError(f"this SimClock is already controlled by {self._controller!r}")
+        self._controller = controller
+        return self._advance
+
+    def release_control(self, controller: object) -> None:
+        """Give control back (a no-op unless ``controller`` holds it)."""
+        if self._controller is controller:
+            self._controller = None
+
     def advance_to(self, ts_ns: int) -> int:
         """Move time forward to ``ts_ns``, firing due timers in order; returns how many fired.
 
         Time never goes backwards: an earlier ``ts_ns`` leaves the clock where it is.
+        Raises ``RuntimeError`` while a controller (the replay driver) holds the clock.
         """
+        if self._controller is not None:
+            raise RuntimeError(
+                f"this SimClock is moved by {self._controller!r} alone; sources never move time"
+            )
+        return self._advance(ts_ns)
+
+    def _advance(self, ts_ns: int) -> int:
         fired = 0
         heap = self._heap
         while heap and heap[0][0] <= ts_ns:

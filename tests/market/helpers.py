@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import msgspec
 
 from engine.actor import Actor
-from engine.clock import SimClock
 from engine.messages import Bar, Fill, Forecast, OrderReject, Quote, Trade, json_decoder, json_encoder
+from engine.replay import Emit, ReplayDriver
 from strategies.api import Strategy
 
 __all__ = ["Boom", "Recorder", "Script", "ScriptConfig", "encode_script"]
@@ -25,24 +26,33 @@ class ScriptConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Script(Actor[ScriptConfig]):
-    """A replay source for tests: publishes given messages one at a time, then shuts down."""
+    """A replay source for tests: its messages go out one at a time through the replay driver
+    (which moves the clock to each and waits for idle after it), then the engine shuts down."""
 
     config_type = ScriptConfig
 
     async def on_start(self) -> None:
-        self.ctx.spawn(self._go())
+        self._msgs = deque(json_decoder.decode(raw) for raw in self.config.messages)
+        driver = ReplayDriver.of(self.ctx.bus, self.ctx.clock)
+        driver.attach(self)
+        self.ctx.spawn(driver.serve())
 
-    async def _go(self) -> None:
-        for raw in self.config.messages:
-            m = json_decoder.decode(raw)
-            clock = self.ctx.clock
-            if isinstance(clock, SimClock):
-                clock.advance_to(m.ts_event)
-            t = type(m)
-            prefix = {Trade: "md", Quote: "md", Bar: "bar", Forecast: "forecast"}[t]
-            self.ctx.publish(f"{prefix}.{m.symbol}", m)
-            await self.ctx.bus.wait_idle()
-        self.ctx.request_shutdown("replay finished")
+    @property
+    def name(self) -> str:
+        return self.ctx.name
+
+    shutdown_reason = "replay finished"
+
+    def head_ns(self) -> int | None:
+        return self._msgs[0].ts_event if self._msgs else None
+
+    def take(self, until_ns: int) -> list[Emit]:
+        m = self._msgs.popleft()
+        prefix = {Trade: "md", Quote: "md", Bar: "bar", Forecast: "forecast"}[type(m)]
+        return [Emit(f"{prefix}.{m.symbol}", [m])]
+
+    def finish(self) -> list[Emit]:
+        return []
 
 
 class RecorderParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
