@@ -29,13 +29,14 @@ a symbol's records in arrival order; one that skips records still covers them).
 
 Window and commits: at most ``max_in_flight`` records are consumed and not yet committed
 (offsets past the committed one, safe or not); the source commits every
-``commit_interval_ms`` and as soon as half the window is safe, and fetches nothing while
-the window is full (logged once per incarnation, counted every time).  So a crash, or a
-rebalance that takes partitions away, re-delivers at most ``max_in_flight`` records of
-this consumer: that is the duplicate budget per such event.  A partition whose committed
-offset has not moved for ``stall_after_ms`` while records wait is reported
-(``partition_stalled`` warning, gauge ``kafka_partition_stalled``, counter
-``kafka_partition_stalls_total``).
+``commit_interval_ms`` and as soon as half the window is safe (in the background: fetching
+goes on during the round trip), and fetches nothing while the window is full (logged once
+per incarnation at info level, counted every time in ``kafka_window_full_total``).  So a
+crash, or a rebalance that takes partitions away, re-delivers at most ``max_in_flight``
+records of this consumer: that is the duplicate budget per such event.  A partition whose
+committed offset has not moved for ``stall_after_ms`` while records wait is reported
+(``partition_stalled`` warning, gauges ``kafka_partition_stalled{partition}`` and
+``kafka_partitions_stalled``, counter ``kafka_partition_stalls_total``).
 
 Back-pressure: the forecaster's mailbox must hold ``max_in_flight`` records (``block`` or
 a capacity >= the window), or shed records wait for a later forecast of their symbol to
@@ -203,6 +204,7 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         self._g_stalled = m.gauge("kafka_partitions_stalled", actor=name)
         self._next_commit = 0.0
         self._retry_commit = 0.0
+        self._committing: asyncio.Task[None] | None = None
         self._window_full = False
         self._window_logged = False
         self._released = False
@@ -236,10 +238,14 @@ class KafkaSource(Actor[KafkaSourceConfig]):
                 await asyncio.sleep(interval)
                 continue
             now = time.monotonic()
-            if now >= self._next_commit or (
-                now >= self._retry_commit and tracker.safe_uncommitted() >= commit_at
+            if self._committing is None and (
+                now >= self._next_commit
+                or (now >= self._retry_commit and tracker.safe_uncommitted() >= commit_at)
             ):
-                await self._commit()
+                # In the background: fetching goes on during the round trip (the window still
+                # only reopens once the commit is acknowledged).
+                self._next_commit = now + interval
+                self._committing = self.ctx.spawn(self._background_commit(), name=f"{self.ctx.name}:commit")
             room = cfg.max_in_flight - tracker.uncommitted()
             if room <= 0:
                 self._on_window_full()
@@ -257,14 +263,23 @@ class KafkaSource(Actor[KafkaSourceConfig]):
             self._g_uncommitted.set(tracker.uncommitted())
             self._check_stalls()
 
+    async def _background_commit(self) -> None:
+        try:
+            await self._commit()
+        finally:
+            self._committing = None
+            self._room.set()  # the window may have room again
+
     def _on_window_full(self) -> None:
         if self._window_full:
             return
         self._window_full = True
         self._m_full.inc()
         if not self._window_logged:
+            # Info, not warning: a full window is ordinary back-pressure while a backlog drains.
+            # A window that stays full because records cannot commit trips the stall alarm.
             self._window_logged = True
-            self.ctx.log.warning(
+            self.ctx.log.info(
                 "in_flight_window_full",
                 max_in_flight=self.config.max_in_flight,
                 uncommitted=self._tracker.uncommitted(),

@@ -265,8 +265,8 @@ class InputLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             raise ValueError("need 0 <= ts_min_ns < ts_max_ns <= 2**63 - 1")
 
 
-_NOT_JSON_OPENERS = bytes(b for b in range(256) if b not in b"[{")
-_NOT_MSGPACK_CONTAINERS = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or 0xDC <= b <= 0xDF))
+# 1 for each byte that could open a msgpack container (fixmap, fixarray, array/map 16/32), else 0.
+_MSGPACK_CONTAINER_MARKS = bytes(1 if 0x80 <= b <= 0x9F or 0xDC <= b <= 0xDF else 0 for b in range(256))
 # One JSON string (escapes included) or one bracket; DOTALL so "\<newline>" cannot derail it.
 _JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
@@ -280,8 +280,13 @@ def check_depth(value: bytes, is_json: bool, limits: InputLimits) -> None:
     above the limit does an exact scan run, bounded by ``limits.max_elements`` tokens.
     Malformed input the scan cannot follow is left to the decoder to refuse.
     """
-    keep = _NOT_JSON_OPENERS if is_json else _NOT_MSGPACK_CONTAINERS
-    if len(value.translate(None, keep)) <= limits.max_depth:
+    if len(value) <= limits.max_depth:
+        return  # every level takes at least one byte
+    if is_json:
+        openers = value.count(b"[") + value.count(b"{")
+    else:
+        openers = value.translate(_MSGPACK_CONTAINER_MARKS).count(1)
+    if openers <= limits.max_depth:
         return
     if is_json:
         _json_depth(value, limits.max_depth, limits.max_elements)
@@ -472,6 +477,24 @@ _CHECKS: dict[type, Callable[[Any, InputLimits], None]] = {
 }
 
 
+def _trade_ok(m: Trade, limits: InputLimits) -> bool:
+    # The hot path (every trade): one expression, no calls but two; the detailed checks
+    # above only run to explain a refusal.
+    lo = limits.ts_min_ns
+    hi = limits.ts_max_ns
+    sym = m.symbol
+    recv = m.ts_recv
+    return (
+        0 < len(sym) <= limits.max_symbol_chars
+        and sym.isprintable()
+        and lo <= m.ts_event <= hi
+        and (recv == 0 or lo <= recv <= hi)
+        and 0 <= m.seq <= _INT64_MAX
+        and 0.0 < m.price < math.inf
+        and 0.0 < m.size < math.inf
+    )
+
+
 def check_message(msg: Message, limits: InputLimits) -> None:
     """Range-check a decoded market-data or news message; raise ``RecordRejected("invalid_value")``.
 
@@ -483,6 +506,8 @@ def check_message(msg: Message, limits: InputLimits) -> None:
     symbol valid (:func:`check_symbol`).  Other message types pass unchecked: the caller
     decides whether it accepts them at all.
     """
+    if type(msg) is Trade and _trade_ok(msg, limits):
+        return
     check = _CHECKS.get(type(msg))
     if check is not None:
         check(msg, limits)
@@ -520,7 +545,7 @@ class RecordCodec:
     Values are not range-checked here: see :func:`check_message`.
     """
 
-    __slots__ = ("_decode", "encode", "fmt", "limits")
+    __slots__ = ("encode", "fmt", "limits")
 
     encode: Callable[[Any], bytes]
 
@@ -532,13 +557,6 @@ class RecordCodec:
     ) -> None:
         self.fmt = fmt
         self.limits = limits or InputLimits()
-        self._decode: Callable[[bytes], Any]
-        if fmt == "msgpack":
-            self._decode = msgpack_decoder.decode
-        elif fmt == "json":
-            self._decode = json_decoder.decode
-        else:
-            self._decode = _decode_auto
         self.encode = msgpack_encoder.encode if out_fmt == "msgpack" else json_encoder.encode
 
     def is_json(self, value: bytes) -> bool:
@@ -552,11 +570,25 @@ class RecordCodec:
         if value is None:
             raise RecordRejected("tombstone", "record has no value")
         limits = self.limits
-        if len(value) > limits.max_record_bytes:
-            raise RecordRejected("too_large", f"{len(value)} bytes > {limits.max_record_bytes}")
-        check_depth(value, self.is_json(value), limits)
+        n = len(value)
+        if n > limits.max_record_bytes:
+            raise RecordRejected("too_large", f"{n} bytes > {limits.max_record_bytes}")
+        # Inlined is_json() and check_depth()'s fast path: this runs for every record.
+        fmt = self.fmt
+        if fmt == "auto":
+            first = value[0] if n else 0  # 0: not JSON (an empty value is a truncated msgpack)
+            is_json = first == 0x7B or first == 0x5B or (first in _BLANK and _looks_json(value))
+        else:
+            is_json = fmt == "json"
+        if n > limits.max_depth:
+            if is_json:
+                openers = value.count(b"[") + value.count(b"{")
+            else:
+                openers = value.translate(_MSGPACK_CONTAINER_MARKS).count(1)
+            if openers > limits.max_depth:
+                check_depth(value, is_json, limits)
         try:
-            return cast(Message, self._decode(value))
+            return cast(Message, _js(value) if is_json else _mp(value))
         except msgspec.DecodeError as exc:  # also ValidationError: wrong schema
             raise RecordRejected("decode_error", str(exc)) from None
         except UnicodeDecodeError as exc:
@@ -590,13 +622,9 @@ def _looks_json(value: bytes) -> bool:
     first = value[:1]
     if first == b"{" or first == b"[":
         return True
-    return bool(first) and first in _BLANK and value.lstrip(_BLANK)[:1] in (b"{", b"[")
-
-
-def _decode_auto(value: bytes) -> Message:
-    if _looks_json(value):
-        return cast(Message, _js(value))
-    return cast(Message, _mp(value))
+    if first not in _BLANK or not first:
+        return False
+    return value.lstrip(_BLANK)[:1] in (b"{", b"[")
 
 
 # --- positions and bus tokens ------------------------------------------------------
