@@ -31,8 +31,9 @@ news exists, so their weights on the news features are pinned at zero: news is
 carried and reported, but it does not move a forecast until a model is trained
 with news.
 
-Modes (``ctx.mode``, read once per mailbox batch; the switch lands between two
-micro-batches, so no bar is answered twice or lost in the swap):
+Modes (``ctx.mode``, read per mailbox batch for conflation and per micro-batch
+for the network and the attributions, so a switch lands between two batches: no
+bar is answered twice or lost in it):
 
 =========  ====================================================================
 mode       edge reasoner

@@ -1,50 +1,65 @@
-"""The overload experiment: 3x the sustainable load for 60 s, and back.
+"""The overload experiment on the real pipeline: its capacity, then 3x that for 60 s, and back.
 
 ``python -m tools.overload [--seconds 60] [--factor 3] [--json] [--no-controller]``
+(``finllm bench overload`` is the same command).
 
-What runs (one engine, live clock, uvloop):
+What runs: one engine on the live clock (uvloop) with the product's actors, fed
+the way a live node is fed:
 
-* ``source`` - a synthetic market-data source: quotes for ``--symbols``
-  symbols at a scheduled rate (phases of (seconds, events/s)), published on
-  ``md.<SYM>`` from a 1 ms engine-clock timer that catches up on whatever is
-  due, so a late loop does not lower the offered load.
-* ``forecaster`` - a CPU-costly stand-in for the edge reasoner: per quote it
-  runs a small numpy MLP repeatedly until ``--full-cost-us`` of CPU time
-  has passed (``--small-cost-us`` with the small model of DEGRADED and
-  SURVIVAL), then publishes a :class:`~engine.messages.Forecast`.  It obeys
-  :func:`actors.degradation.actions_for`: the small model, in-batch
-  conflation per symbol (``strong``), and in ``latest_only`` also dropping
-  quotes older than ``--budget-us`` before working on them.  Everything it
-  drops is counted in ``shed_total{actor=forecaster,reason=...}``.
-  Mailbox: ``drop_oldest``, ``--mailbox`` messages.
-* with ``--forecaster edge`` instead: the real
-  :class:`~actors.edge_reasoner.EdgeReasoner` (ONNX Runtime, the shipped
-  ``es-1m`` model) on one-minute bars of a seeded random walk per symbol,
-  behind a mailbox that keeps the latest bar per symbol; its degraded form
-  skips the explanations (occlusion attributions).  A ``probe`` actor times
-  each forecast from its bar's ``ts_event``.  The shed accounting then counts
-  each symbol's first bar, which makes no forecast (features need a previous
-  close).
+* ``source`` - the offered load: a seeded synthetic tape (:mod:`adapters.synthetic`;
+  ``--symbols`` tickers from the news universe, quotes and trades) looped without
+  end, cut into :class:`~adapters.sources.MarketRecords` of ``chunk`` records and
+  offered on ``raw.md`` at a scheduled rate (phases of (seconds, records/s)) from
+  a 1 ms engine-clock timer that catches up on whatever is due, so a late loop
+  does not lower the offered load.  It is what a Kafka consumer hands the feed.
+* ``feed`` - the real :class:`~actors.market_data.MarketDataFeed`, live:
+  validation, sequencing, bad-tick filter and tick bars of ``bar_trades`` trades
+  per symbol (bar rate follows the record rate, as with volume or tick bars; the
+  shipped model's features are the same for any bar).  Its mailbox is
+  ``drop_oldest`` of ``feed_mailbox`` chunks: behind, the node sheds its oldest
+  market data first, counted by the mailbox (``evicted``).
+* ``news`` - synthetic news items (:func:`tools.synth_news.synth_lines`) at
+  ``news_per_s`` on ``news.raw``; ``narrative`` - the real
+  :class:`~actors.narrative.NarrativeIngest` with MiniLM embeddings; ``sanity`` -
+  the real :class:`~actors.sanity.SanityChecker` (news and bars).
+* ``edge`` - the real :class:`~actors.edge_reasoner.EdgeReasoner`, the shipped
+  ``es-1m`` model on onnxruntime, ``flush = "deadline"``, mailbox ``drop_oldest``
+  of ``edge_mailbox`` messages.
 * ``degradation`` - the real :class:`~actors.degradation.DegradationController`,
-  told the forecaster's measured capacity (its demand signal).
+  told the feed's measured capacity (its demand signal); every actor above obeys
+  its own mode table (edge: cheaper path; narrative: no embeddings).
 
-Steps: (1) calibration, controller off: saturate the forecaster for
-``--calibrate-s`` seconds; its forecasts per second are the *capacity*.
-Unless ``--budget-us`` is given, a second short run at ``--warm-factor`` x
-capacity measures the unloaded p99; the latency objective is ``--slo-factor``
-(2) times it, and the stand-in's staleness cut in SURVIVAL is that objective
-minus twice its small-model cost (the operator's latency budget).  (2) the
-run: ``--warm-s`` at ``--warm-factor`` x capacity (the unloaded baseline),
-``--seconds`` at ``--factor`` x capacity, ``--recovery-s`` at
-``--recovery-factor`` x capacity.  Reported: goodput (forecasts/s during
-the overload) over capacity, edge latency p50/p99 (quote receipt to
-forecast, microseconds) unloaded vs overloaded, event-loop lag, resident
-memory (start, peak, growth), the mailbox's peak depth, the shed accounting
-(source events = forecasts + mailbox sheds + forecaster sheds, exactly), the
-mode timeline and the time back to NORMAL after the load drops.
+(:class:`SyntheticSource` and :class:`StandInForecaster`, re-exported here from
+:mod:`tools.standin`, are light stand-ins that pipelines in tests name by this
+module's path; no figure of this experiment comes from them.)
 
-``--no-controller`` runs the same schedule with the controller absent (the
-baseline that shows what the controller buys).
+Not in it: the cloud tier (it needs an LLM server; in every mode above NORMAL it
+stops escalating) and the sinks.
+
+Steps: (1) **capacity**, controller off, mode NORMAL: the source offers
+``saturate`` x ``--capacity-guess`` records/s for ``--calibrate-s`` seconds; the
+records/s the feed processed and the forecasts/s the edge made (all on the full
+path) are the pipeline's capacity (after a second to settle).  ``--capacity``
+skips this step.  (2) **the run**: ``--settle-s`` then ``--warm-s`` at
+``--warm-factor`` x capacity (the warm phase is the unloaded baseline; the settle
+phase before it keeps start-up transients out), ``--seconds`` at ``--factor`` x
+capacity, ``--recovery-s`` at ``--recovery-factor`` x capacity.  The mode
+timeline's times are from the start of the overload.
+
+Reported: goodput (forecasts/s during the overload) split by the edge path that
+served it (``full``: NORMAL/CONSERVE; ``cheap``: DEGRADED/SURVIVAL), each over the
+full-path capacity; records/s the feed processed over its capacity; edge latency
+p50/p99 in microseconds - from the feed publishing a bar to the edge publishing
+its forecast, wall clock - unloaded (warm phase) vs overload; event-loop lag;
+resident memory (at the overload's start, peak, end, growth over its second
+half); the accounting, boundary by boundary (every mailbox: offered = accepted +
+shed and accepted = delivered + queued; the source: records offered = chunks x
+``chunk``; the feed: records in = published + rejected; the edge: bars = forecasts
++ counted drops), whose residuals sum to ``unaccounted`` (0 when nothing vanished);
+every shed by place and reason; the mode timeline and the time back to NORMAL.
+
+``--no-controller`` runs the same schedule with the mode pinned at NORMAL (the
+baseline that shows what the modes buy).
 """
 
 from __future__ import annotations
@@ -52,326 +67,225 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import collections
+import functools
 import json
 import math
-import operator
 import os
 import sys
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple
 
 import msgspec
-import numpy as np
 
 from actors.degradation import DegradationConfig, DegradationController, Levels
+from actors.edge_reasoner import EdgeReasoner, EdgeReasonerConfig
+from actors.market_data import MarketDataFeed, MarketDataFeedConfig
+from actors.narrative import NarrativeIngest, NarrativeIngestConfig
+from actors.sanity import SanityChecker, SanityCheckerConfig
+from adapters.bars import BarSpec
+from adapters.sources import TapeSource, open_tape
+from adapters.text.checker import AnalyzerConfig
+from adapters.text.news_io import parse_news_line
 from engine.actor import Actor
 from engine.config import EngineConfig, EngineSection
-from engine.kernel import Engine, run_on_loop
-from engine.mailbox import Mailbox
-from engine.messages import Bar, Forecast, Mode, ModeChange, Quote
+from engine.kernel import Engine, RunSummary, run_on_loop
+from engine.mailbox import Mailbox, MailboxStatistics, OfferResult
+from engine.messages import Bar, Forecast, Mode, ModeChange
+from engine.metrics import Histogram, Metrics
 from engine.testing import Probe
 from tools.benchlib import emit
+from tools.standin import SourceConfig, StandInConfig, StandInForecaster, SyntheticSource
+from tools.synth_news import synth_lines
 
 __all__ = [
+    "LatencyTap",
+    "NewsLoad",
+    "NewsLoadConfig",
     "OverloadParams",
     "OverloadResult",
     "SourceConfig",
     "StandInConfig",
     "StandInForecaster",
     "SyntheticSource",
+    "TapeLoad",
+    "TapeLoadConfig",
     "main",
     "run_experiment",
 ]
 
-_NS = 1_000_000_000
+_NS: Final = 1_000_000_000
+_PATHS: Final = ("full", "cheap")
+_TAPE_ROWS: Final = 200_000
+"""Rows of the synthetic tape (looped): a multiple of every chunk size used, so chunks are whole."""
 
 
-# --- the actors --------------------------------------------------------------------------
+# --- the load ------------------------------------------------------------------------------------
 
 
-class SourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """``phases``: (seconds, events per second) from ``start_ns`` (live clock, ns; 0: at start-up)."""
+class TapeLoadConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``phases``: (seconds, records per second) from the start (:meth:`TapeLoad.begin`).
 
-    start_ns: int = 0
+    ``synthetic``: options of the synthetic tape (:class:`adapters.synthetic.SyntheticConfig`);
+    its row count must be a multiple of ``chunk``, so every offered chunk holds exactly ``chunk``
+    records and a shed chunk is ``chunk`` shed records.
+    """
+
     phases: tuple[tuple[float, float], ...]
-    symbols: int = 20
+    synthetic: dict[str, Any]
+    chunk: int = 32
     tick_ms: float = 1.0
+    topic: str = "raw.md"
     stop_when_done: bool = True
-    kind: Literal["quote", "bar"] = "quote"
-    """``bar``: one-minute bars of a seeded random walk per symbol (what the edge reasoner forecasts on)."""
 
 
-class SyntheticSource(Actor[SourceConfig]):
-    """Publishes quotes on a schedule; asks the engine to shut down after the last phase."""
+class TapeLoad(Actor[TapeLoadConfig]):
+    """Offers the tape's records on a schedule from :meth:`begin`; asks the engine to stop after it."""
 
-    config_type = SourceConfig
+    config_type = TapeLoadConfig
 
     async def on_start(self) -> None:
         cfg = self.config
-        self._emitted = 0
-        self._bounds: list[tuple[int, int, float, float]] = []  # (t0, t1, rate, events before t0)
-        t = cfg.start_ns or self.ctx.clock.now_ns()
+        tape = open_tape(dataset="synthetic", synthetic=cfg.synthetic)
+        if len(tape) % cfg.chunk:
+            raise ValueError(f"tape rows ({len(tape)}) must be a multiple of chunk ({cfg.chunk})")
+        self._tape = TapeSource(tape, name="load", loops=1 << 20)
+        self._chunks = self.ctx.metrics.counter("load_chunks_offered_total")
+
+    def begin(self, start_ns: int) -> None:
+        """Start the schedule at ``start_ns`` (live clock); call on the loop, once every actor runs."""
+        cfg = self.config
+        self._bounds: list[tuple[int, int, float, float]] = []  # (t0, t1, rate, records before t0)
+        t = start_ns
         before = 0.0
         for seconds, rate in cfg.phases:
             t1 = t + int(seconds * _NS)
             self._bounds.append((t, t1, rate, before))
             before += seconds * rate
             t = t1
-        self._end = t
-        self._total = int(before)
-        self._syms = [f"S{i:02d}" for i in range(cfg.symbols)]
-        self._counter = self.ctx.metrics.counter("source_events_total")
+        self.end_ns = t
+        self._offered = 0  # records offered so far (whole chunks)
         self._done = False
-        self._rng = np.random.default_rng(11)
-        self._px = [100.0 + i for i in range(cfg.symbols)]
         self.ctx.call_every(int(cfg.tick_ms * 1_000_000), self._tick)
 
     def _due(self, now: int) -> int:
+        """Records due by ``now`` under the schedule."""
         for t0, t1, rate, before in self._bounds:
             if now < t1:
                 return int(before + max(0, now - t0) / _NS * rate) if now >= t0 else int(before)
-        return self._total
+        return int(sum(s * r for s, r in self.config.phases))
 
     def _tick(self) -> None:
+        cfg = self.config
         now = self.ctx.clock.now_ns()
-        due = self._due(now)
-        k = self._emitted
-        if due > k:
-            syms = self._syms
-            n = len(syms)
-            publish = self.ctx.publish
-            if self.config.kind == "bar":
-                steps = self._rng.standard_normal(due - k) * 1e-3
-                for j, i in enumerate(range(k, due)):
-                    publish(f"bar.{syms[i % n]}", self._bar(i, now, float(steps[j])))
-            else:
-                for i in range(k, due):
-                    sym = syms[i % n]
-                    q = Quote(symbol=sym, ts_event=now, ts_recv=now, seq=i + 1, bid=100.0, ask=100.25)
-                    publish(f"md.{sym}", q)
-            self._counter.inc(due - k)
-            self._emitted = due
-        if now >= self._end and not self._done and self.config.stop_when_done:
+        n = (self._due(now) - self._offered) // cfg.chunk
+        for _ in range(n):
+            self.ctx.publish(cfg.topic, self._tape.take(2**62, cfg.chunk))
+        self._offered += n * cfg.chunk
+        self._chunks.inc(n)
+        if now >= self.end_ns and not self._done and cfg.stop_when_done:
             self._done = True
             self.ctx.request_shutdown("overload schedule finished")
 
-    def _bar(self, i: int, now: int, step: float) -> Bar:
-        k = i % len(self._syms)
-        o = self._px[k]
-        c = o * math.exp(step)
-        self._px[k] = c
-        return Bar(
-            symbol=self._syms[k],
-            ts_event=now,
-            ts_open=now - 60 * _NS,
-            seq=i + 1,
-            open=o,
-            high=max(o, c) * 1.0002,
-            low=min(o, c) * 0.9998,
-            close=c,
-            volume=100.0,
-            dollar_volume=100.0 * c,
-            n_trades=20,
-            buy_volume=50.0,
-            kind="time",
-            spec=60e9,
-        )
+
+class NewsLoadConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``per_s`` synthetic news items per second on ``topic`` (0: none); ``seed`` of the generator."""
+
+    per_s: float = 5.0
+    seed: int = 1
+    topic: str = "news.raw"
+    pool: int = 2_000
 
 
-class ProbeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Phase boundaries (live clock, ns) and names for the per-phase latency histograms."""
+class NewsLoad(Actor[NewsLoadConfig]):
+    """Publishes synthetic news items at a steady rate, stamped with the live clock."""
 
-    phase_bounds_ns: tuple[int, ...] = ()
-    phase_names: tuple[str, ...] = ()
-
-
-class ForecastLatencyProbe(Actor[ProbeConfig]):
-    """Records ``edge_latency_us{phase}``: forecast arrival minus its ``ts_event`` (the bar's close)."""
-
-    config_type = ProbeConfig
-    batch_size = 1024
-
-    async def on_start(self) -> None:
-        m = self.ctx.metrics
-        self._n = m.counter("forecasts_total", actor="forecaster")
-        names = self.config.phase_names or ("all",)
-        self._lat = [m.histogram("edge_latency_us", phase=p) for p in names]
-
-    def on_batch(self, msgs: list[Any]) -> None:
-        now = self.ctx.clock.now_ns()
-        b = self.config.phase_bounds_ns
-        for f in msgs:
-            if not isinstance(f, Forecast):
-                continue
-            i = bisect.bisect_right(b, f.ts_event) - 1
-            self._lat[max(0, min(i, len(self._lat) - 1))].observe((now - f.ts_event) / 1000.0)
-        self._n.inc(len(msgs))
-
-
-class StandInConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Costs in microseconds of CPU time per forecast; ``budget_us``: the staleness cut in SURVIVAL.
-
-    ``phase_bounds_ns``: phase boundaries (live clock, ns) for per-phase latency histograms.
-    """
-
-    full_cost_us: float = 400.0
-    small_cost_us: float = 100.0
-    budget_us: float = 1500.0
-    phase_bounds_ns: tuple[int, ...] = ()
-    phase_names: tuple[str, ...] = ()
-    width: int = 32
-
-
-class StandInForecaster(Actor[StandInConfig]):
-    """A CPU-costly stand-in for the edge reasoner that obeys the degradation mode."""
-
-    config_type = StandInConfig
-    batch_size = 64
+    config_type = NewsLoadConfig
 
     async def on_start(self) -> None:
         cfg = self.config
-        rng = np.random.default_rng(7)
-        self._w1 = rng.standard_normal((cfg.width, cfg.width)) / math.sqrt(cfg.width)
-        self._w2 = rng.standard_normal((4, cfg.width)) / math.sqrt(cfg.width)
-        self._x = rng.standard_normal(cfg.width)
-        m = self.ctx.metrics
-        name = self.ctx.name
-        self._forecasts = m.counter("forecasts_total", actor=name)
-        self._shed_stale = m.counter("shed_total", actor=name, reason="stale")
-        self._shed_conflated = m.counter("shed_total", actor=name, reason="conflated")
-        self._lat = [m.histogram("edge_latency_us", phase=p) for p in cfg.phase_names] or [
-            m.histogram("edge_latency_us", phase="all")
-        ]
-        self._small = m.counter("forecasts_small_model_total", actor=name)
+        self._items = [parse_news_line(line) for line in synth_lines(cfg.pool, seed=cfg.seed)]
+        self._sent = 0
 
-    def _phase(self, ts: int) -> int:
-        b = self.config.phase_bounds_ns
-        i = 0
-        while i < len(b) and ts >= b[i]:
-            i += 1
-        return max(0, min(i - 1, len(self._lat) - 1))
+    def begin(self, start_ns: int) -> None:
+        """Start publishing at ``start_ns`` (live clock); call on the loop, once every actor runs."""
+        self._t0 = start_ns
+        if self.config.per_s > 0:
+            self.ctx.call_every(int(min(_NS / self.config.per_s, 100_000_000)), self._tick)
 
-    def _work(self, cost_us: float) -> float:
-        # A small MLP forward pass, repeated until the CPU budget is spent: real CPU work with a
-        # fixed cost, so capacity does not hinge on how fast this machine's BLAS happens to be.
-        deadline = time.thread_time_ns() + int(cost_us * 1000)
-        x = self._x
-        out = 0.0
-        while True:
-            h = np.tanh(self._w1 @ x)
-            out = float((self._w2 @ h)[0])
-            if time.thread_time_ns() >= deadline:
-                return out
-
-    async def on_batch(self, msgs: list[Any]) -> None:
-        items = msgs
-        if Mode.parse(self.ctx.mode).level >= Mode.DEGRADED.level:
-            latest: dict[str, Any] = {}
-            for q in msgs:
-                latest[q.symbol] = q
-            if len(latest) < len(msgs):
-                self._shed_conflated.inc(len(msgs) - len(latest))
-                items = list(latest.values())
-        clock = self.ctx.clock
-        stale_ns = int(self.config.budget_us * 1000)
-        for q in items:
-            level = Mode.parse(self.ctx.mode).level
-            if level >= Mode.SURVIVAL.level and clock.now_ns() - q.ts_recv > stale_ns:
-                self._shed_stale.inc()
-                continue
-            small = level >= Mode.DEGRADED.level
-            point = self._work(self.config.small_cost_us if small else self.config.full_cost_us)
-            now = clock.now_ns()
-            self.ctx.publish(
-                f"forecast.{q.symbol}",
-                Forecast(
-                    forecast_id=f"{q.symbol}-{q.seq}",
-                    symbol=q.symbol,
-                    horizon="1s",
-                    basis_seq=q.seq,
-                    ts_event=now,
-                    model_id="standin-small" if small else "standin-full",
-                    point=point * 1e-4,
-                    volatility=1e-3,
-                ),
-            )
-            self._forecasts.inc()
-            if small:
-                self._small.inc()
-            self._lat[self._phase(q.ts_recv)].observe((now - q.ts_recv) / 1000.0)
-            # Yield between forecasts so timers (the source, the controller) keep their pace.
-            await asyncio.sleep(0)
+    def _tick(self) -> None:
+        now = self.ctx.clock.now_ns()
+        due = int(max(0, now - self._t0) / _NS * self.config.per_s)
+        for i in range(self._sent, due):
+            it = self._items[i % len(self._items)]
+            # A fresh id per pass over the pool: the same story again is a near copy, not a replay.
+            item = msgspec.structs.replace(it, id=f"{it.id}-{i}", ts_event=now, ts_recv=now)
+            self.ctx.publish(self.config.topic, item)
+        self._sent = max(self._sent, due)
 
 
-# --- the experiment ----------------------------------------------------------------------------
+# --- measuring ----------------------------------------------------------------------------------
 
 
-class OverloadParams(msgspec.Struct, frozen=True, kw_only=True):
-    seconds: float = 60.0
-    factor: float = 3.0
-    warm_s: float = 5.0
-    warm_factor: float = 0.5
-    recovery_s: float = 15.0
-    recovery_factor: float = 0.3
-    calibrate_s: float = 3.0
-    capacity_per_s: float = 0.0
-    """Skip calibration and use this capacity (forecasts/s) when > 0."""
-    symbols: int = 20
-    full_cost_us: float = 400.0
-    small_cost_us: float = 100.0
-    budget_us: float = 0.0
-    """The stand-in's staleness cut in SURVIVAL; 0: derived from ``slo_factor`` x a measured unloaded p99."""
-    slo_factor: float = 2.0
-    forecaster: Literal["standin", "edge"] = "standin"
-    """``edge``: the real :class:`actors.edge_reasoner.EdgeReasoner` on synthetic bars (its degraded
-    form skips explanations); the mailbox then conflates per symbol with ``--symbols`` slots."""
-    edge_saturate_per_s: float = 5_000.0
-    """Bars per second offered to measure the edge reasoner's capacity (well above it, yet cheap
-    enough that the source itself does not eat the CPU it measures)."""
-    mailbox: int = 1024
-    controller: bool = True
-    interval_ms: float = 100.0
-    min_dwell_s: float = 1.0
-    cool_down_s: float = 0.5
-    lag_levels_us: tuple[float, float, float] = (5_000.0, 20_000.0, 100_000.0)
-    """The controller's loop-lag thresholds (CONSERVE, DEGRADED, SURVIVAL)."""
-    loop: str = "uvloop"
+class LatencyTap(Mailbox[Any]):
+    """A bus subscriber that measures, never queues: bar published -> its forecast published.
 
+    Subscribed to ``bar.>`` and ``forecast.>``, it sees each message inside ``publish``
+    (the feed's and the edge's own handler), so the figures carry no handler of its own.
+    A forecast is matched to its bar by (symbol, ``basis_seq`` = the bar's ``seq``); bars
+    that get no forecast (warm-up, conflated, shed) are forgotten when a later forecast of
+    their symbol arrives, so memory stays bounded by the backlog.  Latencies (microseconds)
+    and forecasts are counted per phase (by the forecast's wall-clock time) and per edge
+    path (the mode at publication: the edge decides its path per micro-batch, within the
+    same handler call that publishes).
+    """
 
-class OverloadResult(msgspec.Struct, kw_only=True):
-    capacity_per_s: float
-    budget_us: float
-    reference_p99_us: float
-    offered_per_s: float
-    goodput_per_s: float
-    goodput_ratio: float
-    p50_unloaded_us: float
-    p99_unloaded_us: float
-    p50_overload_us: float
-    p99_overload_us: float
-    p99_ratio: float
-    p99_recovery_us: float
-    loop_lag_p99_us: float
-    rss_start_mb: float
-    rss_peak_mb: float
-    rss_growth_mb: float
-    rss_growth_second_half_mb: float
-    mailbox_capacity: int
-    mailbox_peak: int
-    events: int
-    forecasts: int
-    forecasts_warm: int
-    forecasts_overload: int
-    forecasts_degraded: int
-    """Stand-in: forecasts by the small model; edge: explanations skipped."""
-    shed_mailbox: dict[str, int]
-    shed_forecaster: dict[str, int]
-    unaccounted: int
-    modes: list[tuple[float, str, str]]
-    worst_mode_overload: str
-    time_to_normal_s: float | None
-    final_mode: str
-    wall_s: float
+    def __init__(self, names: tuple[str, ...], metrics: Metrics, cheap_from: Mode) -> None:
+        super().__init__(1, "drop_newest", name="latency-tap")
+        self.bus_mode: Callable[[], str] = lambda: Mode.NORMAL
+        self.bounds_ns: tuple[int, ...] = (0,)
+        """Phase start times (wall clock, ns); set when the schedule starts."""
+        self._names = names
+        self._cheap_level = cheap_from.level
+        self._lat = [metrics.histogram("overload_edge_latency_us", phase=p) for p in names]
+        self.forecasts = {(p, path): 0 for p in names for path in _PATHS}
+        self.models: collections.Counter[tuple[str, str]] = collections.Counter()
+        """(phase, model id) -> forecasts: which network served them."""
+        self.unmatched = 0
+        self._bars: dict[str, collections.deque[tuple[int, int]]] = {}
+
+    def _phase(self, t_ns: int) -> int:
+        return max(0, min(bisect.bisect_right(self.bounds_ns, t_ns) - 1, len(self._names) - 1))
+
+    def offer(self, msg: Any) -> OfferResult:
+        if type(msg) is Bar:
+            self._bars.setdefault(msg.symbol, collections.deque()).append((msg.seq, time.perf_counter_ns()))
+        elif type(msg) is Forecast and msg.version == 1:
+            self._forecast(msg)
+        return OfferResult.ACCEPTED
+
+    def offer_many(self, msgs: list[Any]) -> int:
+        for m in msgs:
+            self.offer(m)
+        return len(msgs)
+
+    def _forecast(self, f: Forecast) -> None:
+        t = time.perf_counter_ns()
+        phase = self._phase(time.time_ns())
+        path = "cheap" if Mode.parse(self.bus_mode()).level >= self._cheap_level else "full"
+        self.forecasts[(self._names[phase], path)] += 1
+        self.models[(self._names[phase], f.model_id)] += 1
+        q = self._bars.get(f.symbol)
+        while q and q[0][0] < f.basis_seq:
+            q.popleft()
+        if q and q[0][0] == f.basis_seq:
+            self._lat[phase].observe((t - q.popleft()[1]) / 1000.0)
+        else:
+            self.unmatched += 1
+
+    def latency(self, phase: str) -> Histogram:
+        return self._lat[self._names.index(phase)]
 
 
 def _rss_mb() -> float:
@@ -384,255 +298,417 @@ def _rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _add(
-    engine: Engine,
-    name: str,
-    cls: type[Actor[Any]],
-    cfg: msgspec.Struct,
-    mb: Mailbox[Any],
-    subscribe: list[str],
-) -> None:
-    """``engine.add_actor`` with an explicit mailbox.
-
-    Subscribes here rather than through ``add_actor``: its ``mailbox or default`` test
-    treats an *empty* Mailbox (``len() == 0``) as absent and substitutes a default one.
-    """
-    engine.add_actor(name, cls, cfg)
-    cell = engine.cells[name]
-    if cell.mailbox is not mb:
-        cell.mailbox = mb
-        engine.bus.track(name, mb)
-    for pattern in subscribe:
-        engine.bus.subscribe(pattern, mb)
+# --- the experiment -------------------------------------------------------------------------------
 
 
-def _kind(p: OverloadParams) -> Literal["quote", "bar"]:
-    return "bar" if p.forecaster == "edge" else "quote"
+class OverloadParams(msgspec.Struct, frozen=True, kw_only=True):
+    """The experiment's knobs; rates in records per second, times in seconds."""
+
+    seconds: float = 60.0
+    factor: float = 3.0
+    settle_s: float = 3.0
+    """At the warm rate before the warm phase, not measured: start-up transients (first analyses,
+    warm-up bars) stay out of the unloaded baseline."""
+    warm_s: float = 5.0
+    warm_factor: float = 0.5
+    recovery_s: float = 15.0
+    recovery_factor: float = 0.3
+    calibrate_s: float = 5.0
+    capacity_per_s: float = 0.0
+    """Skip the capacity step and use this many records/s when > 0."""
+    capacity_forecasts_per_s: float = 0.0
+    """With ``capacity_per_s``: the forecasts/s that go with it (0: not known, ratios undefined)."""
+    capacity_guess: float = 40_000.0
+    saturate: float = 3.0
+    """The capacity step offers ``saturate`` x ``capacity_guess`` records/s."""
+    symbols: int = 50
+    bar_trades: int = 4
+    quote_ratio: float = 0.5
+    chunk: int = 32
+    feed_mailbox: int = 8
+    """Chunks of ``chunk`` records."""
+    edge_mailbox: int = 8192
+    news_per_s: float = 5.0
+    embeddings: bool = True
+    controller: bool = True
+    interval_ms: float = 100.0
+    min_dwell_s: float = 1.0
+    cool_down_s: float = 0.5
+    lag_levels_us: tuple[float, float, float] = (5_000.0, 20_000.0, 100_000.0)
+    """The controller's loop-lag thresholds (CONSERVE, DEGRADED, SURVIVAL)."""
+    loop: str = "uvloop"
 
 
-def _engine() -> Engine:
-    return Engine(EngineConfig(engine=EngineSection(shutdown_deadline_s=10.0, lag_interval_ms=20.0)))
+class OverloadResult(msgspec.Struct, kw_only=True):
+    """The figures of one run (see the module docstring); rates per second, latencies in us."""
+
+    capacity_records_per_s: float
+    capacity_forecasts_per_s: float
+    capacity_unaccounted: int
+    capacity_downstream_shed: int
+    offered_records_per_s: float
+    served_records_per_s: float
+    served_ratio: float
+    goodput_per_s: float
+    goodput_full_per_s: float
+    goodput_cheap_per_s: float
+    goodput_ratio: float
+    goodput_full_ratio: float
+    goodput_cheap_ratio: float
+    p50_unloaded_us: float
+    p99_unloaded_us: float
+    p50_overload_us: float
+    p99_overload_us: float
+    p99_ratio: float
+    p99_recovery_us: float
+    loop_lag_p99_us: float
+    rss_start_mb: float
+    rss_peak_mb: float
+    rss_end_mb: float
+    rss_growth_second_half_mb: float
+    records_offered: int
+    forecasts: dict[str, int]
+    models_overload: dict[str, int]
+    shed: dict[str, dict[str, int]]
+    residuals: dict[str, int]
+    unaccounted: int
+    modes: list[tuple[float, str, str]]
+    worst_mode_overload: str
+    time_to_normal_s: float | None
+    final_mode: str
+    news_ingested: int
+    news_without_embeddings: int
+    unmatched_forecasts: int
+    wall_s: float
 
 
-def _add_forecaster(
-    engine: Engine,
-    p: OverloadParams,
-    *,
-    budget_us: float,
-    bounds: tuple[int, ...],
-    names: tuple[str, ...],
-    mailbox: int,
-) -> None:
-    """The forecaster under test, named ``forecaster`` either way, and (edge) its latency probe."""
-    if p.forecaster == "standin":
-        cfg = StandInConfig(
-            full_cost_us=p.full_cost_us,
-            small_cost_us=p.small_cost_us,
-            budget_us=budget_us,
-            phase_bounds_ns=bounds,
-            phase_names=names,
+class _Rig:
+    """One engine with the pipeline under test, its measuring tap and its phase marks."""
+
+    def __init__(
+        self, p: OverloadParams, phases: tuple[tuple[float, float], ...], names: tuple[str, ...]
+    ) -> None:
+        self.p = p
+        self.phases = phases
+        self.names = names
+        self.engine = Engine(
+            EngineConfig(engine=EngineSection(shutdown_deadline_s=10.0, lag_interval_ms=20.0))
         )
-        _add(
-            engine,
-            "forecaster",
-            StandInForecaster,
+        self.edge_cfg = EdgeReasonerConfig(model="es-1m", flush="deadline")
+        self.tap = LatencyTap(names, self.engine.metrics, self.edge_cfg.cheap_from)
+        self.tap.bus_mode = lambda: self.engine.bus.mode
+        self.bounds: tuple[int, ...] = ()
+        """Phase start times (wall clock, ns), then the schedule's end; set by :meth:`run`."""
+        self.marks: list[dict[str, int]] = []
+        """Counters at each of :attr:`bounds` (``records_in``, ``news_no_embed``)."""
+        self._add_actors()
+        self.modes = Probe(self.engine.bus, "control.mode")
+
+    def _add_actors(self) -> None:
+        p = self.p
+        e = self.engine
+        synthetic = {
+            "symbols": _tickers(p.symbols),
+            "n": _TAPE_ROWS,
+            "quote_ratio": p.quote_ratio,
+            "burst_prob": 0.0,
+        }
+        load = TapeLoadConfig(phases=self.phases, synthetic=synthetic, chunk=p.chunk)
+        e.add_actor("source", TapeLoad, load, mailbox=Mailbox(16, "drop_newest", name="source"))
+        feed = MarketDataFeedConfig(dataset="", bars=(BarSpec(kind="tick", size=float(p.bar_trades)),))
+        # A small mailbox: what the feed takes per loop turn (and so its burst into the edge) stays
+        # small, and what waits in it is fresh; behind, the oldest chunk makes room ("evicted").
+        e.add_actor(
+            "feed",
+            MarketDataFeed,
+            feed,
+            mailbox=Mailbox(p.feed_mailbox, "drop_oldest", name="feed"),
+            subscribe=["raw.md"],
+        )
+        e.add_actor("news", NewsLoad, NewsLoadConfig(per_s=p.news_per_s))
+        e.add_actor(
+            "narrative",
+            NarrativeIngest,
+            NarrativeIngestConfig(analyzer=AnalyzerConfig(embed=p.embeddings)),
+            mailbox=Mailbox(256, "drop_oldest", name="narrative"),
+            subscribe=["news.raw"],
+        )
+        e.add_actor(
+            "sanity",
+            SanityChecker,
+            SanityCheckerConfig(),
+            mailbox=Mailbox(4096, "drop_oldest", name="sanity"),
+            subscribe=["news.analysed", "bar.>"],
+        )
+        e.add_actor(
+            "edge",
+            EdgeReasoner,
+            self.edge_cfg,
+            mailbox=Mailbox(p.edge_mailbox, "drop_oldest", name="edge"),
+            subscribe=["bar.>", "md.>", "news.verified"],
+        )
+        e.bus.subscribe("bar.>", self.tap)
+        e.bus.subscribe("forecast.>", self.tap)
+
+    def add_controller(self, capacity_records_per_s: float) -> None:
+        p = self.p
+        cfg = DegradationConfig(
+            interval_ms=p.interval_ms,
+            min_dwell_s=p.min_dwell_s,
+            cool_down_s=p.cool_down_s,
+            # The feed's mailbox carries chunks: its capacity in chunks per second.
+            capacity_per_s={"feed": capacity_records_per_s / p.chunk},
+            loop_lag_us=Levels(*p.lag_levels_us),
+        )
+        self.engine.add_actor(
+            "degradation",
+            DegradationController.with_stats_source(self.engine.mailbox_statistics),
             cfg,
-            Mailbox(mailbox, "drop_oldest", name="forecaster"),
-            ["md.>"],
+            mailbox=Mailbox(64, "conflate", name="degradation", key=lambda m: getattr(m, "symbol", "")),
+            subscribe=["forecast.>"],
         )
-        return
-    from actors.edge_reasoner import EdgeReasoner, EdgeReasonerConfig
 
-    # The real edge reasoner on one-minute bars; its mailbox keeps the latest bar per symbol.
-    edge_cfg = EdgeReasonerConfig(flush="deadline", emit_warmup=True, every_n_bars=1)
-    key = operator.attrgetter("symbol")
-    _add(
-        engine,
-        "forecaster",
-        EdgeReasoner,
-        edge_cfg,
-        Mailbox(mailbox, "conflate", name="forecaster", key=key),
-        ["bar.>"],
-    )
-    probe = ProbeConfig(phase_bounds_ns=bounds, phase_names=names)
-    _add(
-        engine,
-        "probe",
-        ForecastLatencyProbe,
-        probe,
-        Mailbox(1 << 20, "drop_newest", name="probe"),
-        ["forecast.>"],
-    )
+    def _mark(self) -> None:
+        m = self.engine.metrics
+        self.marks.append(
+            {
+                "records_in": _counter(m, "md_events_in_total"),
+                "news_no_embed": _counter(m, "news_embeddings_skipped_total"),
+            }
+        )
+
+    async def _begin(self) -> None:
+        """Once every actor runs (models loaded), start the schedule and the phase marks."""
+        e = self.engine
+        await e.bus.wait_started()
+        start = time.time_ns() + 200_000_000
+        t = start
+        bounds = []
+        for seconds, _ in self.phases:
+            bounds.append(t)
+            t += int(seconds * _NS)
+        self.bounds = (*bounds, t)
+        self.tap.bounds_ns = tuple(bounds)
+        for name in ("source", "news"):
+            actor = e.cells[name].actor
+            assert isinstance(actor, TapeLoad | NewsLoad)
+            actor.begin(start)
+        loop = asyncio.get_running_loop()
+        for b in self.bounds:
+            loop.call_later(max(0.0, (b - time.time_ns()) / _NS), self._mark)
+
+    async def run(self) -> tuple[RunSummary, list[tuple[int, float]]]:
+        """Run to the end of the schedule; (summary, RSS samples as (wall ns, MB))."""
+        rss: list[tuple[int, float]] = [(time.time_ns(), _rss_mb())]
+
+        async def sample() -> None:
+            while True:
+                rss.append((time.time_ns(), _rss_mb()))
+                await asyncio.sleep(0.25)
+
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(sample()), loop.create_task(self._begin())]
+        try:
+            summary = await self.engine.run(install_signals=False)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        rss.append((time.time_ns(), _rss_mb()))
+        if len(self.marks) < len(self.bounds):
+            raise RuntimeError(f"the engine stopped before the schedule ended: {summary.reason}")
+        return summary, rss
+
+    def rate(self, key: str, phase: int) -> float:
+        """Per second, of mark ``key`` over phase ``phase``."""
+        seconds = (self.bounds[phase + 1] - self.bounds[phase]) / _NS
+        return (self.marks[phase + 1][key] - self.marks[phase][key]) / seconds
 
 
-async def _measure(p: OverloadParams, rate: float, seconds: float, mailbox: int) -> tuple[float, float]:
-    """(forecasts per second, p99 latency in us) of the full model alone at ``rate`` (controller off)."""
-    engine = _engine()
-    start = time.time_ns() + 100_000_000
-    settle_s = 0.3
-    bounds = (start, start + int(settle_s * _NS))
-    engine.add_actor(
-        "source",
-        SyntheticSource,
-        SourceConfig(start_ns=start, phases=((settle_s + seconds, rate),), symbols=p.symbols, kind=_kind(p)),
+@functools.cache
+def _tickers(n: int) -> tuple[str, ...]:
+    """The ``n`` tickers the synthetic news names most often: news then links to the tape."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in synth_lines(4000, seed=1):
+        counts.update(json.loads(line).get("symbols", ()))
+    top = [s for s, _ in counts.most_common(n)]
+    top += [f"SYN{i:03d}" for i in range(n - len(top))]  # more symbols than the news names
+    return tuple(sorted(top))
+
+
+def _counter(m: Metrics, name: str, **labels: str) -> int:
+    return sum(v for n, lb, v in m.counters() if n == name and all(lb.get(k) == x for k, x in labels.items()))
+
+
+def _by_label(m: Metrics, name: str, label: str, **labels: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for n, lb, v in m.counters():
+        if n == name and v and all(lb.get(k) == x for k, x in labels.items()):
+            out[lb.get(label, "")] = out.get(lb.get(label, ""), 0) + v
+    return out
+
+
+def _accounting(
+    p: OverloadParams, m: Metrics, mailboxes: dict[str, MailboxStatistics]
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """(residual per identity, sheds per place and reason); every residual is 0 when nothing vanished."""
+    res: dict[str, int] = {}
+    for name, st in mailboxes.items():
+        res[f"mailbox {name}: offered - accepted - shed"] = st.offered - st.accepted - st.shed
+        res[f"mailbox {name}: accepted - delivered - queued"] = st.accepted - st.delivered - st.depth
+    feed = mailboxes["feed"]
+    chunks = _counter(m, "load_chunks_offered_total")
+    res["source: chunks offered - feed mailbox offered"] = chunks - feed.offered
+    records_in = _counter(m, "md_events_in_total")
+    res["feed: records delivered - records in"] = feed.delivered * p.chunk - records_in
+    published = _counter(m, "md_events_published_total")
+    rejected = _counter(m, "md_rejected_total")
+    conflated = _counter(m, "md_conflated_total")
+    res["feed: records in - published - rejected - conflated"] = records_in - published - rejected - conflated
+    bars = _counter(m, "md_bars_published_total")
+    verified = _counter(m, "news_verdicts_total", verdict="accepted")
+    edge = mailboxes["edge"]
+    res["edge mailbox: offered - (md + bars + verified news)"] = edge.offered - (published + bars + verified)
+    dropped = _by_label(m, "edge_bars_dropped_total", "reason", actor="edge")
+    forecasts = _counter(m, "edge_forecasts_total", actor="edge")
+    res["edge: bars - forecasts - drops"] = (
+        _counter(m, "edge_bars_total", actor="edge") - forecasts - sum(dropped.values())
     )
-    _add_forecaster(engine, p, budget_us=1e12, bounds=bounds, names=("settle", "measure"), mailbox=mailbox)
-    await engine.run(install_signals=False)
-    h = engine.metrics.histogram("edge_latency_us", phase="measure")
-    return h.count / seconds, h.percentile(0.99)
+    by_path = sum(_counter(m, "edge_forecasts_by_path_total", actor="edge", path=x) for x in _PATHS)
+    res["edge: forecasts - forecasts by path"] = forecasts - by_path
+    shed = {f"mailbox {n}": dict(st.shed_by_reason) for n, st in mailboxes.items() if st.shed}
+    shed["feed mailbox (records)"] = {r: v * p.chunk for r, v in feed.shed_by_reason.items()}
+    shed["feed rejects (records)"] = _by_label(m, "md_rejected_total", "reason")
+    shed["edge drops (bars)"] = dropped
+    return res, {k: v for k, v in shed.items() if v}
+
+
+class _Capacity(NamedTuple):
+    records_per_s: float
+    forecasts_per_s: float
+    unaccounted: int
+    downstream_shed: int
+    """Messages shed past the feed's mailbox (0: the front shed alone held the load)."""
+
+
+async def _capacity(p: OverloadParams) -> _Capacity:
+    """The full pipeline in NORMAL, saturated, over ``calibrate_s``."""
+    settle_s = 1.0
+    rate = p.saturate * p.capacity_guess
+    rig = _Rig(p, ((settle_s, rate), (p.calibrate_s, rate)), ("settle", "measure"))
+    summary, _ = await rig.run()
+    forecasts = sum(rig.tap.forecasts[("measure", x)] for x in _PATHS)
+    residuals, _ = _accounting(p, rig.engine.metrics, summary.mailboxes)
+    unaccounted = sum(abs(v) for v in residuals.values())
+    downstream = sum(st.shed for name, st in summary.mailboxes.items() if name != "feed")
+    return _Capacity(rig.rate("records_in", 1), forecasts / p.calibrate_s, unaccounted, downstream)
 
 
 async def run_experiment(p: OverloadParams) -> OverloadResult:
-    """Calibrate (unless ``capacity_per_s`` is given), then run the schedule; see the module docstring."""
+    """Measure the capacity (unless given), then run the schedule; see the module docstring."""
     t_wall = time.perf_counter()
-    capacity = p.capacity_per_s
-    if capacity <= 0:
-        # 5x the ideal capacity saturates for sure; a short mailbox keeps what is still queued
-        # when the window closes from counting as capacity.
-        sat = 5e6 / p.full_cost_us if p.forecaster == "standin" else p.edge_saturate_per_s
-        capacity, _ = await _measure(p, sat, p.calibrate_s, 32 if p.forecaster == "standin" else p.symbols)
-    budget = p.budget_us
-    reference_p99 = math.nan
-    if budget <= 0 and p.forecaster == "standin":
-        # The latency objective is slo_factor x the unloaded p99, measured first, as an operator
-        # would; the stand-in drops quotes too old to make it in time (minus its small-model cost,
-        # stretched by how much slower than CPU time the wall clock runs on this machine).
-        _, reference_p99 = await _measure(p, p.warm_factor * capacity, p.calibrate_s, p.mailbox)
-        stretch = max(1.0, 1e6 / (capacity * p.full_cost_us))
-        budget = max(p.slo_factor * reference_p99 - 2 * p.small_cost_us * stretch, p.small_cost_us * stretch)
-    engine = _engine()
-    start = time.time_ns() + 200_000_000
+    measured = _Capacity(p.capacity_per_s, p.capacity_forecasts_per_s, 0, 0)
+    if p.capacity_per_s <= 0:
+        measured = await _capacity(p)
+    cap, cap_fc = measured.records_per_s, measured.forecasts_per_s
     phases = (
-        (p.warm_s, p.warm_factor * capacity),
-        (p.seconds, p.factor * capacity),
-        (p.recovery_s, p.recovery_factor * capacity),
+        (p.settle_s, p.warm_factor * cap),
+        (p.warm_s, p.warm_factor * cap),
+        (p.seconds, p.factor * cap),
+        (p.recovery_s, p.recovery_factor * cap),
     )
-    bounds = (start, start + int(p.warm_s * _NS), start + int((p.warm_s + p.seconds) * _NS))
-    recovery_start_ns = bounds[2]
-    engine.add_actor(
-        "source",
-        SyntheticSource,
-        SourceConfig(start_ns=start, phases=phases, symbols=p.symbols, kind=_kind(p)),
-    )
-    names = ("warm", "overload", "recovery")
-    _add_forecaster(engine, p, budget_us=budget, bounds=bounds, names=names, mailbox=p.mailbox)
+    names = ("settle", "warm", "overload", "recovery")
+    rig = _Rig(p, phases, names)
     if p.controller:
-        _add(
-            engine,
-            "degradation",
-            DegradationController.with_stats_source(engine.mailbox_statistics),
-            DegradationConfig(
-                interval_ms=p.interval_ms,
-                min_dwell_s=p.min_dwell_s,
-                cool_down_s=p.cool_down_s,
-                capacity_per_s={"forecaster": capacity},
-                loop_lag_us=Levels(*p.lag_levels_us),
-            ),
-            Mailbox(64, "conflate", name="degradation", key=lambda m: getattr(m, "symbol", "")),
-            ["forecast.>"],
-        )
-    modes = Probe(engine.bus, "control.mode")
-    # Resident memory from the start of the overload (models and warm-up are loaded by then) to the end.
-    rss_samples: list[tuple[int, float]] = [(time.time_ns(), _rss_mb())]
+        rig.add_controller(cap)
+    m = rig.engine.metrics
+    summary, rss = await rig.run()
+    over0, over1 = rig.bounds[2], rig.bounds[3]
+    rss0 = [v for t, v in rss if t <= over0][-1]
+    rss_mid = [v for t, v in rss if t <= (over0 + over1) // 2][-1]
+    rss_end = [v for t, v in rss if t <= over1][-1]
+    rss_peak = max(v for t, v in rss if over0 <= t <= over1 or v == rss0)
+    residuals, shed = _accounting(p, m, summary.mailboxes)
+    tap = rig.tap
+    fc = {f"{ph}.{path}": n for (ph, path), n in tap.forecasts.items()}
+    full, cheap = tap.forecasts[("overload", "full")], tap.forecasts[("overload", "cheap")]
+    warm, over, rec = (tap.latency(n) for n in names[1:])
+    served = rig.rate("records_in", 2)
+    changes = [c for c in rig.modes.drain() if isinstance(c, ModeChange)]
+    # Times from the start of the overload.
+    timeline = [((c.ts_event - over0) / _NS, str(c.mode), c.reason) for c in changes]
+    before = [Mode.parse(c.mode) for c in changes if c.ts_event < over0]
+    during = [Mode.parse(c.mode) for c in changes if over0 <= c.ts_event < over1]
+    worst = max([*(before[-1:] or [Mode.NORMAL]), *during], key=lambda x: x.level)
+    back = [c for c in changes if c.ts_event >= over1 and c.mode == Mode.NORMAL]
 
-    async def sample_rss() -> None:
-        while True:
-            rss_samples.append((time.time_ns(), _rss_mb()))
-            await asyncio.sleep(0.25)
+    def ratio(x: float) -> float:
+        return x / cap_fc if cap_fc > 0 else math.nan
 
-    sampler = asyncio.get_running_loop().create_task(sample_rss())
-    try:
-        summary = await engine.run(install_signals=False)
-    finally:
-        sampler.cancel()
-        await asyncio.gather(sampler, return_exceptions=True)
-    rss_samples.append((time.time_ns(), _rss_mb()))
-    rss0 = [v for t, v in rss_samples if t <= bounds[1]][-1]
-    rss_peak = max(v for t, v in rss_samples if t >= bounds[1] or v == rss0)
-    # Growth in the second half of the overload says whether memory levels off or keeps climbing.
-    mid = (bounds[1] + bounds[2]) // 2
-    rss_mid = [v for t, v in rss_samples if t <= mid][-1]
-    rss_end = [v for t, v in rss_samples if t <= bounds[2]][-1]
-    m = engine.metrics
-    warm = m.histogram("edge_latency_us", phase="warm")
-    over = m.histogram("edge_latency_us", phase="overload")
-    rec = m.histogram("edge_latency_us", phase="recovery")
-    mb = summary.mailboxes["forecaster"]
-    events = m.counter("source_events_total").value
-    forecasts = m.counter("forecasts_total", actor="forecaster").value
-    shed_f = {r: m.counter("shed_total", actor="forecaster", reason=r).value for r in ("stale", "conflated")}
-    if p.forecaster == "edge":
-        # The edge reasoner's features need a previous bar: each symbol's first bar makes no forecast.
-        shed_f = {"first_bar": min(p.symbols, events)}
-    unaccounted = events - (forecasts + mb.shed + sum(shed_f.values()) + mb.depth)
-    changes = [c for c in modes.drain() if isinstance(c, ModeChange)]
-    timeline = [((c.ts_event - start) / _NS, c.mode, c.reason) for c in changes]
-    order = ("NORMAL", "CONSERVE", "DEGRADED", "SURVIVAL")
-    in_over = [c.mode for c in changes if bounds[1] <= c.ts_event < bounds[2]]
-    before = [c.mode for c in changes if c.ts_event < bounds[1]]
-    worst = max([*(before[-1:] or ["NORMAL"]), *in_over], key=order.index)
-    back = [c for c in changes if c.ts_event >= recovery_start_ns and c.mode == "NORMAL"]
-    final = changes[-1].mode if changes else "NORMAL"
-    lag = m.histogram("loop_lag_us")
     return OverloadResult(
-        capacity_per_s=capacity,
-        budget_us=budget,
-        reference_p99_us=reference_p99,
-        offered_per_s=p.factor * capacity,
-        goodput_per_s=over.count / p.seconds,
-        goodput_ratio=over.count / p.seconds / capacity,
+        capacity_records_per_s=cap,
+        capacity_forecasts_per_s=cap_fc,
+        capacity_unaccounted=measured.unaccounted,
+        capacity_downstream_shed=measured.downstream_shed,
+        offered_records_per_s=p.factor * cap,
+        served_records_per_s=served,
+        served_ratio=served / cap,
+        goodput_per_s=(full + cheap) / p.seconds,
+        goodput_full_per_s=full / p.seconds,
+        goodput_cheap_per_s=cheap / p.seconds,
+        goodput_ratio=ratio((full + cheap) / p.seconds),
+        goodput_full_ratio=ratio(full / p.seconds),
+        goodput_cheap_ratio=ratio(cheap / p.seconds),
         p50_unloaded_us=warm.percentile(0.5),
         p99_unloaded_us=warm.percentile(0.99),
         p50_overload_us=over.percentile(0.5),
         p99_overload_us=over.percentile(0.99),
         p99_ratio=over.percentile(0.99) / warm.percentile(0.99),
         p99_recovery_us=rec.percentile(0.99),
-        loop_lag_p99_us=lag.percentile(0.99),
+        loop_lag_p99_us=m.histogram("loop_lag_us").percentile(0.99),
         rss_start_mb=rss0,
         rss_peak_mb=rss_peak,
-        rss_growth_mb=rss_peak - rss0,
+        rss_end_mb=rss_end,
         rss_growth_second_half_mb=rss_end - rss_mid,
-        mailbox_capacity=mb.capacity,
-        mailbox_peak=mb.peak_depth,
-        events=events,
-        forecasts=forecasts,
-        forecasts_warm=warm.count,
-        forecasts_overload=over.count,
-        forecasts_degraded=(
-            m.counter("forecasts_small_model_total", actor="forecaster").value
-            if p.forecaster == "standin"
-            else m.counter("edge_traces_skipped_total", actor="forecaster").value
-        ),
-        shed_mailbox=dict(mb.shed_by_reason),
-        shed_forecaster=shed_f,
-        unaccounted=unaccounted,
+        records_offered=_counter(m, "load_chunks_offered_total") * p.chunk,
+        forecasts=fc,
+        models_overload={mid: n for (ph, mid), n in sorted(tap.models.items()) if ph == "overload"},
+        shed=shed,
+        residuals={k: v for k, v in residuals.items() if v},
+        unaccounted=sum(abs(v) for v in residuals.values()),
         modes=timeline,
-        worst_mode_overload=worst,
-        time_to_normal_s=(back[0].ts_event - recovery_start_ns) / _NS if back else None,
-        final_mode=final,
+        worst_mode_overload=worst.value,
+        time_to_normal_s=(back[0].ts_event - over1) / _NS if back else None,
+        final_mode=str(changes[-1].mode) if changes else Mode.NORMAL.value,
+        news_ingested=_counter(m, "news_ingested_total", actor="narrative"),
+        news_without_embeddings=_counter(m, "news_embeddings_skipped_total", actor="narrative"),
+        unmatched_forecasts=tap.unmatched,
         wall_s=time.perf_counter() - t_wall,
     )
 
 
-def main(argv: list[str]) -> int:
+# --- the command ----------------------------------------------------------------------------------
+
+
+def _params(argv: list[str]) -> tuple[OverloadParams, argparse.Namespace]:
     ap = argparse.ArgumentParser(prog="python -m tools.overload", description=__doc__.split("\n")[0])
     d = OverloadParams()
     ap.add_argument("--seconds", type=float, default=d.seconds, help="overload duration")
     ap.add_argument("--factor", type=float, default=d.factor, help="overload = factor x capacity")
+    ap.add_argument("--settle-s", type=float, default=d.settle_s)
     ap.add_argument("--warm-s", type=float, default=d.warm_s)
     ap.add_argument("--warm-factor", type=float, default=d.warm_factor)
     ap.add_argument("--recovery-s", type=float, default=d.recovery_s)
     ap.add_argument("--recovery-factor", type=float, default=d.recovery_factor)
     ap.add_argument("--calibrate-s", type=float, default=d.calibrate_s)
-    ap.add_argument("--capacity", type=float, default=0.0, help="skip calibration: forecasts/s")
+    ap.add_argument("--capacity", type=float, default=0.0, help="skip the capacity step: records/s")
+    ap.add_argument("--capacity-forecasts", type=float, default=0.0, help="with --capacity: forecasts/s")
+    ap.add_argument("--capacity-guess", type=float, default=d.capacity_guess)
     ap.add_argument("--symbols", type=int, default=d.symbols)
-    ap.add_argument("--full-cost-us", type=float, default=d.full_cost_us)
-    ap.add_argument("--small-cost-us", type=float, default=d.small_cost_us)
-    ap.add_argument("--budget-us", type=float, default=d.budget_us, help="0: from --slo-factor")
-    ap.add_argument("--slo-factor", type=float, default=d.slo_factor)
-    ap.add_argument("--mailbox", type=int, default=d.mailbox)
+    ap.add_argument("--bar-trades", type=int, default=d.bar_trades)
+    ap.add_argument("--news-per-s", type=float, default=d.news_per_s)
+    ap.add_argument("--no-embeddings", action="store_true", help="narrative without MiniLM")
     ap.add_argument("--no-controller", action="store_true")
-    ap.add_argument("--forecaster", choices=("standin", "edge"), default=d.forecaster)
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     ap.add_argument("--json", action="store_true", help="JSON lines (benchlib format)")
     ap.add_argument("--raw", action="store_true", help="print the whole result as one JSON object")
@@ -641,27 +717,67 @@ def main(argv: list[str]) -> int:
     p = OverloadParams(
         seconds=a.seconds,
         factor=a.factor,
+        settle_s=a.settle_s,
         warm_s=a.warm_s,
         warm_factor=a.warm_factor,
         recovery_s=a.recovery_s,
         recovery_factor=a.recovery_factor,
         calibrate_s=a.calibrate_s,
         capacity_per_s=a.capacity,
+        capacity_forecasts_per_s=a.capacity_forecasts,
+        capacity_guess=a.capacity_guess,
         symbols=a.symbols,
-        full_cost_us=a.full_cost_us,
-        small_cost_us=a.small_cost_us,
-        budget_us=a.budget_us,
-        slo_factor=a.slo_factor,
-        mailbox=a.mailbox,
+        bar_trades=a.bar_trades,
+        news_per_s=a.news_per_s,
+        embeddings=not a.no_embeddings,
         controller=not a.no_controller,
-        forecaster=a.forecaster,
         loop=a.loop,
     )
+    return p, a
+
+
+def _figures(r: OverloadResult) -> list[tuple[str, float | None, str, dict[str, Any]]]:
+    def num(x: float) -> float | None:
+        return x if math.isfinite(x) else None
+
+    return [
+        ("capacity_records_per_s", r.capacity_records_per_s, "records/s", {}),
+        ("capacity_forecasts_per_s", num(r.capacity_forecasts_per_s), "forecasts/s", {"path": "full"}),
+        ("offered_records_per_s", r.offered_records_per_s, "records/s", {}),
+        ("served_records_per_s", num(r.served_records_per_s), "records/s", {"ratio": num(r.served_ratio)}),
+        ("goodput_per_s", r.goodput_per_s, "forecasts/s", {"ratio": num(r.goodput_ratio)}),
+        ("goodput_full_per_s", r.goodput_full_per_s, "forecasts/s", {"ratio": num(r.goodput_full_ratio)}),
+        ("goodput_cheap_per_s", r.goodput_cheap_per_s, "forecasts/s", {"ratio": num(r.goodput_cheap_ratio)}),
+        (
+            "p99_overload_us",
+            num(r.p99_overload_us),
+            "us",
+            {"baseline": "unloaded", "baseline_value": num(r.p99_unloaded_us)},
+        ),
+        (
+            "p50_overload_us",
+            num(r.p50_overload_us),
+            "us",
+            {"baseline": "unloaded", "baseline_value": num(r.p50_unloaded_us)},
+        ),
+        ("loop_lag_p99_us", num(r.loop_lag_p99_us), "us", {}),
+        (
+            "rss_growth_second_half_mb",
+            r.rss_growth_second_half_mb,
+            "MB",
+            {"rss_start_mb": r.rss_start_mb, "rss_peak_mb": r.rss_peak_mb, "rss_end_mb": r.rss_end_mb},
+        ),
+        ("unaccounted", float(r.unaccounted), "msgs", {"records_offered": r.records_offered}),
+    ]
+
+
+def main(argv: list[str]) -> int:
+    p, a = _params(argv)
     from engine.logging import configure_logging
 
     # The controller logs every mode change; the timeline is printed below, keep stdout for figures.
     configure_logging("console", a.log_level)
-    r = run_on_loop(run_experiment(p), a.loop)
+    r = run_on_loop(run_experiment(p), p.loop)
     if a.raw:
         print(json.dumps(msgspec.to_builtins(r)))
         return 0
@@ -669,67 +785,46 @@ def main(argv: list[str]) -> int:
         "seconds": p.seconds,
         "factor": p.factor,
         "controller": p.controller,
-        "forecaster": p.forecaster,
+        "symbols": p.symbols,
+        "news_per_s": p.news_per_s,
         "loop": p.loop,
-        "full_cost_us": p.full_cost_us,
-        "small_cost_us": p.small_cost_us,
     }
-    figs: list[tuple[str, float, str, dict[str, Any]]] = [
-        ("capacity_per_s", r.capacity_per_s, "forecasts/s", {}),
-        (
-            "budget_us",
-            r.budget_us,
-            "us",
-            {"reference_p99_us": r.reference_p99_us, "slo_factor": p.slo_factor},
-        ),
-        ("offered_per_s", r.offered_per_s, "events/s", {}),
-        ("goodput_per_s", r.goodput_per_s, "forecasts/s", {}),
-        ("goodput_ratio", r.goodput_ratio, "x capacity", {}),
-        (
-            "p99_overload_us",
-            r.p99_overload_us,
-            "us",
-            {"baseline": "unloaded", "baseline_value": r.p99_unloaded_us},
-        ),
-        (
-            "p50_overload_us",
-            r.p50_overload_us,
-            "us",
-            {"baseline": "unloaded", "baseline_value": r.p50_unloaded_us},
-        ),
-        ("loop_lag_p99_us", r.loop_lag_p99_us, "us", {}),
-        (
-            "rss_growth_mb",
-            r.rss_growth_mb,
-            "MB",
-            {
-                "rss_start_mb": r.rss_start_mb,
-                "rss_peak_mb": r.rss_peak_mb,
-                "second_half_mb": r.rss_growth_second_half_mb,
-            },
-        ),
-        ("mailbox_peak", float(r.mailbox_peak), "msgs", {"capacity": r.mailbox_capacity}),
-        ("shed_total", float(sum(r.shed_mailbox.values()) + sum(r.shed_forecaster.values())), "msgs", {}),
-        ("unaccounted", float(r.unaccounted), "msgs", {"events": r.events, "forecasts": r.forecasts}),
-    ]
-    if p.controller:
-        modes = {"worst_mode": r.worst_mode_overload, "final_mode": r.final_mode}
-        figs.append(("returned_to_normal", float(r.time_to_normal_s is not None), "bool", modes))
-        if r.time_to_normal_s is not None:
-            figs.append(("time_to_normal_s", r.time_to_normal_s, "s", {}))
-    for name, value, unit, extra in figs:
-        emit("overload", name, value, unit, as_json=a.json, **ctx, **extra)
-    if not a.json:
-        print(f"shed: mailbox {r.shed_mailbox}, forecaster {r.shed_forecaster}")
-        print(
-            f"rss: {r.rss_start_mb:.1f} MB at the overload's start, peak {r.rss_peak_mb:.1f} MB, "
-            f"{r.rss_growth_second_half_mb:+.1f} MB over its second half; "
-            f"unloaded p99 {r.p99_unloaded_us:,.0f} us, overload p99 {r.p99_overload_us:,.0f} us"
+    for name, value, unit, extra in _figures(r):
+        baseline = extra.pop("baseline", None)
+        baseline_value = extra.pop("baseline_value", None)
+        emit(
+            "overload",
+            name,
+            value,
+            unit,
+            baseline=baseline,
+            baseline_value=baseline_value,
+            as_json=a.json,
+            **ctx,
+            **extra,
         )
-        for t, mode, reason in r.modes:
-            print(f"  t={t:7.2f} s  {mode:<8} {reason}")
-        print(f"wall {r.wall_s:.1f} s")
+    if p.controller:
+        modes: dict[str, Any] = {"worst_mode": r.worst_mode_overload, "final_mode": r.final_mode}
+        back = float(r.time_to_normal_s is not None)
+        emit("overload", "returned_to_normal", back, "bool", as_json=a.json, **ctx, **modes)
+    if not a.json:
+        _print_details(r)
     return 0
+
+
+def _print_details(r: OverloadResult) -> None:
+    print(f"forecasts by phase.path: {r.forecasts}; overload by model: {r.models_overload}")
+    print(f"shed: {r.shed}")
+    if r.residuals:
+        print(f"ACCOUNTING RESIDUALS: {r.residuals}")
+    print(
+        f"news: {r.news_ingested} ingested, {r.news_without_embeddings} without embeddings; "
+        f"rss {r.rss_start_mb:.1f} MB at the overload's start, peak {r.rss_peak_mb:.1f}, "
+        f"end {r.rss_end_mb:.1f} ({r.rss_growth_second_half_mb:+.1f} MB over its second half)"
+    )
+    for t, mode, reason in r.modes:
+        print(f"  t={t:7.2f} s  {mode:<8} {reason}")
+    print(f"wall {r.wall_s:.1f} s")
 
 
 if __name__ == "__main__":
