@@ -10,9 +10,10 @@ strategy (or anyone) about each adopted refinement.
 
 :class:`ShadowEvaluator` scores adopted refinements against the edge forecasts
 they refined, on realised returns: CRPS (from the quantiles, or Gaussian from
-point and volatility) and directional hit rate.  Over a rolling window of
-resolved pairs, a tier whose CRPS is worse than the edge's by more than the
-tolerance is switched off (``on_switch_off`` is called once, with the figures).
+point and volatility; :mod:`adapters.scoring`, the one scoring module) and
+directional hit rate.  Over a rolling window of resolved pairs, a tier whose CRPS
+is worse than the edge's by more than the tolerance is switched off
+(``on_switch_off`` is called once, with the figures).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from adapters.scoring import crps_forecast
 from engine.messages import Forecast
 
 __all__ = [
@@ -183,28 +185,14 @@ class ForecastStore:
 
 # --- scoring ----------------------------------------------------------------------
 
-_SQRT_PI = math.sqrt(math.pi)
-
-
 def crps(fc: Forecast, realised: float) -> float:
     """CRPS of ``fc`` for the realised return (lower is better; units of the return).
 
-    With quantiles: the mean pinball loss over the levels, times two (the quantile
-    approximation of the CRPS integral).  Otherwise Gaussian with mean ``point`` and
-    sd ``volatility``; with neither, the absolute error of the point.
+    :func:`adapters.scoring.crps_forecast`: with quantiles, twice the mean pinball loss
+    over the levels (the quantile-grid CRPS); otherwise Gaussian with mean ``point`` and sd
+    ``volatility``; with neither, the absolute error of the point.
     """
-    if fc.quantiles and len(fc.quantiles) == len(fc.quantile_levels):
-        total = 0.0
-        for tau, q in zip(fc.quantile_levels, fc.quantiles, strict=True):
-            diff = realised - q
-            total += max(tau * diff, (tau - 1.0) * diff)
-        return 2.0 * total / len(fc.quantiles)
-    if fc.volatility > 0.0:
-        z = (realised - fc.point) / fc.volatility
-        cdf = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-        pdf = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-        return fc.volatility * (z * (2.0 * cdf - 1.0) + 2.0 * pdf - 1.0 / _SQRT_PI)
-    return abs(realised - fc.point)
+    return crps_forecast(fc, realised)
 
 
 def _direction(fc: Forecast) -> int:

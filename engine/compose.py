@@ -28,6 +28,12 @@ profile is flattened into one override per leaf, because TOML writes ``a.b = 1``
 command, else the file's ``[variables]`` table of defaults).  An unknown variable is an
 error naming where it appears; ``$${`` writes a literal ``${``.  Substitution runs after
 the overrides, so an override may use variables too.
+
+**Built-in variables**: ``${config_dir}`` is the absolute directory of the TOML file being
+loaded (when ``source`` names a file that exists), so a config names its data files relative
+to itself (``replay_file = "${config_dir}/data/news.jsonl"``) and works from any working
+directory and wherever the package is installed.  The file's ``[variables]`` and the command
+may redefine it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -226,6 +233,16 @@ def substitute(
     return node
 
 
+def _builtin_variables(source: str) -> dict[str, str]:
+    """The variables every config may use: ``config_dir`` when ``source`` is an existing file."""
+    p = Path(source)
+    try:
+        is_file = p.is_file()
+    except OSError:  # a pseudo-source like "<string>" on an odd file system, or too long a name
+        is_file = False
+    return {"config_dir": str(p.resolve().parent)} if is_file else {}
+
+
 def compose(
     raw: dict[str, Any],
     *,
@@ -258,7 +275,8 @@ def compose(
         applied.append(s if isinstance(s, Override) else Override.parse(s, source=source))
     for ov in applied:
         _set_path(doc, ov, source)
-    values = {k: _text(v) for k, v in defaults.items()}
+    values = _builtin_variables(source)
+    values.update({k: _text(v) for k, v in defaults.items()})
     values.update(variables or {})
     used: set[str] = set()
     doc = substitute(doc, values, source=source, used=used)

@@ -20,10 +20,14 @@ Figures (names as in DESIGN.md):
   ``dm_pvalue`` (Diebold-Mariano on CRPS vs the random walk, two-sided), for
   the shipped student (``model=student``) and its teacher (``model=teacher``).
   Extra figures: ``crps_ratio_vs_rw_rolling`` (random walk on a trailing
-  window), ``coverage_90`` (share of outcomes inside the 5%-95% band), ``brier``
-  (of the direction probability; 0.25 is a coin).
+  window), ``coverage_90`` (share of outcomes inside the 5%-95% band) and
+  ``coverage_80`` (10%-90%), ``brier`` (of the direction probability; 0.25 is a
+  coin), ``qlike_norm`` (normalised QLIKE ``s2/h - ln(s2/h) - 1`` against the
+  squared return, rows with a zero return left out; baseline GARCH(1,1)),
+  ``qlike_norm_ratio_vs_garch``, ``qlike_norm_ratio_vs_ewma`` and
+  ``dm_pvalue_vs_garch`` (Diebold-Mariano on normalised QLIKE vs GARCH(1,1)).
 
-Conventions of the statistics: :mod:`tools.quality`.  The quality figures use
+Conventions of the statistics: :mod:`adapters.scoring`.  The quality figures use
 the onnxruntime backend on the weights in ``models/edge`` after verifying the
 manifest, and refuse to run if the dataset's hash differs from the one the
 model was trained on (its test period would not be held out any more).
@@ -62,6 +66,11 @@ _QUALITY_FIGURES = (
     ("pt_pvalue", "p", None, None),
     ("dm_pvalue", "p", None, None),
     ("coverage_90", "fraction", None, None),
+    ("coverage_80", "fraction", None, None),
+    ("qlike_norm", "loss", "qlike_norm_garch", "garch11"),
+    ("qlike_norm_ratio_vs_garch", "ratio", None, None),
+    ("qlike_norm_ratio_vs_ewma", "ratio", None, None),
+    ("dm_pvalue_vs_garch", "p", None, None),
 )
 
 

@@ -34,9 +34,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from adapters.text.entities import DEFAULT_UNIVERSE
+
 __all__ = ["bad_lines", "main", "recycled_lines", "synth_lines"]
 
-_UNIVERSE = Path(__file__).resolve().parent / "data" / "universe.json"
+_UNIVERSE = DEFAULT_UNIVERSE  # the shipped universe (package data of adapters.text)
 _T0 = 1_717_372_800 * 10**9  # 2024-06-03 00:00 UTC, a Monday
 
 _OUTLETS = ("reuters", "bloomberg", "dow jones newswires", "cnbc", "marketwatch", "associated press",

@@ -41,13 +41,13 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 
+from adapters import scoring
 from adapters.bars import BarAggregator, BarSpec
 from adapters.datasets import Tape, load_emini, load_nasdaq, load_sp500
 from adapters.features import FEATURE_NAMES, FEATURE_SCHEMA, FeatureConfig, FeatureEngine
 from adapters.inference.manifest import MANIFEST_NAME, QUANTILE_LEVELS, sha256_file
 from adapters.regimes import RegimeConfig, RegimeDetector
 from engine.messages import Bar
-from tools import quality
 
 __all__ = [
     "DATASET_SPECS",
@@ -233,18 +233,29 @@ def evaluate(prep: Prepared, out: np.ndarray, sl: slice | None = None) -> dict[s
     fit_end = int(prep.target_index[sl][0])
     past = prep.returns[:fit_end]
     rw_q = np.broadcast_to(np.quantile(past, levels), q.shape)
-    roll_q = quality.rolling_empirical_quantiles(prep.returns, levels, fit_end, prep.spec.rw_window)
+    roll_q = scoring.rolling_empirical_quantiles(prep.returns, levels, fit_end, prep.spec.rw_window)
     roll_q = roll_q[prep.target_index[sl] - fit_end]
-    crps = quality.crps_quantiles(y, q, levels)
-    crps_rw = quality.crps_quantiles(y, rw_q, levels)
-    crps_roll = quality.crps_quantiles(y, roll_q, levels)
-    garch = quality.garch_variance(prep.returns, fit_end)[prep.target_index[sl] - fit_end]
+    crps = scoring.crps_quantiles(y, q, levels)
+    crps_rw = scoring.crps_quantiles(y, rw_q, levels)
+    crps_roll = scoring.crps_quantiles(y, roll_q, levels)
+    garch = scoring.garch_variance(prep.returns, fit_end)[prep.target_index[sl] - fit_end]
     ewma = prep.scale[sl] ** 2
-    ql = quality.qlike(y, vol**2)
-    _, pt_p = quality.pesaran_timmermann(y, prob)
-    _, dm_p = quality.diebold_mariano(crps, crps_rw)
-    _, dm_roll_p = quality.diebold_mariano(crps, crps_roll)
-    cover = np.mean((y >= q[:, 0]) & (y <= q[:, -1]))
+    ql = scoring.qlike(y, vol**2)
+    _, pt_p = scoring.pesaran_timmermann(y, prob)
+    _, dm_p = scoring.diebold_mariano(crps, crps_rw)
+    _, dm_roll_p = scoring.diebold_mariano(crps, crps_roll)
+    cover = scoring.interval_coverage(y, q, levels, 0.9)  # the 5%-95% band
+    # Normalised QLIKE against the squared return: rows with a zero return carry no information
+    # (infinite loss for every forecast) and are left out, the same rows for every model.
+    s2 = np.asarray(y, np.float64) ** 2
+    h_model = np.asarray(vol, np.float64) ** 2
+    qn, _ = scoring.qlike_norm_mean(s2, h_model)
+    qn_garch, _ = scoring.qlike_norm_mean(s2, garch)
+    qn_ewma, _ = scoring.qlike_norm_mean(s2, ewma)
+    moved = s2 > 0.0
+    _, dm_garch_p = scoring.diebold_mariano(
+        scoring.qlike_norm(s2[moved], h_model[moved]), scoring.qlike_norm(s2[moved], garch[moved])
+    )
     return {
         "n": float(len(y)),
         "crps": float(crps.mean()),
@@ -253,15 +264,26 @@ def evaluate(prep: Prepared, out: np.ndarray, sl: slice | None = None) -> dict[s
         "crps_rw_rolling": float(crps_roll.mean()),
         "crps_ratio_vs_rw_rolling": float(crps.mean() / crps_roll.mean()),
         "qlike": float(ql.mean()),
-        "qlike_garch": float(quality.qlike(y, garch).mean()),
-        "qlike_ewma": float(quality.qlike(y, ewma).mean()),
-        "hit_rate": quality.hit_rate(y, prob),
-        "brier": quality.brier(y, prob),
+        "qlike_garch": float(scoring.qlike(y, garch).mean()),
+        "qlike_ewma": float(scoring.qlike(y, ewma).mean()),
+        "hit_rate": scoring.hit_rate(y, prob),
+        "brier": scoring.brier(y, prob),
         "pt_pvalue": pt_p,
         "dm_pvalue": dm_p,
         "dm_pvalue_vs_rw_rolling": dm_roll_p,
-        "coverage_90": float(cover),
+        "coverage_90": cover,
+        "coverage_80": scoring.interval_coverage(y, q, levels, 0.8),
+        "qlike_norm": qn,
+        "qlike_norm_garch": qn_garch,
+        "qlike_norm_ewma": qn_ewma,
+        "qlike_norm_ratio_vs_garch": _ratio(qn, qn_garch),
+        "qlike_norm_ratio_vs_ewma": _ratio(qn, qn_ewma),
+        "dm_pvalue_vs_garch": dm_garch_p,
     }
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0.0 and math.isfinite(b) else math.nan
 
 
 # --- training ----------------------------------------------------------------
@@ -588,7 +610,7 @@ def write_model_card(out: Path, models: dict[str, Any], cfg: TrainConfig) -> Pat
         "Written by `python -m tools.train_edge`; `manifest.json` is the authority (sha256 of every",
         "file, data hashes, full metrics) and is verified before any weights load.  Test periods are",
         "held out: chronological splits, early stopping and calibration on the validation period only.",
-        "Lower is better for CRPS and QLIKE (QLIKE is `log h + r^2/h`, see tools/quality.py).",
+        "Lower is better for CRPS and QLIKE (QLIKE is `log h + r^2/h`, see adapters/scoring.py).",
         "",
         f"Training config: `{json.dumps(msgspec.to_builtins(cfg), sort_keys=True)}`",
         "",

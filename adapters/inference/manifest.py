@@ -20,6 +20,7 @@ import msgspec
 
 from adapters.features import FEATURE_NAMES, FEATURE_SCHEMA, FeatureConfig
 from adapters.inference.errors import ManifestError, ModelMismatch
+from models import EDGE_DIR
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
@@ -36,7 +37,7 @@ MANIFEST_NAME: Final = "manifest.json"
 QUANTILE_LEVELS: Final[tuple[float, ...]] = (
     0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95,
 )  # fmt: skip
-DEFAULT_MODEL_DIR: Final = Path(__file__).resolve().parents[2] / "models" / "edge"
+DEFAULT_MODEL_DIR: Final = EDGE_DIR  # the shipped weights: package data of ``models`` (importlib.resources)
 
 
 def sha256_file(path: Path) -> str:

@@ -71,7 +71,8 @@ __all__ = [
     "run_stream",
 ]
 
-DEFAULT_SOURCES = Path(__file__).resolve().parents[2] / "tools" / "data" / "sources.json"
+# Package data (adapters/text/data/README.md): credibility priors and newsroom groups.
+DEFAULT_SOURCES = Path(__file__).resolve().parent / "data" / "sources.json"
 _S = 10**9
 
 

@@ -15,8 +15,8 @@ it is reported with its candidates and linked to none of them.
 
 The universe file is JSON: ``{"instruments": [{"symbol", "name", "kind",
 "aliases": [...], "cashtags"?: [...]}], "topics": [{"phrases", "symbols"}],
-"ambiguous": {alias: [symbols]}, "stop_phrases"?: [...]}``; the default one is
-``tools/data/universe.json``.
+"ambiguous": {alias: [symbols]}, "stop_phrases"?: [...]}``; the default one ships as package
+data, ``adapters/text/data/universe.json`` (:data:`DEFAULT_UNIVERSE`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from adapters.text.errors import UniverseError
 
 __all__ = ["DEFAULT_UNIVERSE", "EntityLinker", "Instrument", "LinkResult", "Mention", "Universe"]
 
-DEFAULT_UNIVERSE = Path(__file__).resolve().parents[2] / "tools" / "data" / "universe.json"
+# Package data (adapters/text/data/README.md), found next to this module wherever it is installed.
+DEFAULT_UNIVERSE = Path(__file__).resolve().parent / "data" / "universe.json"
 
 # Phrases that contain an alias but name something else (mostly news outlets).
 _DEFAULT_STOP = (

@@ -10,7 +10,8 @@ label ``negative`` / ``neutral`` / ``positive``:
 * :class:`EmbeddingSentiment`: multinomial logistic regression over MiniLM
   sentence embeddings, trained by ``tools/train_sentiment.py`` on the project's
   labelled headlines; score ``P(positive) - P(negative)``.  Weights are
-  checked against the sha256 in ``models/sentiment/manifest.json``.
+  checked against the sha256 in ``models/sentiment/manifest.json`` (package data of
+  :mod:`models`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from adapters.text.errors import ModelFileError
+from models import SENTIMENT_DIR
 
 if TYPE_CHECKING:
     from adapters.text.embed import Embedder
@@ -45,7 +47,7 @@ __all__ = [
 
 Label = Literal["negative", "neutral", "positive"]
 LABELS: tuple[Label, Label, Label] = ("negative", "neutral", "positive")
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "sentiment"
+MODEL_DIR = SENTIMENT_DIR  # the shipped weights: package data of ``models`` (importlib.resources)
 _LM_WORD = re.compile(r"[a-z]+")
 
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.features import FEATURE_NAMES, FeatureConfig, FeatureEngine
+from adapters.scoring import ewma_variance
 from engine.messages import Bar, Quote, VerifiedNews
-from tools.quality import ewma_variance
 
 IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.text.entities import EntityLinker, Universe
+from adapters.text.entities import DEFAULT_UNIVERSE, EntityLinker, Universe
 from adapters.text.errors import UniverseError
 
 LARGEST = re.findall(
@@ -88,7 +88,7 @@ def test_user_files_extend_the_universe(tmp_path: Path) -> None:
     extra.write_text(
         json.dumps({"instruments": [{"symbol": "ACME", "name": "Acme Corp", "aliases": ["Acme"]}]})
     )
-    u = Universe.load(Path(__file__).resolve().parents[2] / "tools/data/universe.json", extra)
+    u = Universe.load(DEFAULT_UNIVERSE, extra)
     assert EntityLinker(u).link("Acme beats estimates").symbols == ("ACME",)
 
 

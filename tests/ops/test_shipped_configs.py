@@ -29,7 +29,7 @@ from tools.commands import run as runcmd
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 RUN_HERE = {"cloud.toml", "default.toml", "edge-node.toml", "edge.toml", "replay.toml"}
-NEWS = Path(__file__).resolve().parents[2] / "tools" / "data" / "news_emini_2013-09.jsonl"
+NEWS = CONFIG / "data" / "news_emini_2013-09.jsonl"
 
 
 def test_every_shipped_config_is_run_here() -> None:
