@@ -185,7 +185,7 @@ class FeedCore:
         self._alpha = 1.0 - 0.5 ** (1.0 / max(1, cfg.spike_halflife))
         self._rejected: dict[str, Any] = {}
         self.n_in = metrics.counter("md_events_in_total")
-        self._n_out = metrics.counter("md_events_published_total")
+        self.n_out = metrics.counter("md_events_published_total")
         self._n_bars = metrics.counter("md_bars_published_total")
         self._n_seq_gaps = metrics.counter("md_seq_gaps_total")
         self._n_time_gaps = metrics.counter("md_time_gaps_total")
@@ -243,7 +243,7 @@ class FeedCore:
                 n_md += len(msgs)
                 out.append(Emit(topic, msgs))
         self._n_bars.inc(n_bars)
-        self._n_out.inc(n_md)
+        self.n_out.inc(n_md)
         return out
 
     # --- the reference path ------------------------------------------------------
@@ -650,7 +650,7 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
     def finish(self) -> list[Emit]:
         """End of the replay: the open bars."""
         self.done = True
-        self.ctx.log.info("replay_finished", events=self.core.n_in.value)
+        self.ctx.log.info("replay_finished", events=self.core.n_in.value, published=self.core.n_out.value)
         return self.core.flush()
 
     def on_batch(self, msgs: list[Any]) -> None:

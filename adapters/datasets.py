@@ -224,7 +224,7 @@ class ColumnMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ``close`` (and ``open``/``high``/``low``/``volume``; a missing ``open``, ``high``
     or ``low`` is the close, a missing ``volume`` is 0): ``price``/``size`` are then
     ignored.  A bar's ``ts`` is its close time (``bar_ts = "open"``: its open time);
-    ``bar_ns`` is the bar length in ns (0: the median spacing of the file's times).
+    ``bar_ns`` is the bar length in ns (0: the lower median spacing of the file's times).
     """
 
     ts: str = "ts"
@@ -530,9 +530,10 @@ def _frame_to_tape(name: str, df: pd.DataFrame, mapping: ColumnMapping) -> Tape:
 
 
 def _median_spacing(ts_ns: np.ndarray) -> int:
-    """The median gap between distinct times (a bar file's bar length); 0 with fewer than two."""
-    gaps = np.diff(np.unique(ts_ns))
-    return int(np.median(gaps)) if len(gaps) else 0
+    """The (lower) median gap between distinct times: a bar file's bar length (a weekend's
+    longer gap does not count); 0 with fewer than two times."""
+    gaps = np.sort(np.diff(np.unique(ts_ns)))
+    return int(gaps[(len(gaps) - 1) // 2]) if len(gaps) else 0
 
 
 def load_csv(path: str | Path, mapping: ColumnMapping | None = None) -> Tape:

@@ -47,10 +47,9 @@ resumes instead of starting over.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast, runtime_checkable
 
 from engine.clock import Clock, SimClock
 
@@ -63,6 +62,7 @@ __all__ = ["Emit", "ReplayDriver", "ReplayInput"]
 T = TypeVar("T")
 
 _NEVER = 2**63 - 1
+_ATTR = "_replay_driver"
 
 
 class Emit(NamedTuple):
@@ -108,14 +108,17 @@ class ReplayInput(Protocol):
 class ReplayDriver:
     """Merges the replayed inputs of one engine; see the module docstring."""
 
-    _by_bus: ClassVar[weakref.WeakKeyDictionary[Bus, ReplayDriver]] = weakref.WeakKeyDictionary()
-
     @classmethod
     def of(cls, bus: Bus, clock: Clock) -> ReplayDriver:
-        """The engine's driver (made on first use); one per bus."""
-        driver = cls._by_bus.get(bus)
-        if driver is None:
-            driver = cls._by_bus[bus] = cls(bus, clock)
+        """The engine's driver (made on first use); one per bus.
+
+        Kept on the bus itself, so it lives and dies with the engine: a registry
+        outside would keep every finished engine alive through the driver's inputs.
+        """
+        driver = getattr(bus, _ATTR, None)
+        if not isinstance(driver, ReplayDriver):
+            driver = cls(bus, clock)
+            setattr(bus, _ATTR, driver)
         return driver
 
     def __init__(self, bus: Bus, clock: Clock) -> None:

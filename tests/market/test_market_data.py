@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ import msgspec
 import pytest
 
 from engine.messages import Bar, DeadLetter, Quote, Trade
+from engine.testing import Probe, settle
 
 from .conftest import build, feed, run
 
@@ -193,3 +195,81 @@ async def test_symbol_filter_and_unknown_symbols() -> None:
     eng = build(feed(dataset="synthetic", synthetic={"n": 100}, symbols=["ZZZ"]))
     summary = await eng.run(install_signals=False)
     assert summary.exit_code != 0  # nothing to replay is an error, not an empty success
+
+
+@pytest.mark.asyncio
+async def test_daily_data_replays_as_the_real_bars_training_saw() -> None:
+    """sp500 is a bar tape: each day goes out as its real OHLC bar (the bar the edge model was
+    trained on, tools.train_edge.bars_from_daily), then a trade at its close."""
+    from adapters.datasets import load_sp500
+    from tools.train_edge import bars_from_daily
+
+    eng = build(feed(dataset="sp500", bars=[{"kind": "tick", "size": 1}]))  # bars aggregate ticks only
+    summary, msgs = await run(eng, "md.>", "bar.>", "deadletter")
+    bars = [m for m in msgs if type(m) is Bar]
+    trades = [m for m in msgs if type(m) is Trade]
+    tape = load_sp500()
+    assert bars == list(bars_from_daily(tape))
+    assert sum(b.open != b.close for b in bars) > 0.9 * len(bars)  # not one print per day
+    assert [t.price for t in trades] == tape.price.tolist() and [t.seq for t in trades] == [
+        b.seq for b in bars
+    ]
+    assert type(msgs[0]) is Bar and type(msgs[1]) is Trade  # each day: its bar, then its close
+    assert summary.metrics["counters"]["md_bars_published_total"] == len(tape)
+
+
+@pytest.mark.asyncio
+async def test_a_bar_file_with_columns_replays_its_bars_and_refuses_bad_ones(tmp_path: Path) -> None:
+    rows = ["ts,o,h,l,c,v"]
+    for i in range(30):
+        o, c = 100.0 + (i % 3), 100.5 + (i % 2)
+        rows.append(f"{T0 + i * 60 * S},{o},{max(o, c) + 0.5},{min(o, c) - 0.5},{c},{10 + i}")
+    rows.append(f"{T0 + 30 * 60 * S},101,100,102,101,5")  # high below low
+    rows.append(f"{T0 + 31 * 60 * S},101,102,100,101,0")  # no volume
+    path = tmp_path / "bars.csv"
+    path.write_text("\n".join(rows) + "\n")
+    columns = {"ts": "ts", "open": "o", "high": "h", "low": "l", "close": "c", "volume": "v"}
+    eng = build(feed(dataset=None, file=str(path), columns={**columns, "default_symbol": "XYZ"}))
+    summary, msgs = await run(eng, "md.>", "bar.>", "deadletter")
+    bars = [m for m in msgs if type(m) is Bar]
+    assert len(bars) == 30 and bars[0].symbol == "XYZ" and bars[0].spec == 60 * S
+    assert (bars[0].open, bars[0].high, bars[0].low, bars[0].close, bars[0].volume) == (
+        100.0,
+        101.0,
+        99.5,
+        100.5,
+        10.0,
+    )
+    assert bars[0].ts_open == bars[0].ts_event - 60 * S
+    assert [m.reason for m in msgs if type(m) is DeadLetter] == ["inconsistent_bar", "non_positive_size"]
+    assert summary.reason == "replay finished"
+
+
+@pytest.mark.asyncio
+async def test_a_live_feed_checks_what_arrives_in_its_mailbox() -> None:
+    """No dataset, no file: records (or decoded trades) come in by message, from a Kafka consumer say."""
+    from adapters.sources import position, records_from_messages
+
+    eng = build(feed(dataset="", seq="position", bars=[{"kind": "tick", "size": 2}]), clock="live")
+    probe = Probe(eng.bus, "md.>", "bar.>", "deadletter")
+    task = asyncio.ensure_future(eng.run(install_signals=False))
+    try:
+        await eng.bus.wait_started()
+        trades = [
+            Trade(symbol="ES", ts_event=T0 + i * S, seq=position(1, i), price=p, size=1.0)
+            for i, p in enumerate([100.0, 100.25, -5.0, 100.5])
+        ]
+        ref = eng.ref("feed")
+        ref.tell(records_from_messages("kafka", trades[:2]))
+        for t in trades[2:]:
+            ref.tell(t)
+        await settle(eng.bus)
+    finally:
+        eng.request_shutdown("test done")
+        await asyncio.wait_for(task, 10)
+    msgs = probe.drain()
+    got = [m for m in msgs if type(m) is Trade]
+    assert [t.seq for t in got] == [position(1, 0), position(1, 1), position(1, 3)]  # positions, not counts
+    assert all(t.ts_recv > T0 for t in got)  # received now, on the live clock
+    assert [m.seq for m in msgs if type(m) is Bar] == [position(1, 1)]
+    assert [m.reason for m in msgs if type(m) is DeadLetter] == ["non_positive_price"]
