@@ -319,7 +319,7 @@ class OverloadParams(msgspec.Struct, frozen=True, kw_only=True):
     capacity_forecasts_per_s: float = 0.0
     """With ``capacity_per_s``: the forecasts/s that go with it (0: not known, ratios undefined)."""
     capacity_guess: float = 40_000.0
-    saturate: float = 3.0
+    saturate: float = 1.5
     """The capacity step offers ``saturate`` x ``capacity_guess`` records/s."""
     symbols: int = 50
     bar_trades: int = 4
@@ -346,6 +346,7 @@ class OverloadResult(msgspec.Struct, kw_only=True):
     capacity_forecasts_per_s: float
     capacity_unaccounted: int
     capacity_downstream_shed: int
+    capacity_front_shed: int
     offered_records_per_s: float
     served_records_per_s: float
     served_ratio: float
@@ -589,6 +590,8 @@ class _Capacity(NamedTuple):
     unaccounted: int
     downstream_shed: int
     """Messages shed past the feed's mailbox (0: the front shed alone held the load)."""
+    front_shed: int
+    """Chunks the feed's mailbox shed (0: the offered rate did not saturate the pipeline)."""
 
 
 async def _capacity(p: OverloadParams) -> _Capacity:
@@ -601,13 +604,14 @@ async def _capacity(p: OverloadParams) -> _Capacity:
     residuals, _ = _accounting(p, rig.engine.metrics, summary.mailboxes)
     unaccounted = sum(abs(v) for v in residuals.values())
     downstream = sum(st.shed for name, st in summary.mailboxes.items() if name != "feed")
-    return _Capacity(rig.rate("records_in", 1), forecasts / p.calibrate_s, unaccounted, downstream)
+    front = summary.mailboxes["feed"].shed
+    return _Capacity(rig.rate("records_in", 1), forecasts / p.calibrate_s, unaccounted, downstream, front)
 
 
 async def run_experiment(p: OverloadParams) -> OverloadResult:
     """Measure the capacity (unless given), then run the schedule; see the module docstring."""
     t_wall = time.perf_counter()
-    measured = _Capacity(p.capacity_per_s, p.capacity_forecasts_per_s, 0, 0)
+    measured = _Capacity(p.capacity_per_s, p.capacity_forecasts_per_s, 0, 0, 0)
     if p.capacity_per_s <= 0:
         measured = await _capacity(p)
     cap, cap_fc = measured.records_per_s, measured.forecasts_per_s
@@ -650,6 +654,7 @@ async def run_experiment(p: OverloadParams) -> OverloadResult:
         capacity_forecasts_per_s=cap_fc,
         capacity_unaccounted=measured.unaccounted,
         capacity_downstream_shed=measured.downstream_shed,
+        capacity_front_shed=measured.front_shed,
         offered_records_per_s=p.factor * cap,
         served_records_per_s=served,
         served_ratio=served / cap,
@@ -742,7 +747,17 @@ def _figures(r: OverloadResult) -> list[tuple[str, float | None, str, dict[str, 
 
     return [
         ("capacity_records_per_s", r.capacity_records_per_s, "records/s", {}),
-        ("capacity_forecasts_per_s", num(r.capacity_forecasts_per_s), "forecasts/s", {"path": "full"}),
+        (
+            "capacity_forecasts_per_s",
+            num(r.capacity_forecasts_per_s),
+            "forecasts/s",
+            {
+                "path": "full",
+                "front_shed_chunks": r.capacity_front_shed,
+                "downstream_shed": r.capacity_downstream_shed,
+                "unaccounted": r.capacity_unaccounted,
+            },
+        ),
         ("offered_records_per_s", r.offered_records_per_s, "records/s", {}),
         ("served_records_per_s", num(r.served_records_per_s), "records/s", {"ratio": num(r.served_ratio)}),
         ("goodput_per_s", r.goodput_per_s, "forecasts/s", {"ratio": num(r.goodput_ratio)}),
