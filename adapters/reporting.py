@@ -279,11 +279,12 @@ def plot_calibration(coverage: Mapping[float, tuple[float, int]]) -> bytes:
     return _png(fig)
 
 
-def plot_latency(samples_us: Mapping[str, Sequence[float]], *, ylabel: str = "count") -> bytes:
+def plot_latency(samples_us: Mapping[str, Sequence[float]], *, quantile_points: bool = False) -> bytes:
     """Histograms (log-x) of latency samples per tier or stage, microseconds.
 
-    Samples may be raw latencies or a histogram read at evenly spaced quantiles (each point
-    then carries the same share of the messages, so their histogram is the distribution).
+    ``quantile_points``: the samples are a histogram read at evenly spaced quantiles, not
+    messages (each point carries the same share of the messages, so their histogram is the
+    distribution; their count says nothing, so the legend leaves it out).
     """
     import numpy as np
 
@@ -294,11 +295,12 @@ def plot_latency(samples_us: Mapping[str, Sequence[float]], *, ylabel: str = "co
         for tier in sorted(samples_us):
             pos = [v for v in samples_us[tier] if v and v > 0]
             if pos:
-                ax.hist(pos, bins=bins, alpha=0.6, label=f"{tier} (n={len(pos)})")
+                label = tier if quantile_points else f"{tier} (n={len(pos)})"
+                ax.hist(pos, bins=bins, alpha=0.6, label=label)
         ax.set_xscale("log")
         ax.legend(fontsize=8)
     ax.set_xlabel("latency (us)")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel("share of messages (quantile points)" if quantile_points else "count")
     return _png(fig)
 
 
@@ -417,6 +419,12 @@ def _table_html(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f'<table class="grid"><tr>{th}</tr>\n{body}</table>'
 
 
+def _table_section(table: Table) -> str:
+    heading, head, cells, note = table
+    text = f"<h2>{html.escape(heading)}</h2>\n{_table_html(head, cells)}\n"
+    return text + (f"<p>{html.escape(note)}</p>" if note else "")
+
+
 def write_report(
     path: str | Path,
     *,
@@ -425,24 +433,20 @@ def write_report(
     figures: Sequence[Figure] = (),
     warnings: Sequence[str] = (),
     tables: Sequence[Table] = (),
+    appendix: Sequence[Table] = (),
 ) -> Path:
     """One self-contained HTML page; returns its path.
 
     In order: ``warnings`` (e.g. a tier that failed) as banners, the ``summary`` as a
     two-column table (floats to 4 significant digits, NaN as ``n/a``), ``tables``
-    ``(heading, column names, rows, note)`` and ``figures`` ``(heading, PNG or None, note)``,
-    embedded as base64 (a missing figure reads "no data").
+    ``(heading, column names, rows, note)``, ``figures`` ``(heading, PNG or None, note)``
+    embedded as base64 (a missing figure reads "no data"), then the ``appendix`` tables.
     """
     banner = "".join(f'<p class="warning">WARNING: {html.escape(w)}</p>\n' for w in warnings)
     rows = "\n".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in summary.items()
     )
-    parts = []
-    for heading, head, cells, note in tables:
-        parts.append(
-            f"<h2>{html.escape(heading)}</h2>\n{_table_html(head, cells)}\n"
-            + (f"<p>{html.escape(note)}</p>" if note else "")
-        )
+    parts = [_table_section(t) for t in tables]
     for heading, png, note in figures:
         body = (
             f'<img alt="{html.escape(heading)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
@@ -450,6 +454,7 @@ def write_report(
             else "<p><em>no data</em></p>"
         )
         parts.append(f"<h2>{html.escape(heading)}</h2>\n{body}\n<p>{html.escape(note)}</p>")
+    parts += [_table_section(t) for t in appendix]
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}th{{text-align:left;padding-right:1em}}
@@ -593,7 +598,7 @@ def write_replay_report(out: Path, metrics: Mapping[str, Any], results: Mapping[
         ),
         (
             "Handler latency per stage",
-            plot_latency(metrics.get("stage_latency_quantiles_us", {}), ylabel="quantile points")
+            plot_latency(metrics.get("stage_latency_quantiles_us", {}), quantile_points=True)
             if metrics.get("stage_latency_quantiles_us")
             else None,
             "Per-message handler latency (wall clock, per mailbox batch), from the engine's histograms "
@@ -631,6 +636,8 @@ def write_replay_report(out: Path, metrics: Mapping[str, Any], results: Mapping[
             "PnL is exact (Decimal) in account currency; Sharpe is annualised from bar-sampled equity; "
             "turnover is traded notional / initial cash.",
         ),
+    ]
+    appendix: list[Table] = [
         ("Stage latency (µs per message, wall clock)", ["stage", "p50", "p99", "p99.9", "messages"],
          lat_rows, ""),
         ("Counters", ["counter", "value"], interesting, ""),
@@ -648,6 +655,7 @@ def write_replay_report(out: Path, metrics: Mapping[str, Any], results: Mapping[
         summary=summary,
         figures=figures,
         tables=tables,
+        appendix=appendix,
     )
 
 
