@@ -578,7 +578,8 @@ class _TapeInput:
         self._feed = feed
         self._source = source
         self._chunk = chunk
-        self._progress = _progress(source.total, source.taken, feed.config.progress)
+        self._progress: Any = None  # made at the first take: models load before the bar appears
+        self._want_progress = feed.config.progress
         self._lat = feed.ctx.metrics.histogram("handler_latency_us", actor=feed.ctx.name)
 
     def head_ns(self) -> int | None:
@@ -590,6 +591,10 @@ class _TapeInput:
         emits = self._feed.process(rec)
         # Wall-clock cost per record of this stage (the feed handles no messages of its own here).
         self._lat.observe((time.perf_counter_ns() - t0) / 1000.0 / len(rec))
+        if self._want_progress:
+            self._want_progress = False
+            src = self._source
+            self._progress = _progress(src.total, src.taken - len(rec), True)
         if self._progress is not None:
             self._progress.update(len(rec))
         return emits

@@ -22,11 +22,13 @@ from engine.testing import Probe
 
 NEWS = Path(__file__).resolve().parents[2] / "config" / "data" / "news_emini_2013-09.jsonl"
 
-PIPELINE = f"""
+ENGINE = """
 [engine]
 clock = "sim"
 shutdown_deadline_s = 60.0
+"""
 
+FEED = """
 [[actors]]
 name = "feed"
 class = "actors.market_data:MarketDataFeed"
@@ -37,7 +39,9 @@ policy = "block"
 dataset = "emini"
 limit = 60000
 chunk_size = 1024
+"""
 
+NARRATIVE = """
 [[actors]]
 name = "narrative"
 class = "actors.narrative:NarrativeIngest"
@@ -46,12 +50,15 @@ subscribe = ["news.raw"]
 capacity = 1024
 policy = "block"
 [actors.config]
-replay_file = "{NEWS}"
+replay_file = "{news}"
 pace = "clock"
+shutdown_at_end = {shutdown}
 [actors.config.analyzer]
 embed = false
 sentiment = "lexicon"
 """
+
+PIPELINE = ENGINE + FEED + NARRATIVE.format(news=NEWS, shutdown="false")
 
 
 async def replay() -> tuple[Engine, Any, list[Any]]:
@@ -101,3 +108,30 @@ def test_the_merged_replay_is_the_same_on_asyncio_and_uvloop() -> None:
 
     runs = [key(run_on_loop(replay(), loop)[2]) for loop in ("asyncio", "uvloop")]
     assert runs[0] == runs[1] and len(runs[0]) > 60_000
+
+
+@pytest.mark.asyncio
+async def test_news_alone_is_handed_over_at_its_own_times(tmp_path: Path) -> None:
+    """What the old clock-paced mode waited for another source to do, the driver does itself."""
+    import json
+
+    t0 = 1_378_072_800_000_000_000
+    f = tmp_path / "news.jsonl"
+    f.write_text(
+        "\n".join(
+            json.dumps({"id": i, "ts": t0 + s * 1_000_000_000, "source": "reuters", "headline": h})
+            for i, s, h in (
+                ("early", 0, "Microsoft to buy Nokia's devices unit for 5.44 billion euros"),
+                ("later", 600, "Nokia sells handset unit to Microsoft for 5.44 billion euros"),
+            )
+        )
+        + "\n"
+    )
+    pipeline = ENGINE + NARRATIVE.format(news=f, shutdown="true")
+    engine = Engine(loads_config(pipeline, path="news-only.toml"))
+    probe = Probe(engine.bus, "news.analysed")
+    summary = await engine.run(install_signals=False)
+    assert summary.reason == "news replay finished"
+    got = [(m.item.id, m.item.ts_recv - t0) for m in probe.drain()]
+    assert got == [("early", 0), ("later", 600_000_000_000)]
+    assert engine.clock.now_ns() == t0 + 600_000_000_000
