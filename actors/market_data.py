@@ -68,7 +68,7 @@ from scipy.signal import lfilter
 
 from adapters.bars import BarAggregator, BarSpec
 from adapters.datasets import ColumnMapping
-from adapters.sources import MarketRecords, TapeSource, open_tape, records_from_messages
+from adapters.sources import MarketRecords, MarketSource, TapeSource, open_tape, records_from_messages
 from engine.actor import Actor
 from engine.clock import SimClock
 from engine.messages import Bar, Quote, Trade
@@ -570,9 +570,10 @@ class FeedCore:
 
 
 class _TapeInput:
-    """The feed's tape as an input of the replay driver (:class:`engine.replay.ReplayInput`)."""
+    """The feed's source (a tape; any :class:`~adapters.sources.MarketSource`) as an input of
+    the replay driver (:class:`engine.replay.ReplayInput`)."""
 
-    def __init__(self, feed: MarketDataFeed, source: TapeSource, chunk: int) -> None:
+    def __init__(self, feed: MarketDataFeed, source: MarketSource, chunk: int) -> None:
         self.name = feed.ctx.name
         self.shutdown_reason = "replay finished" if feed.config.shutdown_at_end else None
         self._feed = feed

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Final, Literal
+from typing import Final, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,6 +31,7 @@ __all__ = [
     "OFFSET_BITS",
     "QUOTE_COLUMNS",
     "MarketRecords",
+    "MarketSource",
     "position",
     "records_from_messages",
     "split_position",
@@ -107,6 +108,35 @@ class MarketRecords:
     @property
     def has_quotes(self) -> bool:
         return "is_quote" in self.extra
+
+
+@runtime_checkable
+class MarketSource(Protocol):
+    """A time-ordered source of market records a replay pulls from (a tape, a recording).
+
+    :meth:`take` hands out the next records with time <= ``until_ns`` -- at least one,
+    so a replay driver always progresses -- and at most ``limit``; :meth:`head_ns` is
+    the time of the next record, None once exhausted.  ``total``/``taken`` count
+    records (for progress).  :class:`~adapters.sources.TapeSource` is one.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Every symbol the source may hand out (to size the feed's chunks by its subscribers)."""
+        ...
+
+    @property
+    def total(self) -> int: ...
+
+    @property
+    def taken(self) -> int: ...
+
+    def head_ns(self) -> int | None: ...
+
+    def take(self, until_ns: int, limit: int) -> MarketRecords: ...
 
 
 def records_from_messages(source: str, msgs: Sequence[Trade | Quote]) -> MarketRecords:

@@ -151,3 +151,9 @@ def test_an_untimed_news_file_is_due_at_once(tmp_path: Path) -> None:
     src = NewsFileSource(f, untimed=True)
     assert src.head_ns() is not None and src.head_ns() < -(2**62)  # type: ignore[operator]
     assert [ln.lineno for ln in src.take(-(2**63), limit=10)] == [1, 2]
+
+
+def test_a_tape_source_is_a_market_source() -> None:
+    from adapters.sources import MarketSource
+
+    assert isinstance(TapeSource(small_tape([1])), MarketSource)
