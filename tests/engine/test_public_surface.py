@@ -30,6 +30,7 @@ PUBLIC = {
         "TierRecorder", "TierState", "TierStatus", "assess",
     ],
     "engine.kernel": ["Engine", "RunSummary", "run_engine", "run_on_loop"],
+    "engine.replay": ["Emit", "ReplayDriver", "ReplayInput"],
     "engine.logging": ["configure_logging"],
     "engine.mailbox": ["Mailbox", "MailboxStatistics", "OfferResult", "Policy"],
     "engine.messages": [

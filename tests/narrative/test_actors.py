@@ -378,45 +378,6 @@ def test_bad_actor_config_is_a_config_error(tmp_path: Path) -> None:
         Engine.from_file(cfg).build()
 
 
-@pytest.mark.asyncio
-async def test_clock_paced_replay_waits_for_the_market_clock(tmp_path: Path) -> None:
-    f = tmp_path / "news.jsonl"
-    f.write_text(
-        _line("early", 0, "reuters", "Microsoft to buy Nokia's devices unit for 5.44 billion euros")
-        + "\n"
-        + _line("later", 600, "bloomberg", "Nokia sells handset unit to Microsoft for 5.44 billion euros")
-        + "\n"
-    )
-    eng = _engine()
-    eng.add_actor(
-        "narrative",
-        NarrativeIngest,
-        NarrativeIngestConfig(analyzer=LEXICON, replay_file=str(f), pace="clock"),
-    )
-    probe = Probe(eng.bus, "news.analysed")
-    run = asyncio.ensure_future(eng.run(install_signals=False))
-    try:
-        for _ in range(3000):  # until the analyzer is loaded and the replay runs
-            await asyncio.sleep(0.01)
-            actor = eng.cells["narrative"].actor
-            if actor is not None and hasattr(actor, "analyzer"):
-                break
-        clock = eng.clock
-        seen: list[str] = []
-        for target in (T0 - 10 * S, T0 + 1 * S, T0 + 599 * S, T0 + 601 * S):
-            clock.advance_to(target)  # type: ignore[attr-defined]
-            for _ in range(300):  # let the replay task and the executor catch up
-                await asyncio.sleep(0.01)
-                seen += [m.item.id for m in probe.drain()]
-                if eng.bus.is_idle() and len(seen) >= (target >= T0) + (target >= T0 + 600 * S):
-                    break
-            expected = [i for i, t in (("early", 0), ("later", 600)) if T0 + t * S <= target]
-            assert seen == expected, (target - T0) / S
-    finally:
-        eng.request_shutdown("test done")
-        await asyncio.wait_for(run, 30)
-
-
 def _publish_flat_bar(eng: Engine, ts: int, px: float, volume: float) -> None:
     """A one-minute ES bar closing at ``ts`` with every price at ``px``."""
     bar = Bar(
