@@ -165,8 +165,11 @@ class ActorContext:
         return await self.bus.publish_many_wait(topic, msgs)
 
     def tier(self, name: str) -> TierRecorder:
-        """The health record of pipeline tier ``name`` (see :mod:`engine.health`)."""
-        return self.metrics.tiers.tier(name)
+        """The health record of pipeline tier ``name`` (see :mod:`engine.health`); this actor is
+        recorded as one of its owners, so the tier fails if the actor is parked or abandoned."""
+        rec = self.metrics.tiers.tier(name)
+        rec.owners.add(self.name)
+        return rec
 
     def dead_letter(self, reason: str, raw: bytes = b"", ts_event: int | None = None, **detail: Any) -> None:
         """Record unusable input on the ``deadletter`` topic, counted and never silent."""

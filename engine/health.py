@@ -104,6 +104,7 @@ class TierRecorder:
         "_successes",
         "_ts_first_error",
         "name",
+        "owners",
     )
 
     def __init__(self, name: str) -> None:
@@ -115,6 +116,8 @@ class TierRecorder:
         self._last_error = ""
         self._ts_first_error = 0
         self._start_error = ""
+        self.owners: set[str] = set()
+        """Names of the actors that report for this tier (filled by ``ctx.tier``)."""
 
     def configured(self) -> None:
         """Declare the tier expected to work (clears an earlier start failure: a restart worked)."""
@@ -180,6 +183,13 @@ class TierHealth:
         if rec is None:
             rec = self._tiers[name] = TierRecorder(name)
         return rec
+
+    def actor_lost(self, actor: str, why: str) -> None:
+        """``actor`` is gone for good (parked or abandoned): every tier it reports for has FAILED,
+        whatever its counts said (a tier whose only actor died early would otherwise look IDLE)."""
+        for rec in self._tiers.values():
+            if actor in rec.owners:
+                rec.start_failed(f"actor {actor} {why}")
 
     def snapshot(self) -> dict[str, TierStatus]:
         """Every tier's status, by name (sorted)."""

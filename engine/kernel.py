@@ -377,6 +377,11 @@ class Engine:
             for sig in signals:
                 loop.remove_signal_handler(sig)
         _log.info("engine_stopped", reason=self._reason, exit_code=exit_code, drained=drained)
+        for sup in self._supervisors():
+            for name, err in sup.parked.items():
+                self.metrics.tiers.actor_lost(name, f"parked: {err}")
+            for name in sup.abandoned:
+                self.metrics.tiers.actor_lost(name, "abandoned by its supervisor")
         return RunSummary(
             reason=self._reason,
             exit_code=exit_code,

@@ -61,6 +61,14 @@ class AlwaysFails(Actor[Any]):
         raise RuntimeError("cannot start")
 
 
+class TierThenFails(Actor[Any]):
+    """Reports for the ``news`` tier, then fails every start: the tier must not look IDLE."""
+
+    async def on_start(self) -> None:
+        self.ctx.tier("news").configured()
+        raise RuntimeError("analyser crashed")
+
+
 class Slow(Actor[Any]):
     async def on_message(self, msg: Any) -> None:
         await asyncio.sleep(0.001)

@@ -440,6 +440,26 @@ async def test_a_run_whose_every_actor_is_parked_ends_with_an_error() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_tier_whose_actor_was_parked_has_failed() -> None:
+    cfg = loads_config(
+        """
+        [engine]
+        park_after = 2
+        root_max_restarts = 50
+        [[actors]]
+        name = "narrative"
+        class = "tests.engine.pipeline_parts:TierThenFails"
+        critical = false
+        """
+    )
+    summary = await asyncio.wait_for(Engine(cfg).run(install_signals=False), 5)
+    news = summary.tiers["news"]
+    assert news.state is TierState.FAILED and news.attempts == 0
+    assert news.start_error == "actor narrative parked: RuntimeError: analyser crashed"
+    assert [t.tier for t in summary.failed_tiers()] == ["news"]
+
+
+@pytest.mark.asyncio
 async def test_supervisor_park_settings_come_from_the_engine_or_the_supervisor_table() -> None:
     cfg = loads_config(
         """

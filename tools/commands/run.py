@@ -169,6 +169,8 @@ def main(argv: list[str]) -> int:
     head = write_run_outputs(out, summary, meter=meter, config=str(cfg_path), ts_start=t0, ts_end=t1)
     print_summary(head, out / "report.html")
     failed = warn_failed_tiers(summary.tiers)
+    for name, err in summary.parked.items():
+        print(f"WARNING finllm run: actor {name} was parked (crash loop): {err}", file=sys.stderr)
     if summary.exit_code == 0 and failed and args.strict:
         print(f"finllm run --strict: {len(failed)} tier(s) failed; exit 3", file=sys.stderr)
         return 3
