@@ -16,23 +16,23 @@ LLAMA_VERSION    := $(shell sed -n 's/^llama_cpp_python==//p' constraints.txt)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
                     -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
                     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-LLAMA_STAMP      := $(VENV)/.llama-portable
+# The stamp names the version and the flags: changing either rebuilds, nothing else does.
+LLAMA_STAMP      := $(VENV)/.llama-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint bootstrap bootstrap-llama clean
 
 bootstrap: $(STAMP)
 
-$(LLAMA_STAMP): constraints.txt Makefile
+$(LLAMA_STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "building llama-cpp-python $(LLAMA_VERSION) from source (portable; 8-30 min on 2 cores)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(BIN)/pip install --disable-pip-version-check -q --no-cache-dir --force-reinstall --no-deps \
 	  --no-binary llama-cpp-python "llama-cpp-python==$(LLAMA_VERSION)"
+	rm -f $(VENV)/.llama-*
 	echo "$(LLAMA_CMAKE_ARGS)" > $(LLAMA_STAMP)
 
-bootstrap-llama:
-	rm -f $(LLAMA_STAMP)
-	$(MAKE) $(LLAMA_STAMP) LLAMA_CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)"
+bootstrap-llama: $(LLAMA_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt Makefile $(LLAMA_STAMP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -27,7 +27,7 @@ phase() {
         exit "$rc"
     fi
 }
-phase llama-build make .venv/.llama-portable
+phase llama-build make bootstrap-llama
 phase bootstrap make bootstrap
 phase lint make lint
 phase tests make test

@@ -139,12 +139,21 @@ async def test_autostarted_server_lives_and_dies_with_the_actor(rig_factory: Any
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])
-async def test_autostart_with_a_broken_model_fails_loudly(tmp_path: Any) -> None:
-    from adapters.llm.local_server import LocalServerError
-    from tests.cloud.conftest import Rig
-
+async def test_autostart_with_a_broken_model_fails_loudly(tmp_path: Any, rig_factory: Any) -> None:
+    """The real server on a file that is not a model: the tier is down, loudly, and the actor lives on
+    (forecasts pass through unrefined; nothing else in the pipeline is lost)."""
     bogus = tmp_path / "broken.gguf"
     bogus.write_bytes(b"not a gguf file")
-    rig = Rig(CloudReasonerConfig(autostart_local=True, local_threads=1, local_model_path=str(bogus)))
-    with pytest.raises(LocalServerError, match="exited"):
-        await rig.cell.run()
+    cfg = CloudReasonerConfig(autostart_local=True, local_threads=1, local_model_path=str(bogus))
+    rig = await rig_factory(cfg)
+    status = rig.metrics.tiers.snapshot()["cloud"]
+    assert status.state == "failed"
+    assert "llama.cpp server exited with exit code" in status.start_error
+    assert rig.actor._server is None and rig.metrics.gauge("cloud_tier_enabled", actor="cloud").value == 0.0
+    fc = _forecast()
+    rig.publish("forecast.ES", msgspec.structs.replace(fc, confidence=0.0))
+    await rig.until(lambda: rig.counter("cloud_forecasts_seen_total") == 1)
+    # it wanted to escalate, and counted the attempt as failed instead of calling a dead server
+    assert rig.counter("cloud_escalations_skipped_total", why="tier_down") == 1
+    assert rig.counter("cloud_escalations_total") == 0
+    assert rig.metrics.tiers.snapshot()["cloud"].failures == 1
