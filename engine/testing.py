@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -31,9 +32,19 @@ class FakeClock(SimClock):
 
 @contextlib.contextmanager
 def capture_logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    """Collect every structlog event emitted in the block, as dicts with ``event`` and ``log_level``."""
-    with structlog.testing.capture_logs() as logs:
-        yield logs
+    """Collect every structlog event emitted in the block, as dicts with ``event`` and ``log_level``.
+
+    Every level is captured, whatever level an earlier ``configure_logging`` set (a filtering
+    wrapper would otherwise drop events before the capture sees them); the configuration is
+    restored afterwards.
+    """
+    wrapper = structlog.get_config()["wrapper_class"]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.configure(wrapper_class=wrapper)
 
 
 class Probe:
