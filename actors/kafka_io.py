@@ -73,7 +73,9 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from adapters.errors import RecordRejected
 from adapters.kafka import (
     MAX_OFFSET,
+    MAX_PARTITIONS,
     MAX_TOPICS,
+    Acked,
     ConsumerConfig,
     InputLimits,
     KafkaConfig,
@@ -90,14 +92,20 @@ from adapters.kafka import (
     forecast_headers,
     position_stream,
     producer_kwargs,
+    record_position,
     stop_clients,
     stream_id,
     symbol_token,
 )
+from adapters.sources.recording import Arrivals, InputLog, RecordedInput, RecordingReader
 from engine.actor import Actor
-from engine.messages import Bar, Forecast, NewsItem, Quote, Trade
+from engine.messages import Bar, DeadLetter, Forecast, ModeChange, NewsItem, Quote, ReasoningTrace, Trade
+from engine.replay import Emit, ReplayDriver
 
 __all__ = ["KafkaSink", "KafkaSinkConfig", "KafkaSource", "KafkaSourceConfig"]
+
+_MAX_UNANSWERED = 1_000_000
+"""Bars remembered while waiting to learn whether the forecaster answered them."""
 
 _DL_ENVELOPE_BYTES = 16_384
 """Room a dead letter needs besides its raw bytes (reason, detail, key, headers), bytes."""
@@ -140,6 +148,34 @@ class KafkaSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     """The sink's actor name: after a restart, the source waits for its in-flight gauge to reach 0."""
     settle_before_fetch_s: float = 10.0
     """After a (re)start, wait at most this long for the pipeline to be idle before fetching."""
+    feed_topic: str = ""
+    """Where market records go: empty publishes each decoded record on ``md.<TOK>`` /
+    ``bar.<TOK>`` (a forecaster reading records directly); a topic name (``records.md``)
+    hands them to the market-data feed as :class:`~adapters.sources.recording.Arrivals`
+    (one per fetch; the feed validates, numbers by position and bars them)."""
+    history_bars: int = 0
+    """Acknowledged bars per symbol whose records stay uncommitted, so that a restarted node
+    re-reads enough to warm its features (see :mod:`adapters.kafka`); needs the source
+    subscribed to ``bar.>``.  0: an ack settles everything up to its record."""
+    answer_timeout_s: float = 5.0
+    """A bar still without a forecast this long after it was published, while the whole pipeline
+    is idle, counts as answered without one (the forecaster dropped it and no later forecast came
+    to tell).  Bars are otherwise known answered by their forecast's ack or by a later forecast."""
+    history_max_s: float = 300.0
+    """History answered longer ago than this is released (a quiet symbol must not hold its
+    partition's commit); 0: kept until newer bars push it out."""
+    news_lockstep: bool = False
+    """Hand a news record over only once the pipeline is idle, and fetch on only once it is
+    idle again: the edge then sees news exactly between the same market records as a replay
+    of the recording would (costs the news analysis time, per news record, in latency)."""
+    lockstep_timeout_s: float = 5.0
+    """Longest wait for idle around a news record (then it goes on, logged and counted)."""
+    record_dir: str = ""
+    """``finllm node --record DIR``: log every consumed record, in handover order, to
+    ``DIR/inputs.jsonl`` (:mod:`adapters.sources.recording`)."""
+    recording: str = ""
+    """``finllm replay --recording DIR``: no Kafka; hand over the records of a recording
+    instead, through the engine's replay driver (see :class:`KafkaSource`)."""
     close_timeout_s: float = 2.0
     """``on_stop`` takes at most this long: half for the final commit, the rest to close the
     clients.  Keep it under the actor's ``shutdown_timeout_s`` (default 5 s)."""
@@ -159,6 +195,8 @@ class KafkaSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
             )
         if self.close_timeout_s <= 0:
             raise ValueError(f"close_timeout_s must be > 0, got {self.close_timeout_s}")
+        if self.history_bars < 0 or self.lockstep_timeout_s <= 0:
+            raise ValueError("history_bars must be >= 0 and lockstep_timeout_s > 0")
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -173,14 +211,33 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaSource(Actor[KafkaSourceConfig]):
-    """Consumes records, publishes them on the bus, commits what is safe (see module doc)."""
+    """Consumes records, publishes them on the bus, commits what is safe (see module doc).
+
+    **Replaying a recording** (``recording = DIR``, what ``finllm replay --recording``
+    sets): no Kafka client is made.  The recorded records (:mod:`adapters.sources.recording`)
+    go through the same decoding and checks, get the same positions and are handed over in
+    the recorded order and steps (:class:`~adapters.sources.recording.Arrivals` to the feed,
+    each news item alone), through the engine's replay driver: it moves the simulated clock
+    to each step's recorded handover time and waits for the pipeline to go idle between
+    steps, as the live node's news lockstep did around news.  What the node published that
+    cannot be re-derived (cloud refinements, mode changes) is published again once as many
+    forecasts and traces went out as before it live (subscribe the source to ``forecast.>``
+    and ``trace.>`` to count them).  The replay asks the engine to stop at the end.
+    """
 
     config_type = KafkaSourceConfig
     batch_size = 4096
 
     async def on_start(self) -> None:
         cfg = self.config
-        self._tracker = OffsetTracker()
+        self._replay: _RecordingInput | None = None
+        if cfg.recording:
+            self._start_replay()
+            return
+        self._tracker = OffsetTracker(cfg.history_bars, cfg.history_max_s)
+        self._unanswered: deque[tuple[str, int, float]] = deque()
+        self._unanswered_set: set[tuple[str, int]] = set()
+        self._next_expiry = 0.0
         self._codec = RecordCodec(cfg.value_format, limits=cfg.limits)
         self._dl_encode = msgspec.json.encode if cfg.dead_letter_format == "json" else msgspec.msgpack.encode
         self._topic_index = {t: i for i, t in enumerate(cfg.topics)}
@@ -202,6 +259,11 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         self._g_inflight = m.gauge("kafka_in_flight", actor=name)
         self._g_uncommitted = m.gauge("kafka_uncommitted", actor=name)
         self._g_stalled = m.gauge("kafka_partitions_stalled", actor=name)
+        self._m_settled = m.counter("kafka_records_rejected_downstream_total", actor=name)
+        self._m_lockstep_late = m.counter("kafka_lockstep_timeouts_total", actor=name)
+        self._log: InputLog | None = None
+        if cfg.record_dir:
+            self._log = InputLog(cfg.record_dir, list(cfg.topics), self.ctx.node_id)
         self._next_commit = 0.0
         self._retry_commit = 0.0
         self._committing: asyncio.Task[None] | None = None
@@ -257,8 +319,12 @@ class KafkaSource(Actor[KafkaSourceConfig]):
                 batches = await consumer.getmany(
                     timeout_ms=cfg.fetch_timeout_ms, max_records=min(room, cfg.max_records)
                 )
-                for tp, recs in batches.items():
-                    self._ingest(tp, recs)
+                if batches:
+                    await self._ingest(batches)
+            if now >= self._next_expiry:
+                self._next_expiry = now + interval
+                if self._sweep_unanswered(now) + tracker.expire_history(now):
+                    self._room.set()
             self._g_inflight.set(tracker.in_flight)
             self._g_uncommitted.set(tracker.uncommitted())
             self._check_stalls()
@@ -327,62 +393,125 @@ class KafkaSource(Actor[KafkaSourceConfig]):
                 return
             await asyncio.sleep(0.01)
 
-    def _ingest(self, tp: Any, recs: list[Any]) -> None:
+    async def _ingest(self, batches: dict[Any, list[Any]]) -> None:
+        """Decode, check and hand over one fetch, in partition then offset order; register every
+        record in the ledger.  With ``news_lockstep`` a news record goes over alone, between two
+        waits for an idle pipeline (see the config)."""
         tracker = self._tracker
-        part = tracker.get(tp)
-        if part is None:
-            # Fetched just before the partition was revoked: its new owner will read it.
-            self._m_skipped.inc(len(recs))
-            return
-        self._m_records.inc(len(recs))
+        cfg = self.config
         decode = self._codec.decode
-        limits = self.config.limits
-        keyed = self.config.wait_for_forecast
-        stamp = self.config.stamp_recv
-        now = time.time_ns() if stamp else 0
-        base = part.stream << 48 if part.stream >= 0 else -1
+        limits = cfg.limits
+        keyed = cfg.wait_for_forecast
+        stamp = cfg.stamp_recv
+        lockstep = cfg.news_lockstep
+        log = self._log
+        feed = cfg.feed_topic
+        now = time.time_ns()
         replace = msgspec.structs.replace
+        market: list[Any] = []
         out: dict[str, list[Any]] = {}
-        for r in recs:
-            off = r.offset
-            try:
-                msg = decode(r.value)
-                check_message(msg, limits)
-            except RecordRejected as exc:
-                self._dead(part, r, exc.reason)
+        for tp, recs in batches.items():
+            part = tracker.get(tp)
+            if part is None:
+                # Fetched just before the partition was revoked: its new owner will read it.
+                self._m_skipped.inc(len(recs))
                 continue
-            except Exception as exc:  # a validator bug must cost one record, never the partition
-                self._dead(part, r, f"decode_error: {type(exc).__name__}: {exc}")
-                continue
-            if isinstance(msg, NewsItem):
-                if stamp and msg.ts_recv == 0:
-                    msg = replace(msg, ts_recv=now)
-                tracker.add_done(part, off)
-                _append(out, "news.raw", msg)
-                continue
-            if not isinstance(msg, (Trade, Quote, Bar)):
-                tag = type(msg).__struct_config__.tag
-                self._dead(part, r, f"unsupported_type: {tag!r} records are not accepted on {r.topic!r}")
-                continue
-            if base < 0 or off > MAX_OFFSET:
-                self._dead(part, r, f"position_out_of_range: partition {r.partition} offset {off}")
-                continue
-            sym = msg.symbol
-            pos = base | (off + 1)
-            if isinstance(msg, Bar):
-                topic = "bar." + symbol_token(sym)
-                msg = replace(msg, seq=pos)
-            else:
-                topic = "md." + symbol_token(sym)
-                msg = replace(msg, seq=pos, ts_recv=msg.ts_recv or now)
-            if keyed:
-                tracker.add_keyed(part, off, sym)
-            else:
-                tracker.add_done(part, off)
-            _append(out, topic, msg)
-        publish_many = self.ctx.bus.publish_many
+            self._m_records.inc(len(recs))
+            base = part.stream << 48 if part.stream >= 0 else -1
+            for i, r in enumerate(recs):
+                off = r.offset
+                try:
+                    msg = decode(r.value)
+                    check_message(msg, limits)
+                except RecordRejected as exc:
+                    if log is not None:
+                        log.record(r, now)
+                    self._dead(part, r, exc.reason)
+                    continue
+                except Exception as exc:  # a validator bug must cost one record, never the partition
+                    if log is not None:
+                        log.record(r, now)
+                    self._dead(part, r, f"decode_error: {type(exc).__name__}: {exc}")
+                    continue
+                if log is not None and not (lockstep and isinstance(msg, NewsItem)):
+                    log.record(r, now)
+                if isinstance(msg, NewsItem):
+                    if not lockstep:
+                        if stamp and msg.ts_recv == 0:
+                            msg = replace(msg, ts_recv=now)
+                        tracker.add_done(part, off)
+                        _append(out, "news.raw", msg)
+                        continue
+                    # Lockstep: what came before goes first and is handled whole, then the news
+                    # item alone, then the rest.  A rebalance may revoke the partition meanwhile.
+                    self._hand_over(market, out, now)
+                    market, out = [], {}
+                    await self._idle("before_news")
+                    now = time.time_ns()
+                    if tracker.get(tp) is not part:
+                        self._m_skipped.inc(len(recs) - i)
+                        break
+                    if stamp and msg.ts_recv == 0:
+                        msg = replace(msg, ts_recv=now)
+                    if log is not None:
+                        log.next_step()
+                        log.record(r, now)
+                    tracker.add_done(part, off)
+                    self.ctx.bus.publish("news.raw", msg)
+                    if log is not None:
+                        log.next_step()
+                    await self._idle("after_news")
+                    now = time.time_ns()
+                    if tracker.get(tp) is not part:
+                        self._m_skipped.inc(len(recs) - i - 1)
+                        break
+                    continue
+                if not isinstance(msg, (Trade, Quote, Bar)):
+                    tag = type(msg).__struct_config__.tag
+                    self._dead(part, r, f"unsupported_type: {tag!r} records are not accepted on {r.topic!r}")
+                    continue
+                if base < 0 or off > MAX_OFFSET:
+                    self._dead(part, r, f"position_out_of_range: partition {r.partition} offset {off}")
+                    continue
+                sym = msg.symbol
+                pos = base | (off + 1)
+                if isinstance(msg, Bar):
+                    msg = replace(msg, seq=pos)
+                    if not feed:
+                        _append(out, "bar." + symbol_token(sym), msg)
+                else:
+                    msg = replace(msg, seq=pos, ts_recv=msg.ts_recv or now)
+                    if not feed:
+                        _append(out, "md." + symbol_token(sym), msg)
+                if feed:
+                    market.append(msg)
+                if keyed:
+                    tracker.add_keyed(part, off, sym, r.value, r.key)
+                else:
+                    tracker.add_done(part, off)
+        self._hand_over(market, out, now)
+
+    def _hand_over(self, market: list[Any], out: dict[str, list[Any]], now: int) -> None:
+        bus = self.ctx.bus
+        if market:
+            bus.publish(self.config.feed_topic, Arrivals(now, market))
         for topic, msgs in out.items():
-            publish_many(topic, msgs)
+            bus.publish_many(topic, msgs)
+        if self._log is not None and (market or out):
+            self._log.next_step()
+
+    async def _idle(self, where: str) -> None:
+        """Wait (polling, not spinning: the news analysis runs in a thread) for an idle bus."""
+        bus = self.ctx.bus
+        deadline = time.monotonic() + self.config.lockstep_timeout_s
+        while not bus.is_idle():
+            if time.monotonic() > deadline:
+                self._m_lockstep_late.inc()
+                self.ctx.log.warning(
+                    "news_lockstep_timeout", where=where, waited_s=self.config.lockstep_timeout_s
+                )
+                return
+            await asyncio.sleep(0.0002)
 
     def _dead(self, part: TopicPartitionState, r: Any, reason: str) -> None:
         cfg = self.config
@@ -433,11 +562,23 @@ class KafkaSource(Actor[KafkaSourceConfig]):
     # --- acknowledgements ----------------------------------------------------
 
     def on_batch(self, msgs: list[Any]) -> None:
-        ack = self._tracker.ack
+        if self._replay is not None:
+            self._replay.count(msgs)
+            return
+        tracker = self._tracker
+        tracker.now = time.monotonic()
+        ack = tracker.ack
         n = 0
         for m in msgs:
-            if type(m) is Forecast:
+            t = type(m)
+            if t is Acked:
                 n += ack(m.symbol, m.basis_seq)
+            elif t is Bar:
+                self._on_bar(m)
+            elif t is Forecast:
+                n += self._on_forecast(m)
+            elif t is DeadLetter:
+                self._rejected_downstream(m)
             elif getattr(m, "action", None) in ("release", "rejoin") and getattr(m, "node_id", "") in (
                 "",
                 self.ctx.node_id,
@@ -451,6 +592,89 @@ class KafkaSource(Actor[KafkaSourceConfig]):
     def on_message(self, msg: Any) -> None:
         self.on_batch([msg])
 
+    def _on_bar(self, bar: Bar) -> None:
+        """A bar of the feed (``bar.>``): where it ends, and that an answer for it is owed."""
+        key = (bar.symbol, bar.seq)
+        self._tracker.bar(*key)
+        if key not in self._unanswered_set:
+            if len(self._unanswered) >= _MAX_UNANSWERED:  # no forecaster answers: stop guessing
+                self._unanswered_set.discard(self._unanswered.popleft()[:2])
+            self._unanswered.append((bar.symbol, bar.seq, self._tracker.now))
+            self._unanswered_set.add(key)
+
+    def _on_forecast(self, fc: Forecast) -> int:
+        """A forecaster published ``fc`` (``forecast.>``; its broker ack comes later).
+
+        The forecaster answers bars in the order it got them, so every bar handed to it before
+        ``fc``'s own bar and still without a forecast was dropped (warm-up, cadence, a bad bar,
+        conflation): it is answered, and settles (with the history rules) without an ack.
+        """
+        if fc.version != 1:
+            return 0
+        key = (fc.symbol, fc.basis_seq)
+        if key not in self._unanswered_set:
+            return 0
+        q = self._unanswered
+        n = 0
+        while q:
+            sym, seq, _ = q.popleft()
+            self._unanswered_set.discard((sym, seq))
+            if (sym, seq) == key:
+                break  # answered by this forecast's ack
+            n += self._tracker.answered(sym, seq)
+        return n
+
+    def _sweep_unanswered(self, now: float) -> int:
+        """Bars still unanswered after ``answer_timeout_s`` while the whole pipeline is idle were
+        dropped (nothing later came to say so: the last bars of a quiet stream)."""
+        q = self._unanswered
+        if not q or now - q[0][2] < self.config.answer_timeout_s or not self.ctx.bus.is_idle():
+            return 0
+        n = 0
+        horizon = now - self.config.answer_timeout_s
+        while q and q[0][2] <= horizon:
+            sym, seq, _ = q.popleft()
+            self._unanswered_set.discard((sym, seq))
+            n += self._tracker.answered(sym, seq)
+        return n
+
+    def _rejected_downstream(self, dl: DeadLetter) -> None:
+        """A record the pipeline refused after us (the feed: out of order, stale, crossed, a
+        spike...): the dead letter names its position.  No forecast will ever cover it, so it
+        is settled once its dead letter, with the record's original bytes, is on the dead-letter
+        topic.  Dead letters without a position (ours, other actors') are not about a record."""
+        pos = dl.detail.get("position")
+        sym = dl.detail.get("symbol")
+        if not isinstance(pos, int) or not isinstance(sym, str) or pos <= 0:
+            return
+        rec = self._tracker.find(sym, pos)
+        if rec is None:
+            return  # not ours (another node's, a revoked partition) or settled already
+        tp = rec.part.tp
+        raw = rec.value if rec.value is not None else b""
+        reason = f"{dl.source}: {dl.reason}"
+        detail = {"topic": tp.topic, "partition": tp.partition, "offset": rec.offset, "position": pos}
+        for k, v in dl.detail.items():
+            if k not in detail and isinstance(v, (int, float, str)):
+                detail[k] = v
+        cfg = self.config
+        out, value = encode_dead_letter(
+            source=f"{tp.topic}/{tp.partition}@{rec.offset}",
+            reason=reason,
+            raw=raw,
+            ts_event=dl.ts_event,
+            detail=detail,
+            encode=self._dl_encode,
+            max_raw_bytes=cfg.dead_letter_max_raw_bytes,
+            max_request_size=cfg.producer.max_request_size,
+            key=bounded_key(rec.key),
+            headers=dead_letter_headers(reason, tp.topic, tp.partition, rec.offset),
+        )
+        self._m_settled.inc()
+        origin = _Origin(tp.topic, tp.partition, rec.offset)
+        send = self._send_dead(rec, out, value, bounded_key(rec.key), origin)
+        self.ctx.spawn(send, name=f"{self.ctx.name}:dead-letter")
+
     # --- committing ------------------------------------------------------------
 
     async def _commit(self, offsets: dict[Any, int] | None = None) -> bool:
@@ -461,6 +685,8 @@ class KafkaSource(Actor[KafkaSourceConfig]):
             offsets = self._tracker.to_commit()
         if not offsets:
             return True
+        if self._log is not None:
+            self._log.flush()  # what is committed is in the recording
         consumer = self._consumer
         assert consumer is not None
         try:
@@ -533,7 +759,21 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         self._room.set()
         self.ctx.log.info("partitions_assigned", partitions=sorted(_tp_name(tp) for tp in assigned))
 
+    def _start_replay(self) -> None:
+        cfg = self.config
+        self._codec = RecordCodec(cfg.value_format, limits=cfg.limits)
+        reader = RecordingReader(cfg.recording)
+        driver = ReplayDriver.of(self.ctx.bus, self.ctx.clock)
+        self._driver = driver
+        self._replay = _RecordingInput(self, reader)
+        driver.attach(self._replay)
+        self.ctx.spawn(driver.serve(), name=f"{self.ctx.name}:replay")
+        self.ctx.log.info("recording_replay", recording=cfg.recording, topics=reader.topics)
+
     async def on_stop(self) -> None:
+        if self._replay is not None:
+            self._driver.detach(self._replay)
+            return
         # The final commit gets half of close_timeout_s, closing the clients the rest.  Closing
         # is in ``finally``: also when the engine cuts on_stop short (its shutdown_timeout_s),
         # every client is stopped, never left to warn as unclosed.
@@ -545,12 +785,142 @@ class KafkaSource(Actor[KafkaSourceConfig]):
                 except Exception as exc:  # the records stay uncommitted and are re-read: log, go on
                     self.ctx.log.warning("final_commit_failed", error=repr(exc))
         finally:
+            log = getattr(self, "_log", None)
+            if log is not None:
+                self._log = None
+                log.close()
             await self._close_clients(max(0.1, deadline - time.monotonic()))
 
     async def _close_clients(self, timeout_s: float | None = None) -> None:
         clients = (getattr(self, "_producer", None), getattr(self, "_consumer", None))
         for err in await stop_clients(clients, timeout_s or self.config.close_timeout_s):
             self.ctx.log.warning("client_stop_failed", error=err)
+
+
+class _RecordingInput:
+    """A recording as an input of the replay driver (see :class:`KafkaSource`)."""
+
+    shutdown_reason = "recording replayed"
+
+    def __init__(self, source: KafkaSource, reader: RecordingReader) -> None:
+        self.name = source.ctx.name
+        self._source = source
+        self._reader = reader
+        self._inputs = reader.inputs()
+        self._next: RecordedInput | None = next(self._inputs, None)
+        self._outputs = deque(reader.outputs())
+        self._index = {t: i for i, t in enumerate(reader.topics)}
+        self.forecasts = 0
+        self.traces = 0
+        self.handed = 0
+
+    def count(self, msgs: list[Any]) -> None:
+        """Forecasts and traces published so far (the source's own mailbox sees them)."""
+        for m in msgs:
+            t = type(m)
+            if t is Forecast:
+                self.forecasts += 1
+            elif t is ReasoningTrace:
+                self.traces += 1
+
+    def head_ns(self) -> int | None:
+        if self._next is not None:
+            return self._next.recv
+        if self._outputs:
+            return self._source.ctx.clock.now_ns()
+        return None
+
+    def _output_due(self) -> bool:
+        if not self._outputs:
+            return False
+        o = self._outputs[0]
+        return self._next is None or (o.n_forecasts <= self.forecasts and o.n_traces <= self.traces)
+
+    def take(self, until_ns: int) -> list[Emit]:
+        if self._output_due():
+            o = self._outputs.popleft()
+            if type(o.msg) is ModeChange:
+                self._source.ctx.bus.mode = o.msg.mode
+            return [Emit(o.topic, [o.msg])]
+        return self._step()
+
+    def _step(self) -> list[Emit]:
+        """The next handover step: its market records in one Arrivals, or one news item alone."""
+        src = self._source
+        cfg = src.config
+        decode = src._codec.decode
+        limits = cfg.limits
+        replace = msgspec.structs.replace
+        first = self._next
+        assert first is not None
+        market: list[Any] = []
+        emits: list[Emit] = []
+        while (r := self._next) is not None and r.step == first.step:
+            try:
+                msg = decode(r.value)
+                check_message(msg, limits)
+            except RecordRejected as exc:
+                self._dead(r, exc.reason)
+                self._advance()
+                continue
+            except Exception as exc:
+                self._dead(r, f"decode_error: {type(exc).__name__}: {exc}")
+                self._advance()
+                continue
+            if isinstance(msg, NewsItem):
+                if market:
+                    break  # what came before goes first; the news item is a step of its own
+                self._advance()
+                if cfg.stamp_recv and msg.ts_recv == 0:
+                    msg = replace(msg, ts_recv=r.recv)
+                # Move the clock to the handover first: the item's own time is its event time.
+                emits.append(Emit(cfg.feed_topic or "recording.clock", [Arrivals(r.recv, [])]))
+                emits.append(Emit("news.raw", [msg]))
+                return emits
+            self._advance()
+            if not isinstance(msg, (Trade, Quote, Bar)):
+                tag = type(msg).__struct_config__.tag
+                self._dead(r, f"unsupported_type: {tag!r} records are not accepted on {r.topic!r}")
+                continue
+            index = self._index.get(r.topic)
+            if index is None or r.offset > MAX_OFFSET or not 0 <= r.partition < MAX_PARTITIONS:
+                self._dead(r, f"position_out_of_range: partition {r.partition} offset {r.offset}")
+                continue
+            pos = record_position(stream_id(index, r.partition), r.offset)
+            if isinstance(msg, Bar):
+                msg = replace(msg, seq=pos)
+            else:
+                msg = replace(msg, seq=pos, ts_recv=msg.ts_recv or (r.recv if cfg.stamp_recv else 0))
+            market.append(msg)
+        self.handed += len(market)
+        if market:
+            if cfg.feed_topic:
+                emits.append(Emit(cfg.feed_topic, [Arrivals(first.recv, market)]))
+            else:
+                for m in market:
+                    tok = symbol_token(m.symbol)
+                    emits.append(Emit(("bar." if type(m) is Bar else "md.") + tok, [m]))
+        return emits
+
+    def _advance(self) -> None:
+        self._next = next(self._inputs, None)
+
+    def _dead(self, r: RecordedInput, reason: str) -> None:
+        raw = (r.value or b"")[: self._source.config.dead_letter_max_raw_bytes]
+        self._source.ctx.dead_letter(
+            reason, raw=raw, ts_event=r.recv, topic=r.topic, partition=r.partition, offset=r.offset
+        )
+
+    def finish(self) -> list[Emit]:
+        log = self._source.ctx.log
+        if self._reader.restarts:
+            log.warning(
+                "recording_has_restarts",
+                restarts=self._reader.restarts,
+                note="the live pipeline lost its state there: the replay cannot be exact",
+            )
+        log.info("recording_replayed", records=self.handed, forecasts=self.forecasts, traces=self.traces)
+        return []
 
 
 def _redelivered(part: TopicPartitionState, committed: bool) -> int:
@@ -560,6 +930,17 @@ def _redelivered(part: TopicPartitionState, committed: bool) -> int:
         return 0
     start = max(part.committed, part.position) if committed else part.committed
     return max(0, part.next_offset - start)
+
+
+class _Origin:
+    """Where a dead-lettered record came from (what ``_send_dead`` reads of a ConsumerRecord)."""
+
+    __slots__ = ("offset", "partition", "topic")
+
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
 
 
 def _tp_name(tp: Any) -> str:
@@ -628,6 +1009,9 @@ class KafkaSink(Actor[KafkaSinkConfig]):
         self._m_unwritable = m.counter("kafka_sink_unwritable_total", actor=self.ctx.name)
         self._g_inflight = m.gauge("kafka_sink_in_flight", actor=self.ctx.name)
         self._g_inflight.set(0)
+        # Wall clock at the broker's acknowledgement minus the forecast's ts_event (its input's
+        # event time): end to end, source clock to broker, when event times are wall clock.
+        self._h_age = m.histogram("kafka_forecast_event_to_ack_us", actor=self.ctx.name)
         self._producer: AIOKafkaProducer | None = None
         try:
             self._producer = AIOKafkaProducer(**producer_kwargs(cfg.kafka, cfg.producer))
@@ -730,9 +1114,12 @@ class KafkaSink(Actor[KafkaSinkConfig]):
                     self.ctx.spawn(self._resend(p), name=f"{self.ctx.name}:resend")
             return
         syms = set()
+        now = time.time_ns()
+        observe = self._h_age.observe
         for p in pendings:
             p.ok = True
             syms.add(p.fc.symbol)
+            observe(max(0, now - p.fc.ts_event) / 1000.0)
         for sym in syms:
             self._ack_prefix(sym)
 
@@ -778,7 +1165,8 @@ class KafkaSink(Actor[KafkaSinkConfig]):
             self._n_inflight -= n
             self._g_inflight.set(self._n_inflight)
             self._m_sent.inc(n)
-            self.ctx.bus.publish_many(f"{self.config.ack_prefix}.{symbol_token(sym)}", list(last.values()))
+            acks = [Acked(fc.symbol, fc.basis_seq, fc.forecast_id) for fc in last.values()]
+            self.ctx.bus.publish_many(f"{self.config.ack_prefix}.{symbol_token(sym)}", acks)
 
     async def on_stop(self) -> None:
         producer = getattr(self, "_producer", None)

@@ -49,9 +49,14 @@ passes; pass ``k`` shifts times by ``k`` x the tape's span and restarts each
 symbol's spike reference as after a halt) the open bars are flushed and, with
 ``shutdown_at_end``, the engine stops with the reason ``replay finished``.
 
-Live: :class:`~adapters.sources.MarketRecords`, or decoded :class:`Trade` /
-:class:`Quote` messages (their ``seq`` taken as their position), arriving in the
-feed's mailbox are checked the same way and published at once.
+Live: :class:`~adapters.sources.MarketRecords`, decoded :class:`Trade` /
+:class:`Quote` messages (their ``seq`` taken as their position), or
+:class:`~adapters.sources.recording.Arrivals` (a live source's batch of decoded
+trades, quotes and bars with positions: the Kafka source's, or a recording's replay)
+arriving in the feed's mailbox are checked the same way and published at once.
+With ``seq = "position"`` every dead letter of a rejected record names its
+``position`` (and ``symbol``): the Kafka source settles that record in its ledger
+once the dead letter, with the record's original bytes, is on the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ from scipy.signal import lfilter
 from adapters.bars import BarAggregator, BarSpec
 from adapters.datasets import ColumnMapping
 from adapters.sources import MarketRecords, MarketSource, TapeSource, open_tape, records_from_messages
+from adapters.sources.recording import Arrivals
 from engine.actor import Actor
 from engine.clock import SimClock
 from engine.messages import Bar, Quote, Trade
@@ -120,6 +126,12 @@ class MarketDataFeedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     consumers holding the replay (a lockstep cloud tier) then answer before the next event."""
     fast_path: bool = True
     """Validate and bar clean single-symbol chunks with numpy (same output as the per-event path)."""
+    close_idle_bars_ns: int = 0
+    """Live sources: close a symbol's open time bar once the feed's event time (the latest
+    ``ts_event`` it accepted, any symbol) is this far past the bar's end, instead of waiting for
+    the symbol's next trade (0: never).  A quiet symbol's last bar is then answered, and the
+    records it folded do not wait for its next trade (which a Kafka source could not fetch once
+    its window filled).  A trade later than that opens a new bar."""
 
     def __post_init__(self) -> None:
         if self.dataset and self.file:
@@ -184,6 +196,11 @@ class FeedCore:
         self._pass = 0
         self._alpha = 1.0 - 0.5 ** (1.0 / max(1, cfg.spike_halflife))
         self._rejected: dict[str, Any] = {}
+        self._at = 0  # position of the record being checked (numbering by position only)
+        self._time_aggs = [a for a in self._aggs if a.spec.kind == "time"]
+        self._time_step = int(min((a.spec.size for a in self._time_aggs), default=1)) or 1
+        self._watermark = -(2**62)
+        self._closed_step = -(2**62)
         self.n_in = metrics.counter("md_events_in_total")
         self.n_out = metrics.counter("md_events_published_total")
         self._n_bars = metrics.counter("md_bars_published_total")
@@ -220,7 +237,28 @@ class FeedCore:
         runs = self.process_fast(rec, now_ns, sim) if self.cfg.fast_path else None
         if runs is None:
             runs = _to_runs(self.process_scalar(rec, now_ns, sim))
+        if self.cfg.close_idle_bars_ns and len(rec):
+            runs.extend(self._close_idle(int(rec.ts_ns.max())))
         return self._emits(runs)
+
+    def _close_idle(self, latest_ns: int) -> list[tuple[str, list[Any]]]:
+        """The open time bars that ended ``close_idle_bars_ns`` before the feed's event time, by
+        symbol; checked once per smallest time-bar interval of event time."""
+        self._watermark = max(self._watermark, latest_ns)
+        if not self._time_aggs:
+            return []
+        horizon = self._watermark - self.cfg.close_idle_bars_ns
+        step = horizon // self._time_step
+        if step <= self._closed_step:
+            return []
+        self._closed_step = step
+        runs: list[tuple[str, list[Any]]] = []
+        for sym in sorted(self._sym):
+            for agg in self._time_aggs:
+                bar = agg.due(sym, horizon)
+                if bar is not None:
+                    runs.append((self.topics(sym)[1], [bar]))
+        return runs
 
     def flush(self) -> list[Emit]:
         """The open bars (end of data), by (close time, symbol)."""
@@ -300,6 +338,8 @@ class FeedCore:
         for i in range(n):
             ts = ts_l[i]
             sym = symbols[sy_l[i]]
+            if pos_l is not None:
+                self._at = pos_l[i]  # a reject names it: the source settles the record
             st = states.get(sym)
             if st is None:
                 st = states[sym] = _SymState()
@@ -565,6 +605,8 @@ class FeedCore:
         if c is None:
             c = self._rejected[reason] = self._metrics.counter("md_rejected_total", reason=reason)
         c.inc()
+        if self.cfg.seq == "position" and self._at:
+            detail["position"] = self._at
         raw = msgspec.json.encode({"symbol": symbol, "ts_event": ts, **detail})
         self._dead_letter(reason, raw=raw, ts_event=ts, symbol=symbol, **detail)
 
@@ -663,8 +705,23 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
         """Live records: check and publish at once (the clock is the engine's, not ours to move)."""
         ticks: list[Trade | Quote] = []
         for m in msgs:
-            if type(m) is Trade or type(m) is Quote:
+            t = type(m)
+            if t is Trade or t is Quote:
                 ticks.append(m)
+                continue
+            if t is Arrivals:
+                for run in _runs(m.msgs):
+                    if ticks and type(run[0]) is not Bar:
+                        ticks.extend(run)
+                        continue
+                    if ticks:
+                        self._publish(self.process(records_from_messages(self.ctx.name, ticks)))
+                        ticks = []
+                    if type(run[0]) is Bar:
+                        for rec in _bar_records(self.ctx.name, run):
+                            self._publish(self.process(rec))
+                    else:
+                        ticks = list(run)
                 continue
             if ticks:
                 self._publish(self.process(records_from_messages(self.ctx.name, ticks)))
@@ -704,6 +761,58 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
             )
             return safe
         return cfg.chunk_size
+
+
+def _runs(msgs: list[Any]) -> list[list[Any]]:
+    """``msgs`` cut into runs of bars and runs of trades and quotes, in order."""
+    runs: list[list[Any]] = []
+    last_bar: bool | None = None
+    for m in msgs:
+        is_bar = type(m) is Bar
+        if is_bar is last_bar:
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+            last_bar = is_bar
+    return runs
+
+
+def _bar_records(source: str, bars: list[Bar]) -> list[MarketRecords]:
+    """Bar messages (a live source's bar records) as bar records, one per run of the same shape
+    (bar length and open-to-close span); each bar's ``seq`` is its position."""
+    out: list[MarketRecords] = []
+    i = 0
+    while i < len(bars):
+        b0 = bars[i]
+        shape = (b0.spec, b0.ts_event - b0.ts_open)
+        j = i + 1
+        while j < len(bars) and (bars[j].spec, bars[j].ts_event - bars[j].ts_open) == shape:
+            j += 1
+        run = bars[i:j]
+        symbols: dict[str, int] = {}
+        sym = np.array([symbols.setdefault(b.symbol, len(symbols)) for b in run], dtype=np.int32)
+        out.append(
+            MarketRecords(
+                source=source,
+                symbols=tuple(symbols),
+                ts_ns=np.array([b.ts_event for b in run], dtype=np.int64),
+                price=np.array([b.close for b in run], dtype=np.float64),
+                size=np.array([b.volume for b in run], dtype=np.float64),
+                side=np.zeros(len(run), dtype=np.int8),
+                sym=sym,
+                pos=np.array([b.seq for b in run], dtype=np.int64),
+                extra={
+                    "open": np.array([b.open for b in run], dtype=np.float64),
+                    "high": np.array([b.high for b in run], dtype=np.float64),
+                    "low": np.array([b.low for b in run], dtype=np.float64),
+                },
+                kind="bars",
+                bar_ns=int(b0.spec) if b0.kind == "time" and math.isfinite(b0.spec) else 0,
+                bar_open_ns=shape[1],
+            )
+        )
+        i = j
+    return out
 
 
 def _to_runs(out: list[tuple[str, Any]]) -> list[tuple[str, list[Any]]]:

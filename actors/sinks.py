@@ -1,4 +1,5 @@
-"""JsonlSink: writes every message it receives to a JSON-lines file, in arrival order.
+"""JsonlSink: writes every message it receives to a JSON-lines file, in arrival order;
+RecordingTap: what a recording needs besides a node's inputs.
 
 Subscribe it to the topics to record (``fill.>``, ``deadletter``, ``forecast.>``...).
 One message per line, msgspec's JSON encoding (with the ``type`` tag, bytes as
@@ -6,6 +7,13 @@ base64).  Lines are buffered and written per batch; the file is flushed and
 closed on stop.  ``types`` keeps only messages whose tag is listed (empty: all).
 The file holds exactly what the messages hold: in replay that is simulated time
 only, so two runs of the same replay write byte-identical files.
+
+:class:`RecordingTap` (``finllm node --record DIR``) writes ``DIR/outputs.jsonl``
+(:mod:`adapters.sources.recording`): every message a replay of the node's inputs cannot
+re-derive -- cloud refinements and their traces (asynchronous, timed by the wall clock,
+answered by a model) and mode changes -- each with the number of forecasts and traces
+published before it.  Subscribe it to ``forecast.>``, ``trace.>`` and ``control.mode``
+(``block``, like the forecasts and traces sinks: it sees them in the same order).
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ from typing import IO, Any
 import msgspec
 
 from engine.actor import Actor
+from engine.messages import Forecast, ModeChange, ReasoningTrace
 
-__all__ = ["JsonlSink", "JsonlSinkConfig"]
+__all__ = ["JsonlSink", "JsonlSinkConfig", "RecordingTap", "RecordingTapConfig"]
 
 
 class JsonlSinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -76,3 +85,58 @@ def _open(path: Path, mode: str) -> IO[bytes]:
     # Opening happens once per incarnation, before any message: not on the hot path.
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.open(mode)
+
+
+class RecordingTapConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``path``: the outputs file (``DIR/outputs.jsonl``); ``tiers``: the forecast and trace
+    tiers that are recorded as outputs (the ones a replay cannot re-derive)."""
+
+    path: str
+    tiers: tuple[str, ...] = ("cloud",)
+
+
+class RecordingTap(Actor[RecordingTapConfig]):
+    """See the module docstring."""
+
+    config_type = RecordingTapConfig
+    batch_size = 4096
+
+    async def on_start(self) -> None:
+        path = Path(self.config.path)
+        restarted = self.ctx.metrics.counter("recording_outputs_total", sink=self.ctx.name).value > 0
+        self._file: IO[bytes] = _open(path, "ab" if restarted else "wb")
+        self._enc = msgspec.json.Encoder()
+        self._tiers = frozenset(self.config.tiers)
+        self._n = self.ctx.metrics.counter("recording_outputs_total", sink=self.ctx.name)
+        self.forecasts = 0
+        self.traces = 0
+
+    def on_batch(self, msgs: list[Any]) -> None:
+        lines: list[bytes] = []
+        for m in msgs:
+            t = type(m)
+            if t is Forecast:
+                if m.tier in self._tiers:
+                    lines.append(self._line(f"forecast.{m.symbol}", m))
+                self.forecasts += 1
+            elif t is ReasoningTrace:
+                if m.tier in self._tiers:
+                    lines.append(self._line(f"trace.{m.symbol}", m))
+                self.traces += 1
+            elif t is ModeChange:
+                lines.append(self._line("control.mode", m))
+        if lines:
+            self._file.write(b"".join(lines))
+            self._file.flush()
+            self._n.inc(len(lines))
+
+    def _line(self, topic: str, msg: Any) -> bytes:
+        head = b'{"after":[%d,%d],"topic":' % (self.forecasts, self.traces)
+        return head + self._enc.encode(topic) + b',"msg":' + self._enc.encode(msg) + b"}\n"
+
+    def on_message(self, msg: Any) -> None:
+        self.on_batch([msg])
+
+    async def on_stop(self) -> None:
+        self._file.flush()
+        self._file.close()

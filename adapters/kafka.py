@@ -33,6 +33,22 @@ The actors in ``actors/kafka_io.py`` and ``actors/heartbeat_bridge.py`` use from
   offset to commit for a partition is ``offset + 1`` of its contiguous done prefix, so a
   crash re-delivers everything not yet safe, and nothing else.
 
+  **Bars and state.**  A forecast made from a bar names the position of the last record the
+  bar folded (its ``basis_seq``), so its ack settles every record of the bar and the ones
+  before.  Once told where a key's bars end (:meth:`OffsetTracker.bar`), the ledger settles
+  that key bar by bar: a bar is *answered* by the ack of its forecast (or of a later one of
+  the key: acks come in order) or, when the forecaster drops it (warm-up, cadence...), by
+  :meth:`OffsetTracker.answered`; the key's records settle up to the end of its answered
+  prefix of bars.  With ``history_bars = H > 0`` the records of the last ``H`` answered bars
+  of each key are kept too: a node that crashes re-reads ``H`` bars of history before the
+  first bar it still owes, so its features are warm again when that bar's forecast is made
+  (set ``H`` to the forecaster's warm-up plus one) - no forecast id is lost to a cold
+  restart, at the cost of ``H`` bars per key in the window.  History answered more than
+  ``history_max_s`` ago is released (:meth:`OffsetTracker.expire_history`): a quiet symbol
+  never holds its partition's commit for ever.  Records the forecaster never answers (the
+  feed rejected them) are settled one by one (:meth:`OffsetTracker.find` then
+  :meth:`OffsetTracker.done`), once their dead letter is written.
+
 Nothing here imports an actor; nothing here does I/O except the aiokafka factories and
 :func:`stop_clients`.
 """
@@ -73,6 +89,7 @@ __all__ = [
     "MAX_OFFSET",
     "MAX_PARTITIONS",
     "MAX_TOPICS",
+    "Acked",
     "ConsumerConfig",
     "InputLimits",
     "KafkaConfig",
@@ -780,14 +797,42 @@ async def stop_clients(clients: Iterable[Any], timeout_s: float) -> list[str]:
 
 
 class TrackedRecord:
-    """One consumed record awaiting safety, on partition ``part`` at ``offset``."""
+    """One consumed record awaiting safety, on partition ``part`` at ``offset``.
 
-    __slots__ = ("done", "offset", "part")
+    Keyed records keep their raw ``value`` and ``key`` (references, no copy) until settled:
+    a record the pipeline rejects later is dead-lettered with its original bytes.
+    """
 
-    def __init__(self, part: TopicPartitionState, offset: int) -> None:
+    __slots__ = ("done", "key", "offset", "part", "value")
+
+    def __init__(
+        self, part: TopicPartitionState, offset: int, value: bytes | None = None, key: bytes | None = None
+    ) -> None:
         self.part = part
         self.offset = offset
         self.done = False
+        self.value = value
+        self.key = key
+
+
+class Acked(msgspec.Struct, frozen=True, gc=False):
+    """The broker acknowledged every forecast of ``symbol`` made from its input partition up to
+    the one made from the record at ``basis_seq`` (what the Kafka sink tells the source)."""
+
+    symbol: str
+    basis_seq: int
+    forecast_id: str = ""
+
+
+class _Bar:
+    """A bar of one key on one partition: the offset of its last record, and when it was answered
+    (monotonic seconds; -1 while not)."""
+
+    __slots__ = ("answered_at", "end")
+
+    def __init__(self, end: int) -> None:
+        self.end = end
+        self.answered_at = -1.0
 
 
 class TopicPartitionState:
@@ -799,6 +844,7 @@ class TopicPartitionState:
 
     __slots__ = (
         "active",
+        "bars",
         "committed",
         "keys",
         "next_offset",
@@ -818,6 +864,8 @@ class TopicPartitionState:
         """Registered records from the first not-done one on, in offset order."""
         self.keys: dict[str, deque[TrackedRecord]] = {}
         """Keyed records not yet acknowledged, per key, in offset order."""
+        self.bars: dict[str, deque[_Bar]] = {}
+        """Per key, its bars not yet settled, in offset order (once the ledger learns of bars)."""
         self.position = -1
         """Next offset to commit, or -1 while nothing was done yet."""
         self.committed = -1
@@ -858,9 +906,19 @@ class TopicPartitionState:
 class OffsetTracker:
     """At-least-once bookkeeping for one consumer (see the module docstring).  Not thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, history_bars: int = 0, history_max_s: float = 0.0) -> None:
+        if history_bars < 0 or history_max_s < 0:
+            raise ValueError(
+                f"history_bars and history_max_s must be >= 0, got {history_bars}, {history_max_s}"
+            )
         self._parts: dict[Any, TopicPartitionState] = {}
         self._streams: dict[int, TopicPartitionState] = {}
+        self.history_bars = history_bars
+        """Answered bars per key whose records stay uncommitted (module docstring)."""
+        self.history_max_s = history_max_s
+        """History answered longer ago than this is released (:meth:`expire_history`; 0: never)."""
+        self.now = 0.0
+        """Monotonic seconds, as of the last :meth:`expire_history` (stamps answered bars)."""
         self.in_flight = 0
         """Records registered and not yet done (on active partitions)."""
 
@@ -897,9 +955,20 @@ class OffsetTracker:
         self.in_flight += 1
         return rec
 
-    def add_keyed(self, part: TopicPartitionState, offset: int, key: str) -> TrackedRecord:
-        """Register a record made safe by :meth:`ack` of ``key`` at or after ``offset`` on ``part``."""
-        rec = self.add(part, offset)
+    def add_keyed(
+        self,
+        part: TopicPartitionState,
+        offset: int,
+        key: str,
+        value: bytes | None = None,
+        raw_key: bytes | None = None,
+    ) -> TrackedRecord:
+        """Register a record made safe by :meth:`ack` of ``key`` at or after ``offset`` on ``part``
+        (``value`` and ``raw_key``: the record's bytes, kept until then)."""
+        part.register(offset)
+        rec = TrackedRecord(part, offset, value, raw_key)
+        part.pending.append(rec)
+        self.in_flight += 1
         dq = part.keys.get(key)
         if dq is None:
             dq = part.keys[key] = deque()
@@ -919,12 +988,27 @@ class OffsetTracker:
         """A result for ``key`` made from the record at ``position`` is safe: it and every earlier
         record of ``key`` on that partition are done.  Returns how many records that settled.
 
-        A position of an unknown or revoked partition settles nothing.
+        Once the ledger knows where ``key``'s bars end (:meth:`bar`), an ack answers every bar of
+        ``key`` ending at or before the record, and what settles is the answered prefix of its
+        bars less the history (:meth:`answered`).  A position of an unknown or revoked partition
+        settles nothing.
         """
         stream, offset = split_position(position)
         part = self._streams.get(stream)
         if part is None:
             return 0
+        bars = part.bars.get(key)
+        if bars is not None:
+            for b in bars:
+                if b.end > offset:
+                    break
+                if b.answered_at < 0:
+                    b.answered_at = self.now
+            return self._settle_bars(part, key, bars)
+        return self._settle(part, key, offset)
+
+    def _settle(self, part: TopicPartitionState, key: str, offset: int) -> int:
+        """Mark every waiting record of ``key`` on ``part`` at or before ``offset`` done."""
         dq = part.keys.get(key)
         if not dq:
             return 0
@@ -940,6 +1024,88 @@ class OffsetTracker:
             self.in_flight -= n
             part.advance()
         return n
+
+    def _settle_bars(self, part: TopicPartitionState, key: str, bars: deque[_Bar], now: float = -1.0) -> int:
+        """Settle ``key``'s records up to the end of its answered bars, keeping the last
+        ``history_bars`` of them (those answered before ``now - history_max_s`` excepted)."""
+        answered = 0
+        for b in bars:
+            if b.answered_at < 0:
+                break
+            answered += 1
+        release = answered - self.history_bars
+        if now >= 0 and self.history_max_s > 0:
+            horizon = now - self.history_max_s
+            while release < answered and bars[max(release, 0)].answered_at <= horizon:
+                release = max(release, 0) + 1
+        if release <= 0:
+            return 0
+        end = -1
+        for _ in range(release):
+            end = bars.popleft().end
+        if not bars:
+            del part.bars[key]
+        return self._settle(part, key, end)
+
+    def bar(self, key: str, position: int) -> None:
+        """A bar of ``key`` ended at the record at ``position``: from now on ``key``'s records
+        settle bar by bar, once each bar is answered (:meth:`ack`, :meth:`answered`)."""
+        stream, offset = split_position(position)
+        part = self._streams.get(stream)
+        if part is None or offset < part.committed:
+            return
+        bars = part.bars.get(key)
+        if bars is None:
+            bars = part.bars[key] = deque()
+        if not bars or offset > bars[-1].end:
+            bars.append(_Bar(offset))
+
+    def answered(self, key: str, position: int) -> int:
+        """The bar of ``key`` ending at ``position`` was answered without a result (the forecaster
+        dropped it: warm-up, cadence...): it settles like an acknowledged one."""
+        stream, offset = split_position(position)
+        part = self._streams.get(stream)
+        if part is None:
+            return 0
+        bars = part.bars.get(key)
+        if not bars:
+            return 0
+        for b in bars:
+            if b.end == offset:
+                if b.answered_at < 0:
+                    b.answered_at = self.now
+                break
+            if b.end > offset:
+                return 0
+        return self._settle_bars(part, key, bars)
+
+    def expire_history(self, now: float) -> int:
+        """Release history older than ``history_max_s`` (monotonic ``now``); returns records settled.
+
+        History keeps a restarted node warm; it must not hold a quiet symbol's records (and with
+        them its partition's commit) for ever."""
+        self.now = now
+        if self.history_max_s <= 0:
+            return 0
+        n = 0
+        for part in list(self._parts.values()):
+            for key, bars in list(part.bars.items()):
+                if bars and bars[0].answered_at >= 0:
+                    n += self._settle_bars(part, key, bars, now)
+        return n
+
+    def find(self, key: str, position: int) -> TrackedRecord | None:
+        """The keyed record of ``key`` at ``position`` while it waits, else None."""
+        stream, offset = split_position(position)
+        part = self._streams.get(stream)
+        if part is None:
+            return None
+        for rec in part.keys.get(key, ()):
+            if rec.offset == offset:
+                return None if rec.done else rec
+            if rec.offset > offset:
+                break
+        return None
 
     def uncommitted(self) -> int:
         """Offsets consumed and not committed, over all assigned partitions."""
@@ -1003,6 +1169,7 @@ class OffsetTracker:
             self.in_flight -= sum(1 for r in part.pending if not r.done)
             part.pending.clear()
             part.keys.clear()
+            part.bars.clear()
         return out
 
     def assigned(self) -> list[Any]:

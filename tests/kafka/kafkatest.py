@@ -25,7 +25,7 @@ from adapters.kafka import record_position, stream_id
 from adapters.tansu import parent_death_signal
 from engine.config import loads_config
 from engine.kernel import Engine, RunSummary
-from engine.messages import Forecast, Trade, json_decoder, msgpack_decoder, msgpack_encoder
+from engine.messages import Forecast, NewsItem, Trade, json_decoder, msgpack_decoder, msgpack_encoder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -492,3 +492,226 @@ class NodeProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+# --- the edge pipeline (config/default.toml under its node profile) ------------------------------
+
+DEFAULT_CONFIG = REPO / "config" / "default.toml"
+BAR_NS = 60_000_000_000
+WARMUP_BARS = 21
+"""Bars of a symbol the edge model answers without a forecast: the first (no previous close) and
+20 of warm-up (adapters/features.py) - also the node's history_bars."""
+T0_NS = 1_700_000_040_000_000_000  # a whole minute
+
+
+@dataclass
+class BarTape:
+    """Trades of several symbols on one-minute bars: ``per_bar`` trades per bar per symbol."""
+
+    symbols: list[str]
+    bars: int
+    per_bar: int
+    seed: int = 7
+    t0_ns: int = T0_NS
+    """Open of the first bar (a whole minute)."""
+    trades: list[Trade] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        import random
+
+        rnd = random.Random(self.seed)
+        px = dict.fromkeys(self.symbols, 100.0)
+        step = BAR_NS // self.per_bar
+        # Round robin over symbols, in time order; one more trade per symbol after the last bar
+        # closes it (that trade opens a bar that stays open).
+        for b in range(self.bars + 1):
+            for j in range(self.per_bar if b < self.bars else 1):
+                for sym in self.symbols:
+                    px[sym] *= math.exp(rnd.gauss(0.0, 4e-4))
+                    self.trades.append(
+                        Trade(
+                            symbol=sym,
+                            ts_event=self.t0_ns + b * BAR_NS + j * step,
+                            price=round(px[sym], 2),
+                            size=float(1 + rnd.randrange(5)),
+                            side=rnd.choice((1, -1)),
+                        )
+                    )
+
+
+def expected_forecasts(sent: list[tuple[Trade, int]], warmup: int = WARMUP_BARS) -> set[tuple[str, int]]:
+    """(symbol, basis position) of every bar forecast the edge owes for ``sent`` (trades with the
+    positions the broker gave them): per symbol, one per closed one-minute bar after ``warmup``,
+    its basis the position of the bar's last trade."""
+    last: dict[tuple[str, int], int] = {}
+    for tr, pos in sent:
+        key = (tr.symbol, tr.ts_event // BAR_NS)
+        last[key] = max(last.get(key, 0), pos)
+    out: set[tuple[str, int]] = set()
+    by_sym: dict[str, list[tuple[int, int]]] = {}
+    for (sym, bucket), pos in last.items():
+        by_sym.setdefault(sym, []).append((bucket, pos))
+    for sym, bars in by_sym.items():
+        bars.sort()
+        closed = bars[:-1]  # the last bar of a symbol stays open
+        out.update((sym, pos) for _, pos in closed[warmup:])
+    return out
+
+
+async def produce_messages(
+    bootstrap: str,
+    topic: str | dict[str, str],
+    msgs: list[Any],
+    *,
+    rate_per_s: float | None = None,
+    chunk: int = 200,
+    stop: asyncio.Event | None = None,
+    encode: Any = None,
+    topic_index: int = 0,
+) -> list[tuple[Any, int]]:
+    """Produce ``msgs`` keyed by symbol (msgpack unless ``encode``) to ``topic`` (or, a dict, to the
+    topic named for each message's class); returns (message, position) of those acknowledged (the
+    position on the node's ``topic_index``-th topic).  With ``stop``, production ends early (at a
+    chunk boundary) once it is set."""
+    enc = encode or msgpack_encoder.encode
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    sent: list[tuple[Any, int]] = []
+    futs: list[tuple[Any, asyncio.Future[Any]]] = []
+    topics = topic if isinstance(topic, dict) else None
+
+    async def settle() -> None:
+        metas = await asyncio.gather(*(f for _, f in futs))
+        sent.extend((m, position(meta, topic_index)) for (m, _), meta in zip(futs, metas, strict=True))
+        futs.clear()
+
+    try:
+        await producer.start()
+        t0 = time.monotonic()
+        for n, m in enumerate(msgs, start=1):
+            key = (getattr(m, "symbol", None) or getattr(m, "id", "")).encode()
+            dest = topics[type(m).__name__] if topics is not None else topic
+            fut = await producer.send(dest, enc(m), key=key)
+            futs.append((m, fut))
+            if n % chunk == 0:
+                await settle()
+                if stop is not None and stop.is_set():
+                    return sent
+                if rate_per_s:
+                    ahead = n / rate_per_s - (time.monotonic() - t0)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+        await settle()
+    finally:
+        await asyncio.gather(*(f for _, f in futs), return_exceptions=True)
+        await producer.stop()
+    return sent
+
+
+def edge_node_sets(
+    t: Topics,
+    *,
+    max_in_flight: int = 20_000,
+    group: dict[str, int] | None = None,
+    http: str = "",
+    history_bars: int | None = None,
+    extra: list[str] | None = None,
+) -> list[str]:
+    """``--set`` overrides that put config/default.toml's node on the test's topics (the group,
+    bootstrap and node id go through --group, --bootstrap and --node-id)."""
+    g = {**FAST_GROUP, **(group or {})}
+    src = "actors[kafka-source].config"
+    sets = [
+        f'{src}.topics=["{t.md}", "{t.news}"]',
+        f"{src}.dead_letter_topic={t.dead}",
+        f"{src}.max_in_flight={max_in_flight}",
+        f"{src}.commit_interval_ms=100",
+        f"{src}.kafka.request_timeout_ms=5000",
+        "actors[kafka-sink].config.kafka.request_timeout_ms=5000",
+        f"actors[kafka-sink].config.topic={t.forecasts}",
+        f"actors[heartbeats].config.topic=hb-{t.group}",
+        f'app.http="{http}"',
+        "engine.shutdown_deadline_s=5.0",
+    ]
+    sets += [f"{src}.consumer.{k}={v}" for k, v in g.items()]
+    if history_bars is not None:
+        sets.append(f"{src}.history_bars={history_bars}")
+    return sets + list(extra or [])
+
+
+def edge_node_args(
+    bootstrap: str, t: Topics, node_id: str, *, profiles: tuple[str, ...] = ("edge-only",), **kw: Any
+) -> list[str]:
+    """``finllm node`` arguments for config/default.toml's node on the test's topics."""
+    args = ["--bootstrap", bootstrap, "--group", t.group, "--node-id", node_id]
+    for p in profiles:
+        args += ["--profile", p]
+    for s in edge_node_sets(t, **kw):
+        args += ["--set", s]
+    return args
+
+
+def edge_node_config(
+    bootstrap: str,
+    t: Topics,
+    node_id: str = "edge-test",
+    *,
+    profiles: tuple[str, ...] = ("edge-only",),
+    **kw: Any,
+) -> Any:
+    """The node's EngineConfig (config/default.toml, profiles node + ``profiles``), for a node
+    run in this process."""
+    from engine.config import load_config
+
+    return load_config(
+        DEFAULT_CONFIG,
+        profiles=["node", *profiles],
+        sets=edge_node_sets(t, **kw),
+        variables={"bootstrap": bootstrap, "group": t.group, "node_id": node_id, "out": "node-out"},
+    )
+
+
+@contextlib.asynccontextmanager
+async def config_running(cfg: Any) -> AsyncIterator[tuple[Engine, asyncio.Task[RunSummary]]]:
+    """Run an EngineConfig in this process and loop; stop it gracefully on exit."""
+    engine = Engine(cfg)
+    engine.build()
+    task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
+    try:
+        yield engine, task
+    finally:
+        engine.request_shutdown("test done")
+        await asyncio.wait_for(asyncio.shield(task), 60)
+
+
+class EdgeNodeProcess(NodeProcess):
+    """``finllm node`` on config/default.toml (its node profile) as a child process."""
+
+    def __init__(self, log_path: Path, name: str, extra: list[str]) -> None:
+        super().__init__(DEFAULT_CONFIG, log_path, name, extra)
+
+
+async def forecasts_in(bootstrap: str, topic: str, **client: Any) -> list[Forecast]:
+    """Every forecast on ``topic`` (read from the beginning)."""
+    return [msgpack_decoder.decode(r.value) for r in await read_all(bootstrap, topic, **client)]
+
+
+def news_items(
+    symbols: list[str], t0_ns: int, n: int, *, every_ns: int = 2 * BAR_NS, id_prefix: str = "n"
+) -> list[NewsItem]:
+    """``n`` news items about ``symbols``, one every ``every_ns`` from ``t0_ns``: the bundled demo
+    tape's headlines (config/data), retimed, two sources per story so some are corroborated."""
+    lines = (REPO / "config" / "data" / "news_emini_2013-09.jsonl").read_text().splitlines()
+    out: list[NewsItem] = []
+    for i in range(n):
+        d = json.loads(lines[i % len(lines)])
+        out.append(
+            NewsItem(
+                id=f"{id_prefix}-{i:03d}",
+                ts_event=t0_ns + i * every_ns,
+                source=d["source"],
+                headline=d["headline"],
+                body=d.get("body", ""),
+                symbols=tuple(symbols),
+            )
+        )
+    return out

@@ -1,16 +1,30 @@
-"""``finllm node --config config/edge-node.toml``: the live edge-node daemon (Kafka in, forecasts out).
+"""``finllm node``: the live edge-node daemon (Kafka in, forecasts out) - the main job's pipeline, live.
 
-The config goes through the one loader (:func:`engine.config.load_config`); the flags
-only map to its variables and overrides, so one file serves many nodes::
+The node runs the same pipeline description as ``finllm run`` (``config/default.toml``: feed,
+narrative, sanity, edge, cloud, degradation) under its ``node`` profile, which only swaps the
+sources (Kafka topics instead of the tape and the news file), the sinks (the forecasts topic
+instead of files and the simulated exchange) and the clock (live), and adds what a live
+process needs (control plane, heartbeats, ops HTTP).  ``finllm node`` applies ``[profiles.node]``
+first whenever the config defines one.  The config goes through the one loader
+(:func:`engine.config.load_config`); the flags only map to its variables and overrides, so one
+file serves many nodes::
 
-    finllm node --config config/edge-node.toml --bootstrap 10.0.0.5:9092 --group edge-eu --node-id edge-7
+    finllm node --bootstrap 10.0.0.5:9092 --group edge-eu --node-id edge-7
 
+``--config`` defaults to ``default.toml`` as installed with the package (any directory works).
 ``--bootstrap``, ``--group`` and ``--node-id`` set the variables ``${bootstrap}``,
 ``${group}`` and ``${node_id}`` (the config says where they go; one it never uses is an
 error, so a flag never silently does nothing); ``--http``, ``--loop``, ``--log-format`` and
 ``--log-level`` set ``app.http``, ``engine.loop``, ``engine.log_format`` and
-``engine.log_level``; ``--profile NAME`` applies ``[profiles.NAME]`` and ``--set PATH=VALUE``
-any key (``--set 'actors[kafka-source].config.max_in_flight=5000'``).
+``engine.log_level``; ``--profile NAME`` applies ``[profiles.NAME]`` (after ``node``) and
+``--set PATH=VALUE`` any key (``--set 'actors[kafka-source].config.max_in_flight=5000'``).
+
+``--record DIR`` records the node (profile ``record``, ``${out}`` = DIR; see
+:mod:`adapters.sources.recording`): the records it consumed in handover order, the outputs a
+replay cannot re-derive, and ``forecasts.jsonl`` / ``traces.jsonl`` in replay's format, plus
+``DIR/recording.json`` naming the config, profiles, overrides and variables it ran with, so that
+``finllm replay --recording DIR --out OUT`` runs the same pipeline from the recording and writes
+the same two files byte for byte.
 
 SIGTERM or SIGINT drain and stop the node gracefully (exit 0); the input offsets of
 work not yet safely written stay uncommitted and are re-read by whoever takes over.
@@ -31,8 +45,10 @@ A bad address (``--http nonsense``) or config error exits 2 with a message namin
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +58,10 @@ if TYPE_CHECKING:
     from engine.config import EngineConfig, Override
     from engine.kernel import Engine, RunSummary
 
-__all__ = ["apply_overrides", "flag_overrides", "flag_variables", "main"]
+__all__ = ["MANIFEST", "apply_overrides", "flag_overrides", "flag_variables", "main", "node_profiles"]
+
+MANIFEST = "recording.json"
+"""``finllm node --record DIR`` writes how it ran to ``DIR/recording.json``."""
 
 _T0 = time.monotonic()
 
@@ -60,7 +79,17 @@ def _address(text: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="finllm node", description="Run the live edge node.")
-    p.add_argument("--config", default="config/edge-node.toml", help="pipeline TOML (default: %(default)s)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="pipeline TOML (default: config/default.toml as installed with the package; its "
+        "[profiles.node] is applied first)",
+    )
+    p.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record inputs, cloud outputs, forecasts and traces to DIR (for finllm replay --recording)",
+    )
     p.add_argument("--bootstrap", help="Kafka bootstrap servers: the variable ${bootstrap} (host:port[,...])")
     p.add_argument("--group", help="consumer group id: the variable ${group}")
     p.add_argument("--node-id", help="node id: the variable ${node_id} (engine node id, Kafka client id)")
@@ -144,6 +173,32 @@ async def _run(engine: Engine, node_id: str, http: str) -> RunSummary:
             await server.stop()
 
 
+def _config_path(args: argparse.Namespace) -> Path:
+    if getattr(args, "config", None):
+        return Path(args.config)
+    from config import DEFAULT_CONFIG
+
+    return DEFAULT_CONFIG
+
+
+def node_profiles(raw: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """The profiles the node applies: ``node`` first when the config defines it, then the user's,
+    then ``record`` with ``--record``."""
+    defined = raw.get("profiles", {}) if isinstance(raw.get("profiles"), dict) else {}
+    user = list(getattr(args, "profile", None) or [])
+    profiles = ["node"] if "node" in defined and "node" not in user else []
+    profiles += user
+    if getattr(args, "record", None):
+        profiles.append("record")
+    return profiles
+
+
+def _variables(args: argparse.Namespace) -> dict[str, str]:
+    """The flags' variables and ``${out}`` (the recording directory; unused without --record)."""
+    out = getattr(args, "record", None)
+    return {**flag_variables(args), "out": str(Path(out).resolve()) if out else "node-out"}
+
+
 def flag_variables(args: argparse.Namespace) -> dict[str, str]:
     """The variables the flags the user gave set (each must be used by the config)."""
     given = {"bootstrap": args.bootstrap, "group": args.group, "node_id": args.node_id}
@@ -176,27 +231,54 @@ def apply_overrides(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 
     doc, _ = compose(
         raw,
-        source=str(getattr(args, "config", "<config>")),
-        profiles=getattr(args, "profile", None) or [],
+        source=str(_config_path(args)),
+        profiles=node_profiles(raw, args),
         sets=flag_overrides(args),
-        variables=flag_variables(args),
+        variables=_variables(args),
         require_variables=flag_variables(args),
     )
     return doc
 
 
-def _load(path: Path, args: argparse.Namespace) -> EngineConfig:
-    """The config file with the command-line flags; ConfigError names the file and key."""
+def _raw(path: Path) -> dict[str, Any]:
+    from engine.errors import ConfigError
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
+
+
+def _load(path: Path, args: argparse.Namespace) -> tuple[EngineConfig, list[str]]:
+    """The config file with the command-line flags, and the profiles applied; ConfigError names
+    the file and key."""
     from engine.config import load_config
 
-    variables = flag_variables(args)
-    return load_config(
+    profiles = node_profiles(_raw(path), args)
+    cfg = load_config(
         path,
-        profiles=args.profile,
+        profiles=profiles,
         sets=flag_overrides(args),
-        variables=variables,
-        require_variables=variables,
+        variables=_variables(args),
+        require_variables=flag_variables(args),
     )
+    return cfg, profiles
+
+
+def _write_manifest(directory: Path, path: Path, profiles: list[str], args: argparse.Namespace) -> None:
+    """``DIR/recording.json``: what ``finllm replay --recording DIR`` needs to run the same pipeline."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "recording": 1,
+        "config": str(path.resolve()),
+        "profiles": [p for p in profiles if p != "record"],
+        "sets": [{"path": o.path, "value": o.value} for o in flag_overrides(args)],
+        "variables": flag_variables(args),
+        "started_ns": time.time_ns(),
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def main(argv: list[str]) -> int:
@@ -205,13 +287,16 @@ def main(argv: list[str]) -> int:
     from engine.kernel import Engine, run_on_loop
     from engine.logging import configure_logging
 
+    path = _config_path(args)
     try:
-        config = _load(Path(args.config), args)
+        config, profiles = _load(path, args)
         engine = Engine(config)
         engine.build()
     except ConfigError as exc:
         print(f"finllm node: config error: {exc}", file=sys.stderr)
         return 2
+    if args.record:
+        _write_manifest(Path(args.record), path, profiles, args)
     configure_logging(config.engine.log_format, config.engine.log_level)
     http = config.app.http  # --http is the override app.http
     summary = run_on_loop(_run(engine, config.engine.node_id, http), config.engine.loop)

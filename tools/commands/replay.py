@@ -5,6 +5,15 @@
         --strategy mypkg.mod:MyStrategy
     finllm replay --dataset emini --out runs/x --loop asyncio --limit 100000
     finllm replay --dataset emini --out runs/x --set 'actors[feed].config.chunk_size=1024'
+    finllm replay --recording rec/ --out runs/replayed
+
+``--recording DIR`` replays what ``finllm node --record DIR`` recorded through the node's own
+pipeline (the config, profiles and overrides in ``DIR/recording.json``, then the config's
+``record`` and ``recording`` profiles: the recording as the source, a simulated clock that
+follows the node's recorded one, cloud refinements and mode changes from the recording) and
+writes ``forecasts.jsonl`` and ``traces.jsonl`` into ``--out``, byte-identical to the node's
+``DIR/forecasts.jsonl`` and ``DIR/traces.jsonl`` (:mod:`adapters.sources.recording`); it prints
+whether they are.
 
 Runs the pipeline of ``config/replay.toml`` (or ``--config``) through the one loader
 (:func:`engine.config.load_config`); every flag maps to a variable, a profile or an
@@ -63,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", choices=DATASETS, help="a bundled dataset (applies [profiles.NAME])")
     src.add_argument("--file", help="a CSV/Parquet file of trades (see --columns; applies [profiles.file])")
+    src.add_argument("--recording", metavar="DIR", help="a live node's recording (finllm node --record DIR)")
     p.add_argument(
         "--columns",
         default="",
@@ -305,8 +315,73 @@ def _metrics(summary: Any, results: dict[str, Any], out: Path, wall_s: float, ev
     return metrics
 
 
+RECORDED_FILES = ("forecasts.jsonl", "traces.jsonl")
+"""What a replay of a recording writes byte-identical to the node's own copies."""
+
+
+def recording_plan(args: argparse.Namespace) -> tuple[Path, tuple[str, ...], list[Override], dict[str, str]]:
+    """The node's pipeline, read from ``DIR/recording.json``: config, profiles, overrides, variables."""
+    rec = Path(args.recording)
+    manifest_path = rec / "recording.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(manifest_path), "", f"not a recording of finllm node --record: {exc}") from None
+    config = Path(args.config) if args.config != str(_DEFAULT_TEMPLATE) else Path(manifest["config"])
+    if not config.is_file():
+        raise ConfigError(str(config), "", "the recorded node's config is not there (give --config)")
+    profiles = (*manifest.get("profiles", []), "record", "recording", *args.profile)
+    sets = [Override(path=o["path"], value=o["value"], origin="recording") for o in manifest.get("sets", [])]
+    sets.extend(Override.parse(s, source=str(config)) for s in args.set)
+    if args.loop:
+        sets.append(Override(path="engine.loop", value=args.loop, origin="--loop"))
+    variables = {
+        **{str(k): str(v) for k, v in manifest.get("variables", {}).items()},
+        "out": str(Path(args.out).resolve()),
+        "recording": str(rec.resolve()),
+    }
+    return config, profiles, sets, variables
+
+
+def _replay_recording(args: argparse.Namespace) -> int:
+    from engine.config import load_config
+
+    try:
+        config, profiles, sets, variables = recording_plan(args)
+        cfg = load_config(config, profiles=profiles, sets=sets, variables=variables)
+        engine = Engine(cfg)
+        engine.build()
+    except ConfigError as exc:
+        print(f"finllm replay: config error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    summary = run_engine(engine, args.loop or cfg.engine.loop)
+    wall = time.perf_counter() - t0
+    ok = summary.exit_code == 0 and summary.reason == "recording replayed"
+    if not ok:
+        print(f"finllm replay: run ended abnormally: {summary.reason}", file=sys.stderr)
+    rec = Path(args.recording)
+    same = True
+    for name in RECORDED_FILES:
+        mine, theirs = out / name, rec / name
+        a = mine.read_bytes() if mine.exists() else b""
+        b = theirs.read_bytes() if theirs.exists() else b""
+        verdict = "identical" if a == b else "DIFFERENT"
+        same = same and a == b
+        print(
+            f"  {name:<16} {len(a.splitlines()):>8} lines  sha256 {hashlib.sha256(a).hexdigest()[:16]}  "
+            f"{verdict} to the recording's"
+        )
+    print(f"replay of {rec}: {summary.reason} in {wall:.2f}s -> {out}")
+    return 0 if ok and same else 1
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.recording:
+        return _replay_recording(args)
     try:
         cfg, out = _load(args)
     except ConfigError as exc:
