@@ -311,22 +311,31 @@ async def test_escalations_follow_the_route_to_a_peer_and_back(
         rig.publish("forecast.ES", edge(i))
         await rig.until(lambda: len(rig.refinements()) == i)
 
-    await escalate(1)
-    route("b")
-    await escalate(2)
-    assert (local.stats.requests, peer.stats.requests) == (1, 1)
-    assert rig.counter("cloud_escalations_routed_total", to="b") == 1
-    assert rig.refinements()[-1].model_version == "peer-b" and rig.actor.report()["route_to"] == "b"
-    route("c", node="another-node")  # another node's route: not ours to follow
-    route("x")  # a peer without an endpoint: counted, and the escalations stay local
-    await escalate(3)
-    assert (local.stats.requests, peer.stats.requests) == (2, 1)
-    assert rig.counter("cloud_route_unavailable_total", peer="x") == 1
-    route("b")
-    await escalate(4)
-    route(me)  # back home
-    await escalate(5)
+    with capture_logs() as logs:  # also keeps this test's warnings off whatever stream an earlier test left
+        await escalate(1)
+        route("b")
+        await escalate(2)
+        assert (local.stats.requests, peer.stats.requests) == (1, 1)
+        assert rig.counter("cloud_escalations_routed_total", to="b") == 1
+        assert rig.refinements()[-1].model_version == "peer-b" and rig.actor.report()["route_to"] == "b"
+        route("c", node="another-node")  # another node's route: not ours to follow
+        route("x")  # a peer without an endpoint: counted, and the escalations stay local
+        await escalate(3)
+        assert (local.stats.requests, peer.stats.requests) == (2, 1)
+        assert rig.counter("cloud_route_unavailable_total", peer="x") == 1
+        route("b")
+        await escalate(4)
+        route(me)  # back home
+        await escalate(5)
     assert (local.stats.requests, peer.stats.requests) == (3, 2)
+    events = [(e["event"], e.get("route_to", e.get("peer"))) for e in logs if "route" in e["event"]]
+    assert events == [
+        ("cloud_route", "b"),
+        ("cloud_route_unavailable", "x"),
+        ("cloud_route", me),
+        ("cloud_route", "b"),
+        ("cloud_route", me),
+    ]
 
 
 def test_config_rejects_grids_outside_the_answer_ranges() -> None:
