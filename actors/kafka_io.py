@@ -97,7 +97,7 @@ from adapters.kafka import (
     stream_id,
     symbol_token,
 )
-from adapters.sources.recording import Arrivals, InputLog, RecordedInput, RecordingReader
+from adapters.sources.recording import Arrivals, InputLog, RecordedInput, RecordedReset, RecordingReader
 from engine.actor import Actor
 from engine.messages import Bar, DeadLetter, Forecast, ModeChange, NewsItem, Quote, ReasoningTrace, Trade
 from engine.replay import Emit, ReplayDriver
@@ -716,6 +716,7 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         while time.monotonic() < deadline and any(p.pending for p in lost):  # noqa: ASYNC110 - see above
             await asyncio.sleep(0.01)
         uncommitted = sum(p.uncommitted for p in lost)
+        self._forget_unanswered({p.stream for p in lost})
         offsets = tracker.revoke(revoked)
         ok = await self._commit(offsets) if offsets else True
         # What the next owner re-reads: the duplicate cost of this rebalance (<= max_in_flight).
@@ -748,16 +749,34 @@ class KafkaSource(Actor[KafkaSourceConfig]):
                 self.ctx.log.info("group_rejoined", reason=reason)
 
     def _on_assigned(self, assigned: list[Any]) -> None:
+        streams: list[int] = []
         for tp in assigned:
             try:
                 stream = stream_id(self._topic_index[tp.topic], tp.partition)
+                streams.append(stream)
             except (KeyError, ValueError):
                 # Its market data cannot carry a position: dead-lettered record by record.
                 self.ctx.log.error("partition_without_position", partition=_tp_name(tp))
                 stream = -1 - tp.partition
             self._tracker.partition(tp, stream)
+        if streams and self.config.feed_topic:
+            # Whatever the feed remembers of these streams' symbols (this node's own earlier turn
+            # on them) is stale: their records come again from the last commit.
+            reset = tuple(sorted(streams))
+            self._forget_unanswered(set(reset))
+            now = time.time_ns()
+            if self._log is not None:
+                self._log.reset(reset, now)
+            self.ctx.bus.publish(self.config.feed_topic, Arrivals(now, [], reset))
         self._room.set()
         self.ctx.log.info("partitions_assigned", partitions=sorted(_tp_name(tp) for tp in assigned))
+
+    def _forget_unanswered(self, streams: set[int]) -> None:
+        """Bars of ``streams`` still waiting to be answered belong to an earlier turn: forget them."""
+        keep = deque(e for e in self._unanswered if position_stream(e[1]) not in streams)
+        if len(keep) != len(self._unanswered):
+            self._unanswered = keep
+            self._unanswered_set = {(sym, seq) for sym, seq, _ in keep}
 
     def _start_replay(self) -> None:
         cfg = self.config
@@ -807,7 +826,7 @@ class _RecordingInput:
         self._source = source
         self._reader = reader
         self._inputs = reader.inputs()
-        self._next: RecordedInput | None = next(self._inputs, None)
+        self._next: RecordedInput | RecordedReset | None = next(self._inputs, None)
         self._outputs = deque(reader.outputs())
         self._index = {t: i for i, t in enumerate(reader.topics)}
         self.forecasts = 0
@@ -853,9 +872,12 @@ class _RecordingInput:
         replace = msgspec.structs.replace
         first = self._next
         assert first is not None
+        if isinstance(first, RecordedReset):
+            self._advance()
+            return [Emit(cfg.feed_topic or "recording.clock", [Arrivals(first.recv, [], first.streams)])]
         market: list[Any] = []
         emits: list[Emit] = []
-        while (r := self._next) is not None and r.step == first.step:
+        while (r := self._next) is not None and isinstance(r, RecordedInput) and r.step == first.step:
             try:
                 msg = decode(r.value)
                 check_message(msg, limits)

@@ -75,6 +75,7 @@ from adapters.bars import BarAggregator, BarSpec
 from adapters.datasets import ColumnMapping
 from adapters.sources import MarketRecords, MarketSource, TapeSource, open_tape, records_from_messages
 from adapters.sources.recording import Arrivals
+from adapters.sources.records import OFFSET_BITS
 from engine.actor import Actor
 from engine.clock import SimClock
 from engine.messages import Bar, Quote, Trade
@@ -199,14 +200,31 @@ class FeedCore:
         self._at = 0  # position of the record being checked (numbering by position only)
         self._time_aggs = [a for a in self._aggs if a.spec.kind == "time"]
         self._time_step = int(min((a.spec.size for a in self._time_aggs), default=1)) or 1
-        self._watermark = -(2**62)
-        self._closed_step = -(2**62)
+        self._watermark: dict[int, int] = {}  # per input stream (close_idle_bars_ns)
+        self._closed_step: dict[int, int] = {}
+        self.stream_of: dict[str, int] = {}
+        """Live sources: the input stream each symbol's last record came on (its position's)."""
         self.n_in = metrics.counter("md_events_in_total")
         self.n_out = metrics.counter("md_events_published_total")
         self._n_bars = metrics.counter("md_bars_published_total")
         self._n_seq_gaps = metrics.counter("md_seq_gaps_total")
         self._n_time_gaps = metrics.counter("md_time_gaps_total")
         self._n_conflated = metrics.counter("md_conflated_total")
+
+    def forget_streams(self, streams: tuple[int, ...]) -> list[str]:
+        """Forget every symbol last seen on one of ``streams`` (validation state, open bars,
+        numbering): a live source was given those input streams again, and reads them from the
+        last commit.  Returns the symbols forgotten."""
+        gone = sorted(sym for sym, st in self.stream_of.items() if st in streams)
+        for st in streams:
+            self._watermark.pop(st, None)
+            self._closed_step.pop(st, None)
+        for sym in gone:
+            del self.stream_of[sym]
+            self._sym.pop(sym, None)
+            for agg in self._aggs:
+                agg.forget(sym)
+        return gone
 
     def snapshot(self) -> dict[str, tuple[Any, ...]]:
         """Per-symbol validation state (seq, source seq, last time, last price, variance,
@@ -237,27 +255,37 @@ class FeedCore:
         runs = self.process_fast(rec, now_ns, sim) if self.cfg.fast_path else None
         if runs is None:
             runs = _to_runs(self.process_scalar(rec, now_ns, sim))
-        if self.cfg.close_idle_bars_ns and len(rec):
-            runs.extend(self._close_idle(int(rec.ts_ns.max())))
+        if self.cfg.close_idle_bars_ns and len(rec) and self._time_aggs:
+            runs.extend(self._close_idle(rec))
         return self._emits(runs)
 
-    def _close_idle(self, latest_ns: int) -> list[tuple[str, list[Any]]]:
-        """The open time bars that ended ``close_idle_bars_ns`` before the feed's event time, by
-        symbol; checked once per smallest time-bar interval of event time."""
-        self._watermark = max(self._watermark, latest_ns)
-        if not self._time_aggs:
-            return []
-        horizon = self._watermark - self.cfg.close_idle_bars_ns
-        step = horizon // self._time_step
-        if step <= self._closed_step:
-            return []
-        self._closed_step = step
+    def _close_idle(self, rec: MarketRecords) -> list[tuple[str, list[Any]]]:
+        """The open time bars that ended ``close_idle_bars_ns`` before their input stream's event
+        time (the latest ``ts_event`` seen on the stream: a partition, a tape), by symbol;
+        checked once per smallest time-bar interval of each stream's event time.  Per stream,
+        because streams (Kafka partitions) are read at their own pace."""
+        streams = rec.pos >> OFFSET_BITS
+        first = int(streams[0])
+        if (streams == first).all():
+            latest = {first: int(rec.ts_ns.max())}
+        else:
+            latest = {int(st): int(rec.ts_ns[streams == st].max()) for st in np.unique(streams)}
         runs: list[tuple[str, list[Any]]] = []
-        for sym in sorted(self._sym):
-            for agg in self._time_aggs:
-                bar = agg.due(sym, horizon)
-                if bar is not None:
-                    runs.append((self.topics(sym)[1], [bar]))
+        for stream, ts in sorted(latest.items()):
+            mark = max(self._watermark.get(stream, ts), ts)
+            self._watermark[stream] = mark
+            horizon = mark - self.cfg.close_idle_bars_ns
+            step = horizon // self._time_step
+            if step <= self._closed_step.get(stream, -(2**62)):
+                continue
+            self._closed_step[stream] = step
+            for sym in sorted(self._sym):
+                if self.stream_of.get(sym, stream) != stream:
+                    continue
+                for agg in self._time_aggs:
+                    bar = agg.due(sym, horizon)
+                    if bar is not None:
+                        runs.append((self.topics(sym)[1], [bar]))
         return runs
 
     def flush(self) -> list[Emit]:
@@ -710,6 +738,14 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
                 ticks.append(m)
                 continue
             if t is Arrivals:
+                if m.reset:
+                    if ticks:
+                        self._publish(self.process(records_from_messages(self.ctx.name, ticks)))
+                        ticks = []
+                    self.core.forget_streams(m.reset)
+                stream_of = self.core.stream_of
+                for x in m.msgs:
+                    stream_of[x.symbol] = x.seq >> OFFSET_BITS
                 for run in _runs(m.msgs):
                     if ticks and type(run[0]) is not Bar:
                         ticks.extend(run)

@@ -228,6 +228,12 @@ class BarAggregator:
         st.n = 0
         return self._bar(symbol, st, end, st.bucket * self._int_size)
 
+    def forget(self, symbol: str) -> None:
+        """Drop ``symbol``'s open bar and numbering, as if it had never traded (a live source's
+        partition changed hands: its records are read again from a commit)."""
+        self._states.pop(symbol, None)
+        self._seq.pop(symbol, None)
+
     def flush(self) -> list[Bar]:
         """The partial bars still open (end of data), in symbol order."""
         out = []

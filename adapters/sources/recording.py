@@ -12,8 +12,10 @@
          "ts_type", "value" (base64 or null), "recv" (ns, the node's clock at handover),
          "step" (handover step: records of one step went over together)}
 
-    A line ``{"restart": n}`` marks an in-process restart of the source (the replay of
-    such a recording is not exact: the live pipeline lost its state there).
+    A line ``{"reset": [streams], "recv", "step"}`` marks partitions given to the node (a
+    rebalance: the feed forgot those streams' symbols there, live and in the replay); a line
+    ``{"restart": n}`` an in-process restart of the source (the replay of such a recording is not
+    exact: the live pipeline lost its state there).
 ``DIR/outputs.jsonl``
     What the replay cannot re-derive, with where it happened: cloud refinements and their
     traces (the cloud tier is asynchronous and answers by wall clock) and mode changes.
@@ -58,6 +60,7 @@ __all__ = [
     "InputLog",
     "RecordedInput",
     "RecordedOutput",
+    "RecordedReset",
     "RecordingError",
     "RecordingReader",
 ]
@@ -72,10 +75,14 @@ class Arrivals(msgspec.Struct, frozen=True, gc=False):
     """Decoded market records a live source hands to the feed at ``ts_event`` (ns, its clock).
 
     ``msgs``: trades, quotes and bars in source order, each ``seq`` the record's position.
+    ``reset``: input streams (:func:`adapters.kafka.stream_id`) this source was just given: the
+    feed first forgets the symbols it last saw on them (their records are read again from the
+    last commit; a previous owner's state, or this node's own from an earlier turn, is stale).
     """
 
     ts_event: int
     msgs: list[Trade | Quote | Bar]
+    reset: tuple[int, ...] = ()
 
 
 class RecordingError(Exception):
@@ -123,6 +130,12 @@ class InputLog:
             }
         )
 
+    def reset(self, streams: tuple[int, ...], recv_ns: int) -> None:
+        """The source was given ``streams`` (a rebalance) at ``recv_ns``: a step of its own."""
+        self.next_step()
+        self._line({"reset": list(streams), "recv": recv_ns, "step": self.step})
+        self.next_step()
+
     def next_step(self) -> None:
         """The records logged from now on go over in a new handover step."""
         self.step += 1
@@ -146,6 +159,15 @@ class RecordedInput:
     timestamp: int
     timestamp_type: int
     value: bytes | None
+    recv: int
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedReset:
+    """The live source was given these input streams (a rebalance) at ``recv``."""
+
+    streams: tuple[int, ...]
     recv: int
     step: int
 
@@ -180,8 +202,9 @@ class RecordingReader:
         self.node_id: str = str(head.get("node_id", ""))
         self.restarts = 0
 
-    def inputs(self) -> Iterator[RecordedInput]:
-        """The recorded records in handover order (restart marks are counted in ``restarts``)."""
+    def inputs(self) -> Iterator[RecordedInput | RecordedReset]:
+        """The recorded records and resets in handover order (restart marks are counted in
+        ``restarts``)."""
         path = self.dir / INPUTS
         with path.open(encoding="utf-8") as f:
             f.readline()
@@ -194,6 +217,9 @@ class RecordingReader:
                     raise RecordingError(f"{path}:{n}: corrupt line") from None
                 if "restart" in d:
                     self.restarts += 1
+                    continue
+                if "reset" in d:
+                    yield RecordedReset(tuple(int(x) for x in d["reset"]), int(d["recv"]), int(d["step"]))
                     continue
                 yield RecordedInput(
                     topic=d["topic"],

@@ -715,3 +715,13 @@ def news_items(
             )
         )
     return out
+
+
+async def wait_for_log(node: NodeProcess, event: str, timeout_s: float = 60.0) -> None:
+    """Wait until ``node`` logged ``event`` (its JSON log), e.g. ``partitions_assigned``."""
+    needle = f'"event": "{event}"'
+    async with asyncio.timeout(timeout_s):
+        while needle not in node.log_text():
+            if node.proc.poll() is not None:
+                raise AssertionError(f"node {node.name} exited: {node.log_text()[-2000:]}")
+            await asyncio.sleep(0.1)

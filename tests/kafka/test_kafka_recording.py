@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sources.recording import RecordingReader
+from adapters.sources.recording import RecordedInput, RecordedReset, RecordingReader
 from adapters.tansu import TansuBroker
 from engine.messages import Forecast, ReasoningTrace, json_decoder, json_encoder
 from tests.kafka.kafkatest import (
@@ -34,6 +34,7 @@ from tests.kafka.kafkatest import (
     news_items,
     produce_messages,
     standard_topics,
+    wait_for_log,
 )
 
 
@@ -66,6 +67,7 @@ async def _record(
         [*edge_node_args(tansu.bootstrap, t, "rec-node", profiles=profiles), "--record", str(rec)],
     )
     try:
+        await wait_for_log(node, "partitions_assigned")  # reading live, not a backlog
         # An outside producer, JSON records: {"type": "trade", ...} and {"type": "news", ...}.
         # Paced, so that the node reads news between the trades of its time (not all after them).
         sent = await produce_messages(
@@ -105,7 +107,9 @@ async def test_a_recording_replays_to_the_same_forecasts_and_traces(
 ) -> None:
     rec, expected, n_records = await _record(tansu, tmp_path, profiles=("edge-only",), bars=32, news=12)
     reader = RecordingReader(rec)
-    assert sum(1 for _ in reader.inputs()) == n_records and reader.restarts == 0
+    entries = list(reader.inputs())
+    assert sum(isinstance(e, RecordedInput) for e in entries) == n_records and reader.restarts == 0
+    assert sum(isinstance(e, RecordedReset) for e in entries) >= 1  # the partitions it was given
     fcs = _lines(rec / "forecasts.jsonl")
     assert {(f.symbol, f.basis_seq) for f in fcs if isinstance(f, Forecast)} == expected
     traces = _lines(rec / "traces.jsonl")
