@@ -13,11 +13,12 @@ the same forecast_id and stay within the in-flight windows of the re-delivery ev
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
-from adapters.tansu import TansuBroker
+from adapters.tansu import TansuBroker, free_port
 from tests.kafka.kafkatest import (
     CRASH_GROUP,
     BarTape,
@@ -26,10 +27,12 @@ from tests.kafka.kafkatest import (
     Topics,
     edge_node_args,
     expected_forecasts,
+    http_get,
     log_texts,
     produce_messages,
     redelivery_events,
     standard_topics,
+    wait_for_log,
 )
 
 SYMBOLS = [f"C{i:02d}" for i in range(12)]
@@ -136,3 +139,73 @@ async def test_kill_9_three_times_loses_no_bar_forecast(tansu: TansuBroker, tmp_
 @pytest.mark.asyncio(loop_factories=["uvloop"])
 async def test_kill_9_ten_times_loses_no_bar_forecast(tansu: TansuBroker, tmp_path: Path) -> None:
     await _crash(tansu, tmp_path, kills=10)
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_three_edge_nodes_one_leaves_one_joins_no_bar_forecast_lost(
+    tansu: TansuBroker, tmp_path: Path
+) -> None:
+    """Scale-out: three nodes share the md partitions, one leaves (SIGTERM) mid-stream, a fourth
+    joins; every bar forecast owed is written, duplicates stay within the windows of the
+    membership changes, and each live node's ops endpoints describe the full pipeline."""
+    t = Topics.fresh()
+    await standard_topics(tansu.bootstrap, t)
+    names = ("a", "b", "c", "d")
+    http = {n: f"127.0.0.1:{free_port()}" for n in names}
+    nodes: dict[str, EdgeNodeProcess] = {}
+
+    def start(name: str) -> EdgeNodeProcess:
+        args = edge_node_args(
+            tansu.bootstrap, t, name, max_in_flight=MAX_IN_FLIGHT, http=http[name], extra=STEADY
+        )
+        nodes[name] = EdgeNodeProcess(tmp_path / f"node-{name}.log", name, args)
+        return nodes[name]
+
+    for name in ("a", "b", "c"):
+        start(name)
+    tape = BarTape([f"S{i:02d}" for i in range(18)], bars=120, per_bar=4)
+    producing = asyncio.create_task(produce_messages(tansu.bootstrap, t.md, tape.trades, rate_per_s=400))
+    try:
+        async with ForecastReader(tansu.bootstrap, t.forecasts) as reader:
+            async with asyncio.timeout(120):
+                while not reader.seen.origins["a"] or reader.seen.records < 400:
+                    await reader.poll()
+            nodes["a"].terminate()  # leaves the group gracefully, mid-stream
+            assert await nodes["a"].wait(60) == 0, nodes["a"].log_text()[-3000:]
+            await wait_for_log(start("d"), "partitions_assigned")  # and another joins
+            sent = await producing
+            expected = expected_forecasts(sent)
+            seen = await reader.until(expected, timeout_s=120)
+            missing = expected - seen.covered
+            assert not missing, f"{len(missing)} bar forecasts lost, e.g. {sorted(missing)[:5]}"
+            await reader.settle(1.0)
+            code, body = await http_get(http["b"], "/stats")
+            status = json.loads(body)
+            assert code == 200 and status["node_id"] == "b", status
+            assert {
+                "kafka-source",
+                "feed",
+                "narrative",
+                "sanity",
+                "edge",
+                "degradation",
+                "kafka-sink",
+            } <= set(status["actors"])
+            assert (await http_get(http["b"], "/readyz"))[0] in (200, 503)  # 503 once partitions stall
+    finally:
+        producing.cancel()
+        for n in nodes.values():
+            n.terminate()
+        codes = {name: await n.wait(60) for name, n in nodes.items()}
+    assert codes == dict.fromkeys(nodes, 0), codes
+    assert seen.covered == expected and seen.header_mismatch == 0
+    for name in ("b", "c", "d"):
+        assert seen.origins[name] > 0, (name, seen.origins)
+    ev = redelivery_events(n.log_text() for n in nodes.values())
+    bound = ev.budget(MAX_IN_FLIGHT, leaves=1)
+    assert seen.duplicates <= bound, (seen.duplicates, bound, ev)
+    assert max(seen.counts.values()) <= 2 + ev.revokes + ev.restarts + ev.retried
+    print(
+        f"edge scale-out: {len(sent)} records, {len(expected)} bar forecasts owed, 0 lost, "
+        f"{seen.duplicates} duplicates (bound {bound}), origins {dict(seen.origins)}"
+    )

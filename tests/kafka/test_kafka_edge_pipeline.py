@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
 from adapters.kafka import split_position
-from adapters.tansu import TansuBroker
-from engine.messages import Forecast, Quote, Trade, json_encoder, msgpack_decoder
+from adapters.tansu import TansuBroker, free_port
+from engine.messages import Forecast, Quote, Trade, json_decoder, json_encoder, msgpack_decoder
 from tests.kafka.kafkatest import (
     BarTape,
     ForecastReader,
@@ -27,10 +29,12 @@ from tests.kafka.kafkatest import (
     create_topics,
     edge_node_config,
     expected_forecasts,
+    position,
     produce_messages,
     read_all,
     standard_topics,
 )
+from tools.faultproxy import FaultProxy
 
 SYMBOLS = ["ES", "NQ", "CL.Z"]
 
@@ -174,3 +178,47 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_never_jam(tansu: Tans
     counters = Counter(engine.metrics.snapshot()["counters"])
     assert counters["kafka_records_rejected_downstream_total{actor=kafka-source}"] == 1  # out of order
     assert counters["md_rejected_total{reason=out_of_order}"] == 1
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_kcat_in_edge_forecasts_out(fresh_tansu: Callable[[int], TansuBroker], kcat: str) -> None:
+    """kcat produces the trades (JSON lines, keyed); the edge pipeline forecasts their bars; kcat
+    reads the forecasts back with their forecast_id headers.  Through tools/faultproxy.py with
+    ``api_versions_max=2`` (Debian's kcat misparses Tansu's ApiVersions v3; test_kafka_pipeline)."""
+    port = free_port()
+    broker = fresh_tansu(port)
+    proxy = await FaultProxy("127.0.0.1", broker.port, listen_port=port).start()
+    proxy.api_versions_max = 2
+    bootstrap = proxy.address
+    try:
+        t = Topics.fresh()
+        await standard_topics(bootstrap, t, md_partitions=2)
+        tape = BarTape(["ES", "NQ"], bars=26, per_bar=3)
+        lines = "".join(f"{tr.symbol}\t{json_encoder.encode(tr).decode()}\n" for tr in tape.trades)
+        proc = await asyncio.create_subprocess_exec(
+            kcat, "-P", "-b", bootstrap, "-t", t.md, "-K", "\t",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(lines.encode()), 30)
+        assert proc.returncode == 0, err.decode()
+        sent = [(json_decoder.decode(r.value), position(r)) for r in await read_all(bootstrap, t.md)]
+        assert len(sent) == len(tape.trades)
+        expected = expected_forecasts(sent)
+        async with (
+            config_running(edge_node_config(bootstrap, t)),
+            ForecastReader(bootstrap, t.forecasts) as reader,
+        ):
+            seen = await reader.until(expected, timeout_s=60)
+        assert seen.covered == expected and seen.duplicates == 0
+        proc = await asyncio.create_subprocess_exec(
+            kcat, "-C", "-b", bootstrap, "-t", t.forecasts, "-e", "-o", "beginning", "-f", "%k|%h\n",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        rows = [ln.split("|", 1) for ln in out.decode().splitlines() if ln]
+        ids = {dict(h.split("=", 1) for h in headers.split(","))["forecast_id"] for _, headers in rows}
+        assert len(rows) == len(expected)
+        assert ids == {f"{sym}-{pos}" for sym, pos in expected}
+    finally:
+        await proxy.stop()
