@@ -49,6 +49,12 @@ def topic_matches(pattern: str, topic: str) -> bool:
     return len(p) == len(t)
 
 
+_MAX_ROUTES = 65_536
+_MAX_UNROUTED = 4_096
+_UNROUTED_OTHER = "<other topics>"
+"""The ``Bus.unrouted`` key that sums topics past the first 4,096 distinct ones."""
+
+
 class Bus:
     """The engine's message bus.  One per engine; not thread-safe."""
 
@@ -144,8 +150,19 @@ class Bus:
                 if topic_matches(pattern, topic) and mb not in seen:
                     seen.append(mb)
             route = tuple(seen)
+            if len(self._routes) >= _MAX_ROUTES:
+                # Topics carry symbols, and an input topic's writer chooses those: an attacker
+                # sending ever-new symbols must not grow the cache without bound.  Clearing is
+                # rare and the next lookups rebuild what is live.
+                self._routes.clear()
             self._routes[topic] = route
         return route
+
+    def _unrouted(self, topic: str, n: int) -> None:
+        # Bounded like the route cache: past _MAX_UNROUTED distinct topics, the rest are summed.
+        if topic not in self.unrouted and len(self.unrouted) >= _MAX_UNROUTED:
+            topic = _UNROUTED_OTHER
+        self.unrouted[topic] = self.unrouted.get(topic, 0) + n
 
     def publish(self, topic: str, msg: Any) -> int:
         """Offer ``msg`` to each subscriber of ``topic``; return how many queued it."""
@@ -154,7 +171,7 @@ class Bus:
         if route is None:
             route = self.subscribers(topic)
         if not route:
-            self.unrouted[topic] = self.unrouted.get(topic, 0) + 1
+            self._unrouted(topic, 1)
             return 0
         n = 0
         for mb in route:
@@ -169,7 +186,7 @@ class Bus:
             route = self.subscribers(topic)
         self.published += len(msgs)
         if not route:
-            self.unrouted[topic] = self.unrouted.get(topic, 0) + len(msgs)
+            self._unrouted(topic, len(msgs))
             return 0
         return sum(mb.offer_many(msgs) for mb in route)
 
@@ -184,7 +201,7 @@ class Bus:
         if route is None:
             route = self.subscribers(topic)
         if not route:
-            self.unrouted[topic] = self.unrouted.get(topic, 0) + 1
+            self._unrouted(topic, 1)
             return 0
         n = 0
         for mb in route:
@@ -209,7 +226,7 @@ class Bus:
             route = self.subscribers(topic)
         self.published += len(msgs)
         if not route:
-            self.unrouted[topic] = self.unrouted.get(topic, 0) + len(msgs)
+            self._unrouted(topic, len(msgs))
             return 0
         n = 0
         for mb in route:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -144,3 +145,17 @@ def test_metrics_registry_and_prometheus_text() -> None:
     snap = m.snapshot()
     assert snap["counters"]["shed_total{actor=feed,reason=full}"] == 3
     assert snap["histograms"]["handler_latency_us{actor=feed}"]["count"] == 1.0
+
+
+def test_new_symbols_without_end_do_not_grow_the_bus_without_bound() -> None:
+    from engine import bus as busmod
+
+    bus = Bus()
+    box: Mailbox[Any] = Mailbox(10, "drop_oldest", name="box")
+    bus.subscribe("md.ES", box)
+    for i in range(busmod._MAX_ROUTES + 10):
+        bus.publish(f"md.X{i}", i)  # an attacker's ever-new symbols: nobody subscribes
+    assert len(bus._routes) <= busmod._MAX_ROUTES
+    assert len(bus.unrouted) == busmod._MAX_UNROUTED + 1
+    assert sum(bus.unrouted.values()) == busmod._MAX_ROUTES + 10  # every message still counted
+    assert bus.publish("md.ES", "real") == 1 and box.drain(10) == ["real"]
