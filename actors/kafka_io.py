@@ -1,31 +1,54 @@
 """Kafka at the edge of the pipeline: :class:`KafkaSource` reads, :class:`KafkaSink` writes.
 
-At-least-once, end to end::
+At-least-once, end to end (the edge node: config/default.toml under ``[profiles.node]``)::
 
-    Kafka md/news --getmany--> KafkaSource --md.<TOK>/bar.<TOK>/news.raw--> forecaster
-        --forecast.<TOK>--> KafkaSink --acks=all--> Kafka forecasts
-        KafkaSink --<ack_prefix>.<TOK> (acknowledged Forecasts)--> KafkaSource --commit-->
+    Kafka md --getmany--> KafkaSource --feed_topic (Arrivals)--> MarketDataFeed --bar.<SYM>-->
+        EdgeReasoner --forecast.<SYM>--> KafkaSink --acks=all--> Kafka forecasts
+    Kafka news --> KafkaSource --news.raw--> NarrativeIngest --> SanityChecker --news.verified--> edge
+    KafkaSink --<ack_prefix>.<TOK> (Acked)--> KafkaSource --commit-->
+    feed --bar.>--, edge --forecast.>--, feed dead letters --deadletter--> KafkaSource (the ledger)
 
 ``<TOK>`` is :func:`adapters.kafka.symbol_token` of the symbol (dots escaped, so any
-printable symbol routes).  Every consumed record is settled in the ledger whatever
-happens to it:
+printable symbol routes).  With ``feed_topic`` set the source decodes and checks each record
+(hostile-proof: :class:`~adapters.kafka.RecordCodec`, :func:`~adapters.kafka.check_message`),
+sets its ``seq`` to its position and hands each fetch's market records to the one
+MarketDataFeed as one :class:`~adapters.sources.recording.Arrivals` (the feed validates
+further, numbers by position and builds bars); without it (a forecaster reading records
+directly, e.g. the baseline) each record goes on ``md.<TOK>`` / ``bar.<TOK>``.  Every consumed
+record is settled in the ledger whatever happens to it:
 
-* a market-data record (trade, quote, bar) once a forecast made from it, or from a later
-  record of the same symbol on the same partition, was acknowledged by the broker;
-* a news record once handed to the bus;
-* a record that fails to decode or to validate (:class:`~adapters.kafka.RecordCodec`,
-  :func:`~adapters.kafka.check_message`), or of a type not accepted here, once its dead
+* a market-data record once every forecast that depends on it was acknowledged by the broker.
+  A bar carries the position of the last record it folded and its forecast names it
+  (``basis_seq``), so the ack settles every record of the bar; the ledger learns where bars
+  end from ``bar.>`` and settles a symbol's records bar by bar: a bar is answered by its
+  forecast's ack (or a later one's: acks come in order per symbol), or -- the edge dropped it
+  (warm-up, cadence, a bad bar, conflation) -- by the next forecast the edge publishes on
+  ``forecast.>`` after it (the edge answers bars in the order it got them), or, when none
+  comes, by ``answer_timeout_s`` of an idle pipeline.  ``history_bars`` answered bars per
+  symbol stay uncommitted (see :mod:`adapters.kafka`): a node that re-reads a partition is warm
+  again before the first bar it owes, so no forecast id is lost to a crash or a rebalance;
+  history is released after ``history_max_s`` so a quiet symbol never holds its partition;
+* a record the feed rejects (out of order, stale, a spike...) once its dead letter -- the
+  feed's reason and the record's original bytes -- is acknowledged on the dead-letter topic
+  (the feed's dead letter names the record's position);
+* a news record once handed to the bus (with ``news_lockstep``: once the pipeline is idle
+  again after it, so news meets market data at the same place live and in a replay);
+* a record that fails to decode or to validate, or of a type not accepted here, once its dead
   letter -- the reason, and the raw bytes cut to ``dead_letter_max_raw_bytes`` so that it
   always fits the producer's ``max_request_size`` -- is acknowledged on the dead-letter topic.
 
-Positions, not the feed's seq: the source sets each market-data message's ``seq`` to the
-record's position (:func:`~adapters.kafka.record_position`: topic index, partition,
-offset), unique per input record and stable across restarts.  The forecaster copies it
-into ``basis_seq`` and builds ``forecast_id`` from it, so a re-delivered record yields the
-same id (consumers deduplicate) and two different records never share one.  The ledger
-orders a symbol's records on a partition by offset; an acknowledged forecast settles its
-own record and every earlier one of that symbol on that partition (the forecaster answers
-a symbol's records in arrival order; one that skips records still covers them).
+Positions, not the feed's seq: each market-data message's ``seq`` is the record's position
+(:func:`~adapters.kafka.record_position`: topic index, partition, offset), unique per input
+record and stable across restarts.  The feed numbers by it (``seq = "position"``), bars
+carry the last one they folded, the forecaster copies it into ``basis_seq`` and builds
+``forecast_id`` from it, so a re-delivered record yields the same id (consumers
+deduplicate) and two different records never share one.  When partitions are given to the
+source, it tells the feed (``Arrivals.reset``) to forget their symbols' state: their records
+come again from the last commit.
+
+Recording: ``record_dir`` logs every consumed record, in handover order, for ``finllm replay
+--recording`` (:mod:`adapters.sources.recording`); ``recording`` makes the source replay such a
+log through the engine's replay driver instead of consuming Kafka (see :class:`KafkaSource`).
 
 Window and commits: at most ``max_in_flight`` records are consumed and not yet committed
 (offsets past the committed one, safe or not); the source commits every
@@ -42,8 +65,8 @@ Back-pressure: the forecaster's mailbox must hold ``max_in_flight`` records (``b
 a capacity >= the window), or shed records wait for a later forecast of their symbol to
 cover them (and, when none comes, the stall alarm says so).
 
-Restarts: run source, forecaster and sink under one ``one_for_all`` supervisor (see
-config/edge-node.toml).  A sink that dies with forecasts in flight never acknowledges
+Restarts: run source, feed, forecaster and sink under one ``one_for_all`` supervisor (see
+config/default.toml).  A sink that dies with forecasts in flight never acknowledges
 them (acks are published per symbol in order, so later ones block too), and the
 restarted source re-reads from the last commit.  ``on_stop`` always closes every client
 (within ``close_timeout_s``), also when the engine cuts it short.

@@ -370,7 +370,8 @@ def node_toml(
     http: str = "",
     source_extra: str = "",
 ) -> str:
-    """A node config like config/edge-node.toml, on the test's topics and group.
+    """A minimal node (source -> baseline forecaster -> sink, one forecast per record) on the test's
+    topics and group: the Kafka plumbing alone (the full pipeline: :func:`edge_node_config`).
 
     ``source_extra``: more ``key = value`` lines for the source's config table.
     """
@@ -456,12 +457,16 @@ async def engine_running(toml_text: str) -> AsyncIterator[tuple[Engine, asyncio.
 class NodeProcess:
     """``finllm node`` as a child process (its own session, so kill -9 hits it alone)."""
 
-    def __init__(self, config_path: Path, log_path: Path, name: str, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, config_path: Path | None, log_path: Path, name: str, extra: list[str] | None = None
+    ) -> None:
+        """``config_path`` None: no ``--config`` (the packaged default.toml)."""
         self.name = name
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
+        config = ["--config", str(config_path)] if config_path is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "node", "--config", str(config_path), *(extra or [])],
+            [sys.executable, "-m", "engine.cli", "node", *config, *(extra or [])],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=self._log,

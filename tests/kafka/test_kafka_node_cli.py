@@ -1,6 +1,7 @@
-"""`finllm node`: the shipped config/edge-node.toml with command-line overrides against a real
-broker; bad flags and config errors (exit 2, a message, never a traceback); and a node whose
-actor crash-loops and whose tier failed, told by its probes and its log."""
+"""`finllm node`: the shipped pipeline (config/default.toml as installed, its node profile) with
+command-line overrides against a real broker; bad flags and config errors (exit 2, a message, never
+a traceback); and a node whose actor crash-loops and whose tier failed, told by its probes and its
+log."""
 
 from __future__ import annotations
 
@@ -15,30 +16,47 @@ from pathlib import Path
 import pytest
 
 from adapters.tansu import TansuBroker, free_port
-from tests.kafka.kafkatest import REPO, ForecastReader, NodeProcess, create_topics, http_get, produce_trades
+from tests.kafka.kafkatest import (
+    DEFAULT_CONFIG,
+    REPO,
+    BarTape,
+    ForecastReader,
+    NodeProcess,
+    create_topics,
+    expected_forecasts,
+    http_get,
+    produce_messages,
+)
 from tools.commands import node
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])
-async def test_finllm_node_with_the_shipped_config(tansu: TansuBroker, tmp_path: Path) -> None:
-    # The shipped config reads "md" and "news" and writes "forecasts" / "deadletter".
-    await create_topics(tansu.bootstrap, {"md": 6, "news": 1, "forecasts": 6, "deadletter": 1})
+async def test_finllm_node_runs_the_shipped_pipeline(tansu: TansuBroker, tmp_path: Path) -> None:
+    # No --config: the packaged default.toml under [profiles.node] (then edge-only: no LLM server).
+    # It reads "md" and "news" and writes "forecasts" / "deadletter" / "heartbeats".
+    await create_topics(
+        tansu.bootstrap, {"md": 6, "news": 1, "forecasts": 6, "deadletter": 1, "heartbeats": 1}
+    )
     group = f"cli-{uuid.uuid4().hex[:6]}"
     http = f"127.0.0.1:{free_port()}"
     extra = ["--bootstrap", tansu.bootstrap, "--group", group, "--node-id", "edge-cli", "--http", http]
-    node = NodeProcess(REPO / "config" / "edge-node.toml", tmp_path / "node.log", "edge-cli", extra)
+    extra += ["--profile", "edge-only"]
+    node = NodeProcess(None, tmp_path / "node.log", "edge-cli", extra)
     try:
-        expected = await produce_trades(tansu.bootstrap, "md", ["ES", "NQ"], 50)
+        sent = await produce_messages(tansu.bootstrap, "md", BarTape(["ES", "NQ"], bars=25, per_bar=3).trades)
+        expected = expected_forecasts(sent)
         async with ForecastReader(tansu.bootstrap, "forecasts") as reader:
-            seen = await reader.until(expected, timeout_s=40)
+            seen = await reader.until(expected, timeout_s=60)
         assert expected <= seen.covered, node.log_text()[-2000:]
         assert seen.origins == {"edge-cli": seen.records}, "--node-id names the writer of every forecast"
         code, body = await http_get(http, "/stats")
-        assert code == 200 and json.loads(body)["node_id"] == "edge-cli"
+        doc = json.loads(body)
+        assert code == 200 and doc["node_id"] == "edge-cli"
+        assert {"feed", "edge", "narrative", "sanity", "degradation", "control"} <= set(doc["actors"])
         assert (await http_get(http, "/healthz"))[0] == 200
     finally:
         node.terminate()
-        rc = await node.wait()
+        rc = await node.wait(60)
     assert rc == 0, node.log_text()[-2000:]
     text = node.log_text()
     assert "stopped: signal SIGTERM" in text and "partitions_assigned" in text
@@ -47,7 +65,7 @@ async def test_finllm_node_with_the_shipped_config(tansu: TansuBroker, tmp_path:
 # --- bad flags and config: exit 2 with a message -----------------------------------------------
 
 
-EDGE_NODE = str(REPO / "config" / "edge-node.toml")
+EDGE_NODE = str(DEFAULT_CONFIG)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +88,7 @@ def test_a_bad_http_address_is_a_usage_error(
 
 def test_a_config_typo_in_app_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "node.toml"
-    bad.write_text(Path(EDGE_NODE).read_text().replace('http = "127.0.0.1:9308"', 'htpp = "127.0.0.1:9308"'))
+    bad.write_text(Path(EDGE_NODE).read_text().replace('"app.http" = "127.0.0.1:9308"', '"app.htpp" = "x"'))
     assert node.main(["--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"finllm node: config error: {bad}: app.htpp: unknown key" in err

@@ -512,23 +512,96 @@ async def test_baseline_forecaster_stays_finite_and_unpoisoned_on_hostile_prices
 # --- the shipped node config --------------------------------------------------------------------
 
 
-def test_shipped_edge_node_config_builds_and_overrides_apply() -> None:
-    path = REPO / "config" / "edge-node.toml"
-    Engine(load_config(path)).build()  # classes resolve, actor configs convert
+def test_the_node_is_the_main_pipeline_under_its_node_profile() -> None:
+    """finllm node runs config/default.toml with [profiles.node] first: the forecasting actors keep
+    their configuration; sources, sinks and clock change; the flags reach the Kafka actors."""
+    path = REPO / "config" / "default.toml"
     raw = tomllib.loads(path.read_text())
     args = argparse.Namespace(
         bootstrap="h:9", group="g2", node_id="edge-9", loop=None, log_format=None, log_level=None
     )
     patched = apply_overrides(raw, args)
     cfg = loads_config(path.read_text(), overrides={"engine": patched["engine"], "actors": patched["actors"]})
-    by_name = {a.name: a.config for a in cfg.actors}
-    assert by_name["kafka-source"]["kafka"]["bootstrap_servers"] == "h:9"
-    assert by_name["kafka-sink"]["kafka"]["bootstrap_servers"] == "h:9"
-    assert by_name["kafka-source"]["consumer"]["group_id"] == "g2"
-    assert cfg.engine.node_id == "edge-9"
-    assert by_name["kafka-source"]["producer"]["enable_idempotence"] is False
+    Engine(cfg).build()  # classes resolve, actor configs convert
+    by_name = {a.name: a for a in cfg.actors}
+    assert by_name["kafka-source"].config["kafka"]["bootstrap_servers"] == "h:9"
+    assert by_name["kafka-sink"].config["kafka"]["bootstrap_servers"] == "h:9"
+    assert by_name["kafka-source"].config["consumer"]["group_id"] == "g2"
+    assert cfg.engine.node_id == "edge-9" and cfg.engine.clock == "live"
+    assert by_name["kafka-source"].config["producer"]["enable_idempotence"] is False
+    enabled = {a.name for a in cfg.actors if a.enabled}
+    assert {"kafka-source", "feed", "narrative", "sanity", "edge", "cloud", "degradation"} <= enabled
+    assert {"kafka-sink", "control", "heartbeats"} <= enabled and "host" not in enabled
+    run = load_config(path, variables={"out": "/tmp/x"})
+    for name in ("narrative", "sanity", "edge", "cloud"):  # the same actors, the same settings...
+        live, replay = by_name[name].config, next(a for a in run.actors if a.name == name).config
+        differs = {k for k in {*live, *replay} if live.get(k) != replay.get(k)}
+        # ...but for where records come from (the news file) and the clock (flush, lockstep)
+        assert differs <= {"replay_file", "flush", "lockstep"}, (name, differs)
 
 
 def test_tansu_binary_is_found_in_the_wheel() -> None:
     p = find_tansu()
     assert p.name == "tansu" and p.stat().st_size > 1_000_000
+
+
+# --- the ledger with bars -------------------------------------------------------------------------
+
+
+def _bpos(off: int) -> int:
+    return record_position(stream_id(0, 0), off)
+
+
+def _ledger(history: int = 0, max_s: float = 0.0) -> tuple[OffsetTracker, Any]:
+    tr = OffsetTracker(history, max_s)
+    p = tr.partition("tp0", stream_id(0, 0))
+    return tr, p
+
+
+def test_a_bar_forecast_settles_the_records_it_folded_and_no_later_one() -> None:
+    tr, p = _ledger()
+    for off in range(6):  # A A A | A A (open) ; B interleaved at 5
+        tr.add_keyed(p, off, "B" if off == 5 else "A")
+    tr.bar("A", _bpos(2))  # bar 1 of A: offsets 0..2
+    assert tr.ack("A", _bpos(2)) == 3
+    assert p.position == 3, "A's open bar and B wait"
+    tr.bar("A", _bpos(4))
+    assert tr.answered("A", _bpos(4)) == 2  # the edge dropped bar 2 (warm-up): settles without an ack
+    assert p.position == 5 and tr.in_flight == 1
+
+
+def test_history_keeps_the_last_answered_bars_then_releases_them_by_age() -> None:
+    tr, p = _ledger(history=2, max_s=10.0)
+    for off in range(8):
+        tr.add_keyed(p, off, "A")
+    for end in (1, 3, 5, 7):  # four bars of two records
+        tr.bar("A", _bpos(end))
+    tr.now = 100.0
+    assert tr.ack("A", _bpos(3)) == 0, "two answered bars: both are history"
+    assert tr.ack("A", _bpos(5)) == 2 and p.position == 2, "a third: the first leaves the history"
+    tr.now = 105.0
+    assert tr.ack("A", _bpos(7)) == 2 and p.position == 4
+    assert tr.expire_history(109.0) == 0, "answered 9 s ago and 4 s ago: kept"
+    assert tr.expire_history(111.0) == 2 and p.position == 6, "the bar answered at 100 s is released"
+    assert tr.expire_history(116.0) == 2 and p.position == 8 and tr.in_flight == 0
+
+
+def test_an_answer_out_of_order_waits_for_the_bars_before_it() -> None:
+    tr, p = _ledger()
+    for off in range(4):
+        tr.add_keyed(p, off, "A")
+    tr.bar("A", _bpos(1))
+    tr.bar("A", _bpos(3))
+    assert tr.answered("A", _bpos(3)) == 0, "bar 1's forecast is still in flight"
+    assert tr.ack("A", _bpos(1)) == 4 and p.position == 4
+
+
+def test_find_returns_a_waiting_keyed_record_with_its_bytes() -> None:
+    tr, p = _ledger()
+    tr.add_keyed(p, 0, "A", b"raw-0", b"A")
+    tr.add_keyed(p, 1, "A", b"raw-1", b"A")
+    rec = tr.find("A", _bpos(1))
+    assert rec is not None and rec.value == b"raw-1" and rec.key == b"A"
+    tr.done(rec)
+    assert tr.find("A", _bpos(1)) is None and tr.find("B", _bpos(0)) is None
+    assert p.position == -1, "offset 0 still waits"
