@@ -245,7 +245,10 @@ class KafkaSource(Actor[KafkaSourceConfig]):
     steps, as the live node's news lockstep did around news.  What the node published that
     cannot be re-derived (cloud refinements, mode changes) is published again once as many
     forecasts and traces went out as before it live (subscribe the source to ``forecast.>``
-    and ``trace.>`` to count them).  The replay asks the engine to stop at the end.
+    and ``trace.>`` to count them): at the end of the first step that reaches that count, which
+    is where it was live unless it landed inside one step's burst of forecasts (between two
+    micro-batches of the edge, a sub-millisecond window); a mode change then takes effect from
+    the next step.  The replay asks the engine to stop at the end.
     """
 
     config_type = KafkaSourceConfig

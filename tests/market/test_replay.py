@@ -162,3 +162,104 @@ def test_news_actors_in_the_template_switch_on_with_news(tmp_path: Path) -> None
     assert "news" not in names and "edge" not in names  # no --news; no edge model for 524 tickers
     host = next(a for a in raw["actors"] if a["name"] == "host")
     assert host["config"]["strategies"] == [{"id": "my_strat", "class": "my.mod:MyStrat"}]
+
+
+# --- replaying a live node's recording (finllm replay --recording) ----------------------------
+
+
+class _Record:
+    """What the recording writer reads of an aiokafka ConsumerRecord."""
+
+    def __init__(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.timestamp = 1_700_000_000_000 + offset
+        self.timestamp_type = 0
+
+
+def _write_recording(rec: Path) -> None:
+    """A recording as finllm node --record writes it, made by hand: two symbols on one-minute bars
+    over two partitions, a news item handed over alone, a reset (partitions given), an undecodable
+    record, and a cloud refinement to re-publish after the first forecast."""
+    from adapters.sources.recording import InputLog
+    from engine.messages import NewsItem, Trade, json_encoder
+    from tests.kafka.kafkatest import BarTape
+
+    t0 = 1_700_000_040_000_000_000
+    log = InputLog(rec, ["md", "news"], "edge-rec")
+    offsets = {0: 0, 1: 0}
+    recv = 1_800_000_000_000_000_000
+    log.reset((0, 1), recv)
+    tape = BarTape(["ES", "NQ"], bars=26, per_bar=3, t0_ns=t0)
+    for i, tr in enumerate(tape.trades):
+        part = 0 if tr.symbol == "ES" else 1
+        log.record(_Record("md", part, offsets[part], tr.symbol.encode(), json_encoder.encode(tr)), recv + i)
+        offsets[part] += 1
+        if i % 20 == 19:
+            log.next_step()
+        if i == 100:
+            item = NewsItem(id="n-1", ts_event=tr.ts_event, source="wire", headline="S&P 500 futures rise")
+            log.next_step()
+            log.record(_Record("news", 0, 0, b"n-1", json_encoder.encode(item)), recv + i)
+            log.next_step()
+        if i == 120:
+            log.record(_Record("md", 0, offsets[0], b"ES", b"\x00 not a record"), recv + i)
+            offsets[0] += 1
+    log.close()
+    assert isinstance(tape.trades[0], Trade)
+    manifest = {
+        "recording": 1,
+        "config": str(Path(__file__).resolve().parents[2] / "config" / "default.toml"),
+        "profiles": ["node", "edge-only"],
+        "sets": [],
+        "variables": {"node_id": "edge-rec"},
+    }
+    (rec / "recording.json").write_text(json.dumps(manifest))
+
+
+def test_a_recording_replays_identically_on_both_loops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from adapters.sources.recording import OUTPUTS
+
+    rec = tmp_path / "rec"
+    _write_recording(rec)
+    # first pass: what the "node" wrote is what a replay writes (no forecasts recorded yet: DIFFERENT)
+    first = tmp_path / "first"
+    assert main(["--recording", str(rec), "--out", str(first), "--loop", "uvloop"]) == 1
+    assert "DIFFERENT" in capsys.readouterr().out
+    fcs = [json_decoder.decode(line) for line in (first / "forecasts.jsonl").read_bytes().splitlines()]
+    assert len(fcs) == 2 * (26 - 21) and all(type(f) is Forecast and f.tier == "edge" for f in fcs)
+    # cloud refinements the node published (here: before any forecast, and after the last one)
+    # are published again at the same place in the output
+    v2 = json.loads(json_encoder_text(fcs[0]))
+    v2.update(version=2, tier="cloud", model_id="smollm2", point=0.0001, trace_id=f"{fcs[0].forecast_id}:v2")
+    late = dict(v2, forecast_id=fcs[-1].forecast_id, symbol=fcs[-1].symbol, basis_seq=fcs[-1].basis_seq)
+    n_traces = len((first / "traces.jsonl").read_bytes().splitlines())
+    outputs = [({"after": [0, 0], "topic": f"forecast.{v2['symbol']}", "msg": v2})]
+    outputs.append({"after": [len(fcs), n_traces], "topic": f"forecast.{late['symbol']}", "msg": late})
+    (rec / OUTPUTS).write_text("".join(json.dumps(o) + "\n" for o in outputs))
+    lines = (first / "forecasts.jsonl").read_bytes().splitlines(keepends=True)
+    as_sink = [
+        json_encoder_text(json_decoder.decode(json.dumps(m).encode())).encode() + b"\n" for m in (v2, late)
+    ]
+    (rec / "forecasts.jsonl").write_bytes(b"".join([as_sink[0], *lines, as_sink[1]]))
+    (rec / "traces.jsonl").write_bytes((first / "traces.jsonl").read_bytes())
+    for loop in ("asyncio", "uvloop"):
+        out = tmp_path / loop
+        assert main(["--recording", str(rec), "--out", str(out), "--loop", loop]) == 0, capsys.readouterr()
+        assert capsys.readouterr().out.count("identical to the recording's") == 2
+        assert (out / "forecasts.jsonl").read_bytes() == (rec / "forecasts.jsonl").read_bytes()
+    replayed = [json_decoder.decode(line) for line in (out / "forecasts.jsonl").read_bytes().splitlines()]
+    assert [f.version for f in replayed] == [2] + [1] * len(fcs) + [2]
+
+
+def json_encoder_text(msg: object) -> str:
+    from engine.messages import json_encoder
+
+    return json_encoder.encode(msg).decode()
