@@ -164,6 +164,18 @@ class Bus:
             topic = _UNROUTED_OTHER
         self.unrouted[topic] = self.unrouted.get(topic, 0) + n
 
+    def _route(self, topic: str, n: int) -> tuple[Mailbox[Any], ...]:
+        """Count ``n`` published messages and return the subscribers of ``topic`` (counting the
+        messages as unrouted when there are none).  :meth:`publish` inlines this: it is the hot
+        path."""
+        self.published += n
+        route = self._routes.get(topic)
+        if route is None:
+            route = self.subscribers(topic)
+        if not route:
+            self._unrouted(topic, n)
+        return route
+
     def publish(self, topic: str, msg: Any) -> int:
         """Offer ``msg`` to each subscriber of ``topic``; return how many queued it."""
         self.published += 1
@@ -181,12 +193,8 @@ class Bus:
 
     def publish_many(self, topic: str, msgs: list[Any]) -> int:
         """Publish several messages to one topic in order; return how many deliveries queued."""
-        route = self._routes.get(topic)
-        if route is None:
-            route = self.subscribers(topic)
-        self.published += len(msgs)
+        route = self._route(topic, len(msgs))
         if not route:
-            self._unrouted(topic, len(msgs))
             return 0
         return sum(mb.offer_many(msgs) for mb in route)
 
@@ -196,12 +204,8 @@ class Bus:
         Returns how many subscribers queued it.  A subscriber that closes while we wait
         counts the message as shed ``closed`` and is skipped.
         """
-        self.published += 1
-        route = self._routes.get(topic)
-        if route is None:
-            route = self.subscribers(topic)
+        route = self._route(topic, 1)
         if not route:
-            self._unrouted(topic, 1)
             return 0
         n = 0
         for mb in route:
@@ -221,12 +225,8 @@ class Bus:
 
         Each subscriber receives the messages in order; returns how many deliveries queued.
         """
-        route = self._routes.get(topic)
-        if route is None:
-            route = self.subscribers(topic)
-        self.published += len(msgs)
+        route = self._route(topic, len(msgs))
         if not route:
-            self._unrouted(topic, len(msgs))
             return 0
         n = 0
         for mb in route:
