@@ -1,8 +1,9 @@
 """Every shipped config (config/*.toml) loads and runs, shortened through the loader's overrides.
 
-``default.toml`` is the main job (``finllm run``), ``replay.toml`` is ``finllm replay``'s
-pipeline, ``edge-node.toml`` the live node (``finllm node``, here against a real Tansu
-broker), ``edge.toml`` and ``cloud.toml`` the example actor tables to copy into pipelines.
+``default.toml`` is the main job (``finllm run``) and, under its ``[profiles.node]``, the live
+node (``finllm node``: run against a real Tansu broker by tests/kafka/test_kafka_edge_pipeline.py
+and the other edge-node tests there); ``replay.toml`` is ``finllm replay``'s pipeline,
+``edge.toml`` and ``cloud.toml`` the example actor tables to copy into pipelines.
 A new shipped config without a run below fails :func:`test_every_shipped_config_is_run_here`.
 """
 
@@ -10,25 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from actors.market_data import MarketDataFeed, MarketDataFeedConfig
 from adapters.bars import BarSpec
-from adapters.tansu import TansuBroker, TansuConfig
 from engine.config import load_config
 from engine.kernel import Engine
 from engine.messages import Forecast, json_decoder
 from engine.testing import Probe
-from tests.kafka.kafkatest import ForecastReader, create_topics, produce_trades
 from tools.commands import replay as replaycmd
 from tools.commands import run as runcmd
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
-RUN_HERE = {"cloud.toml", "default.toml", "edge-node.toml", "edge.toml", "replay.toml"}
+RUN_HERE = {"cloud.toml", "default.toml", "edge.toml", "replay.toml"}
 NEWS = CONFIG / "data" / "news_emini_2013-09.jsonl"
 
 
@@ -177,45 +174,3 @@ async def test_the_cloud_example_starts_and_stops_cleanly() -> None:
     engine.request_shutdown("test over")
     summary = await asyncio.wait_for(task, 20)
     assert summary.exit_code == 0 and summary.reason == "test over" and summary.abandoned == []
-
-
-# --- edge-node.toml: the live node against Tansu ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    """A broker of this module's own: the shipped config's fixed topic names stay unshared."""
-    b = TansuBroker(TansuConfig(log_path=str(tmp_path_factory.mktemp("tansu") / "tansu.log"))).start()
-    try:
-        yield b
-    finally:
-        b.stop()
-
-
-@pytest.mark.integration
-@pytest.mark.asyncio(loop_factories=["uvloop"])
-async def test_the_edge_node_config_runs_against_a_real_broker(broker: TansuBroker) -> None:
-    await create_topics(
-        broker.bootstrap, {"md": 2, "news": 1, "forecasts": 2, "deadletter": 1, "heartbeats": 1}
-    )
-    group = f"shipped-{uuid.uuid4().hex[:6]}"
-    cfg = load_config(
-        CONFIG / "edge-node.toml",
-        variables={"bootstrap": broker.bootstrap, "group": group, "node_id": "edge-shipped"},
-        require_variables=["bootstrap", "group", "node_id"],
-        sets=["engine.shutdown_deadline_s=5.0", "engine.log_format=console", 'app.http=""'],
-    )
-    assert cfg.warnings == []
-    engine = Engine(cfg)
-    task = asyncio.ensure_future(engine.run(install_signals=False))
-    try:
-        expected = await produce_trades(broker.bootstrap, "md", ["ES", "NQ"], 30)
-        async with ForecastReader(broker.bootstrap, "forecasts") as reader:
-            seen = await reader.until(expected, timeout_s=40)
-        assert expected <= seen.covered
-        assert seen.origins == {"edge-shipped": seen.records}, "${node_id} names the writer"
-        assert not task.done()
-    finally:
-        engine.request_shutdown("test over")
-        summary = await asyncio.wait_for(task, 30)
-    assert summary.exit_code == 0 and summary.reason == "test over"
