@@ -454,6 +454,32 @@ async def engine_running(toml_text: str) -> AsyncIterator[tuple[Engine, asyncio.
         await asyncio.wait_for(asyncio.shield(task), 30)
 
 
+async def kill_alternately(
+    reader: ForecastReader,
+    nodes: dict[str, Any],
+    start: Any,
+    names: tuple[str, str],
+    kills: int,
+    *,
+    min_new: int,
+    timeout_s: float,
+) -> int:
+    """kill -9 the two nodes in turn, ``kills`` times, each once it has visibly written ``min_new``
+    more forecasts (mid-stream, not idle), and restart it with ``start(name)``; returns the kills."""
+    killed = 0
+    for i in range(kills):
+        victim = names[i % 2]
+        before = reader.seen.origins[victim]
+        async with asyncio.timeout(timeout_s):
+            while reader.seen.origins[victim] < before + min_new:
+                await reader.poll(100)
+        nodes[victim].kill9()
+        assert await nodes[victim].wait() == -9
+        killed += 1
+        start(victim)
+    return killed
+
+
 class NodeProcess:
     """``finllm node`` as a child process (its own session, so kill -9 hits it alone)."""
 

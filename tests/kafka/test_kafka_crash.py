@@ -14,6 +14,7 @@ from tests.kafka.kafkatest import (
     NodeProcess,
     Topics,
     committed_and_end,
+    kill_alternately,
     log_texts,
     node_toml,
     produce_trades,
@@ -53,17 +54,9 @@ async def test_kill_9_ten_times_loses_nothing(tansu: TansuBroker, tmp_path: Path
     killed_mid_stream = 0
     try:
         async with ForecastReader(tansu.bootstrap, t.forecasts) as reader:
-            for i in range(KILLS):
-                victim = "node-x" if i % 2 == 0 else "node-y"
-                before = reader.seen.origins[victim]
-                # Kill only once the victim is visibly writing forecasts: mid-stream, not idle.
-                async with asyncio.timeout(30):
-                    while reader.seen.origins[victim] < before + 300:
-                        await reader.poll(100)
-                nodes[victim].kill9()
-                assert await nodes[victim].wait() == -9
-                killed_mid_stream += 1
-                start(victim)
+            killed_mid_stream = await kill_alternately(
+                reader, nodes, start, ("node-x", "node-y"), KILLS, min_new=300, timeout_s=30
+            )
             stop.set()
             expected = await producing
             seen = await reader.until(expected, timeout_s=60)

@@ -28,6 +28,7 @@ from tests.kafka.kafkatest import (
     edge_node_args,
     expected_forecasts,
     http_get,
+    kill_alternately,
     log_texts,
     produce_messages,
     redelivery_events,
@@ -69,17 +70,7 @@ async def _crash(tansu: TansuBroker, tmp_path: Path, kills: int) -> None:
     killed = 0
     try:
         async with ForecastReader(tansu.bootstrap, t.forecasts) as reader:
-            for i in range(kills):
-                victim = "x" if i % 2 == 0 else "y"
-                before = reader.seen.origins[victim]
-                # Kill only once the victim is visibly writing forecasts: mid-stream, not idle.
-                async with asyncio.timeout(90):
-                    while reader.seen.origins[victim] < before + 60:
-                        await reader.poll(100)
-                nodes[victim].kill9()
-                assert await nodes[victim].wait() == -9
-                killed += 1
-                start(victim)
+            killed = await kill_alternately(reader, nodes, start, ("x", "y"), kills, min_new=60, timeout_s=90)
             # run on a while after the last restart, then stop producing
             async with asyncio.timeout(90):
                 mark = reader.seen.records
