@@ -662,6 +662,10 @@ def edge_node_sets(
         f"actors[heartbeats].config.topic=hb-{t.group}",
         f'app.http="{http}"',
         "engine.shutdown_deadline_s=5.0",
+        # These tests count bar forecasts one by one on a shared CI machine: a loop-lag spike from a
+        # neighbouring job must not switch the node to DEGRADED, where the edge conflates bars by
+        # design.  Modes are proven by tests/ops/test_degradation.py and the overload test.
+        "actors[degradation].config.loop_lag_us={ conserve = inf, degraded = inf, survival = inf }",
     ]
     sets += [f"{src}.consumer.{k}={v}" for k, v in g.items()]
     if history_bars is not None:
