@@ -3,7 +3,8 @@
 * ``default.toml`` - the main job (``finllm run``): bundled E-mini trades and news through
   the whole pipeline on a simulated clock; under its ``[profiles.node]`` the live node
   (``finllm node``: Kafka sources and sinks, live clock);
-* ``replay.toml`` - ``finllm replay``'s pipeline; ``edge.toml``, ``cloud.toml`` - example actor tables to copy into pipelines;
+* ``replay.toml`` - ``finllm replay``'s pipeline; ``edge.toml``, ``cloud.toml`` - example actor
+  tables to copy into pipelines;
 * ``data/`` - the data files the shipped configs name, e.g. the main job's news tape
   ``data/news_emini_2013-09.jsonl``.
 
