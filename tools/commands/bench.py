@@ -1,4 +1,4 @@
-"""``finllm bench {engine,edge,replay,kafka,cloud,news,overload} [--json]``: dispatch to the bench's module.
+"""``finllm bench {engine,edge,replay,kafka,cloud,news,overload,node} [--json]``: run one bench.
 
 Each bench ``NAME`` lives in ``tools.bench_NAME``, except ``overload``, the overload
 experiment on the real pipeline (:mod:`tools.overload`, also ``python -m tools.overload``).
@@ -12,7 +12,7 @@ from typing import Final
 
 __all__ = ["BENCHES", "main"]
 
-BENCHES = ("engine", "edge", "replay", "kafka", "cloud", "news", "overload")
+BENCHES = ("engine", "edge", "replay", "kafka", "cloud", "news", "overload", "node")
 
 _MODULES: Final = {"overload": "tools.overload"}
 
