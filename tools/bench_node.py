@@ -507,7 +507,7 @@ async def _run(args: argparse.Namespace) -> None:
                     lat[q] / 1000.0,
                     "ms",
                     baseline="aiokafka consume+decode+produce (no engine)",
-                    baseline_value=raw_lat[q] / 1000.0 if raw_lat[q] is not None else None,
+                    baseline_value=None if (b := raw_lat[q]) is None else b / 1000.0,
                     **lat_ctx,
                 )
             emit("node", "wire_to_wire_p999_ms", lat["p999"] / 1000.0, "ms", **lat_ctx)
