@@ -48,7 +48,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check engine
-	$(BIN)/mypy engine
+	$(BIN)/mypy engine actors adapters strategies tools
 
 # kcat (Debian package) for the Kafka interop test; needs root, as on CI machines.
 KCAT_INSTALL := apt-get install -y -q kcat || (apt-get update -q && apt-get install -y -q kcat)

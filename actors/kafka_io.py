@@ -84,14 +84,14 @@ from typing import Any, Literal
 import msgspec
 
 # aiokafka ships no type information (no py.typed): its names are Any to mypy.
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener  # type: ignore[import-untyped]
-from aiokafka.errors import (  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
     KafkaError,
     MessageSizeTooLargeError,
 )
-from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+from aiokafka.partitioner import murmur2
 
 from adapters.errors import RecordRejected
 from adapters.kafka import (

@@ -109,8 +109,9 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
             self.ctx.spawn(self._driver.serve(), name=f"{self.ctx.name}:replay")
 
     async def on_stop(self) -> None:
-        if getattr(self, "_input", None) is not None:
-            self._driver.detach(self._input)
+        inp = getattr(self, "_input", None)
+        if inp is not None:
+            self._driver.detach(inp)
 
     async def on_batch(self, msgs: list[Any]) -> None:
         items: list[NewsItem] = []

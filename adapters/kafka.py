@@ -66,7 +66,7 @@ from typing import Any, Literal, cast
 import msgspec
 
 # aiokafka ships no type information (no py.typed): its names are Any to mypy.
-from aiokafka.record.default_records import DefaultRecordBatchBuilder  # type: ignore[import-untyped]
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from adapters.errors import RecordRejected
 from engine.messages import (

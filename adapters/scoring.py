@@ -100,7 +100,7 @@ def _f64(x: ArrayLike) -> Array:
 
 def _stats() -> Any:
     """``scipy.stats``, imported on first use (seconds of import the forecast store never needs)."""
-    from scipy import stats  # type: ignore[import-untyped]
+    from scipy import stats
 
     return stats
 

@@ -293,8 +293,7 @@ def _quality(manifest: Manifest, datasets: list[str], as_json: bool) -> None:
                     kw["note"] = "undefined: forecasts or outcomes all one way"
                     if as_json:
                         value = None
-                # benchlib types value as float; None serialises as JSON null.
-                emit("edge", fig, value, unit, as_json=as_json, **kw, **ctx)  # type: ignore[arg-type]
+                emit("edge", fig, value, unit, as_json=as_json, **kw, **ctx)
 
 
 def _outputs(manifest: Manifest, model_id: str, role: str, prep: Any) -> np.ndarray:

@@ -139,7 +139,7 @@ async def _latency(samples: int) -> Histogram:
 
 async def _bench(n: int, samples: int, as_json: bool, loop: str) -> None:
     msgs = _msgs(n)
-    ctx = {"n": n, "loop": loop}
+    ctx: dict[str, Any] = {"n": n, "loop": loop}
     for hops in (1, 3):
         # Best of three, alternating, so neither side gains from running second on a busy machine.
         base = ours = 0.0

@@ -56,8 +56,8 @@ from typing import Any
 
 import msgspec
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from adapters.tansu import TansuBroker, free_port
 from engine.messages import Trade, msgpack_encoder
