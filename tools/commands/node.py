@@ -30,7 +30,7 @@ SIGTERM or SIGINT drain and stop the node gracefully (exit 0); the input offsets
 work not yet safely written stay uncommitted and are re-read by whoever takes over.
 
 Operations over HTTP (``--http HOST:PORT`` or ``[app] http = "HOST:PORT"``; port 0 picks a
-free port and the node logs which), served by :class:`adapters.ops_http.OpsHttpServer` from the
+free port and the node logs which), served by :func:`adapters.node_ops.serve` from the
 engine's health assessment (:meth:`engine.kernel.Engine.health`): ``/readyz`` answers 503,
 listing the reasons, while any tier is FAILED, an actor is parked, abandoned or restarting
 often, a partition is stalled, consumer lag is past ``[engine.health] max_consumer_lag`` or the
@@ -45,7 +45,6 @@ A bad address (``--http nonsense``) or config error exits 2 with a message namin
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -53,18 +52,13 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 if TYPE_CHECKING:
     from engine.config import EngineConfig, Override
-    from engine.kernel import Engine, RunSummary
 
 __all__ = ["MANIFEST", "apply_overrides", "flag_overrides", "flag_variables", "main", "node_profiles"]
 
 MANIFEST = "recording.json"
 """``finllm node --record DIR`` writes how it ran to ``DIR/recording.json``."""
-
-_T0 = time.monotonic()
 
 
 def _address(text: str) -> str:
@@ -115,88 +109,6 @@ def _parser() -> argparse.ArgumentParser:
         help="override one key, value in TOML (repeatable), e.g. 'engine.health.interval_s=0.5'",
     )
     return p
-
-
-def _status(engine: Engine, node_id: str) -> dict[str, Any]:
-    health = engine.health()
-    actors = {}
-    for name, cell in engine.cells.items():
-        child = health.children.get(name)
-        actors[name] = {
-            "incarnations": cell.incarnations,
-            "depth": len(cell.mailbox),
-            "busy": cell.busy,
-            "state": child.state if child is not None else "stopped",
-            "failures_recent": child.failures_recent if child is not None else 0,
-            "last_error": child.last_error if child is not None else "",
-        }
-    return {
-        "node_id": node_id,
-        "mode": health.mode,
-        "healthy": health.live,
-        "ready": health.ready,
-        "health": msgspec.to_builtins(health),
-        "actors": actors,
-        "mailboxes": {k: msgspec.to_builtins(v) for k, v in engine.mailbox_statistics().items()},
-        "uptime_s": time.monotonic() - _T0,
-        "metrics": engine.metrics.snapshot(),
-    }
-
-
-async def _run(engine: Engine, node_id: str, http: str) -> RunSummary:
-    import structlog
-
-    from adapters.ops_http import OpsHttpConfig, OpsHttpServer, health_checks
-    from engine.config import parse_host_port
-    from engine.health import HealthLogger
-
-    log = structlog.get_logger("finllm")
-    engine.add_health_listener(HealthLogger(log))
-    server = None
-    if http:
-        host, port = parse_host_port(http)
-        live, ready = health_checks(engine.health, prefix=node_id)
-        server = OpsHttpServer(
-            OpsHttpConfig(host=host, port=port),
-            metrics_text=engine.metrics.prometheus,
-            stats=lambda: _status(engine, node_id),
-            healthy=live,
-            ready=ready,
-        )
-        bound = await server.start()
-        log.info("ops_http_listening", url=server.url, port=bound, picked_free_port=port == 0)
-        if port == 0:
-            print(f"finllm node: ops HTTP on {server.url} (port 0: picked a free port)", file=sys.stderr)
-    freezer = asyncio.get_running_loop().create_task(_freeze_startup_heap(engine))
-    try:
-        return await engine.run()
-    finally:
-        freezer.cancel()
-        if server is not None:
-            await server.stop()
-
-
-async def _freeze_startup_heap(engine: Engine) -> None:
-    """Once every actor has started, move what startup allocated (models, tokenizers, modules,
-    configs: long-lived) out of the collector's sight (``gc.freeze``) and collect the young
-    generations less often.  A full collection otherwise walks that whole heap: pauses of
-    50-200 ms on the loop, which are the node's worst latencies (the messages on the hot path
-    hold no reference cycles: most are ``gc=False`` structs)."""
-    import gc
-
-    import structlog
-
-    await engine.bus.wait_started()
-    t0 = time.perf_counter()
-    gc.collect()
-    gc.freeze()
-    gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, 50_000), max(gen1, 20), max(gen2, 100))
-    structlog.get_logger("finllm").info(
-        "node_started",  # every actor started
-        frozen_objects=gc.get_freeze_count(),
-        collect_ms=round((time.perf_counter() - t0) * 1000, 1),
-    )
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -309,6 +221,7 @@ def _write_manifest(directory: Path, path: Path, profiles: list[str], args: argp
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from adapters.node_ops import serve
     from engine.errors import ConfigError
     from engine.kernel import Engine, run_on_loop
     from engine.logging import configure_logging
@@ -325,7 +238,7 @@ def main(argv: list[str]) -> int:
         _write_manifest(Path(args.record), path, profiles, args)
     configure_logging(config.engine.log_format, config.engine.log_level)
     http = config.app.http  # --http is the override app.http
-    summary = run_on_loop(_run(engine, config.engine.node_id, http), config.engine.loop)
+    summary = run_on_loop(serve(engine, config.engine.node_id, http), config.engine.loop)
     print(
         f"node {config.engine.node_id} stopped: {summary.reason} (exit {summary.exit_code}, "
         f"{summary.wall_s:.1f}s, drained={summary.drained})",
