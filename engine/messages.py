@@ -36,6 +36,7 @@ __all__ = [
     "Message",
     "Mode",
     "ModeChange",
+    "ModelDecision",
     "NewsItem",
     "NewsVerdict",
     "Order",
@@ -353,6 +354,34 @@ class DeadLetter(_Msg, frozen=True, kw_only=True, tag="dead_letter"):
     detail: dict[str, Any] = {}
 
 
+class ModelDecision(_Msg, frozen=True, kw_only=True, tag="model_decision"):
+    """A deployment decision about an edge model version (``control.model``), logged and traced.
+
+    ``action``: ``shadow`` (a candidate starts running in shadow), ``hold`` (scored, not
+    decided yet or not better by the margin), ``promote`` (the candidate serves from the next
+    micro-batch on), ``rollback`` (the previous version serves again after a regression or by
+    hand), ``reject`` (the candidate failed verification or scored worse).  Scores are mean
+    per-forecast losses over ``n`` realised outcomes (lower is better); ``dm_stat`` /
+    ``dm_pvalue`` are the Diebold-Mariano test of candidate minus serving (negative: the
+    candidate is better).  ``trace_id`` ties the decision to its log lines.
+    """
+
+    decision_id: str
+    ts_event: int
+    model_id: str
+    action: Literal["shadow", "hold", "promote", "rollback", "reject"]
+    serving_version: str = ""
+    candidate_version: str = ""
+    n: int = 0
+    loss: str = "crps"
+    loss_serving: float = 0.0
+    loss_candidate: float = 0.0
+    dm_stat: float = 0.0
+    dm_pvalue: float = 1.0
+    reason: str = ""
+    trace_id: str = ""
+
+
 Message: TypeAlias = (
     Trade
     | Quote
@@ -370,6 +399,7 @@ Message: TypeAlias = (
     | EscalationRoute
     | Heartbeat
     | DeadLetter
+    | ModelDecision
 )
 
 # One decoder per boundary format; decoders are thread-safe and reusable.

@@ -35,7 +35,7 @@ PUBLIC = {
     "engine.mailbox": ["Mailbox", "MailboxStatistics", "OfferResult", "Policy"],
     "engine.messages": [
         "Bar", "CancelOrder", "DeadLetter", "EscalationRoute", "Fill", "Forecast", "Heartbeat", "Message",
-        "Mode", "ModeChange",
+        "Mode", "ModeChange", "ModelDecision",
         "NewsItem", "NewsVerdict", "Order", "OrderReject", "Quote", "ReasoningTrace", "Side", "Trade",
         "VerifiedNews", "json_decoder", "json_encoder", "msgpack_decoder", "msgpack_encoder",
     ],
