@@ -38,6 +38,7 @@ __all__ = [
     "ModeChange",
     "ModelDecision",
     "NewsItem",
+    "NewsRetracted",
     "NewsVerdict",
     "Order",
     "OrderReject",
@@ -125,6 +126,11 @@ class NewsItem(_Msg, frozen=True, kw_only=True, tag="news"):
     headline: str
     body: str = ""
     symbols: tuple[str, ...] = ()
+    declared_source: str = ""
+    """What the item said its source was, when ``source`` was assigned from its channel."""
+    source_basis: Literal["declared", "channel"] = "declared"
+    """``channel``: ``source`` comes from where the item arrived (a live node's configured feed);
+    ``declared``: from the item's own field (replay files, vetted aggregators)."""
 
 
 class NewsVerdict(_Msg, frozen=True, kw_only=True, tag="news_verdict"):
@@ -155,6 +161,26 @@ class VerifiedNews(_Msg, frozen=True, kw_only=True, tag="verified_news"):
     credibility: float = 0.5
     corroboration: int = 1
     embedding: tuple[float, ...] = ()
+    corroborated_by: tuple[str, ...] = ()
+    """Ids of the items from other independent sources that corroborated this one."""
+    released: bool = False
+    """True when the item was held for corroboration and released by a later item."""
+
+
+class NewsRetracted(_Msg, frozen=True, kw_only=True, tag="news_retracted"):
+    """Earlier accepted items withdrawn by a credible denial or correction (``news.retracted``).
+
+    ``retracted`` are the ids of the withdrawn items; ``by`` the id of the denial, from
+    ``source``; ``ts_event`` the denial's time (ns).  Reasoners drop the withdrawn items'
+    influence from then on and record the retraction in their traces.
+    """
+
+    retracted: tuple[str, ...]
+    by: str
+    ts_event: int
+    source: str = ""
+    symbols: tuple[str, ...] = ()
+    reason: str = ""
 
 
 # --- forecasts ---------------------------------------------------------------
@@ -389,6 +415,7 @@ Message: TypeAlias = (
     | NewsItem
     | NewsVerdict
     | VerifiedNews
+    | NewsRetracted
     | Forecast
     | ReasoningTrace
     | Order

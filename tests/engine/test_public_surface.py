@@ -36,7 +36,8 @@ PUBLIC = {
     "engine.messages": [
         "Bar", "CancelOrder", "DeadLetter", "EscalationRoute", "Fill", "Forecast", "Heartbeat", "Message",
         "Mode", "ModeChange", "ModelDecision",
-        "NewsItem", "NewsVerdict", "Order", "OrderReject", "Quote", "ReasoningTrace", "Side", "Trade",
+        "NewsItem", "NewsRetracted", "NewsVerdict", "Order", "OrderReject", "Quote", "ReasoningTrace", "Side",
+        "Trade",
         "VerifiedNews", "json_decoder", "json_encoder", "msgpack_decoder", "msgpack_encoder",
     ],
     "engine.metrics": ["Counter", "Gauge", "Histogram", "Metrics"],
