@@ -84,7 +84,7 @@ from typing import Any, Final, Literal
 import msgspec
 import numpy as np
 
-from adapters.features import FeatureEngine, FeatureRow
+from adapters.features import FEATURE_NAMES, FeatureEngine, FeatureRow
 from adapters.inference.batcher import MicroBatcher
 from adapters.inference.errors import BackendUnavailable
 from adapters.inference.manifest import DEFAULT_MODEL_DIR, ModelSpec, load_manifest
@@ -107,7 +107,10 @@ class EdgeReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     ``every_n_bars``: forecast cadence per symbol.  ``emit_warmup``: forecast
     before the features are warm (with confidence 0).  ``cheap_from``: the
     least severe mode in which the cheaper path runs (module docstring; NORMAL
-    makes it permanent, e.g. to measure its capacity).
+    makes it permanent, e.g. to measure its capacity).  ``feature_log``: a file path; when
+    set, every forecast's input row is appended to it as one JSON line (``symbol``,
+    ``ts_event``, ``features``: name -> value) - what the model was *served*, for the
+    train/serve skew check (``tests/edge/test_skew.py``); empty: off.
     """
 
     model_dir: str = ""
@@ -131,6 +134,7 @@ class EdgeReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     pad_multiple: int = 8
     regime: RegimeConfig = RegimeConfig()
     cheap_from: Mode = Mode.DEGRADED
+    feature_log: str = ""
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.every_n_bars < 1 or self.trace_top < 0:
@@ -176,7 +180,9 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
     def _load_models(self) -> None:
         cfg = self.config
-        self._manifest = load_manifest(Path(cfg.model_dir) if cfg.model_dir else DEFAULT_MODEL_DIR)
+        self._manifest = load_manifest(
+            Path(cfg.model_dir) if cfg.model_dir else DEFAULT_MODEL_DIR, metrics=self.ctx.metrics
+        )
         self._served: dict[str, _Served] = {}
         for mid in sorted({cfg.model, *cfg.symbol_models.values()}):
             spec = self._manifest.model(mid)
@@ -209,6 +215,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         self._m_shed_conflated = m.counter("shed_total", actor=name, reason="conflated")
         self._m_by_path = {p: m.counter("edge_forecasts_by_path_total", actor=name, path=p) for p in _PATHS}
         self._m_batch = m.histogram("edge_batch_size", actor=name)
+        self._feature_log = open(cfg.feature_log, "ab") if cfg.feature_log else None  # noqa: SIM115
         self.ctx.log.info(
             "edge_reasoner_started",
             models={k: v.spec.version for k, v in self._served.items()},
@@ -253,6 +260,9 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
                 self._run(batch)
         for s in getattr(self, "_served", {}).values():
             s.registry.close()
+        log = getattr(self, "_feature_log", None)
+        if log is not None:
+            log.close()
 
     # --- input -------------------------------------------------------------
 
@@ -462,6 +472,17 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             ),
         )
         self._m_forecasts.inc()
+        if self._feature_log is not None:
+            self._feature_log.write(
+                msgspec.json.encode(
+                    {
+                        "symbol": sym,
+                        "ts_event": row.ts_event,
+                        "features": dict(zip(FEATURE_NAMES, row.values.tolist(), strict=True)),
+                    }
+                )
+                + b"\n"
+            )
         self._m_by_path["cheap" if cheap else "full"].inc()
         self._tier.success()
         self._m_latency.observe((time.perf_counter_ns() - p.t0_perf) / 1000.0)

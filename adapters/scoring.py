@@ -51,6 +51,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -74,6 +75,7 @@ __all__ = [
     "level_coverage",
     "newey_west_lags",
     "newey_west_variance",
+    "next_bar_outcomes",
     "pesaran_timmermann",
     "pinball",
     "pit",
@@ -81,8 +83,10 @@ __all__ = [
     "qlike_norm",
     "qlike_norm_mean",
     "quantile_coverage",
+    "read_forecasts",
     "realised_returns",
     "rolling_empirical_quantiles",
+    "skill",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -469,4 +473,100 @@ def rolling_empirical_quantiles(returns: ArrayLike, levels: ArrayLike, start: in
     out = np.empty((len(r) - start, len(lv)))
     for j, i in enumerate(range(start, len(r))):
         out[j] = np.quantile(r[max(0, i - window) : i], lv)
+    return out
+
+
+# --- a run's forecasts against the next bar, and against the baselines ------------------------
+
+
+def read_forecasts(path: str | Path, tier: str = "edge") -> list[dict[str, Any]]:
+    """Version-1 forecasts of ``tier`` from a run's ``forecasts.jsonl`` (what the product wrote)."""
+    import msgspec
+
+    out: list[dict[str, Any]] = []
+    with Path(path).open("rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            d = msgspec.json.decode(line)
+            if d.get("type", "forecast") == "forecast" and d.get("tier") == tier and d.get("version") == 1:
+                out.append(d)
+    return out
+
+
+def next_bar_outcomes(
+    forecasts: Sequence[Mapping[str, Any]], bar_ts: ArrayLike, close: ArrayLike
+) -> tuple[npt.NDArray[np.int64], list[int]]:
+    """Pair one symbol's forecasts with the bar they were made after.
+
+    ``bar_ts``/``close``: the symbol's bars in time order.  A forecast made after bar ``i``
+    (``ts_event == bar_ts[i]``) forecasts ``ln(close[i + 1] / close[i])`` - the next *bar*,
+    not the next calendar span (a daily forecast on a Friday is for Monday's close).
+    Returns (bar index per paired forecast, indices into ``forecasts`` of the paired ones);
+    forecasts after the last bar or at a time with no bar are left out.
+    """
+    ts = np.asarray(bar_ts, dtype=np.int64)
+    pos = {int(t): i for i, t in enumerate(ts)}
+    bars: list[int] = []
+    keep: list[int] = []
+    for j, f in enumerate(forecasts):
+        i = pos.get(int(f["ts_event"]))
+        if i is not None and i + 1 < len(ts):
+            bars.append(i)
+            keep.append(j)
+    return np.asarray(bars, dtype=np.int64), keep
+
+
+def skill(
+    y: ArrayLike,
+    q: ArrayLike,
+    vol: ArrayLike,
+    prob_up: ArrayLike,
+    levels: ArrayLike,
+    baselines: Mapping[str, tuple[ArrayLike, ArrayLike]],
+) -> dict[str, float]:
+    """Every quality figure of one forecaster against named baselines, on the same rows.
+
+    ``y`` realised returns (n,), ``q`` quantiles (n, k), ``vol`` forecast sd (n,), ``prob_up``
+    (n,); ``baselines``: name -> (variance (n,), quantiles (n, k)).  Figures: ``crps``,
+    ``qlike_norm`` (normalised QLIKE against the squared return, zero returns left out, the
+    same rows for every model), ``coverage_80``/``coverage_90``, ``hit_rate``, ``brier``,
+    ``pt_pvalue``, ``pit_ks_pvalue`` (uniformity of the PIT, Kolmogorov-Smirnov) and per
+    baseline ``b``: ``crps_b``, ``qlike_norm_b``, ``crps_ratio_vs_b``,
+    ``qlike_norm_ratio_vs_b``, ``dm_crps_pvalue_vs_b`` and ``dm_pvalue_vs_b`` (Diebold-Mariano
+    on normalised QLIKE, HAC), ``dm_stat_vs_b`` (negative: the forecaster's loss is lower).
+    """
+    yy = _f64(y)
+    qq = _f64(q)
+    lv = _f64(levels)
+    h = _f64(vol) ** 2
+    s2 = yy * yy
+    moved = s2 > 0.0
+    crps = crps_quantiles(yy, qq, lv)
+    ql = qlike_norm(s2[moved], h[moved])
+    _, pt_p = pesaran_timmermann(yy, prob_up)
+    pits = pit(yy, qq, lv)
+    out: dict[str, float] = {
+        "n": float(len(yy)),
+        "n_qlike": float(int(np.count_nonzero(moved))),
+        "crps": float(np.mean(crps)),
+        "qlike_norm": float(np.mean(ql)),
+        "coverage_80": interval_coverage(yy, qq, lv, 0.8),
+        "coverage_90": interval_coverage(yy, qq, lv, 0.9),
+        "hit_rate": hit_rate(yy, prob_up),
+        "brier": brier(yy, prob_up),
+        "pt_pvalue": pt_p,
+        "pit_ks_pvalue": float(_stats().kstest(pits, "uniform").pvalue) if len(pits) else math.nan,
+    }
+    for name, (bvar, bq) in baselines.items():
+        bcrps = crps_quantiles(yy, bq, lv)
+        bql = qlike_norm(s2[moved], _f64(bvar)[moved])
+        out[f"crps_{name}"] = float(np.mean(bcrps))
+        out[f"qlike_norm_{name}"] = float(np.mean(bql))
+        out[f"crps_ratio_vs_{name}"] = out["crps"] / out[f"crps_{name}"]
+        out[f"qlike_norm_ratio_vs_{name}"] = out["qlike_norm"] / out[f"qlike_norm_{name}"]
+        out[f"dm_crps_pvalue_vs_{name}"] = diebold_mariano(crps, bcrps)[1]
+        stat, p = diebold_mariano(ql, bql)
+        out[f"dm_stat_vs_{name}"] = stat
+        out[f"dm_pvalue_vs_{name}"] = p
     return out

@@ -41,13 +41,15 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
 
+from adapters import scoring
 from adapters.features import FEATURE_NAMES
-from adapters.inference.errors import BackendUnavailable, ModelMismatch
+from adapters.inference.errors import BackendUnavailable
 from adapters.inference.manifest import DEFAULT_MODEL_DIR, Manifest, load_manifest
 from adapters.inference.model import load_edge_model
 from tools.benchlib import emit
@@ -152,7 +154,7 @@ def _e2e(as_json: bool, n_bars: int) -> None:
             for b in bars[i : i + chunk]:
                 clock.advance_to(b.ts_event)
                 engine.bus.publish("bar.ES", b)
-            await engine.bus.wait_idle()
+            await engine.runtime.wait_idle()
         engine.request_shutdown("bench done")
         summary = await task
         hist: dict[str, Any] = summary.metrics["histograms"]["edge_forecast_latency_us{actor=edge}"]
@@ -232,7 +234,7 @@ def _tick_to_forecast(as_json: bool, n_trades: int) -> None:
                 t0[bar.seq] = start
                 bus.publish("bar.ES", bar)
             # Live-like: every tick is handled before the next one arrives.
-            await bus.wait_idle()
+            await engine.runtime.wait_idle()
         engine.request_shutdown("bench done")
         await task
         return t0
@@ -254,66 +256,103 @@ def _tick_to_forecast(as_json: bool, n_trades: int) -> None:
     emit("edge", "tick_to_forecast_p99_us", float(np.percentile(lat, 99)), "us", as_json=as_json, **ctx)
 
 
-def _quality(manifest: Manifest, datasets: list[str], as_json: bool) -> None:
-    from tools.train_edge import DATASET_SPECS, evaluate, prepare
+_SKILL_FIGURES = (
+    ("crps", "log-return"),
+    ("qlike_norm", "loss"),
+    *((f"crps_ratio_vs_{b}", "ratio") for b in ("rw", "ewma", "garch", "gjr", "har")),
+    *((f"qlike_norm_ratio_vs_{b}", "ratio") for b in ("rw", "ewma", "garch", "gjr", "har")),
+    *((f"dm_pvalue_vs_{b}", "p") for b in ("rw", "ewma", "garch", "gjr", "har")),
+    *((f"dm_crps_pvalue_vs_{b}", "p") for b in ("rw", "ewma", "garch", "gjr", "har")),
+    ("coverage_80", "fraction"),
+    ("coverage_90", "fraction"),
+    ("hit_rate", "fraction"),
+    ("brier", "score"),
+    ("pt_pvalue", "p"),
+    ("pit_ks_pvalue", "p"),
+)
+
+# dataset -> the replay profile's bar length (ns) for trade tapes, and the random walk's window.
+_REPLAY_BARS = {"emini": (60_000_000_000, 50.0, 390), "sp500": (0, 1.0, 250), "nasdaq": (0, 1.0, 250)}
+
+
+def replay_forecasts(dataset: str, out: Path, model_dir: str, extra: list[str] | None = None) -> Path:
+    """Run ``finllm replay --dataset`` (the product path) into ``out``; return forecasts.jsonl."""
+    from tools.commands import replay
+
+    argv = [
+        "--dataset", dataset, "--out", str(out), "--forecaster", "edge", "--no-report",
+        "--progress", "off", "--model", model_dir,
+    ]  # fmt: skip
+    for s in extra or []:
+        argv += ["--set", s]
+    rc = replay.main(argv)
+    if rc != 0:
+        raise RuntimeError(f"finllm replay --dataset {dataset} exited {rc}")
+    return out / "forecasts.jsonl"
+
+
+def _test_start_ns(manifest: Manifest, model_id: str) -> tuple[int, str]:
+    first = manifest.model(model_id).splits["test"]["first_basis"]
+    return int(np.datetime64(first.rstrip("Z"), "ns").astype(np.int64)), str(first)
+
+
+def _quality(manifest: Manifest, datasets: list[str], as_json: bool, refit_every: int) -> None:
+    """Quality from the forecasts a real ``finllm replay`` wrote over each held-out period."""
+    import tempfile
+
+    from adapters.datasets import load_dataset
+    from adapters.report_skill import bars_from_tape, run_skill, write_skill_json
 
     for name in datasets:
-        spec = DATASET_SPECS[name]
-        mspec = manifest.model(spec.model_id)
-        prep = prepare(name)
-        if prep.data_sha256 != mspec.data_sha256:
-            raise ModelMismatch(
-                f"{spec.model_id} was trained on data {mspec.data_sha256[:12]}..., the {name} dataset here "
-                f"hashes to {prep.data_sha256[:12]}...; its test period is not held out - retrain"
-            )
-        period = prep.period(prep.test)
-        test_period = f"{period['first_basis']} .. {period['last_basis']}"
-        for role in ("student", "teacher", "regime_switched"):
-            out = _outputs(manifest, spec.model_id, role, prep)
-            m = evaluate(prep, out)
-            if not as_json:
-                print(f"# dataset={name} model={role} test_period={test_period} n={int(m['n'])}")
-            ctx: dict[str, Any] = {
-                "dataset": name,
-                "model": role,
-                "model_id": spec.model_id,
-                "horizon": spec.horizon,
-                "test_period": test_period,
-                "n": int(m["n"]),
-                "backend": "onnxruntime",
-            }
-            for fig, unit, base_key, base_name in _QUALITY_FIGURES:
-                kw: dict[str, Any] = {}
-                if base_key is not None:
-                    kw = {"baseline": base_name, "baseline_value": m[base_key]}
-                value: float | None = m[fig]
-                if value is not None and math.isnan(value):
-                    # Undefined (e.g. Pesaran-Timmermann when every forecast points one way):
-                    # JSON has no NaN, so the figure carries null and says why.
-                    kw["note"] = "undefined: forecasts or outcomes all one way"
-                    if as_json:
-                        value = None
-                emit("edge", fig, value, unit, as_json=as_json, **kw, **ctx)
+        bar_ns, mult, rw_window = _REPLAY_BARS.get(name, (0, 1.0, 250))
+        tape = load_dataset(name)
+        with tempfile.TemporaryDirectory(prefix=f"bench-edge-{name}-") as tmp:
+            t0 = time.perf_counter()
+            fpath = replay_forecasts(name, Path(tmp), str(manifest.directory))
+            fcs = scoring.read_forecasts(fpath)
+            replay_s = time.perf_counter() - t0
+        model_id = str(fcs[0]["model_id"]).split(".")[0]
+        start_ns, first = _test_start_ns(manifest, model_id)
+        bars = bars_from_tape(tape, bar_ns or 60_000_000_000, mult)
+        t1 = time.perf_counter()
+        sk = run_skill(fcs, bars, start_ns=start_ns, rw_window=rw_window, refit_every=refit_every)
+        if _SKILL_OUT:
+            write_skill_json(sk, Path(_SKILL_OUT) / f"skill-{name}.json")
+        m = sk.pooled
+        ctx: dict[str, Any] = {
+            "dataset": name,
+            "model_id": model_id,
+            "source": "forecasts.jsonl of finllm replay --dataset " + name,
+            "test_from": first,
+            "n": int(m["n"]),
+            "n_qlike": int(m["n_qlike"]),
+            "missing_forecasts": sk.missing,
+            "refit_every": refit_every,
+            "rw_window": rw_window,
+            "replay_s": round(replay_s, 2),
+            "baselines_s": round(time.perf_counter() - t1, 2),
+        }
+        if not as_json:
+            print(f"# dataset={name} model={model_id} held-out from {first} n={ctx['n']} (from the replay)")
+        for fig, unit in _SKILL_FIGURES:
+            if fig not in m:
+                continue
+            value: float | None = m[fig]
+            kw: dict[str, Any] = {}
+            base = fig.rsplit("_vs_", 1)[1] if "_vs_" in fig else None
+            if fig in ("crps", "qlike_norm") and f"{fig}_garch" in m:
+                kw = {"baseline": "garch", "baseline_value": m[f"{fig}_garch"]}
+            if base and fig.startswith(("crps_ratio", "qlike_norm_ratio")):
+                key = ("crps_" if fig.startswith("crps") else "qlike_norm_") + base
+                kw = {"vs": base, "baseline_loss": m[key]}
+            if value is not None and math.isnan(value):
+                kw["note"] = "undefined"
+                if as_json:
+                    value = None
+            emit("edge", fig, value, unit, as_json=as_json, **kw, **ctx)
 
 
-def _outputs(manifest: Manifest, model_id: str, role: str, prep: Any) -> np.ndarray:
-    """Test-period outputs of ``role``; ``regime_switched`` routes each row to the specialist of
-    its online regime (as the actor does), falling back to the student."""
-    from adapters.regimes import REGIMES
-
-    x = prep.x[prep.test]
-    if role != "regime_switched":
-        model = load_edge_model(manifest, model_id, role=role)
-        out = model.predict_raw(x, pad_multiple=8)
-        model.close()
-        return out
-    out = load_edge_model(manifest, model_id).predict_raw(x, pad_multiple=8)
-    regime = prep.regime[prep.test]
-    for idx, name in enumerate(REGIMES):
-        rows = np.flatnonzero(regime == idx)
-        if len(rows) and name in manifest.model(model_id).specialists:
-            out[rows] = load_edge_model(manifest, model_id, role=name).predict_raw(x[rows], pad_multiple=8)
-    return out
+_SKILL_OUT = os.environ.get("FINLLM_SKILL_OUT", "")
 
 
 def main(argv: list[str]) -> int:
@@ -327,6 +366,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--e2e-bars", type=int, default=2264)
     ap.add_argument("--tick-trades", type=int, default=100_000)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: latency,e2e,quality")
+    ap.add_argument("--refit-every", type=int, default=20, help="GARCH/GJR/HAR refit interval, bars")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     manifest = load_manifest(args.model_dir)
@@ -347,7 +387,7 @@ def main(argv: list[str]) -> int:
         _e2e(args.json, args.e2e_bars)
         _tick_to_forecast(args.json, args.tick_trades)
     if "quality" not in skip:
-        _quality(manifest, args.datasets.split(","), args.json)
+        _quality(manifest, args.datasets.split(","), args.json, args.refit_every)
     return 0
 
 
