@@ -32,7 +32,13 @@ the endpoint configured for ``route_to`` (see
 
 With ``http`` set, the actor also serves ``/healthz``, ``/readyz``,
 ``/metrics`` and ``/stats`` (see :mod:`adapters.ops_http`); ``finllm top``
-reads ``/stats``.  The probes answer from the engine's latest
+reads ``/stats``.  Two operator actions, ``POST /drain`` (release the
+partitions now and hold them released, as if breaching) and ``POST /undrain`` (let the
+self-assessment rejoin again), need the ops bearer token (``http.token_env`` /
+``http.token_file``; without one they answer 403).  Subscribe the actor to
+``control.peer_route`` to list the escalation routes peers announced (signed, through
+:class:`~actors.heartbeat_bridge.HeartbeatBridge` ``carry_routes``) under ``peer_routes``
+in ``/stats``.  The probes answer from the engine's latest
 :class:`~engine.health.NodeHealth` (published on ``health_topic``; the actor
 subscribes itself when it serves HTTP): not ready while the engine says so (a
 parked or crash-looping actor, a FAILED tier, a stalled partition, ...) or while
@@ -240,6 +246,10 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
         self.self_state = SelfState()
         self.route_to = self.node_id
         self.events: deque[Any] = deque(maxlen=1000)
+        self.peer_routes: dict[str, EscalationRoute] = {}
+        """The last escalation route each peer announced (``control.peer_route``)."""
+        self.drained = False
+        """An operator drained this node (``POST /drain``): it stays released until undrained."""
         self._t0 = time.perf_counter()
         self._interval_s = cfg.heartbeat_interval_ms / 1000.0
         self._last_beat = time.perf_counter()
@@ -264,6 +274,7 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
                 stats=self.stats,
                 healthy=self._healthy,
                 ready=self._ready,
+                actions={"/drain": self._drain_action, "/undrain": self._undrain_action},
             )
             port = await self.server.start()
             self.ctx.log.info("ops_http_listening", url=self.server.url, port=port)
@@ -281,7 +292,7 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
         h = self.health
         if h is not None and not h.live:
             return False, f"{self.node_id} {h.describe('live')}"
-        return True, f"ok {self.node_id} mode={self.ctx.bus.mode}"
+        return True, f"ok {self.node_id} mode={self.ctx.mode}"
 
     def _ready(self) -> tuple[bool, str]:
         reasons: list[str] = []
@@ -291,7 +302,36 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
             reasons.extend(self.health.not_ready)
         if reasons:
             return False, "\n".join([f"not ready: {reasons[0]}", *(f"- {r}" for r in reasons)])
-        return True, f"ready {self.node_id} mode={self.ctx.bus.mode}"
+        return True, f"ready {self.node_id} mode={self.ctx.mode}"
+
+    def drain(self, reason: str = "operator drain") -> bool:
+        """Release this node's partitions now and keep them released until :meth:`undrain`.
+        False when it was drained already."""
+        if self.drained:
+            return False
+        self.drained = True
+        if not self.self_state.released:
+            self.self_state = msgspec.structs.replace(self.self_state, released=True, goods=0)
+            self._partition_action("release", reason, self.ctx.clock.now_ns())
+        self.ctx.log.warning("node_drained", reason=reason)
+        return True
+
+    def undrain(self) -> bool:
+        """Let the self-assessment rejoin (after ``recover_limit`` good intervals); False when
+        the node was not drained."""
+        if not self.drained:
+            return False
+        self.drained = False
+        self.ctx.log.warning("node_undrained")
+        return True
+
+    def _drain_action(self) -> tuple[int, str]:
+        done = self.drain()
+        return 200, f"{self.node_id} {'drained' if done else 'already drained'}"
+
+    def _undrain_action(self) -> tuple[int, str]:
+        done = self.undrain()
+        return 200, f"{self.node_id} {'undrained: rejoins when within objectives' if done else 'not drained'}"
 
     def stats(self) -> dict[str, Any]:
         """The ``/stats`` document: mode, mailboxes, peers, metrics summary."""
@@ -300,10 +340,12 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
             "node_id": self.node_id,
             "ts_ns": self.ctx.clock.now_ns(),
             "uptime_s": time.perf_counter() - self._t0,
-            "mode": self.ctx.bus.mode,
+            "mode": self.ctx.mode,
             "released": self.self_state.released,
             "route_to": self.route_to,
             "peers": {k: p.status for k, p in sorted(self.peers.items())},
+            "peer_routes": {k: r.route_to for k, r in sorted(self.peer_routes.items())},
+            "drained": self.drained,
             "ready": self._ready()[0],
             "healthy": self._healthy()[0],
             "health": msgspec.to_builtins(self.health) if self.health is not None else None,
@@ -316,6 +358,10 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
     def on_message(self, msg: Any) -> None:
         if isinstance(msg, NodeHealth):
             self.health = msg
+            return
+        if isinstance(msg, EscalationRoute):
+            if msg.node_id != self.node_id:
+                self.peer_routes[msg.node_id] = msg
             return
         if isinstance(msg, ModeChange):
             # Peers learn of a mode change at once, not at the next interval.
@@ -374,20 +420,12 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
         state, action, reason = assess_self(
             self.self_state, cfg, latency_us=latency_us, lag_us=lag_us, late_intervals=late_intervals
         )
+        if action == "rejoin" and self.drained:
+            # Drained by an operator: good intervals do not bring the partitions back.
+            state, action = msgspec.structs.replace(state, released=True), None
         self.self_state = state
         if action is not None:
-            self.ctx.log.warning("partition_action", action=action, reason=reason, partitions=cfg.partitions)
-            self.ctx.metrics.counter("partition_actions_total", action=action).inc()
-            self._emit(
-                "control.partitions",
-                PartitionAction(
-                    node_id=self.node_id,
-                    action=action,
-                    partitions=cfg.partitions,
-                    reason=reason,
-                    ts_event=now,
-                ),
-            )
+            self._partition_action(action, reason, now)
         for k in list(self.peers):
             self.peers[k] = self._restatus(self.peers[k], now)
         route = choose_route(self.node_id, state.released, self.peers)
@@ -406,6 +444,21 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
         self._last_figures = (latency_us, lag_us)
         return self._beat(now)
 
+    def _partition_action(self, action: Literal["release", "rejoin"], reason: str, now: int) -> None:
+        cfg = self.config
+        self.ctx.log.warning("partition_action", action=action, reason=reason, partitions=cfg.partitions)
+        self.ctx.metrics.counter("partition_actions_total", action=action).inc()
+        self._emit(
+            "control.partitions",
+            PartitionAction(
+                node_id=self.node_id,
+                action=action,
+                partitions=cfg.partitions,
+                reason=reason,
+                ts_event=now,
+            ),
+        )
+
     def _beat(self, now: int) -> Heartbeat:
         cfg = self.config
         state = self.self_state
@@ -413,7 +466,7 @@ class ControlPlane(StatsReader, Actor[ControlPlaneConfig]):
         hb = Heartbeat(
             node_id=self.node_id,
             ts_event=now,
-            mode=self.ctx.bus.mode,
+            mode=self.ctx.mode,
             healthy=not state.released and state.breaches == 0,
             lag_p99_us=lag_us,
             latency_p99_us=latency_us,

@@ -29,6 +29,21 @@ fails, or is not a heartbeat, goes to ``ctx.dead_letter`` with the reason and at
 counted in ``heartbeat_records_bad_total``.  A peer's malformed heartbeat therefore never
 reaches the control plane, whose fitness ranking compares these numbers.
 
+Signed traffic (``trust``, :mod:`adapters.trust_net`): every produced record carries an
+HMAC-SHA256 signature with key id, timestamp and nonce in its headers, over the topic, the
+record key (the node id) and the value.  Every consumed record is verified *before* it is
+decoded: unsigned (when signing is required), malformed, unknown-key, forged, clock-skewed
+and replayed records are refused, counted in ``node_records_refused_total{reason=<code>}``
+and dead-lettered (``signature_<code>``); a signed record whose node id is not its record
+key is refused too (``node_mismatch``), so a key cannot speak for another node.  The key
+ring is reread while running when its file or variable changes (``ring.reload_interval_s``):
+keys rotate without a restart, old and new both verifying during the overlap.
+
+Routes (``carry_routes``): this node's :class:`~engine.messages.EscalationRoute` messages
+(subscribe the bridge to ``control.route`` too) travel the same topic, signed the same way,
+and peers' routes are published on ``route_bus_topic`` (the control plane lists them in
+``/stats``), so a node learns who sends it escalations from authenticated messages only.
+
 Partitions added to the topic after start are not picked up (restart the bridge).
 """
 
@@ -59,8 +74,9 @@ from adapters.kafka import (
     producer_kwargs,
     stop_clients,
 )
+from adapters.trust_net import KeyRing, SignatureRejected, Signer, TrustConfig, Verifier
 from engine.actor import Actor
-from engine.messages import Heartbeat, json_encoder, msgpack_encoder
+from engine.messages import EscalationRoute, Heartbeat, json_encoder, msgpack_encoder
 
 __all__ = ["HeartbeatBridge", "HeartbeatBridgeConfig"]
 
@@ -101,6 +117,12 @@ class HeartbeatBridgeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     """Size, depth and value limits every consumed heartbeat must meet."""
     dead_letter_max_raw_bytes: int = 4_096
     """Raw bytes of a refused record kept in its dead letter."""
+    trust: TrustConfig | None = None
+    """Sign produced records and verify consumed ones (module doc); None: unsigned traffic."""
+    carry_routes: bool = False
+    """Also carry this node's escalation routes to the peers (module doc)."""
+    route_bus_topic: str = "control.peer_route"
+    """Where peers' escalation routes are published."""
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
@@ -126,7 +148,7 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
         # id -> message of heartbeats published from Kafka: seen back on the bus, they are not
         # produced again.  The message is kept so that its id cannot be reused meanwhile.
         self._from_kafka: dict[int, Heartbeat] = {}
-        self._queued: dict[str, Heartbeat] = {}
+        self._queued: dict[str, Heartbeat | EscalationRoute] = {}
         self._wake = asyncio.Event()
         m = self.ctx.metrics
         name = self.ctx.name
@@ -138,6 +160,19 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
         self._m_stale = m.counter("heartbeats_stale_total", actor=name)
         self._m_bad = m.counter("heartbeat_records_bad_total", actor=name)
         self._m_ignored = m.counter("heartbeat_bridge_ignored_total", actor=name)
+        self._m_routes_in = m.counter("peer_routes_consumed_total", actor=name)
+        self._m_signed = m.counter("node_records_signed_total", actor=name)
+        self._m_verified = m.counter("node_records_verified_total", actor=name)
+        self._m_reload_failed = m.counter("node_keyring_reload_failures_total", actor=name)
+        self._m_rotated = m.counter("node_keyring_reloads_total", actor=name)
+        self._ring: KeyRing | None = None
+        self._signer: Signer | None = None
+        self._verifier: Verifier | None = None
+        if cfg.trust is not None:
+            # A bad key source at start is a config error: raise, the supervisor says why.
+            self._ring = KeyRing(cfg.trust.ring)
+            self._signer = Signer(self._ring)
+            self._verifier = Verifier(cfg.trust, self._ring)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         try:
@@ -193,7 +228,14 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
     # --- out: bus -> Kafka -------------------------------------------------------
 
     def on_message(self, msg: Any) -> None:
-        if type(msg) is not Heartbeat:
+        t = type(msg)
+        if t is EscalationRoute and self.config.carry_routes:
+            if msg.node_id != self.node_id or self._from_kafka.pop(id(msg), None) is msg:
+                return  # only this node's own routes go out
+            self._queued[f"route\x00{msg.node_id}"] = msg
+            self._wake.set()
+            return
+        if t is not Heartbeat:
             self._m_ignored.inc()  # subscribed to more than heartbeats: counted, never sent
             return
         if self._from_kafka.pop(id(msg), None) is msg:
@@ -203,18 +245,40 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
         self._queued[msg.node_id] = msg
         self._wake.set()
 
+    def _refresh_keys(self) -> None:
+        ring = self._ring
+        if ring is None:
+            return
+        try:
+            if ring.maybe_reload():
+                self._m_rotated.inc()
+                self.ctx.log.info("node_keyring_reloaded", active=ring.active, keys=list(ring.key_ids))
+        except ValueError as exc:
+            # Keep the keys we have: a half-written key file must not cut the node off.
+            self._m_reload_failed.inc()
+            self.ctx.log.warning("node_keyring_reload_failed", error=str(exc)[:300])
+
     async def _send_loop(self) -> None:
         cfg = self.config
         producer = self._producer
         assert producer is not None
-        headers = [("origin", self._origin)]
+        origin = [("origin", self._origin)]
+        topic = cfg.topic.encode()
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._refresh_keys()
             while self._queued:
-                node, hb = self._queued.popitem()
+                _, hb = self._queued.popitem()
+                node = hb.node_id
+                value = self._encode(hb)
+                key = node.encode()
+                headers = origin
+                if self._signer is not None:
+                    headers = origin + self._signer.headers(topic + b"\x00" + key, value)
+                    self._m_signed.inc()
                 try:
-                    fut = await producer.send(cfg.topic, self._encode(hb), key=node.encode(), headers=headers)
+                    fut = await producer.send(cfg.topic, value, key=key, headers=headers)
                     await fut
                 except KafkaError as exc:
                     # Best effort: the next heartbeat is the retry; peers see the gap as silence.
@@ -237,6 +301,7 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
                 self.ctx.log.warning("heartbeat_fetch_failed", error=repr(exc))
                 await asyncio.sleep(0.5)
                 continue
+            self._refresh_keys()
             for records in got.values():
                 for r in records:
                     self._on_record(r)
@@ -246,21 +311,46 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
         if r.value is None:
             self._bad(r, "tombstone: a heartbeat record without a value")
             return
-        if dict(r.headers or ()).get("origin") == self._origin:
+        headers = _headers(r.headers)
+        if headers.get("origin") == self._origin:
             self._m_own.inc()
             return
+        kid = ""
+        if self._verifier is not None:
+            key = r.key if isinstance(r.key, bytes) else b""
+            try:
+                # Before decoding: a forged record costs an HMAC, never a decoder run.
+                kid = self._verifier.verify(
+                    r.topic.encode() + b"\x00" + key,
+                    r.value,
+                    headers,
+                    node_id=key.decode("utf-8", "replace"),
+                )
+            except SignatureRejected as exc:
+                self._refused(r, exc.code, exc.detail)
+                return
+        msg: Heartbeat | EscalationRoute
         try:
-            msg = self._codec.decode(r.value)
-            if type(msg) is not Heartbeat:
-                tag = type(msg).__struct_config__.tag
+            decoded = self._codec.decode(r.value)
+            if isinstance(decoded, Heartbeat):
+                check_heartbeat(decoded, cfg.limits)
+                msg = decoded
+            elif isinstance(decoded, EscalationRoute) and cfg.carry_routes:
+                msg = decoded
+            else:
+                tag = type(decoded).__struct_config__.tag
                 raise RecordRejected("unsupported_type", f"{tag!r} records are not accepted on {r.topic!r}")
-            check_heartbeat(msg, cfg.limits)
         except RecordRejected as exc:
             self._bad(r, f"{exc.reason} ({cfg.value_format} heartbeat)")
             return
         except Exception as exc:  # whatever a bad record provokes costs only that record
             self._bad(r, f"decode_error: {type(exc).__name__}: {exc}")
             return
+        if kid and (r.key or b"") != msg.node_id.encode():
+            self._refused(r, "node_mismatch", f"signed as {r.key!r}, claims node {msg.node_id[:64]!r}")
+            return
+        if kid:
+            self._m_verified.inc()
         if msg.node_id == self.node_id:
             self._m_own.inc()
             return
@@ -269,6 +359,10 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
         if age_ms > cfg.max_age_ms:
             self._m_stale.inc()
             return
+        if isinstance(msg, EscalationRoute):
+            self._m_routes_in.inc()
+            self.ctx.publish(cfg.route_bus_topic, msg)
+            return
         self._m_consumed.inc()
         if len(self._from_kafka) >= _FROM_KAFKA_MAX:
             # Not seen back (e.g. shed by a full mailbox): forget the oldest.
@@ -276,8 +370,13 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
         self._from_kafka[id(msg)] = msg
         self.ctx.publish(cfg.bus_topic, msg)
 
-    def _bad(self, r: Any, reason: str) -> None:
-        self._m_bad.inc()
+    def _refused(self, r: Any, code: str, detail: str) -> None:
+        self.ctx.metrics.counter("node_records_refused_total", actor=self.ctx.name, reason=code).inc()
+        self._bad(r, f"signature_{code}: {detail}", count=False)
+
+    def _bad(self, r: Any, reason: str, *, count: bool = True) -> None:
+        if count:
+            self._m_bad.inc()
         raw = r.value or b""
         keep = self.config.dead_letter_max_raw_bytes
         self.ctx.dead_letter(
@@ -306,3 +405,17 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
     async def _close_clients(self) -> None:
         for err in await stop_clients((self._consumer, self._producer), self.config.close_timeout_s):
             self.ctx.log.warning("client_stop_failed", error=err)
+
+
+def _headers(raw: Any) -> dict[str, bytes]:
+    """Record headers as a dict; a header repeated keeps its *first* value (a forger appending a
+    second copy changes nothing), and non-bytes values are dropped."""
+    out: dict[str, bytes] = {}
+    for item in raw or ():
+        try:
+            k, v = item
+        except (TypeError, ValueError):
+            continue
+        if isinstance(k, str) and isinstance(v, bytes) and k not in out:
+            out[k] = v
+    return out

@@ -1,12 +1,23 @@
 """A tiny operations HTTP server on asyncio streams: health, readiness, metrics, stats.
 
-No framework: HTTP/1.1 GET/HEAD, one request per connection (``Connection:
-close``), bounded request size and read time.  Routes:
+No framework: HTTP/1.1 GET/HEAD (and POST for actions), one request per connection
+(``Connection: close``), bounded request size and read time.  Routes:
 
 ``/healthz``  200 while the node is alive, else 503 listing the reasons.
 ``/readyz``   200 once the node does its job, else 503 listing the reasons.
 ``/metrics``  the Prometheus text exposition (``text/plain; version=0.0.4``).
 ``/stats``    a JSON document (mailbox statistics, mode, metrics summary) for ``finllm top``.
+
+``POST <path>``  an *action* the owner supplies (e.g. the control plane's ``/drain``):
+always behind the bearer token; without a configured token actions answer 403.
+
+Trust: the server binds loopback by default.  With a token (``token_env`` or
+``token_file``), the ``protected`` paths (``/stats`` and ``/metrics`` by default: they reveal
+the node's internals) and every action need ``Authorization: Bearer <token>``, compared in
+constant time; a missing or wrong token answers 401 and is counted (:attr:`OpsHttpServer.denied`).
+The probes stay open: orchestrators call them without credentials.  Binding a non-loopback
+address without a token is refused at start (``allow_open`` overrides).  ``tls_cert`` +
+``tls_key`` serve HTTPS; ``tls_client_ca`` also requires client certificates signed by it.
 
 Each probe is a callable supplied by the owner; a probe that raises answers
 500 with the error, so a broken probe is visible, never a hung socket.
@@ -19,7 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import hmac
+import ipaddress
+import os
+import ssl
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -27,14 +43,19 @@ import msgspec
 from engine.config import BindPort, PositiveFloat, PositiveInt
 from engine.health import NodeHealth
 
-__all__ = ["Check", "OpsHttpConfig", "OpsHttpServer", "health_checks"]
+__all__ = ["Action", "Check", "OpsHttpConfig", "OpsHttpServer", "health_checks"]
 
 Check = Callable[[], tuple[bool, str]]
 """A probe: (ok, reason)."""
 
+Action = Callable[[], tuple[int, str]]
+"""A ``POST`` action: (HTTP status, text answer)."""
+
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
@@ -51,6 +72,24 @@ class OpsHttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     port: BindPort = 0
     max_request_bytes: PositiveInt = 8192
     read_timeout_s: PositiveFloat = 5.0
+    token_env: str = ""
+    """Environment variable holding the bearer token (module doc); empty: see ``token_file``."""
+    token_file: str = ""
+    """File holding the bearer token (first line); empty with ``token_env`` empty: no token."""
+    protected: tuple[str, ...] = ("/stats", "/metrics")
+    """GET paths that need the token when one is configured."""
+    allow_open: bool = False
+    """Allow a non-loopback bind without a token (only behind another authenticating layer)."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    """CA bundle whose client certificates are required (mutual TLS); empty: no client certs."""
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("ops http: tls_cert and tls_key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("ops http: tls_client_ca needs tls_cert and tls_key")
 
 
 def _always_ok() -> tuple[bool, str]:
@@ -86,25 +125,69 @@ class OpsHttpServer:
         stats: Callable[[], Any],
         healthy: Check = _always_ok,
         ready: Check = _always_ok,
+        actions: Mapping[str, Action] | None = None,
     ) -> None:
         self.config = config
         self._metrics_text = metrics_text
         self._stats = stats
         self._healthy = healthy
         self._ready = ready
+        self._actions = dict(actions or {})
         self._server: asyncio.Server | None = None
+        self._token = b""
         self.port = 0
         self.requests = 0
         self.errors = 0
+        self.denied = 0
+        """Requests refused for a missing or wrong token (401) or an action without a token (403)."""
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        scheme = "https" if self.config.tls_cert else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
+
+    def _load_token(self) -> bytes:
+        cfg = self.config
+        if cfg.token_env:
+            token = os.environ.get(cfg.token_env, "").strip()
+            if not token:
+                raise ValueError(f"ops http: environment variable {cfg.token_env} (the token) is empty")
+            return token.encode()
+        if cfg.token_file:
+            try:
+                lines = Path(cfg.token_file).read_text("utf-8").splitlines()
+            except OSError as exc:
+                raise ValueError(f"ops http: cannot read token file {cfg.token_file}: {exc}") from None
+            token = lines[0].strip() if lines else ""
+            if not token:
+                raise ValueError(f"ops http: token file {cfg.token_file} is empty")
+            return token.encode()
+        return b""
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        cfg = self.config
+        if not cfg.tls_cert:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        if cfg.tls_client_ca:
+            ctx.load_verify_locations(cfg.tls_client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
 
     async def start(self) -> int:
-        """Listen; returns the bound port."""
+        """Listen; returns the bound port.  Raises ValueError for a token that cannot be read or
+        an open bind without a token (module doc)."""
+        cfg = self.config
+        self._token = self._load_token()
+        if not self._token and not cfg.allow_open and not _is_loopback(cfg.host):
+            raise ValueError(
+                f"ops http: refusing to bind {cfg.host!r} (not loopback) without a bearer token; "
+                "set token_env or token_file (or allow_open = true behind an authenticating proxy)"
+            )
         self._server = await asyncio.start_server(
-            self._handle, self.config.host, self.config.port, limit=self.config.max_request_bytes
+            self._handle, cfg.host, cfg.port, limit=cfg.max_request_bytes, ssl=self._ssl_context()
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
@@ -142,10 +225,18 @@ class OpsHttpServer:
                 await self._send(writer, 400, "malformed request line\n")
                 return
             method, target, _ = parts
+            path = target.split("?", 1)[0]
+            if method == "POST" and path in self._actions:
+                code, answer = self._act(path, head)
+                await self._send(writer, code, answer, extra=_challenge(code))
+                return
             if method not in ("GET", "HEAD"):
                 await self._send(writer, 405, "only GET and HEAD\n", extra={"Allow": "GET, HEAD"})
                 return
-            path = target.split("?", 1)[0]
+            if path in self.config.protected and self._token and not self._authorized(head):
+                self.denied += 1
+                await self._send(writer, 401, "bearer token required\n", extra=_challenge(401))
+                return
             status, ctype, body = self._route(path)
             await self._send(writer, status, body, ctype=ctype, head_only=method == "HEAD")
         except (ConnectionError, OSError):
@@ -154,6 +245,32 @@ class OpsHttpServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _authorized(self, head: bytes) -> bool:
+        given = b""
+        for line in head.split(b"\r\n")[1:]:
+            name, sep, value = line.partition(b":")
+            if sep and name.strip().lower() == b"authorization":
+                scheme, _, cred = value.strip().partition(b" ")
+                if scheme.lower() == b"bearer":
+                    given = cred.strip()
+                break
+        # Constant time: the comparison must not tell how much of a guess was right.
+        return bool(self._token) and hmac.compare_digest(given, self._token)
+
+    def _act(self, path: str, head: bytes) -> tuple[int, str]:
+        if not self._token:
+            self.denied += 1
+            return 403, "actions are off: no bearer token is configured\n"
+        if not self._authorized(head):
+            self.denied += 1
+            return 401, "bearer token required\n"
+        try:
+            status, text = self._actions[path]()
+        except Exception as exc:  # a broken action must answer, not hang the client
+            self.errors += 1
+            return 500, f"{path} failed: {type(exc).__name__}: {exc}\n"
+        return status, text if text.endswith("\n") else text + "\n"
 
     def _route(self, path: str) -> tuple[int, str, str | bytes]:
         text = "text/plain; charset=utf-8"
@@ -196,3 +313,16 @@ class OpsHttpServer:
         if not head_only:
             writer.write(payload)
         await writer.drain()
+
+
+def _challenge(status: int) -> dict[str, str] | None:
+    return {"WWW-Authenticate": 'Bearer realm="finllm-ops"'} if status == 401 else None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere

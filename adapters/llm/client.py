@@ -44,7 +44,7 @@ from adapters.llm.errors import (
     NoEndpointAvailable,
     ServerError,
 )
-from adapters.llm.http import HttpPool
+from adapters.llm.http import HttpPool, client_tls_context
 from adapters.llm.resilience import (
     CircuitBreaker,
     Gradient2Limiter,
@@ -75,6 +75,14 @@ class EndpointConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     weight: float = 1.0
     api_key_env: str = ""
     """Name of the environment variable holding a bearer token; empty for none."""
+    tls_ca: str = ""
+    """CA bundle (PEM) that signs the server's certificate; empty: the system trust store."""
+    tls_client_cert: str = ""
+    """Client certificate chain (PEM) for servers that require mutual TLS; empty: none."""
+    tls_client_key: str = ""
+    """The client certificate's private key (PEM); empty: in ``tls_client_cert``."""
+    region: str = ""
+    """The region this endpoint serves in (see :mod:`actors.regions`); empty: any."""
     usd_per_1k_prompt_tokens: float = 0.0
     usd_per_1k_completion_tokens: float = 0.0
     initial_concurrency: int = 4
@@ -165,7 +173,12 @@ class _Endpoint:
     def __init__(self, cfg: EndpointConfig, client_cfg: LLMClientConfig, clock: Callable[[], float]) -> None:
         self.cfg = cfg
         self.name = cfg.name
-        self.pool = HttpPool(cfg.url, connect_timeout_s=client_cfg.connect_timeout_s)
+        tls = None
+        if cfg.tls_ca or cfg.tls_client_cert:
+            if not cfg.url.startswith("https://"):
+                raise ValueError(f"endpoint {cfg.name!r}: TLS files need an https:// url")
+            tls = client_tls_context(cfg.tls_ca, cfg.tls_client_cert, cfg.tls_client_key)
+        self.pool = HttpPool(cfg.url, connect_timeout_s=client_cfg.connect_timeout_s, ssl_context=tls)
         self.breaker = CircuitBreaker(client_cfg.breaker_failures, client_cfg.breaker_reset_s, clock)
         limiter_type = VegasLimiter if client_cfg.limiter == "vegas" else Gradient2Limiter
         self.limiter = limiter_type(cfg.initial_concurrency, cfg.min_concurrency, cfg.max_concurrency)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from adapters.llm.errors import ConnectFailed, MalformedResponse
 
-__all__ = ["HttpPool", "HttpResponse", "parse_url"]
+__all__ = ["HttpPool", "HttpResponse", "client_tls_context", "parse_url"]
 
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -33,6 +33,17 @@ def parse_url(url: str) -> tuple[str, int, bool, str]:
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
     return parts.hostname, port, tls, parts.path.rstrip("/")
+
+
+def client_tls_context(ca_file: str = "", cert_file: str = "", key_file: str = "") -> _ssl.SSLContext:
+    """A client TLS context: the system trust store (or ``ca_file`` only), and with
+    ``cert_file``/``key_file`` a client certificate for servers that require one (mutual TLS).
+    Raises OSError / ssl.SSLError for files that cannot be read or do not match."""
+    ctx = _ssl.create_default_context(cafile=ca_file or None)
+    ctx.minimum_version = _ssl.TLSVersion.TLSv1_2
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file or None)
+    return ctx
 
 
 class _Conn:
@@ -161,12 +172,25 @@ class HttpResponse:
 class HttpPool:
     """Keep-alive connections to one ``host:port``; at most ``max_idle`` kept idle."""
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 5.0, max_idle: int = 16) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        max_idle: int = 16,
+        ssl_context: _ssl.SSLContext | None = None,
+    ) -> None:
+        """``ssl_context`` for ``https`` URLs (e.g. :func:`client_tls_context` with a client
+        certificate); default: the system trust store."""
         self.host, self.port, self.tls, self.prefix = parse_url(url)
         self.connect_timeout_s = connect_timeout_s
         self.max_idle = max_idle
         self._idle: list[_Conn] = []
-        self._ssl: _ssl.SSLContext | None = _ssl.create_default_context() if self.tls else None
+        if ssl_context is not None and not self.tls:
+            raise ValueError(f"TLS settings given for a plain http url {url!r}")
+        self._ssl: _ssl.SSLContext | None = (
+            (ssl_context or _ssl.create_default_context()) if self.tls else None
+        )
         self.connections_opened = 0
 
     async def _get(self) -> _Conn:

@@ -388,3 +388,43 @@ async def test_caller_cancellation_closes_the_connection(fault_server: FaultFact
     assert srv.stats.disconnects == 1 and srv.stats.active == 0
     assert client.endpoint_state("e0")["inflight"] == 0 and client.endpoint_state("e0")["breaker"] == "closed"
     await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_mutual_tls_endpoint_needs_our_client_certificate(
+    fault_server: FaultFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from adapters.llm import ConnectFailed
+    from tools.tlsproxy import TlsProxy, generate_test_pki
+
+    pki = generate_test_pki(tmp_path_factory.mktemp("llm-pki"))
+    srv = await fault_server()
+    proxy = await TlsProxy(
+        "127.0.0.1", srv.port, cert=pki.server_cert, key=pki.server_key, client_ca=pki.ca_cert
+    ).start()
+    url = f"https://127.0.0.1:{proxy.port}/v1"
+
+    def client(cert: str = "", key: str = "") -> LLMClient:
+        ep = EndpointConfig(
+            name="m", url=url, model="m", tls_ca=pki.ca_cert, tls_client_cert=cert, tls_client_key=key
+        )
+        return LLMClient(LLMClientConfig(endpoints=(ep,), max_attempts=1, hedge=False))
+
+    try:
+        good = client(pki.client_cert, pki.client_key)
+        done = await good.complete(MSGS, Answer)
+        assert done.value == Answer(ok=True) and srv.stats.requests == 1
+        await good.aclose()
+        for bad in (client(), client(pki.rogue_cert, pki.rogue_key)):  # none, or another CA's
+            with pytest.raises(ConnectFailed):
+                await bad.complete(MSGS, Answer)
+            await bad.aclose()
+        assert srv.stats.requests == 1  # nothing without our certificate reached the server
+    finally:
+        await proxy.stop()
+
+
+def test_tls_files_need_an_https_endpoint() -> None:
+    ep = EndpointConfig(name="m", url="http://127.0.0.1:1/v1", model="m", tls_ca="/nonexistent.pem")
+    with pytest.raises(ValueError, match="https"):
+        LLMClient(LLMClientConfig(endpoints=(ep,)))
