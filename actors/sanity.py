@@ -8,7 +8,14 @@ Subscribes to ``news.analysed`` (from :mod:`actors.narrative`) and to bars
   (and their verdict to ``news.verdict``, for audit);
 * quarantined and rejected items go to ``news.quarantine`` as
   :class:`~engine.messages.NewsVerdict` with their reasons; they never reach
-  ``news.verified``, so no reasoner or strategy sees them.
+  ``news.verified``, so no reasoner or strategy sees them;
+* an accepted near-copy of an item the models already have (the same text from another
+  independent newsroom: it corroborated, it is not carried twice) goes to ``news.verdict`` only;
+* a credible denial or correction of accepted items goes out on ``news.retracted`` as
+  :class:`~engine.messages.NewsRetracted` (the reasoners drop the withdrawn items' influence).
+
+Counted: ``news_verdicts_total{verdict}``, ``news_hold_total{outcome=held|released|expired}``,
+``news_retracted_total`` (items withdrawn), ``news_corroborating_copies_total``.
 
 Items held for corroboration are decided when their claim is corroborated or
 when their window ends: a one-shot timer on the engine clock at the earliest
@@ -53,6 +60,7 @@ class SanityCheckerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     verified_topic: str = "news.verified"
     quarantine_topic: str = "news.quarantine"
     verdict_topic: str = "news.verdict"
+    retracted_topic: str = "news.retracted"
 
 
 class SanityChecker(Actor[SanityCheckerConfig]):
@@ -70,6 +78,12 @@ class SanityChecker(Actor[SanityCheckerConfig]):
             for v in ("accepted", "quarantined", "rejected")
         }
         self._held = m.gauge("news_held", actor=name)
+        self._flow = {
+            k: m.counter("news_hold_total", actor=name, outcome=k) for k in ("held", "released", "expired")
+        }
+        self._n_retracted = m.counter("news_retracted_total", actor=name)
+        self._n_copies = m.counter("news_corroborating_copies_total", actor=name)
+        self._seen = dict.fromkeys(("held", "released", "expired", "retracted", "corroborating_copies"), 0)
         self._armed_at: int | None = None
 
     def _arm(self) -> None:
@@ -108,10 +122,21 @@ class SanityChecker(Actor[SanityCheckerConfig]):
             v = d.verdict
             self._counters[v.verdict].inc()
             self._tier.success()
-            if v.verdict == "accepted" and d.verified is not None:
-                self.ctx.publish(cfg.verified_topic, d.verified)
+            if v.verdict == "accepted":
+                if d.verified is not None:
+                    self.ctx.publish(cfg.verified_topic, d.verified)
                 self.ctx.publish(cfg.verdict_topic, v)
+                if d.retraction is not None:
+                    self.ctx.publish(cfg.retracted_topic, d.retraction)
             else:
                 self.ctx.publish(cfg.quarantine_topic, v)
+        counts = self.core.counts
+        for k, c in self._flow.items():
+            c.inc(counts[k] - self._seen[k])
+            self._seen[k] = counts[k]
+        self._n_retracted.inc(counts["retracted"] - self._seen["retracted"])
+        self._seen["retracted"] = counts["retracted"]
+        self._n_copies.inc(counts["corroborating_copies"] - self._seen["corroborating_copies"])
+        self._seen["corroborating_copies"] = counts["corroborating_copies"]
         self._held.set(self.core.held)
         self._arm()

@@ -35,9 +35,9 @@ realised price reaction to each source's directional items (bars fed with
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,8 @@ from adapters.text.dedup import Deduplicator
 from adapters.text.entities import DEFAULT_UNIVERSE, EntityLinker, Universe
 from adapters.text.injection import neutralize, scan
 from adapters.text.normalize import normalize
-from engine.messages import NewsItem, NewsVerdict, VerifiedNews
+from adapters.text.sources import SourceRegistry
+from engine.messages import NewsItem, NewsRetracted, NewsVerdict, VerifiedNews
 
 if TYPE_CHECKING:
     from adapters.text.embed import Embedder
@@ -67,11 +68,12 @@ __all__ = [
     "Decision",
     "SanityConfig",
     "SanityCore",
+    "denial_cue",
     "hype_score",
     "run_stream",
 ]
 
-# Package data (adapters/text/data/README.md): credibility priors and newsroom groups.
+# Package data (adapters/text/data/README.md): the source registry (priors, groups, names).
 DEFAULT_SOURCES = Path(__file__).resolve().parent / "data" / "sources.json"
 _S = 10**9
 
@@ -108,8 +110,11 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     against the claimed direction count as the market refuting it (only for
     items with ``|sentiment| >= direction_band``).  ``feedback_horizon_s`` is
     when the reaction to an item is scored to update its source's credibility.
-    ``sources`` is the priors file (empty: the bundled default), overridden by
-    ``source_priors``; ``default_credibility`` applies to unknown sources.
+    ``sources`` is the source registry (:mod:`adapters.text.sources`; empty: the bundled
+    one), its priors overridden by ``source_priors`` and its groups by ``source_groups``;
+    ``default_credibility`` applies to unknown sources.  A credible denial or correction
+    retracts accepted items of the last ``retract_window_s`` seconds that share a symbol and
+    either ``retract_jaccard`` of their content tokens or a cosine of ``retract_cosine``.
     """
 
     k: int = 2
@@ -129,6 +134,9 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     default_credibility: float = 0.3
     prior_strength: float = 10.0
     hold: bool = True
+    retract_window_s: float = 24 * 3600.0
+    retract_jaccard: float = 0.15
+    retract_cosine: float = 0.5
 
 
 class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news"):
@@ -353,10 +361,14 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A final verdict; ``verified`` is set for accepted items (for ``news.verified``)."""
+    """A final verdict; ``verified`` is set for accepted items the models should see (for
+    ``news.verified``): an accepted near-copy of an item already carried is ``None`` there
+    (deduplicated for the models).  ``retraction`` is set when the item withdrew earlier
+    accepted items (for ``news.retracted``)."""
 
     verdict: NewsVerdict
     verified: VerifiedNews | None = None
+    retraction: NewsRetracted | None = None
 
 
 @dataclass(slots=True)
@@ -368,12 +380,76 @@ class _Held:
     seq: int = 0  # when it was held (SanityCore._hold); tells a live expiry entry from a stale one
 
 
-def _load_sources(path: str) -> tuple[dict[str, float], dict[str, str]]:
-    p = Path(path) if path else DEFAULT_SOURCES
-    doc = json.loads(p.read_text(encoding="utf-8"))
-    return {str(k): float(v) for k, v in doc.get("priors", {}).items()}, {
-        str(k): str(v) for k, v in doc.get("groups", {}).items()
-    }
+@dataclass(slots=True)
+class _Accepted:
+    """An accepted item, remembered for retraction by a later denial."""
+
+    id: str
+    ts: int
+    symbols: frozenset[str]
+    tokens: frozenset[str]
+    emb: np.ndarray | None
+    claim: Claim
+    retracted: bool = False
+
+
+# A denial or correction of an earlier report.  Deliberately narrow: "correction" alone is a
+# market move, "false" alone is anywhere; these are the forms denials and corrections take.
+_DENIAL = re.compile(
+    r"\b(?:den(?:y|ies|ied)|refut(?:e|es|ed)|dismiss(?:es|ed)?|reject(?:s|ed)?)\s+(?:the\s+|a\s+|an\s+)?"
+    r"(?:\w+\s+){0,3}(?:reports?|rumou?rs?|claims?|speculation|story|stories|articles?|talks|"
+    r"allegations?|accounts?)\b|"
+    r"\b(?:den(?:y|ies|ied))\s+(?:that|it|any|being|having|plans?|talks)\b|"
+    r"\b(?:corrects?|corrected|correction\s*:|clarification\s*:|retract(?:s|ed|ion)?|"
+    r"withdr[ae]ws?\s+(?:the\s+|its\s+|a\s+)?(?:story|report|article|statement|release))\b|"
+    r"\bnot\s+in\s+(?:talks|discussions|negotiations)\b|"
+    r"\bno\s+(?:such\s+(?:deal|talks|offer|agreement|plans?)|plans?\s+to|intention\s+to|truth\s+to)\b|"
+    r"\b(?:report|story|article|release|statement)s?\s+(?:was|were|is|are)\s+"
+    r"(?:false|untrue|inaccurate|incorrect|fabricated|fake|a\s+hoax|erroneous)\b|"
+    r"\b(?:fake|fabricated|bogus|fraudulent|hoax)\s+(?:press\s+release|report|statement|story|news)\b|"
+    r"\berroneously\s+(?:reported|stated|said)\b|\b(?:false|fake)\s+report\b",
+    re.I,
+)
+_DENIAL_PREFIXES = (
+    "deny",
+    "denie",
+    "deni",
+    "refut",
+    "dismiss",
+    "reject",
+    "report",
+    "rumor",
+    "rumour",
+    "claim",
+    "speculation",
+    "story",
+    "article",
+    "talk",
+    "correct",
+    "clarification",
+    "retract",
+    "withdraw",
+    "false",
+    "untrue",
+    "inaccurate",
+    "incorrect",
+    "fabricat",
+    "fake",
+    "hoax",
+    "erroneous",
+    "bogus",
+    "fraudulent",
+    "statement",
+    "release",
+    "plan",
+    "intention",
+    "truth",
+)  # fmt: skip
+
+
+def denial_cue(text: str) -> bool:
+    """True when ``text`` reads as a denial or correction of an earlier report."""
+    return _DENIAL.search(text) is not None
 
 
 class SanityCore:
@@ -383,8 +459,10 @@ class SanityCore:
         self.config = cfg = config or SanityConfig()
         if cfg.k < 1:
             raise ValueError(f"k must be >= 1, got {cfg.k}")
-        priors, groups = _load_sources(cfg.sources)
+        self.registry = SourceRegistry.load(cfg.sources)
+        priors = self.registry.priors()
         priors.update(cfg.source_priors)
+        groups = self.registry.groups()
         groups.update(cfg.source_groups)
         self.credibility = CredibilityBook(
             priors, default=cfg.default_credibility, strength=cfg.prior_strength, groups=groups
@@ -402,8 +480,21 @@ class SanityCore:
         self._expiry: list[tuple[int, int, str]] = []
         self._seq = 0
         self._feedback: list[tuple[int, str, str, float, int]] = []
+        # Independent origin of each recent item (id -> (origin, ts_ns)), oldest first: tells a
+        # corroborating near-copy from another newsroom from a copy of the same origin.
+        self._origins: dict[str, tuple[str, int]] = {}
+        self._accepted: deque[_Accepted] = deque()
         self.now_ns = 0
-        self.counts: dict[str, int] = {"accepted": 0, "quarantined": 0, "rejected": 0}
+        self.counts: dict[str, int] = {
+            "accepted": 0,
+            "quarantined": 0,
+            "rejected": 0,
+            "held": 0,
+            "released": 0,
+            "expired": 0,
+            "retracted": 0,
+            "corroborating_copies": 0,
+        }
 
     # -- market -----------------------------------------------------------------
 
@@ -422,6 +513,29 @@ class SanityCore:
                 keep.append((due, source, sym, direction, ts0))
         self._feedback = keep
 
+    # -- sources ------------------------------------------------------------------
+
+    def source_id(self, source: str) -> str:
+        """The registry id of a source name, domain, URL or ticker."""
+        return self.registry.resolve(source)
+
+    def _origin(self, sid: str, text: str) -> str:
+        if sid in self.config.source_groups:
+            return self.credibility.group(sid)
+        if "/" in sid:  # an account on a platform, or a path: its own voice
+            return self.credibility.group(sid)
+        return self.registry.origin(sid, text)
+
+    def _remember_origin(self, item_id: str, origin: str, ts: int) -> None:
+        self._origins.pop(item_id, None)
+        self._origins[item_id] = (origin, ts)
+        horizon = ts - int(max(self.config.window_s, 6 * 3600.0) * _S)
+        while self._origins:
+            first = next(iter(self._origins))
+            if self._origins[first][1] >= horizon and len(self._origins) <= 200_000:
+                break
+            del self._origins[first]
+
     # -- verdicts ---------------------------------------------------------------
 
     def submit(self, a: AnalysedNews, now_ns: int | None = None) -> list[Decision]:
@@ -430,7 +544,9 @@ class SanityCore:
         now = max(self.now_ns, it.ts_event if now_ns is None else now_ns)
         out = self.advance(now)
         cfg = self.config
-        cred = self.credibility.credibility(it.source)
+        sid = self.source_id(it.source)
+        cred = self.credibility.credibility(sid)
+        origin = self._origin(sid, a.text)
         scores: dict[str, float] = {
             "credibility": round(cred, 4),
             "injection": a.injection_score,
@@ -438,13 +554,25 @@ class SanityCore:
             "duplicate": a.dup_similarity,
             **{f"sentiment_{k}": v for k, v in a.scores.items()},
         }
+        for k in ("injection_rules", "injection_model"):
+            if k in a.scores:
+                scores[k] = a.scores[k]
         reasons: list[str] = []
+        copy_of = ""  # a near-copy from another independent credible origin: corroboration
+        if a.dup_kind != "unique":
+            prev = self._origins.get(a.dup_of)
+            if prev is not None and prev[0] != origin and cred >= cfg.min_corroborator_credibility:
+                copy_of = a.dup_of
+            else:
+                why = f"duplicate_of:{a.dup_of}"
+                if prev is not None and prev[0] == origin and a.dup_kind == "near":
+                    why += f";same_origin:{origin}"
+                reasons.append(why)
+        self._remember_origin(it.id, origin, it.ts_event)
         if a.injection_score >= cfg.injection_threshold:
-            reasons.append("prompt_injection:" + ",".join(a.injection_kinds))
+            reasons.insert(0, "prompt_injection:" + ",".join(a.injection_kinds))
         if a.obfuscated_symbols:
             reasons.append("obfuscated_instrument:" + ",".join(a.obfuscated_symbols))
-        if a.dup_kind != "unique":
-            reasons.append(f"duplicate_of:{a.dup_of}")
         if a.hype >= cfg.hype_threshold:
             reasons.append("pump_language")
         if cred < cfg.blocked_credibility:
@@ -463,18 +591,38 @@ class SanityCore:
             out.append(self._final(a, "quarantined", reasons, scores))
             return out
 
+        emb = np.asarray(a.embedding, dtype=np.float32) if a.embedding else None
+        tokens = frozenset(a.tokens)
+        if cred >= cfg.min_corroborator_credibility and not copy_of and denial_cue(a.text):
+            retracted = self._retract(a, tokens, emb, out)
+            if retracted:
+                scores["retracted"] = float(len(retracted))
+                d = self._final(a, "accepted", [f"retracts:{','.join(retracted)}"], scores, 1)
+                ret = NewsRetracted(
+                    retracted=tuple(retracted),
+                    by=it.id,
+                    ts_event=it.ts_event,
+                    source=sid,
+                    symbols=a.symbols,
+                    reason="denial_or_correction",
+                )
+                out.append(Decision(d.verdict, d.verified, ret))
+                return out
+
         # Market consistency now (the reaction so far); checked again on release.
         mk = self._market_check(a, scores)
         if mk:
             out.append(self._final(a, "quarantined", [mk], scores))
             return out
 
-        emb = np.asarray(a.embedding, dtype=np.float32) if a.embedding else None
-        tokens = frozenset(a.tokens)
         self.claims.evict(now)
         cue = direction_cue(a.headline)
         matches = self.claims.match(a.symbols, tokens, a.sentiment, emb, it.ts_event, cue)
-        contra = next((m for m in matches if m.contradicts), None)
+        if copy_of:
+            # The copy carries the same claim as its original, whatever the matcher says.
+            same = [m for m in matches if copy_of in m.claim.members]
+            matches = same or matches
+        contra = next((m for m in matches if m.contradicts and copy_of not in m.claim.members), None)
         if contra is not None:
             c = contra.claim
             c.disputed_by = it.id
@@ -497,15 +645,17 @@ class SanityCore:
             self.claims.join(claim, it.id, a.symbols, a.sentiment, it.ts_event)
             scores["claim_similarity"] = round(matches[0].similarity, 4)
         if cred >= cfg.min_corroborator_credibility:
-            claim.groups.add(self.credibility.group(it.source))
-        self._schedule_feedback(a)
+            claim.groups.add(origin)
+        if copy_of:
+            scores["copy_of_independent"] = a.dup_similarity
+        self._schedule_feedback(a, sid)
 
         n = len(claim.groups)
         if claim.verified or n >= cfg.k:
             first = not claim.verified
             claim.verified = True
             why = f"corroborated:{n}_sources" if first else f"corroborates:{claim.members[0]}"
-            out.extend(self._release(claim, a, why, scores))
+            out.extend(self._release(claim, a, why, scores, copy_of))
             return out
         if not cfg.hold:
             out.append(self._final(a, "quarantined", [self._uncorroborated(n)], scores))
@@ -513,8 +663,46 @@ class SanityCore:
         self._hold(_Held(a, claim, scores, reasons))
         return out
 
+    def _retract(
+        self, a: AnalysedNews, tokens: frozenset[str], emb: np.ndarray | None, out: list[Decision]
+    ) -> list[str]:
+        """Withdraw accepted items a denial names (module docstring of SanityConfig); items of
+        their claims still held are quarantined as denied.  Returns the withdrawn ids."""
+        cfg = self.config
+        ts = a.item.ts_event
+        horizon = ts - int(cfg.retract_window_s * _S)
+        while self._accepted and self._accepted[0].ts < horizon:
+            self._accepted.popleft()
+        syms = set(a.symbols)
+        core = frozenset(t for t in tokens if not t.startswith(_DENIAL_PREFIXES))
+        hit: list[_Accepted] = []
+        for e in self._accepted:
+            if e.retracted or e.ts > ts or not (syms & e.symbols):
+                continue
+            other = e.tokens - frozenset(s.lower() for s in e.symbols)
+            mine = core - frozenset(s.lower() for s in syms)
+            jac = len(mine & other) / len(mine | other) if (mine or other) else 0.0
+            cos = float(emb @ e.emb) if emb is not None and e.emb is not None else 0.0
+            if jac >= cfg.retract_jaccard or cos >= cfg.retract_cosine:
+                hit.append(e)
+        ids: list[str] = []
+        claims: list[Claim] = []
+        for e in hit:
+            e.retracted = True
+            ids.append(e.id)
+            if all(c is not e.claim for c in claims):
+                claims.append(e.claim)
+        for c in claims:
+            c.disputed_by = a.item.id
+            for mid in list(c.members):
+                h = self._held.pop(mid, None)
+                if h is not None:
+                    out.append(self._final(h.a, "quarantined", [f"denied_by:{a.item.id}"], h.scores))
+        self.counts["retracted"] += len(ids)
+        return ids
+
     def advance(self, now_ns: int) -> list[Decision]:
-        """Move time to ``now_ns``: held items whose window ended become quarantined."""
+        """Move time to ``now_ns``: held items whose window ended become quarantined (expired)."""
         self.now_ns = max(self.now_ns, now_ns)
         horizon = self.now_ns - int(self.config.window_s * _S)
         due: list[_Held] = []
@@ -525,23 +713,26 @@ class SanityCore:
             if h is not None and h.seq == seq:  # else released or replaced since: a stale entry
                 due.append(self._held.pop(mid))
         due.sort(key=lambda h: h.seq)  # verdicts in the order the items were held
+        self.counts["expired"] += len(due)
         return [
             self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.groups))], h.scores)
             for h in due
         ]
 
     def flush(self) -> list[Decision]:
-        """End of input: every held item is quarantined as uncorroborated."""
+        """End of input: every held item is quarantined as uncorroborated (counted as expired)."""
         out = []
         for mid in list(self._held):
             h = self._held.pop(mid)
             out.append(self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.groups))], h.scores))
+        self.counts["expired"] += len(out)
         self._expiry.clear()
         return out
 
     def _hold(self, h: _Held) -> None:
         self._seq += 1
         h.seq = self._seq
+        self.counts["held"] += 1
         self._held[h.a.item.id] = h
         heapq.heappush(self._expiry, (h.a.item.ts_event, h.seq, h.a.item.id))
 
@@ -580,17 +771,31 @@ class SanityCore:
             return f"market_inconsistent:z={worst:.1f}"
         return ""
 
-    def _schedule_feedback(self, a: AnalysedNews) -> None:
+    def _schedule_feedback(self, a: AnalysedNews, sid: str) -> None:
         if abs(a.sentiment) < self.config.direction_band:
             return
         due = a.item.ts_event + int(self.config.feedback_horizon_s * _S)
         for s in a.symbols:
             if self.market.has(s):
-                self._feedback.append((due, a.item.source, s, a.sentiment, a.item.ts_event))
+                self._feedback.append((due, sid, s, a.sentiment, a.item.ts_event))
         if len(self._feedback) > 100_000:  # bounded: drop the oldest pending scores
             self._feedback = self._feedback[-100_000:]
 
-    def _release(self, claim: Claim, a: AnalysedNews, why: str, scores: dict[str, float]) -> list[Decision]:
+    def _corroborators(self, claim: Claim, item_id: str) -> tuple[str, ...]:
+        """Items of ``claim`` from other counted origins than ``item_id``'s (first of each)."""
+        mine = self._origins.get(item_id, ("", 0))[0]
+        seen = {mine}
+        out: list[str] = []
+        for m in claim.members:
+            o = self._origins.get(m)
+            if o is not None and o[0] in claim.groups and o[0] not in seen:
+                seen.add(o[0])
+                out.append(m)
+        return tuple(out[:16])
+
+    def _release(
+        self, claim: Claim, a: AnalysedNews, why: str, scores: dict[str, float], copy_of: str = ""
+    ) -> list[Decision]:
         out = []
         pending = [self._held.pop(m) for m in claim.members if m in self._held]
         for h in pending:
@@ -599,17 +804,34 @@ class SanityCore:
                 out.append(self._final(h.a, "quarantined", [mk], h.scores))
             else:
                 h.scores["corroboration"] = float(len(claim.groups))
+                self.counts["released"] += 1
+                by = self._corroborators(claim, h.a.item.id)
                 out.append(
                     self._final(
-                        h.a, "accepted", [f"corroborated_by:{a.item.id}"], h.scores, len(claim.groups)
+                        h.a, "accepted", [f"corroborated_by:{a.item.id}"], h.scores, len(claim.groups),
+                        claim=claim, corroborated_by=by, released=True,
                     )
-                )
+                )  # fmt: skip
         mk = self._market_check(a, scores)
         if mk:
             out.append(self._final(a, "quarantined", [mk], scores))
         else:
             scores["corroboration"] = float(len(claim.groups))
-            out.append(self._final(a, "accepted", [why], scores, len(claim.groups)))
+            reasons = [why]
+            for_models = True
+            if copy_of and copy_of in claim.members:
+                # Same text as an item the models already get: it corroborates, it is not
+                # carried twice.
+                reasons.append(f"deduplicated_into:{copy_of}")
+                for_models = False
+                self.counts["corroborating_copies"] += 1
+            by = self._corroborators(claim, a.item.id)
+            out.append(
+                self._final(
+                    a, "accepted", reasons, scores, len(claim.groups),
+                    claim=claim, corroborated_by=by, for_models=for_models,
+                )
+            )  # fmt: skip
         return out
 
     def _final(
@@ -619,6 +841,11 @@ class SanityCore:
         reasons: Iterable[str],
         scores: dict[str, float],
         corroboration: int = 0,
+        *,
+        claim: Claim | None = None,
+        corroborated_by: tuple[str, ...] = (),
+        released: bool = False,
+        for_models: bool = True,
     ) -> Decision:
         self.counts[verdict] += 1
         it = a.item
@@ -633,17 +860,33 @@ class SanityCore:
         )
         verified = None
         if verdict == "accepted":
-            verified = VerifiedNews(
-                id=it.id,
-                ts_event=it.ts_event,
-                source=it.source,
-                headline=a.headline,
-                symbols=a.symbols,
-                sentiment=a.sentiment,
-                credibility=scores.get("credibility", 0.5),
-                corroboration=max(corroboration, 1),
-                embedding=a.embedding,
-            )
+            if claim is not None:
+                self._accepted.append(
+                    _Accepted(
+                        it.id,
+                        it.ts_event,
+                        frozenset(a.symbols),
+                        frozenset(a.tokens),
+                        np.asarray(a.embedding, dtype=np.float32) if a.embedding else None,
+                        claim,
+                    )
+                )
+                if len(self._accepted) > 50_000:
+                    self._accepted.popleft()
+            if for_models:
+                verified = VerifiedNews(
+                    id=it.id,
+                    ts_event=it.ts_event,
+                    source=self.source_id(it.source),
+                    headline=a.headline,
+                    symbols=a.symbols,
+                    sentiment=a.sentiment,
+                    credibility=scores.get("credibility", 0.5),
+                    corroboration=max(corroboration, 1),
+                    embedding=a.embedding,
+                    corroborated_by=corroborated_by,
+                    released=released,
+                )
         return Decision(v, verified)
 
 

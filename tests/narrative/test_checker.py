@@ -141,7 +141,7 @@ def test_duplicates_and_blocked_sources_are_rejected(
     got = run(
         lexicon_analyzer,
         core,
-        [a, news(VZ_1.upper(), source="cnbc", t=5), news(VZ_2, source="telegram/x", t=9)],
+        [a, news(VZ_1.upper(), source="RTRS", t=5), news(VZ_2, source="telegram/x", t=9)],
     )
     verdicts = sorted((d.verdict.verdict, d.verdict.reasons[0]) for d in got.values())
     assert ("rejected", f"duplicate_of:{a.id}") in verdicts

@@ -1,0 +1,185 @@
+"""Issue 15 items 1 and 3: corroboration by independent origins, holds that release, retractions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from adapters.text.checker import Analyzer, Decision, SanityCore, denial_cue
+from adapters.text.sources import SourceRegistry, assign_channel
+from engine.messages import NewsItem
+from tests.narrative.conftest import news
+
+WIRE = (
+    "Verizon Communications agreed to buy Vodafone Group's 45 percent stake in Verizon Wireless for "
+    "$130 billion, the companies said on Monday, ending a decade-long partnership."
+)
+WIRE_2 = WIRE.replace("the companies said on Monday", "the two companies said Monday")
+
+
+def _run(an: Analyzer, core: SanityCore, items: list[NewsItem]) -> dict[str, Decision]:
+    out: dict[str, Decision] = {}
+    for it in items:
+        for d in core.submit(an.analyse(it)):
+            out[d.verdict.id] = d
+    for d in core.flush():
+        out[d.verdict.id] = d
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Reuters", "reuters"),
+        ("reuters.com", "reuters"),
+        ("https://www.reuters.com/markets/deals/verizon-vodafone", "reuters"),
+        ("RTRS", "reuters"),
+        ("dowjones", "dow jones newswires"),
+        ("apnews", "associated press"),
+        ("AP", "associated press"),
+        ("Bloomberg News", "bloomberg"),
+        ("twitter.com/reuters", "twitter/reuters"),  # an account on twitter, not Reuters
+        ("reuters.com.evil.example", "web:reuters.com.evil.example"),
+    ],
+)
+def test_source_names_domains_and_tickers_resolve_to_one_outlet(name: str, expected: str) -> None:
+    assert SourceRegistry.load().resolve(name) == expected
+
+
+def test_ownership_groups_and_syndication_markers() -> None:
+    reg = SourceRegistry.load()
+    groups = {reg.group(reg.resolve(s)) for s in ("WSJ", "marketwatch.com", "Barron's", "dowjones")}
+    assert groups == {"dow jones"}
+    assert reg.origin("yahoo finance", "NEW YORK (Reuters) - Verizon agreed to buy") == "reuters"
+    assert reg.origin("yahoo finance", "Verizon agreed to buy, Reuters reported") == "yahoo"
+
+
+def test_near_identical_copy_from_an_independent_outlet_corroborates_and_is_deduplicated(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    core = make_core(k=2)
+    a = news("Verizon to buy Vodafone's Verizon Wireless stake for $130 billion", source="apnews", body=WIRE)
+    b = news(
+        "Verizon to buy Vodafone's Verizon Wireless stake for $130 billion",
+        source="Bloomberg News",
+        body=WIRE_2,
+        t=120,
+    )
+    got = _run(lexicon_analyzer, core, [a, b])
+    assert got[a.id].verdict.verdict == "accepted" and got[b.id].verdict.verdict == "accepted"
+    first = got[a.id].verified
+    assert first is not None and first.released and first.corroborated_by == (b.id,)
+    # The copy corroborated; the models get the story once.
+    assert got[b.id].verified is None
+    assert f"deduplicated_into:{a.id}" in got[b.id].verdict.reasons
+    assert core.counts["released"] == 1 and core.counts["corroborating_copies"] == 1
+
+
+@pytest.mark.parametrize(
+    ("src_b", "body_b"),
+    [
+        ("marketwatch", WIRE_2),  # the same owner (Dow Jones) as the first
+        ("yahoo finance", "NEW YORK (Reuters) - " + WIRE_2),  # carries the first's wire copy
+    ],
+)
+def test_copies_of_one_origin_do_not_corroborate(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore], src_b: str, body_b: str
+) -> None:
+    src_a = "wsj" if src_b == "marketwatch" else "reuters.com"
+    core = make_core(k=2)
+    h = "Verizon to buy Vodafone's Verizon Wireless stake for $130 billion"
+    a = news(h, source=src_a, body=WIRE)
+    b = news(h, source=src_b, body=body_b, t=60)
+    got = _run(lexicon_analyzer, core, [a, b])
+    assert got[a.id].verdict.verdict == "quarantined"
+    assert got[a.id].verdict.reasons[0].startswith("uncorroborated:1/2")
+    assert got[b.id].verdict.verdict == "rejected"
+    assert got[b.id].verdict.reasons[0].startswith(f"duplicate_of:{a.id}")
+    assert core.counts["expired"] == 1
+
+
+def test_a_held_item_expires_when_nobody_corroborates_in_time(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    core = make_core(k=2, window_s=600)
+    a = news("Verizon to buy Vodafone's Verizon Wireless stake for $130 billion", source="reuters")
+    assert core.submit(lexicon_analyzer.analyse(a)) == [] and core.counts["held"] == 1
+    [d] = core.advance(a.ts_event + 601 * 10**9)
+    assert d.verdict.verdict == "quarantined" and core.counts["expired"] == 1
+
+
+def _accepted_story(an: Analyzer, core: SanityCore) -> tuple[NewsItem, NewsItem]:
+    a = news("Verizon agrees to buy Vodafone's stake in Verizon Wireless for $130 billion", source="reuters")
+    b = news("Vodafone to sell Verizon Wireless stake to Verizon in $130bn deal", source="bloomberg", t=60)
+    core.submit(an.analyse(a))
+    assert {d.verdict.verdict for d in core.submit(an.analyse(b))} == {"accepted"}
+    return a, b
+
+
+def test_a_credible_denial_retracts_accepted_news(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    core = make_core(k=2)
+    a, b = _accepted_story(lexicon_analyzer, core)
+    denial = news(
+        "Verizon denies report it agreed to buy Vodafone's Verizon Wireless stake", source="AP", t=600
+    )
+    [d] = core.submit(lexicon_analyzer.analyse(denial))
+    assert d.verdict.verdict == "accepted" and d.retraction is not None
+    assert set(d.retraction.retracted) == {a.id, b.id} and d.retraction.by == denial.id
+    assert core.counts["retracted"] == 2
+    # The story is disputed from now on: a late copy is not accepted again.
+    late = news("Verizon buys Vodafone's Verizon Wireless stake for $130 billion", source="cnbc", t=700)
+    got = _run(lexicon_analyzer, core, [late])
+    assert got[late.id].verdict.verdict == "quarantined"
+
+
+def test_a_denial_from_an_uncredible_source_retracts_nothing(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    core = make_core(k=2)
+    _accepted_story(lexicon_analyzer, core)
+    fake = news("Verizon denies report of Vodafone stake deal", source="twitter/@insider", t=600)
+    for d in core.submit(lexicon_analyzer.analyse(fake)):
+        assert d.retraction is None
+    assert core.counts["retracted"] == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        ("Apple denies report it is in talks to buy Disney", True),
+        ("CORRECTED-Exxon quarterly profit falls (corrects figure)", True),
+        ("Microsoft says it is not in talks with Nokia", True),
+        ("Company says the report was false", True),
+        ("Stocks slide into correction territory as yields rise", False),
+        ("Intel shares fall after false start to product launch", False),
+    ],
+)
+def test_denial_cue(text: str, cue: bool) -> None:
+    assert denial_cue(text) is cue
+
+
+def test_channel_assigns_the_source_and_keeps_the_declared_one() -> None:
+    it = NewsItem(id="m1", ts_event=1, source="reuters", headline="Merger agreed")
+    channels = {"news.reuters": "reuters", "news.agg": "declared"}
+    open_ = assign_channel(it, "news", channels)
+    assert (open_.source, open_.declared_source, open_.source_basis) == ("open:news", "reuters", "channel")
+    wire = assign_channel(it, "news.reuters", channels)
+    assert (wire.source, wire.source_basis) == ("reuters", "channel")
+    agg = assign_channel(it, "news.agg", channels)
+    assert (agg.source, agg.source_basis) == ("reuters", "declared")
+
+
+def test_a_fake_story_calling_itself_reuters_and_bloomberg_on_an_open_channel_is_not_accepted(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    core = make_core(k=2)
+    h = "Apple agrees to buy Netflix for $200 billion in cash"
+    items = [
+        assign_channel(news(h, source="reuters"), "news", {}),
+        assign_channel(news(h + ", sources say", source="bloomberg", t=30), "news", {}),
+    ]
+    got = _run(lexicon_analyzer, core, items)
+    assert all(d.verdict.verdict != "accepted" for d in got.values())
