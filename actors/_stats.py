@@ -14,7 +14,7 @@ StatsSource = Callable[[], Mapping[str, MailboxStatistics]]
 class StatsReader:
     """Mixin for actors that watch the whole node's mailboxes.
 
-    By default they read the engine's ``bus.mailbox_statistics``; tools and tests
+    By default they read the engine's ``ctx.mailbox_statistics``; tools and tests
     substitute another source with :meth:`with_stats_source`.
     """
 
@@ -27,4 +27,4 @@ class StatsReader:
         return type(cls.__name__, (cls,), {"stats_source": staticmethod(source)})
 
     def _find_stats_source(self) -> StatsSource:
-        return type(self).stats_source or self.ctx.bus.mailbox_statistics
+        return type(self).stats_source or self.ctx.mailbox_statistics

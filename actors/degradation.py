@@ -48,7 +48,7 @@ The actor :class:`DegradationController` builds the snapshot every
 ``interval_ms`` from the engine's metrics and the mailbox statistics
 (``stats_source``, see :meth:`DegradationController.with_stats_source`),
 publishes every change as a :class:`~engine.messages.ModeChange` (with the
-reason) on ``control.mode``, logs it, and sets ``ctx.bus.mode``.
+reason) on ``control.mode``, logs it, and sets ``ctx.runtime.mode``.
 """
 
 from __future__ import annotations
@@ -607,7 +607,7 @@ class DegradationController(StatsReader, Actor[DegradationConfig]):
     Subscribe it to ``forecast.>`` (volatility regime from edge forecasts) or
     ``bar.>`` (from bar returns); a conflating mailbox keyed by ``symbol`` suits it.
     Mailbox statistics come from ``stats_source`` when set
-    (:meth:`with_stats_source`), else from the engine's ``ctx.bus.mailbox_statistics()``.
+    (:meth:`with_stats_source`), else from the engine's ``ctx.mailbox_statistics()``.
     """
 
     config_type = DegradationConfig
@@ -621,7 +621,7 @@ class DegradationController(StatsReader, Actor[DegradationConfig]):
         self._vol = VolatilityRegime(cfg.volatility)
         self._last_close: dict[str, float] = {}
         now = self.ctx.clock.now_ns()
-        self.state = ControllerState(mode=mode_level(self.ctx.bus.mode), since_ns=now)
+        self.state = ControllerState(mode=mode_level(self.ctx.mode), since_ns=now)
         self.history: deque[ModeChange] = deque(maxlen=10_000)
         self.last_decision: Decision | None = None
         self._carbon: CarbonSeries | None = None
@@ -697,9 +697,8 @@ class DegradationController(StatsReader, Actor[DegradationConfig]):
         self.step(self.snapshot())
 
     def step(self, snap: LoadSnapshot) -> Decision:
-        """Evaluate ``snap`` and apply the decision (publish, log, set the bus mode)."""
-        bus = self.ctx.bus
-        self.state = adopt(self.state, bus.mode, snap.ts_ns)
+        """Evaluate ``snap`` and apply the decision (publish, log, set the runtime's mode)."""
+        self.state = adopt(self.state, self.ctx.mode, snap.ts_ns)
         decision = evaluate(self.config, self.state, snap)
         self.state = decision.state
         self.last_decision = decision
@@ -708,7 +707,7 @@ class DegradationController(StatsReader, Actor[DegradationConfig]):
             mc = ModeChange(
                 mode=decision.mode, previous=previous, reason=decision.reason, ts_event=snap.ts_ns
             )
-            bus.mode = decision.mode
+            self.ctx.runtime.mode = decision.mode
             self.history.append(mc)
             self._mode_gauge.set(decision.state.mode)
             self.ctx.metrics.counter("mode_changes_total", mode=decision.mode).inc()

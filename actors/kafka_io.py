@@ -410,10 +410,10 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         must reach the (empty) ledger before it registers the re-read records, or one of them
         could cover a re-read record whose new forecast is not written yet.
         """
-        bus = self.ctx.bus
+        runtime = self.ctx.runtime
         sink = self.ctx.metrics.gauge("kafka_sink_in_flight", actor=self.config.sink_actor)
         deadline = time.monotonic() + self.config.settle_before_fetch_s
-        while not (bus.is_idle() and sink.value == 0):
+        while not (runtime.is_idle() and sink.value == 0):
             if time.monotonic() > deadline:
                 self.ctx.log.warning("pipeline_not_idle_before_fetch", sink_in_flight=sink.value)
                 return
@@ -528,9 +528,9 @@ class KafkaSource(Actor[KafkaSourceConfig]):
 
     async def _idle(self, where: str) -> None:
         """Wait (polling, not spinning: the news analysis runs in a thread) for an idle bus."""
-        bus = self.ctx.bus
+        runtime = self.ctx.runtime
         deadline = time.monotonic() + self.config.lockstep_timeout_s
-        while not bus.is_idle():
+        while not runtime.is_idle():
             if time.monotonic() > deadline:
                 self._m_lockstep_late.inc()
                 self.ctx.log.warning(
@@ -654,7 +654,7 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         """Bars still unanswered after ``answer_timeout_s`` while the whole pipeline is idle were
         dropped (nothing later came to say so: the last bars of a quiet stream)."""
         q = self._unanswered
-        if not q or now - q[0][2] < self.config.answer_timeout_s or not self.ctx.bus.is_idle():
+        if not q or now - q[0][2] < self.config.answer_timeout_s or not self.ctx.runtime.is_idle():
             return 0
         n = 0
         horizon = now - self.config.answer_timeout_s
@@ -808,7 +808,7 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         cfg = self.config
         self._codec = RecordCodec(cfg.value_format, limits=cfg.limits)
         reader = RecordingReader(cfg.recording)
-        driver = ReplayDriver.of(self.ctx.bus, self.ctx.clock)
+        driver = ReplayDriver.of(self.ctx.runtime)
         self._driver = driver
         self._replay = _RecordingInput(self, reader)
         driver.attach(self._replay)
@@ -885,7 +885,7 @@ class _RecordingInput:
         if self._output_due():
             o = self._outputs.popleft()
             if type(o.msg) is ModeChange:
-                self._source.ctx.bus.mode = o.msg.mode
+                self._source.ctx.runtime.mode = o.msg.mode
             return [Emit(o.topic, [o.msg])]
         return self._step()
 

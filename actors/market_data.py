@@ -689,7 +689,7 @@ class MarketDataFeed(Actor[MarketDataFeedConfig]):
         self._input: _TapeInput | None = None
         if not cfg.replays:
             return
-        self._driver = ReplayDriver.of(self.ctx.bus, self.ctx.clock)
+        self._driver = ReplayDriver.of(self.ctx.runtime)
         # Kept by the driver: a restarted feed resumes the tape where its predecessor stopped.
         # A DatasetError here fails the start: there is nothing to replay, and the message says why.
         self.source = self._driver.source(f"{self.ctx.name}:tape", self._open)

@@ -93,7 +93,7 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
         self._n_no_embed = m.counter("news_embeddings_skipped_total", actor=self.ctx.name)
         self._input: _NewsInput | None = None
         if self.config.replay_file:
-            self._driver = ReplayDriver.of(self.ctx.bus, self.ctx.clock)
+            self._driver = ReplayDriver.of(self.ctx.runtime)
             # Kept by the driver: a restarted incarnation resumes after the last line handed over.
             source = self._driver.source(
                 f"{self.ctx.name}:news",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from adapters.ops_http import OpsHttpConfig, OpsHttpServer, health_checks
+from adapters.ops_http import OpsHttpServer, config_from_env, health_checks
 from engine.config import parse_host_port
 from engine.health import HealthLogger
 
@@ -68,7 +68,7 @@ async def serve(engine: Engine, node_id: str, http: str) -> RunSummary:
         host, port = parse_host_port(http)
         live, ready = health_checks(engine.health, prefix=node_id)
         server = OpsHttpServer(
-            OpsHttpConfig(host=host, port=port),
+            config_from_env(host, port),  # token and TLS from FINLLM_OPS_* (adapters.ops_http)
             metrics_text=engine.metrics.prometheus,
             stats=lambda: node_status(engine, node_id),
             healthy=live,

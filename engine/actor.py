@@ -43,7 +43,10 @@ from engine.messages import DeadLetter
 
 if TYPE_CHECKING:
     from engine.bus import Bus
+    from engine.mailbox import MailboxStatistics
+    from engine.messages import Mode
     from engine.metrics import Metrics
+    from engine.runtime import Runtime
 
 __all__ = ["Actor", "ActorCell", "ActorContext", "ActorRef", "NoConfig"]
 
@@ -113,11 +116,13 @@ class ActorRef:
 
 
 class ActorContext:
-    """What an actor may use of the engine: clock, bus, logs, metrics, timers, tasks."""
+    """What an actor may use of the engine: clock, bus (routing), runtime (mode, node id,
+    start-up, idleness, shutdown, mailbox statistics), logs, metrics, timers, tasks."""
 
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
         self.name = cell.name
+        self.runtime: Runtime = cell.runtime
         self.clock: Clock = cell.clock
         self.bus: Bus = cell.bus
         self.metrics: Metrics = cell.metrics
@@ -132,12 +137,16 @@ class ActorContext:
     @property
     def node_id(self) -> str:
         """This node's id from ``[engine] node_id``."""
-        return self.bus.node_id
+        return self.runtime.node_id
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> Mode | str:
         """The engine's current degradation mode (``NORMAL`` unless a controller says otherwise)."""
-        return self.bus.mode
+        return self.runtime.mode
+
+    def mailbox_statistics(self) -> dict[str, MailboxStatistics]:
+        """A snapshot of every mailbox of the engine, by actor name (controllers, ops views)."""
+        return self.runtime.mailbox_statistics()
 
     def publish(self, topic: str, msg: Any) -> int:
         """Offer ``msg`` to every subscriber of ``topic``; returns how many queued it.
@@ -226,7 +235,7 @@ class ActorContext:
         return await self.bus.request(topic, msg, timeout_s)
 
     def hold(self) -> None:
-        """Count this actor as busy until :meth:`release` (``bus.wait_idle`` waits for it).
+        """Count this actor as busy until :meth:`release` (``runtime.wait_idle`` waits for it).
 
         For work outside the handler that a replay must wait for, e.g. a spawned call
         whose answer should land at the simulated time it was asked.  Call ``hold``
@@ -241,11 +250,15 @@ class ActorContext:
 
     async def wait_started(self) -> None:
         """Wait until every actor of the engine has started (sources call this first)."""
-        await self.bus.wait_started()
+        await self.runtime.wait_started()
+
+    async def wait_idle(self) -> None:
+        """Wait until the engine is idle: every mailbox empty, no handler running, no hold."""
+        await self.runtime.wait_idle()
 
     def request_shutdown(self, reason: str) -> None:
         """Ask the whole engine to drain and stop (e.g. a replay source at end of data)."""
-        self.bus.request_shutdown(reason)
+        self.runtime.request_shutdown(reason)
 
     def stop_self(self) -> None:
         """Finish after the current batch: a normal exit, not a failure."""
@@ -307,16 +320,15 @@ class ActorCell:
         factory: Callable[[ActorContext], Actor[Any]],
         mailbox: Mailbox[Any],
         *,
-        clock: Clock,
-        bus: Bus,
-        metrics: Metrics,
+        runtime: Runtime,
     ) -> None:
         self.name = name
         self.factory = factory
         self.mailbox = mailbox
-        self.clock = clock
-        self.bus = bus
-        self.metrics = metrics
+        self.runtime = runtime
+        self.clock = runtime.clock
+        self.bus = runtime.bus
+        self.metrics = runtime.metrics
         self.ref = ActorRef(self)
         self.pending_requests = 0
         self.holds = 0
@@ -325,10 +337,10 @@ class ActorCell:
         self.actor: Actor[Any] | None = None
         self._carry: deque[Any] = deque()
         self._failure: asyncio.Future[BaseException] | None = None  # set on failure or interrupt
-        self._processed = metrics.counter("messages_processed_total", actor=name)
-        self._failures = metrics.counter("actor_failures_total", actor=name)
-        self._latency = metrics.histogram("handler_latency_us", actor=name)
-        self._dead = metrics.counter("dead_letters_total", actor=name)
+        self._processed = self.metrics.counter("messages_processed_total", actor=name)
+        self._failures = self.metrics.counter("actor_failures_total", actor=name)
+        self._latency = self.metrics.histogram("handler_latency_us", actor=name)
+        self._dead = self.metrics.counter("dead_letters_total", actor=name)
 
     def is_idle(self) -> bool:
         """Nothing queued, nothing carried over, not inside a handler."""

@@ -1,4 +1,7 @@
-"""Topic-based publish/subscribe and request/response between actors.
+"""Topic-based publish/subscribe and request/response between actors: routing only.
+
+What else an engine's actors share (mode, node id, start-up, idleness, shutdown, mailbox
+statistics) is the :class:`~engine.runtime.Runtime`.
 
 Topics are dot-separated tokens (``md.ESU3``, ``forecast.ESU3.1m``).  In a
 subscription pattern ``*`` matches exactly one token and ``>`` (last token
@@ -19,12 +22,10 @@ waiting on each other's full mailboxes would stop both.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import MailboxClosed, NoResponder
-from engine.mailbox import Mailbox, MailboxStatistics, Policy
+from engine.mailbox import Mailbox, Policy
 
 if TYPE_CHECKING:
     from engine.actor import ActorRef
@@ -65,70 +66,6 @@ class Bus:
         self._metrics = metrics
         self.published = 0
         self.unrouted: dict[str, int] = {}
-        self.mode = "NORMAL"
-        """The current degradation mode; set by whoever controls degradation."""
-        self.node_id = "node-1"
-        """This node's id (``[engine] node_id``), for heartbeats and record keys."""
-        self._idle_probes: list[Callable[[], bool]] = []
-        self._stats: dict[str, Mailbox[Any]] = {}
-        self._shutdown_hook: Callable[[str], None] | None = None
-        # Set once every actor has started; a bus without an engine counts as started.
-        self._started = asyncio.Event()
-        self._started.set()
-
-    def add_idle_probe(self, probe: Callable[[], bool]) -> None:
-        """Register a callable that says whether one participant is idle (engine use)."""
-        self._idle_probes.append(probe)
-
-    def track(self, name: str, mailbox: Mailbox[Any]) -> None:
-        """Make ``mailbox`` visible to :meth:`mailbox_statistics` under ``name`` (engine use)."""
-        self._stats[name] = mailbox
-
-    def mailbox_statistics(self) -> dict[str, MailboxStatistics]:
-        """A snapshot of every tracked mailbox, by actor name (for controllers and ops views)."""
-        return {name: mb.statistics() for name, mb in self._stats.items()}
-
-    def is_idle(self) -> bool:
-        """True when every registered participant is idle (empty mailbox, not in a handler)."""
-        return all(probe() for probe in self._idle_probes)
-
-    async def wait_idle(self, max_spins: int | None = None) -> bool:
-        """Yield to the loop until :meth:`is_idle`; False if ``max_spins`` ran out first.
-
-        Replay sources call this between chunks: it is the back-pressure that keeps
-        downstream mailboxes from shedding and makes a replay deterministic.
-        """
-        spins = 0
-        while not self.is_idle():
-            if max_spins is not None and spins >= max_spins:
-                return False
-            spins += 1
-            await asyncio.sleep(0)
-        return True
-
-    def hold_start(self) -> None:
-        """Engine use: :meth:`wait_started` blocks until :meth:`mark_started`."""
-        self._started.clear()
-
-    def mark_started(self) -> None:
-        """Engine use: every actor has finished ``on_start``."""
-        self._started.set()
-
-    async def wait_started(self) -> None:
-        """Wait until every actor of the engine has started.
-
-        Sources (replays) call this before their first event, so nothing races ahead
-        of a consumer that is still loading its model.
-        """
-        await self._started.wait()
-
-    def set_shutdown_hook(self, hook: Callable[[str], None]) -> None:
-        self._shutdown_hook = hook
-
-    def request_shutdown(self, reason: str) -> None:
-        """Ask the engine to drain and stop (a finished replay, a fatal condition)."""
-        if self._shutdown_hook is not None:
-            self._shutdown_hook(reason)
 
     def subscribe(self, pattern: str, mailbox: Mailbox[Any]) -> None:
         if not pattern or any(not tok for tok in pattern.split(".")):

@@ -47,6 +47,7 @@ from engine.health import NodeHealth, TierState, TierStatus, assess
 from engine.mailbox import Mailbox, MailboxStatistics
 from engine.messages import ModeChange
 from engine.metrics import Metrics
+from engine.runtime import Runtime
 from engine.supervisor import ChildSpec, Supervisor, SupervisorConfig
 
 __all__ = ["Engine", "RunSummary", "run_engine", "run_on_loop"]
@@ -101,10 +102,10 @@ class Engine:
         self.config = config
         self.metrics = Metrics()
         self.bus = Bus(self.metrics)
-        self.bus.node_id = config.engine.node_id
         if clock is None:
             clock = SimClock() if config.engine.clock == "sim" else LiveClock()
         self.clock = clock
+        self.runtime = Runtime(bus=self.bus, clock=clock, metrics=self.metrics, node_id=config.engine.node_id)
         self.cells: dict[str, ActorCell] = {}
         self.root = Supervisor(
             "root",
@@ -125,8 +126,8 @@ class Engine:
         self._built = False
         self._health_kick: asyncio.Event | None = None
         self._health_listeners: list[Callable[[NodeHealth], None]] = []
-        self.bus.set_shutdown_hook(self.request_shutdown)
-        self.bus.hold_start()
+        self.runtime.set_shutdown_hook(self.request_shutdown)
+        self.runtime.hold_start()
 
     @classmethod
     def from_file(
@@ -215,14 +216,14 @@ class Engine:
         def factory(ctx: ActorContext) -> Actor[Any]:
             return cls(cfg, ctx)
 
-        cell = ActorCell(name, factory, mb, clock=self.clock, bus=self.bus, metrics=self.metrics)
+        cell = ActorCell(name, factory, mb, runtime=self.runtime)
         self.cells[name] = cell
         for pattern in subscribe:
             self.bus.subscribe(pattern, mb)
         for topic in serve:
             self.bus.register(topic, cell.ref)
-        self.bus.add_idle_probe(cell.is_idle)
-        self.bus.track(name, mb)
+        self.runtime.add_idle_probe(cell.is_idle)
+        self.runtime.track(name, mb)
         (supervisor or self.root).add(cell, child or ChildSpec())
         return cell.ref
 
@@ -230,7 +231,7 @@ class Engine:
         return self.cells[name].ref
 
     def mailbox_statistics(self) -> dict[str, MailboxStatistics]:
-        return self.bus.mailbox_statistics()
+        return self.runtime.mailbox_statistics()
 
     def _on_abandon(self, name: str, exc: BaseException) -> None:
         self.metrics.counter("actors_abandoned_total").inc()
@@ -245,9 +246,9 @@ class Engine:
         self._kick_health()
 
     def _degrade(self, reason: str) -> None:
-        previous = self.bus.mode
+        previous = self.runtime.mode
         mode = "DEGRADED" if previous in {"NORMAL", "CONSERVE"} else previous
-        self.bus.mode = mode
+        self.runtime.mode = mode
         _log.error("mode_change", mode=mode, previous=previous, reason=reason)
         self.bus.publish(
             "control.mode",
@@ -266,7 +267,7 @@ class Engine:
             children=children,
             tiers=self.metrics.tiers.snapshot(),
             gauges=self.metrics.gauges(),
-            mode=self.bus.mode,
+            mode=self.runtime.mode,
             ts_ns=time.time_ns(),
         )
         m = self.metrics
@@ -338,7 +339,7 @@ class Engine:
                     pass
         lag = loop.create_task(self._lag_monitor(), name="lag-monitor")
         health = loop.create_task(self._health_monitor(), name="health-monitor")
-        root = loop.create_task(self.root.run(started=self.bus.mark_started), name="root-supervisor")
+        root = loop.create_task(self.root.run(started=self.runtime.mark_started), name="root-supervisor")
         stop = loop.create_task(self._shutdown.wait(), name="shutdown-wait")
         exit_code = 0
         drained = True
@@ -405,7 +406,7 @@ class Engine:
 
     async def _drain(self, deadline_s: float) -> bool:
         try:
-            await asyncio.wait_for(self.bus.wait_idle(), deadline_s)
+            await asyncio.wait_for(self.runtime.wait_idle(), deadline_s)
             return True
         except TimeoutError:
             _log.warning("drain_deadline_passed", deadline_s=deadline_s)

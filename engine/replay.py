@@ -19,7 +19,7 @@ Per step the driver
    the clock at the end of the run they are handed, so they take event time
    from ``ts_event``); a run marked ``settle`` is followed by a wait until the
    pipeline is idle;
-4. waits until the pipeline is idle (``bus.wait_idle``: every mailbox empty,
+4. waits until the pipeline is idle (``runtime.wait_idle``: every mailbox empty,
    no handler running, no ``ctx.hold``): the back-pressure that keeps
    downstream from shedding and makes the run deterministic.
 
@@ -55,14 +55,14 @@ from engine.clock import Clock, SimClock
 
 if TYPE_CHECKING:
     from engine.actor import ActorRef
-    from engine.bus import Bus
+    from engine.runtime import Runtime
 
 __all__ = ["Emit", "ReplayDriver", "ReplayInput"]
 
 T = TypeVar("T")
 
 _NEVER = 2**63 - 1
-_ATTR = "_replay_driver"
+_SERVICE = "replay-driver"
 
 
 class Emit(NamedTuple):
@@ -109,21 +109,18 @@ class ReplayDriver:
     """Merges the replayed inputs of one engine; see the module docstring."""
 
     @classmethod
-    def of(cls, bus: Bus, clock: Clock) -> ReplayDriver:
-        """The engine's driver (made on first use); one per bus.
+    def of(cls, runtime: Runtime) -> ReplayDriver:
+        """The engine's driver (made on first use); one per runtime.
 
-        Kept on the bus itself, so it lives and dies with the engine: a registry
+        Kept as a service of the runtime, so it lives and dies with the engine: a registry
         outside would keep every finished engine alive through the driver's inputs.
         """
-        driver = getattr(bus, _ATTR, None)
-        if not isinstance(driver, ReplayDriver):
-            driver = cls(bus, clock)
-            setattr(bus, _ATTR, driver)
-        return driver
+        return runtime.service(_SERVICE, lambda: cls(runtime))
 
-    def __init__(self, bus: Bus, clock: Clock) -> None:
-        self._bus = bus
-        self._clock = clock
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._bus = runtime.bus
+        self._clock: Clock = runtime.clock
         self._inputs: list[ReplayInput] = []  # sorted by name
         self._sources: dict[str, object] = {}
         self._pending: deque[Emit] = deque()
@@ -182,8 +179,8 @@ class ReplayDriver:
 
     async def run(self) -> None:
         """The merge loop itself (:meth:`serve` calls it; call it directly to own the loop)."""
-        bus = self._bus
-        await bus.wait_started()  # every consumer has loaded its model before record one
+        rt = self._runtime
+        await rt.wait_started()  # every consumer has loaded its model before record one
         clock = self._clock
         advance = clock.take_control(self) if isinstance(clock, SimClock) else None
         try:
@@ -195,20 +192,20 @@ class ReplayDriver:
                 self.steps += 1
                 self._pending.extend(inp.take(until))
                 await self._publish_pending(advance)
-                await bus.wait_idle()
+                await rt.wait_idle()
             for inp in self._inputs:
                 if inp.name not in self._finished_inputs:
                     self._finished_inputs.add(inp.name)
                     self._pending.extend(inp.finish())
             await self._publish_pending(advance)
-            await bus.wait_idle()
+            await rt.wait_idle()
         finally:
             if isinstance(clock, SimClock):
                 clock.release_control(self)
         self.finished = True
         reason = next((r for r in (i.shutdown_reason for i in self._inputs) if r), None)
         if reason:
-            bus.request_shutdown(reason)
+            rt.request_shutdown(reason)
 
     def _next(self) -> tuple[ReplayInput | None, int]:
         """The input to take from next, and the time up to which it may take."""
@@ -241,7 +238,7 @@ class ReplayDriver:
                 else:
                     self._publish_timed(e.target, e.msgs, advance)
             if e.settle:
-                await self._bus.wait_idle()
+                await self._runtime.wait_idle()
 
     def _publish_timed(self, target: str | ActorRef, msgs: list[Any], advance: Callable[[int], int]) -> None:
         clock = cast(SimClock, self._clock)

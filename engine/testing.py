@@ -18,6 +18,7 @@ import structlog
 from engine.bus import Bus
 from engine.clock import SimClock
 from engine.mailbox import Mailbox
+from engine.runtime import Runtime
 
 __all__ = ["FakeClock", "Probe", "capture_logs", "settle"]
 
@@ -63,7 +64,8 @@ class Probe:
         return await self.mailbox.receive()
 
 
-async def settle(bus: Bus, max_spins: int = 100_000) -> None:
-    """Let the loop run until every actor is idle; AssertionError if it never is."""
-    if not await bus.wait_idle(max_spins=max_spins):
+async def settle(runtime: Runtime, max_spins: int = 100_000) -> None:
+    """Let the loop run until every actor of ``runtime`` (``Engine.runtime``) is idle;
+    AssertionError if it never is."""
+    if not await runtime.wait_idle(max_spins=max_spins):
         raise AssertionError(f"pipeline did not settle within {max_spins} loop iterations")

@@ -122,13 +122,12 @@ class _Rig:
     """A bus with actors on it, outside the kernel: the benchmark drives the pacing itself."""
 
     def __init__(self) -> None:
-        from engine.bus import Bus
-        from engine.clock import LiveClock
-        from engine.metrics import Metrics
+        from engine.runtime import Runtime
 
-        self.metrics = Metrics()
-        self.bus = Bus(self.metrics)
-        self.clock = LiveClock()
+        self.runtime = Runtime()
+        self.metrics = self.runtime.metrics
+        self.bus = self.runtime.bus
+        self.clock = self.runtime.clock
         self.cells: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -137,10 +136,10 @@ class _Rig:
         from engine.mailbox import Mailbox
 
         mb: Mailbox[Any] = Mailbox(1 << 16, "block", name=name)
-        cell = ActorCell(name, factory, mb, clock=self.clock, bus=self.bus, metrics=self.metrics)
+        cell = ActorCell(name, factory, mb, runtime=self.runtime)
         for t in topics:
             self.bus.subscribe(t, mb)
-        self.bus.add_idle_probe(lambda: not len(mb) and not cell.busy)
+        self.runtime.add_idle_probe(lambda: not len(mb) and not cell.busy)
         self.cells.append(cell)
         self.tasks.append(asyncio.get_running_loop().create_task(cell.run()))
         return cell
@@ -252,14 +251,14 @@ async def _replay(args: argparse.Namespace) -> dict[str, Any]:
             edge_cell.mailbox.close()
             rig.cells.remove(edge_cell)
             rig.bus.unsubscribe("bar.ES", edge_cell.mailbox)
-            rig.bus._idle_probes.clear()
+            rig.runtime._idle_probes.clear()
             stand_in = _EwmaEdge(rig.bus.publish)
         for b in warm:
             rig.bus.publish("bar.ES", b)
             if stand_in is not None:
                 stand_in.on_bar(b)
         if stand_in is None:
-            await settle(rig.bus, max_spins=10_000_000)
+            await settle(rig.runtime, max_spins=10_000_000)
         llm = LLMClientConfig(
             endpoints=(EndpointConfig(name="local", url=server.url, model=server.model_id),),
             deadline_s=args.deadline_s,
@@ -290,7 +289,7 @@ async def _replay(args: argparse.Namespace) -> dict[str, Any]:
             rig.bus.publish("bar.ES", b)
             if stand_in is not None:
                 stand_in.on_bar(b)
-            await settle(rig.bus, max_spins=10_000_000)
+            await settle(rig.runtime, max_spins=10_000_000)
             await asyncio.sleep(args.pace_s)
         # the last escalations may still be in flight: give them their deadline, polled
         for _ in range(int((args.deadline_s + 5) / 0.1)):

@@ -80,7 +80,7 @@ async def _engine_throughput(hops: int, msgs: list[Trade], chunk: int = 1024) ->
     t0 = time.perf_counter()
     for i in range(0, len(msgs), chunk):
         bus.publish_many("t0", msgs[i : i + chunk])
-        await bus.wait_idle()
+        await eng.runtime.wait_idle()
     dt = time.perf_counter() - t0
     assert _Sink.count == len(msgs), (_Sink.count, len(msgs))
     eng.request_shutdown("bench done")
@@ -127,7 +127,7 @@ async def _latency(samples: int) -> Histogram:
         eng.bus.publish(
             "t0", Trade(symbol="ES", ts_event=i, ts_recv=time.perf_counter_ns(), price=1.0, size=1.0)
         )
-        await eng.bus.wait_idle()
+        await eng.runtime.wait_idle()
     eng.request_shutdown("bench done")
     await run
     h = Histogram()

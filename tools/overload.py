@@ -397,7 +397,7 @@ class _Rig:
         )
         self.edge_cfg = EdgeReasonerConfig(model="es-1m", flush="deadline")
         self.tap = LatencyTap(names, self.engine.metrics, self.edge_cfg.cheap_from)
-        self.tap.bus_mode = lambda: self.engine.bus.mode
+        self.tap.bus_mode = lambda: self.engine.runtime.mode
         self.bounds: tuple[int, ...] = ()
         """Phase start times (wall clock, ns), then the schedule's end; set by :meth:`run`."""
         self.marks: list[dict[str, int]] = []
@@ -481,7 +481,7 @@ class _Rig:
     async def _begin(self) -> None:
         """Once every actor runs (models loaded), start the schedule and the phase marks."""
         e = self.engine
-        await e.bus.wait_started()
+        await e.runtime.wait_started()
         start = time.time_ns() + 200_000_000
         t = start
         bounds = []

@@ -14,11 +14,9 @@ import pytest_asyncio
 from actors.cloud_reasoner import CloudReasonerConfig, CloudReasonerProxy
 from adapters.llm.local_server import LocalLlamaServer, LocalServerError
 from engine.actor import ActorCell
-from engine.bus import Bus
-from engine.clock import LiveClock
 from engine.mailbox import Mailbox
 from engine.messages import DeadLetter, Forecast, ReasoningTrace
-from engine.metrics import Metrics
+from engine.runtime import Runtime
 from engine.testing import Probe
 from tools.fault_llm_server import FaultConfig, FaultServer
 
@@ -42,16 +40,15 @@ async def fault_server() -> AsyncIterator[FaultFactory]:
 
 class Rig:
     def __init__(self, cfg: CloudReasonerConfig) -> None:
-        self.metrics = Metrics()
-        self.bus = Bus(self.metrics)
+        self.runtime = Runtime()
+        self.metrics = self.runtime.metrics
+        self.bus = self.runtime.bus
         self.mailbox: Mailbox[Any] = Mailbox(4096, "block", name="cloud")
         self.cell = ActorCell(
             "cloud",
             lambda ctx: CloudReasonerProxy(cfg, ctx),
             self.mailbox,
-            clock=LiveClock(),
-            bus=self.bus,
-            metrics=self.metrics,
+            runtime=self.runtime,
         )
         for p in ("forecast.*", "news.verified", "trace.*", "bar.*"):
             self.bus.subscribe(p, self.mailbox)

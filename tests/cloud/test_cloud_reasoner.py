@@ -262,13 +262,13 @@ async def test_token_budget_caps_llm_tokens(fault_server: FaultFactory, rig_fact
 async def test_degraded_mode_sheds_the_cloud_tier(fault_server: FaultFactory, rig_factory: Any) -> None:
     srv = await fault_server(answer_fn=answer_citing())
     rig = await rig_factory(cfg_for(srv.url, always=True, tokens_burst=1e9))
-    rig.bus.mode = "DEGRADED"
+    rig.runtime.mode = "DEGRADED"
     for i in range(3):
         rig.publish("forecast.ES", edge(i))
     await rig.until(lambda: rig.counter("cloud_forecasts_seen_total") == 3)
     assert srv.stats.requests == 0
     assert rig.metrics.counter("cloud_escalations_skipped_total", actor="cloud", why="mode").value == 3
-    rig.bus.mode = "NORMAL"
+    rig.runtime.mode = "NORMAL"
     rig.publish("forecast.ES", edge(3))
     await rig.until(lambda: bool(rig.refinements()))
 
@@ -280,7 +280,7 @@ async def test_every_mode_above_normal_stops_escalating(
 ) -> None:
     srv = await fault_server(answer_fn=answer_citing())
     rig = await rig_factory(cfg_for(srv.url, always=True, tokens_burst=1e9))
-    rig.bus.mode = mode
+    rig.runtime.mode = mode
     rig.publish("control.mode", ModeChange(mode=mode, previous="NORMAL", reason="test", ts_event=0))
     rig.publish("bar.ES", bar(1, 1640.0))
     for i in range(2, 5):
@@ -302,7 +302,7 @@ async def test_escalations_follow_the_route_to_a_peer_and_back(
     rig = await rig_factory(cfg_for(local.url, always=True, tokens_burst=1e9, peer_endpoints={"b": peer_ep}))
     rig.bus.subscribe("control.route", rig.mailbox)
     me = rig.actor.node_id
-    assert me == rig.bus.node_id  # empty config: the engine's node id
+    assert me == rig.runtime.node_id  # empty config: the engine's node id
 
     def route(to: str, node: str = me) -> None:
         rig.publish("control.route", EscalationRoute(node_id=node, route_to=to, reason="test", ts_event=0))

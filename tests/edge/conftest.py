@@ -62,7 +62,6 @@ class EdgeRun:
 
     async def feed(self, msgs: Iterable[Any], chunk: int = 50) -> None:
         """Publish like a replay source: advance the sim clock, publish a chunk, wait idle."""
-        bus = self.engine.bus
         clock = self.engine.clock
         assert isinstance(clock, FakeClock)
         batch: list[Any] = []
@@ -73,14 +72,14 @@ class EdgeRun:
                 batch = []
         if batch:
             await self._publish(batch, clock)
-        await settle(bus)
+        await settle(self.engine.runtime)
 
     async def _publish(self, batch: list[Any], clock: FakeClock) -> None:
         for m in batch:
             clock.advance_to(m.ts_event)
             topic = {"bar": "bar", "verified_news": "news.verified"}.get(type(m).__struct_config__.tag, "md")
             self.engine.bus.publish(topic if topic == "news.verified" else f"{topic}.{m.symbol}", m)
-        await settle(self.engine.bus)
+        await settle(self.engine.runtime)
 
     def outputs(self) -> list[Any]:
         return self.probe.drain()

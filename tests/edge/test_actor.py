@@ -194,7 +194,7 @@ async def test_tensorrt_request_falls_back_and_is_counted(es_bars: list[Bar]) ->
 
 async def test_survival_mode_keeps_forecasts_and_sheds_traces(es_bars: list[Bar]) -> None:
     async with running_edge(EdgeReasonerConfig(model="es-1m", trace_threshold=0.0)) as run:
-        run.engine.bus.mode = "SURVIVAL"
+        run.engine.runtime.mode = "SURVIVAL"
         await run.feed(es_bars[:60], chunk=1)  # one bar per mailbox batch: nothing to conflate
         forecasts, traces, _ = _split(run.outputs())
     assert len(forecasts) == 60 - 21 and not traces
@@ -235,7 +235,7 @@ async def test_cheaper_path_conflates_to_the_latest_bar_with_exact_features(es_b
         await ref.feed(es_bars[:200], chunk=1)
         reference = {f.forecast_id: f for f in _split(ref.outputs())[0]}
     async with running_edge(EdgeReasonerConfig(model="es-1m")) as run:
-        run.engine.bus.mode = "DEGRADED"
+        run.engine.runtime.mode = "DEGRADED"
         await run.feed(es_bars[:200], chunk=25)  # the actor is behind: 25 bars per mailbox batch
         forecasts, traces, _ = _split(run.outputs())
     # one forecast per batch (its latest bar), identical to the reference's: every conflated bar
@@ -251,9 +251,9 @@ async def test_cheaper_path_conflates_to_the_latest_bar_with_exact_features(es_b
 async def test_mode_changes_switch_paths_between_batches(es_bars: list[Bar]) -> None:
     async with running_edge(EdgeReasonerConfig(model="es-1m", trace_threshold=0.0)) as run:
         await run.feed(es_bars[:100], chunk=1)
-        run.engine.bus.mode = Mode.DEGRADED
+        run.engine.runtime.mode = Mode.DEGRADED
         await run.feed(es_bars[100:150], chunk=1)
-        run.engine.bus.mode = Mode.CONSERVE  # CONSERVE is the full path
+        run.engine.runtime.mode = Mode.CONSERVE  # CONSERVE is the full path
         await run.feed(es_bars[150:200], chunk=1)
         forecasts, traces, _ = _split(run.outputs())
     cut = (es_bars[99].seq, es_bars[149].seq)

@@ -8,10 +8,9 @@ from typing import Any, ClassVar
 import msgspec
 
 from engine.actor import Actor
-from engine.bus import Bus
 from engine.clock import SimClock
 from engine.mailbox import Mailbox
-from engine.metrics import Metrics
+from engine.runtime import Runtime
 
 
 class Behaviour(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -54,9 +53,9 @@ class Scripted(Actor[Behaviour]):
         cls.starts = {}
 
 
-def plain_parts() -> tuple[Bus, SimClock, Metrics]:
-    m = Metrics()
-    return Bus(m), SimClock(), m
+def plain_runtime() -> Runtime:
+    """A runtime without an engine, on a simulated clock."""
+    return Runtime(clock=SimClock())
 
 
 def mailbox(name: str, capacity: int = 64) -> Mailbox[Any]:

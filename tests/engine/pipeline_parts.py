@@ -35,9 +35,9 @@ class Counter(Actor[CountConfig]):
             if len(chunk) == self.config.chunk:
                 self.ctx.bus.publish_many("md.ES", chunk)
                 chunk = []
-                await self.ctx.bus.wait_idle()
+                await self.ctx.wait_idle()
         self.ctx.bus.publish_many("md.ES", chunk)
-        await self.ctx.bus.wait_idle()
+        await self.ctx.wait_idle()
         if self.config.finish:
             self.ctx.request_shutdown("source finished")
 
@@ -135,7 +135,7 @@ class WaitingSource(Actor[WaitConfig]):
                 await self.ctx.publish_wait("md.ES", part[0])
             else:
                 self.ctx.publish("md.ES", part[0])
-        await self.ctx.bus.wait_idle()
+        await self.ctx.wait_idle()
         self.ctx.request_shutdown("source finished")
 
 

@@ -10,8 +10,9 @@ import pytest
 from engine.actor import Actor, ActorCell, ActorContext
 from engine.errors import ActorStopped, RequestTimeout
 from engine.messages import DeadLetter, Trade, msgpack_decoder
+from engine.runtime import Runtime
 from engine.testing import FakeClock, Probe, capture_logs, settle
-from tests.engine.helpers import Behaviour, Scripted, mailbox, plain_parts
+from tests.engine.helpers import Behaviour, Scripted, mailbox, plain_runtime
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +23,10 @@ def _fresh_journal() -> Iterator[None]:
 
 
 def _cell(name: str = "a", beh: Behaviour | None = None, capacity: int = 64) -> ActorCell:
-    bus, clock, metrics = plain_parts()
+    rt = plain_runtime()
     b = beh or Behaviour()
-    cell = ActorCell(
-        name, lambda ctx: Scripted(b, ctx), mailbox(name, capacity), clock=clock, bus=bus, metrics=metrics
-    )
-    bus.add_idle_probe(cell.is_idle)
+    cell = ActorCell(name, lambda ctx: Scripted(b, ctx), mailbox(name, capacity), runtime=rt)
+    rt.add_idle_probe(cell.is_idle)
     return cell
 
 
@@ -79,7 +78,7 @@ async def test_failing_message_is_dead_lettered_and_the_rest_of_the_batch_surviv
         await cell.run()
     # second incarnation processes the carried-over tail first
     task = asyncio.ensure_future(cell.run())
-    await settle(cell.bus)
+    await settle(cell.runtime)
     cell.mailbox.close()
     await task
     got = probe.drain()
@@ -101,12 +100,10 @@ class Ticker(Actor[Any]):
 
 @pytest.mark.asyncio
 async def test_timers_follow_the_engine_clock() -> None:
-    bus, _, metrics = plain_parts()
     clock = FakeClock()
-    cell = ActorCell(
-        "t", lambda ctx: Ticker(msgspec.Struct(), ctx), mailbox("t"), clock=clock, bus=bus, metrics=metrics
-    )
-    probe = Probe(bus, "done")
+    rt = Runtime(clock=clock)
+    cell = ActorCell("t", lambda ctx: Ticker(msgspec.Struct(), ctx), mailbox("t"), runtime=rt)
+    probe = Probe(rt.bus, "done")
     task = asyncio.ensure_future(cell.run())
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -129,15 +126,8 @@ class SpawnFails(Actor[Any]):
 
 @pytest.mark.asyncio
 async def test_a_failing_spawned_task_fails_the_actor() -> None:
-    bus, clock, metrics = plain_parts()
-    cell = ActorCell(
-        "s",
-        lambda ctx: SpawnFails(msgspec.Struct(), ctx),
-        mailbox("s"),
-        clock=clock,
-        bus=bus,
-        metrics=metrics,
-    )
+    rt = plain_runtime()
+    cell = ActorCell("s", lambda ctx: SpawnFails(msgspec.Struct(), ctx), mailbox("s"), runtime=rt)
     with pytest.raises(OSError, match="disconnected"):
         await asyncio.wait_for(cell.run(), 2)
 
@@ -152,28 +142,24 @@ class Batcher(Actor[Any]):
 
 @pytest.mark.asyncio
 async def test_on_batch_receives_bounded_batches() -> None:
-    bus, clock, metrics = plain_parts()
+    rt = plain_runtime()
     Batcher.seen = []
-    cell = ActorCell(
-        "b", lambda ctx: Batcher(msgspec.Struct(), ctx), mailbox("b"), clock=clock, bus=bus, metrics=metrics
-    )
+    cell = ActorCell("b", lambda ctx: Batcher(msgspec.Struct(), ctx), mailbox("b"), runtime=rt)
     for i in range(7):
         cell.mailbox.offer(Trade(symbol="ES", ts_event=i, price=1.0, size=1.0))
     cell.mailbox.close()
     await cell.run()
     assert Batcher.seen == [3, 3, 1]
-    assert metrics.counter("messages_processed_total", actor="b").value == 7
+    assert rt.metrics.counter("messages_processed_total", actor="b").value == 7
 
 
 def test_dead_letter_without_subscribers_still_logs_and_counts() -> None:
-    bus, clock, metrics = plain_parts()
-    cell = ActorCell(
-        "x", lambda ctx: Scripted(Behaviour(), ctx), mailbox("x"), clock=clock, bus=bus, metrics=metrics
-    )
+    rt = plain_runtime()
+    cell = ActorCell("x", lambda ctx: Scripted(Behaviour(), ctx), mailbox("x"), runtime=rt)
     ctx = ActorContext(cell)
     with capture_logs() as logs:
         ctx.dead_letter("bad tick", raw=b"\x00", field="price")
-    assert metrics.counter("dead_letters_total", actor="x").value == 1
+    assert rt.metrics.counter("dead_letters_total", actor="x").value == 1
     assert logs[0]["event"] == "dead_letter" and logs[0]["reason"] == "bad tick"
 
 
@@ -191,16 +177,9 @@ class ManyTimers(Actor[Any]):
 
 @pytest.mark.asyncio
 async def test_fired_one_shot_timers_are_forgotten() -> None:
-    bus, _, metrics = plain_parts()
     clock = FakeClock()
-    cell = ActorCell(
-        "m",
-        lambda ctx: ManyTimers(msgspec.Struct(), ctx),
-        mailbox("m"),
-        clock=clock,
-        bus=bus,
-        metrics=metrics,
-    )
+    rt = Runtime(clock=clock)
+    cell = ActorCell("m", lambda ctx: ManyTimers(msgspec.Struct(), ctx), mailbox("m"), runtime=rt)
     task = asyncio.ensure_future(cell.run())
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -221,9 +200,9 @@ async def test_hold_keeps_the_bus_busy_until_released() -> None:
     assert cell.actor is not None
     ctx = cell.actor.ctx
     ctx.hold()
-    assert not cell.bus.is_idle()
-    assert await cell.bus.wait_idle(max_spins=50) is False
+    assert not cell.runtime.is_idle()
+    assert await cell.runtime.wait_idle(max_spins=50) is False
     ctx.release()
-    assert await cell.bus.wait_idle(max_spins=50) is True
+    assert await cell.runtime.wait_idle(max_spins=50) is True
     cell.mailbox.close()
     await task

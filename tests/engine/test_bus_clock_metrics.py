@@ -159,3 +159,40 @@ def test_new_symbols_without_end_do_not_grow_the_bus_without_bound() -> None:
     assert len(bus.unrouted) == busmod._MAX_UNROUTED + 1
     assert sum(bus.unrouted.values()) == busmod._MAX_ROUTES + 10  # every message still counted
     assert bus.publish("md.ES", "real") == 1 and box.drain(10) == ["real"]
+
+
+def test_the_bus_only_routes() -> None:
+    """Runtime services (mode, node id, start-up, idleness, shutdown, mailbox statistics) live on
+    the Runtime, never on the Bus: the bus's public surface is routing."""
+    public = {n for n in dir(Bus()) if not n.startswith("_")}
+    assert public == {
+        "publish", "publish_many", "publish_wait", "publish_many_wait", "published", "register",
+        "request", "subscribe", "subscribers", "unrouted", "unsubscribe",
+    }  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_the_runtime_holds_start_up_shutdown_and_one_service_per_name() -> None:
+    from engine.runtime import Runtime
+
+    rt = Runtime(node_id="n-7")
+    assert rt.node_id == "n-7" and rt.mode == "NORMAL" and rt.is_idle()
+    rt.hold_start()
+    waiter = asyncio.ensure_future(rt.wait_started())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    rt.mark_started()
+    await asyncio.wait_for(waiter, 1)
+    asked: list[str] = []
+    rt.request_shutdown("ignored: no hook yet")
+    rt.set_shutdown_hook(asked.append)
+    rt.request_shutdown("done")
+    assert asked == ["done"]
+    made: list[int] = []
+    first = rt.service("x", lambda: made.append(1) or object())
+    assert rt.service("x", object) is first and made == [1]
+    busy = [True]
+    rt.add_idle_probe(lambda: not busy[0])
+    assert not rt.is_idle() and await rt.wait_idle(max_spins=3) is False
+    busy[0] = False
+    assert await rt.wait_idle(max_spins=3) is True

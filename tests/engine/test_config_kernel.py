@@ -171,7 +171,7 @@ async def test_non_critical_actor_failure_degrades_instead_of_dying() -> None:
     summary = await task
     assert summary.exit_code == 0 and summary.abandoned == ["optional"]
     assert isinstance(mode, ModeChange) and mode.mode == "DEGRADED" and "optional" in mode.reason
-    assert engine.bus.mode == "DEGRADED"
+    assert engine.runtime.mode == "DEGRADED"
 
 
 @pytest.mark.asyncio
@@ -254,7 +254,7 @@ async def test_sources_can_wait_until_every_actor_has_started() -> None:
     engine = Engine(cfg)
     engine.build()
     task = asyncio.ensure_future(engine.run(install_signals=False))
-    await asyncio.wait_for(engine.bus.wait_started(), 5)
+    await asyncio.wait_for(engine.runtime.wait_started(), 5)
     assert SlowStart.started_at > 0.0
     assert asyncio.get_running_loop().time() >= SlowStart.started_at
     engine.request_shutdown("test over")

@@ -33,9 +33,10 @@ from engine.health import (
 )
 from engine.kernel import Engine, RunSummary
 from engine.metrics import Metrics
+from engine.runtime import Runtime
 from engine.supervisor import ChildSpec, Restart, Supervisor, SupervisorConfig
 from engine.testing import Probe, capture_logs
-from tests.engine.helpers import Behaviour, Scripted, mailbox, plain_parts
+from tests.engine.helpers import Behaviour, Scripted, mailbox, plain_runtime
 
 
 @pytest.fixture(autouse=True)
@@ -258,19 +259,18 @@ def test_health_logger_warns_once_per_failed_tier_and_parked_actor() -> None:
 # --- parking: the supervisor ---------------------------------------------------------------
 
 
-def _cell(name: str, beh: Behaviour, parts: Any) -> ActorCell:
-    bus, clock, metrics = parts
+def _cell(name: str, beh: Behaviour, rt: Runtime) -> ActorCell:
 
     def factory(ctx: ActorContext) -> Scripted:
         return Scripted(beh, ctx)
 
-    return ActorCell(name, factory, mailbox(name), clock=clock, bus=bus, metrics=metrics)
+    return ActorCell(name, factory, mailbox(name), runtime=rt)
 
 
 @pytest.mark.asyncio
 async def test_a_crash_looping_child_is_parked_after_n_failures_in_the_window() -> None:
-    parts = plain_parts()
-    _, _, metrics = parts
+    rt = plain_runtime()
+    metrics = rt.metrics
     parked: list[tuple[str, str]] = []
     sup = Supervisor(
         "sup",
@@ -280,7 +280,7 @@ async def test_a_crash_looping_child_is_parked_after_n_failures_in_the_window() 
         ),
         on_park=lambda name, exc: parked.append((name, repr(exc))),
     )
-    good, bad = _cell("good", Behaviour(), parts), _cell("bad", Behaviour(), parts)
+    good, bad = _cell("good", Behaviour(), rt), _cell("bad", Behaviour(), rt)
     sup.add(good, ChildSpec(restart=Restart.PERMANENT))
     sup.add(bad, ChildSpec(restart=Restart.PERMANENT))
     task = asyncio.ensure_future(sup.run())
@@ -309,7 +309,7 @@ async def test_a_crash_looping_child_is_parked_after_n_failures_in_the_window() 
 
 @pytest.mark.asyncio
 async def test_a_child_failing_too_slowly_for_restart_intensity_is_still_parked() -> None:
-    parts = plain_parts()
+    rt = plain_runtime()
     # max_restarts=1 per 1 ms, each restart 5 ms apart: every failure falls outside the
     # intensity window, so the supervisor never gives up; the per-child history over an
     # hour (the default window) still sees a loop.
@@ -317,7 +317,7 @@ async def test_a_child_failing_too_slowly_for_restart_intensity_is_still_parked(
         "sup",
         SupervisorConfig(max_restarts=1, period_s=0.001, backoff_initial_s=0.005, jitter=0.0, park_after=5),
     )
-    cell = _cell("slow", Behaviour(fail_start=1000), parts)
+    cell = _cell("slow", Behaviour(fail_start=1000), rt)
     sup.add(cell, ChildSpec(restart=Restart.PERMANENT))
     # a supervisor whose only child is parked has nothing left to do: it returns normally
     await asyncio.wait_for(sup.run(), 5)
@@ -327,14 +327,14 @@ async def test_a_child_failing_too_slowly_for_restart_intensity_is_still_parked(
 
 @pytest.mark.asyncio
 async def test_a_loop_that_moves_up_the_tree_is_parked_below() -> None:
-    parts = plain_parts()
+    rt = plain_runtime()
     # The scenario seen live: the inner supervisor escalates on each failure, the outer one
     # restarts it and never reaches its own limit.  The child's history survives the restarts.
     outer = Supervisor("outer", SupervisorConfig(max_restarts=1000, period_s=60, backoff_initial_s=0.001))
     inner = Supervisor(
         "inner", SupervisorConfig(max_restarts=0, period_s=60, backoff_initial_s=0.001, park_after=3)
     )
-    inner.add(_cell("w", Behaviour(fail_start=1000), parts))
+    inner.add(_cell("w", Behaviour(fail_start=1000), rt))
     outer.add(inner)
     await asyncio.wait_for(outer.run(), 5)
     assert list(inner.parked) == ["w"] and Scripted.starts["w"] == 3
@@ -345,11 +345,11 @@ async def test_a_loop_that_moves_up_the_tree_is_parked_below() -> None:
 
 @pytest.mark.asyncio
 async def test_parking_fails_pending_requests_and_park_after_zero_never_parks() -> None:
-    parts = plain_parts()
+    rt = plain_runtime()
     sup = Supervisor(
         "sup", SupervisorConfig(max_restarts=100, period_s=60, backoff_initial_s=0.001, park_after=1)
     )
-    cell = _cell("bad", Behaviour(), parts)
+    cell = _cell("bad", Behaviour(), rt)
     sup.add(cell, ChildSpec(restart=Restart.PERMANENT))
     task = asyncio.ensure_future(sup.run())
     await _until(lambda: Scripted.starts.get("bad") == 1)
@@ -364,7 +364,7 @@ async def test_parking_fails_pending_requests_and_park_after_zero_never_parks() 
     never = Supervisor(
         "never", SupervisorConfig(max_restarts=3, period_s=60, backoff_initial_s=0.001, park_after=0)
     )
-    never.add(_cell("x", Behaviour(fail_start=1000), plain_parts()))
+    never.add(_cell("x", Behaviour(fail_start=1000), plain_runtime()))
     with pytest.raises(Escalation):  # with parking off, restart intensity decides as before
         await asyncio.wait_for(never.run(), 5)
     assert never.parked == {} and Scripted.starts["x"] == 4
@@ -393,7 +393,7 @@ async def test_the_engine_parks_a_crash_looping_actor_degrades_and_reports_it() 
     modes = Probe(engine.bus, "control.mode")
     health_seen = Probe(engine.bus, cfg.engine.health.topic)
     task = asyncio.ensure_future(engine.run(install_signals=False))
-    await engine.bus.wait_started()
+    await engine.runtime.wait_started()
     assert engine.health().ready
     for n in itertools.count():
         if engine.root.parked:

@@ -41,6 +41,7 @@ PUBLIC = {
         "VerifiedNews", "json_decoder", "json_encoder", "msgpack_decoder", "msgpack_encoder",
     ],
     "engine.metrics": ["Counter", "Gauge", "Histogram", "Metrics"],
+    "engine.runtime": ["Runtime"],
     "engine.supervisor": [
         "PARK_AFTER", "PARK_WINDOW_S", "ChildSpec", "Restart", "Strategy", "Supervisor", "SupervisorConfig",
     ],

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from engine.bus import Bus
 from engine.clock import LiveClock, SimClock
 from engine.messages import Trade
 from engine.replay import Emit, ReplayDriver, ReplayInput
+from engine.runtime import Runtime
 from engine.testing import Probe
 
 S = 1_000_000_000
@@ -70,15 +70,16 @@ def seen(probe: Probe) -> list[tuple[int, str]]:
 
 @pytest.mark.asyncio
 async def test_inputs_merge_in_time_order_ties_by_name_and_the_clock_follows() -> None:
-    bus, clock = Bus(), SimClock()
+    rt = Runtime(clock=SimClock())
+    bus, clock = rt.bus, rt.clock
     probe = Probe(bus, "t.>")
-    driver = ReplayDriver(bus, clock)
+    driver = ReplayDriver(rt)
     b = ListInput("b", [1 * S, 3 * S, 3 * S, 7 * S], reason="b done")
     a = ListInput("a", [2 * S, 3 * S, 8 * S, 9 * S], reason="a done")
     driver.attach(b)
     driver.attach(a)
     stops: list[str] = []
-    bus.set_shutdown_hook(stops.append)
+    rt.set_shutdown_hook(stops.append)
     await driver.run()
     assert seen(probe) == [
         (1 * S, "b"),
@@ -103,8 +104,9 @@ async def test_inputs_merge_in_time_order_ties_by_name_and_the_clock_follows() -
 
 @pytest.mark.asyncio
 async def test_nobody_else_moves_the_clock_while_the_driver_runs() -> None:
-    bus, clock = Bus(), SimClock()
-    driver = ReplayDriver(bus, clock)
+    rt = Runtime(clock=SimClock())
+    clock = rt.clock
+    driver = ReplayDriver(rt)
     errors: list[str] = []
 
     def sneaky(inp: ListInput) -> None:
@@ -123,11 +125,12 @@ async def test_nobody_else_moves_the_clock_while_the_driver_runs() -> None:
 
 @pytest.mark.asyncio
 async def test_a_timer_fires_between_the_right_messages() -> None:
-    bus, clock = Bus(), SimClock()
+    rt = Runtime(clock=SimClock())
+    bus, clock = rt.bus, rt.clock
     probe = Probe(bus, "t.>")
     fired: list[tuple[int, int]] = []
     clock.call_at(5 * S, lambda: fired.append((clock.now_ns(), len(probe.mailbox))))
-    driver = ReplayDriver(bus, clock)
+    driver = ReplayDriver(rt)
     driver.attach(ListInput("a", [i * S for i in range(1, 10)]))  # one take, one run of 9
     await driver.run()
     assert fired == [(5 * S, 4)]  # after the 4 messages before 5 s, before the one at 5 s
@@ -136,10 +139,11 @@ async def test_a_timer_fires_between_the_right_messages() -> None:
 
 @pytest.mark.asyncio
 async def test_the_driver_waits_for_idle_between_takes_and_after_settling_runs() -> None:
-    bus, clock = Bus(), SimClock()
+    rt = Runtime(clock=SimClock())
+    bus = rt.bus
     busy = [0]
     probe = Probe(bus, "t.>")
-    bus.add_idle_probe(lambda: busy[0] == 0 and not len(probe.mailbox))
+    rt.add_idle_probe(lambda: busy[0] == 0 and not len(probe.mailbox))
     log: list[str] = []
 
     async def worker() -> None:
@@ -154,11 +158,11 @@ async def test_the_driver_waits_for_idle_between_takes_and_after_settling_runs()
             busy[0] -= 1
 
     def check_idle(inp: ListInput) -> None:
-        log.append(f"take idle={bus.is_idle()}")
+        log.append(f"take idle={rt.is_idle()}")
 
     task = asyncio.get_running_loop().create_task(worker())
     try:
-        driver = ReplayDriver(bus, clock)
+        driver = ReplayDriver(rt)
         driver.attach(ListInput("a", [1 * S, 2 * S], per_take=1, on_take=check_idle, settle=True))
         await driver.run()
         await asyncio.sleep(0)
@@ -170,12 +174,13 @@ async def test_the_driver_waits_for_idle_between_takes_and_after_settling_runs()
 
 @pytest.mark.asyncio
 async def test_a_waiting_server_takes_over_when_the_leader_is_cancelled() -> None:
-    bus, clock = Bus(), SimClock()
+    rt = Runtime(clock=SimClock())
+    bus = rt.bus
     gate = asyncio.Event()
     held = [True]
-    bus.add_idle_probe(lambda: not held[0])  # the pipeline stays busy until the test says so
+    rt.add_idle_probe(lambda: not held[0])  # the pipeline stays busy until the test says so
     probe = Probe(bus, "t.>")
-    driver = ReplayDriver(bus, clock)
+    driver = ReplayDriver(rt)
     driver.attach(ListInput("a", [1 * S, 2 * S, 3 * S], per_take=1, on_take=lambda _: gate.set()))
     loop = asyncio.get_running_loop()
     first = loop.create_task(driver.serve())
@@ -192,9 +197,10 @@ async def test_a_waiting_server_takes_over_when_the_leader_is_cancelled() -> Non
 
 @pytest.mark.asyncio
 async def test_one_driver_per_bus_and_sources_survive_their_owner() -> None:
-    bus, clock = Bus(), SimClock()
-    driver = ReplayDriver.of(bus, clock)
-    assert ReplayDriver.of(bus, clock) is driver and ReplayDriver.of(Bus(), clock) is not driver
+    rt = Runtime(clock=SimClock())
+    clock = rt.clock
+    driver = ReplayDriver.of(rt)
+    assert ReplayDriver.of(rt) is driver and ReplayDriver.of(Runtime(clock=clock)) is not driver
     made: list[int] = []
     src = driver.source("feed:tape", lambda: made.append(1) or object())
     assert driver.source("feed:tape", object) is src and made == [1]
@@ -211,9 +217,10 @@ async def test_one_driver_per_bus_and_sources_survive_their_owner() -> None:
 
 @pytest.mark.asyncio
 async def test_a_live_clock_is_never_moved() -> None:
-    bus, clock = Bus(), LiveClock()
+    rt = Runtime(clock=LiveClock())
+    bus = rt.bus
     probe = Probe(bus, "t.>")
-    driver = ReplayDriver(bus, clock)
+    driver = ReplayDriver(rt)
     driver.attach(ListInput("a", [1 * S, 2 * S]))
     await driver.run()
     assert [t for t, _ in seen(probe)] == [1 * S, 2 * S, 10_000 * S]
@@ -229,10 +236,11 @@ class TwoRuns(ListInput):
 
 @pytest.mark.asyncio
 async def test_a_settling_run_is_drained_before_the_next_run_of_the_same_take() -> None:
-    bus, clock = Bus(), SimClock()
+    rt = Runtime(clock=SimClock())
+    bus = rt.bus
     probe = Probe(bus, "t.>")
     busy = [0]
-    bus.add_idle_probe(lambda: busy[0] == 0 and not len(probe.mailbox))
+    rt.add_idle_probe(lambda: busy[0] == 0 and not len(probe.mailbox))
     log: list[str] = []
 
     async def worker() -> None:
@@ -245,7 +253,7 @@ async def test_a_settling_run_is_drained_before_the_next_run_of_the_same_take() 
 
     task = asyncio.get_running_loop().create_task(worker())
     try:
-        driver = ReplayDriver(bus, clock)
+        driver = ReplayDriver(rt)
         driver.attach(TwoRuns("a", [1 * S]))
         await driver.run()
     finally:

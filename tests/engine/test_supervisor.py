@@ -10,7 +10,7 @@ import pytest
 from engine.actor import ActorCell, ActorContext
 from engine.errors import Escalation
 from engine.supervisor import ChildSpec, Restart, Strategy, Supervisor, SupervisorConfig
-from tests.engine.helpers import Behaviour, Scripted, mailbox, plain_parts
+from tests.engine.helpers import Behaviour, Scripted, mailbox, plain_runtime
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,7 @@ def _tree(
     max_restarts: int = 3,
     stop_timeout_s: float = 5.0,
 ) -> tuple[Supervisor, dict[str, ActorCell]]:
-    bus, clock, metrics = plain_parts()
+    rt = plain_runtime()
     sup = Supervisor(
         "sup",
         SupervisorConfig(strategy=strategy, max_restarts=max_restarts, period_s=60, backoff_initial_s=0.001),
@@ -38,7 +38,7 @@ def _tree(
         def factory(ctx: ActorContext, beh: Behaviour = beh) -> Scripted:
             return Scripted(beh, ctx)
 
-        cell = ActorCell(name, factory, mailbox(name), clock=clock, bus=bus, metrics=metrics)
+        cell = ActorCell(name, factory, mailbox(name), runtime=rt)
         cells[name] = cell
         sup.add(cell, ChildSpec(shutdown_timeout_s=stop_timeout_s, restart=Restart.PERMANENT))
     return sup, cells
@@ -120,7 +120,7 @@ async def test_hang_in_on_stop_is_cut_by_the_shutdown_timeout(strategy: Strategy
 
 @pytest.mark.asyncio
 async def test_non_critical_child_is_abandoned_not_escalated() -> None:
-    bus, clock, metrics = plain_parts()
+    rt = plain_runtime()
     abandoned: list[str] = []
     sup = Supervisor(
         "sup",
@@ -129,9 +129,7 @@ async def test_non_critical_child_is_abandoned_not_escalated() -> None:
     )
 
     def mk(beh: Behaviour, name: str) -> ActorCell:
-        return ActorCell(
-            name, lambda ctx: Scripted(beh, ctx), mailbox(name), clock=clock, bus=bus, metrics=metrics
-        )
+        return ActorCell(name, lambda ctx: Scripted(beh, ctx), mailbox(name), runtime=rt)
 
     sup.add(mk(Behaviour(), "core"), ChildSpec(critical=True))
     sup.add(mk(Behaviour(fail_start=100), "extra"), ChildSpec(critical=False))
@@ -145,17 +143,10 @@ async def test_non_critical_child_is_abandoned_not_escalated() -> None:
 
 @pytest.mark.asyncio
 async def test_nested_supervisor_escalation_is_handled_by_the_parent() -> None:
-    bus, clock, metrics = plain_parts()
+    rt = plain_runtime()
     outer = Supervisor("outer", SupervisorConfig(max_restarts=1, period_s=60, backoff_initial_s=0.001))
     inner = Supervisor("inner", SupervisorConfig(max_restarts=0, period_s=60, backoff_initial_s=0.001))
-    cell = ActorCell(
-        "w",
-        lambda ctx: Scripted(Behaviour(fail_start=100), ctx),
-        mailbox("w"),
-        clock=clock,
-        bus=bus,
-        metrics=metrics,
-    )
+    cell = ActorCell("w", lambda ctx: Scripted(Behaviour(fail_start=100), ctx), mailbox("w"), runtime=rt)
     inner.add(cell)
     outer.add(inner)
     with pytest.raises(Escalation):

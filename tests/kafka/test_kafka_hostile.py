@@ -624,7 +624,7 @@ async def test_an_unwritable_forecast_is_dead_lettered_and_settled_in_order(tans
         )
 
     try:
-        await engine.bus.wait_started()
+        await engine.runtime.wait_started()
         engine.bus.publish_many("forecast." + symbol_token(dotted), [fc(0), fc(1, ts=2**70), fc(2)])
         seen: list[Forecast] = []
         async with asyncio.timeout(15):

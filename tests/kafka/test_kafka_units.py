@@ -447,7 +447,7 @@ async def test_baseline_forecaster_is_an_ewma_random_walk() -> None:
         for i, px in enumerate(prices, 1):
             engine.bus.publish("md.ES", Trade(symbol="ES", ts_event=i, seq=i, price=px, size=1.0))
         engine.bus.publish("md.ES", NewsItem(id="n", ts_event=0, source="s", headline="h"))
-        await settle(engine.bus)
+        await settle(engine.runtime)
         got: list[Forecast] = probe.drain()
     finally:
         engine.request_shutdown("test")
@@ -490,7 +490,7 @@ async def test_baseline_forecaster_stays_finite_and_unpoisoned_on_hostile_prices
                 "md." + symbol_token(sym), Trade(symbol=sym, ts_event=T0 + seq, seq=seq, price=px, size=1.0)
             )
         engine.bus.publish("md.A", Trade(symbol="A", ts_event=2**70, seq=99, price=1.0, size=1.0))
-        await settle(engine.bus)
+        await settle(engine.runtime)
         got = probe.drain()
     finally:
         engine.request_shutdown("test")

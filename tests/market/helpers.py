@@ -33,7 +33,7 @@ class Script(Actor[ScriptConfig]):
 
     async def on_start(self) -> None:
         self._msgs = deque(json_decoder.decode(raw) for raw in self.config.messages)
-        driver = ReplayDriver.of(self.ctx.bus, self.ctx.clock)
+        driver = ReplayDriver.of(self.ctx.runtime)
         driver.attach(self)
         self.ctx.spawn(driver.serve())
 

@@ -254,7 +254,7 @@ async def test_a_live_feed_checks_what_arrives_in_its_mailbox() -> None:
     probe = Probe(eng.bus, "md.>", "bar.>", "deadletter")
     task = asyncio.ensure_future(eng.run(install_signals=False))
     try:
-        await eng.bus.wait_started()
+        await eng.runtime.wait_started()
         trades = [
             Trade(symbol="ES", ts_event=T0 + i * S, seq=position(1, i), price=p, size=1.0)
             for i, p in enumerate([100.0, 100.25, -5.0, 100.5])
@@ -263,7 +263,7 @@ async def test_a_live_feed_checks_what_arrives_in_its_mailbox() -> None:
         ref.tell(records_from_messages("kafka", trades[:2]))
         for t in trades[2:]:
             ref.tell(t)
-        await settle(eng.bus)
+        await settle(eng.runtime)
     finally:
         eng.request_shutdown("test done")
         await asyncio.wait_for(task, 10)

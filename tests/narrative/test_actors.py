@@ -130,9 +130,9 @@ async def test_bus_news_and_bars_drive_the_checker() -> None:
             ),
         )
         eng.bus.publish("news.analysed", "not a news item")
-        await settle(eng.bus)
+        await settle(eng.runtime)
         await asyncio.sleep(0.05)
-        await settle(eng.bus)
+        await settle(eng.runtime)
         msgs = probe.drain()
     finally:
         eng.request_shutdown("test done")
@@ -294,7 +294,7 @@ async def test_oversized_bus_items_are_dead_lettered() -> None:
                 break
         eng.bus.publish("news.raw", NewsItem(id="big", ts_event=T0, source="x", headline="h" * 5000))
         eng.bus.publish("news.raw", NewsItem(id="ok", ts_event=T0, source="x", headline="Boeing wins order"))
-        await settle(eng.bus)
+        await settle(eng.runtime)
         msgs = probe.drain()
     finally:
         eng.request_shutdown("test done")

@@ -247,7 +247,7 @@ async def test_ops_endpoints_of_a_node_and_top(sim_engine: Engine, running: obje
     engine.metrics.histogram("loop_lag_us").observe(300.0)
     status, _, body = await asyncio.to_thread(_get, f"{url}/readyz")
     assert status == 200 and body.startswith("ready n1")
-    engine.bus.mode = "DEGRADED"
+    engine.runtime.mode = "DEGRADED"
     # The probes answer from the engine's assessment (published on control.health every
     # interval); hand the control plane one now rather than wait for the next.
     engine.bus.publish("control.health", engine.health())
@@ -334,7 +334,7 @@ async def test_a_mode_change_is_heartbeaten_at_once(sim_engine: Engine, running:
     probe = Probe(engine.bus, "control.heartbeat")
     running(engine)  # type: ignore[operator]
     await _armed(clock)
-    engine.bus.mode = "SURVIVAL"
+    engine.runtime.mode = "SURVIVAL"
     engine.bus.publish("control.mode", ModeChange(mode="SURVIVAL", previous="NORMAL", reason="x", ts_event=0))
     for _ in range(50):
         await asyncio.sleep(0)

@@ -406,13 +406,13 @@ async def test_controller_actor_publishes_mode_changes_and_sets_the_bus_mode(
     clock.advance_to(clock.now_ns() + 100_000_000)
     changes = [m for m in probe.drain() if isinstance(m, ModeChange)]
     assert [c.mode for c in changes] == ["SURVIVAL"]
-    assert engine.bus.mode == "SURVIVAL" and "shed 300 of 400" in changes[0].reason
+    assert engine.runtime.mode == "SURVIVAL" and "shed 300 of 400" in changes[0].reason
     # the load goes away: one step per max(dwell, cool-down), back to NORMAL
     edge_mb.drain(100)
     for _ in range(30):
         clock.advance_to(clock.now_ns() + 100_000_000)
     modes = [m.mode for m in probe.drain()]
-    assert modes == ["DEGRADED", "CONSERVE", "NORMAL"] and engine.bus.mode == "NORMAL"
+    assert modes == ["DEGRADED", "CONSERVE", "NORMAL"] and engine.runtime.mode == "NORMAL"
     assert [h.mode for h in ctl.history] == ["SURVIVAL", "DEGRADED", "CONSERVE", "NORMAL"]
     assert engine.metrics.gauge("degradation_mode").value == 0
     assert engine.metrics.counter("mode_changes_total", mode="SURVIVAL").value == 1
@@ -545,12 +545,12 @@ async def test_an_abandoned_actor_keeps_the_node_degraded(running: object) -> No
     engine.bus.publish("junk", 1)
     for _ in range(200):
         await asyncio.sleep(0.005)
-        if engine.bus.mode != "NORMAL":
+        if engine.runtime.mode != "NORMAL":
             break
-    assert engine.bus.mode == "DEGRADED"
+    assert engine.runtime.mode == "DEGRADED"
     for _ in range(30):  # 3 s of quiet: the floor holds, no step down
         clock.advance_to(clock.now_ns() + 100_000_000)
-    assert engine.bus.mode == "DEGRADED"
+    assert engine.runtime.mode == "DEGRADED"
     modes = [m.mode for m in probe.drain()]
     assert modes == ["DEGRADED"]  # the engine's change; the controller adopted it and stayed
     ctl = engine.cells["degradation"].actor
@@ -610,11 +610,11 @@ async def test_narrative_skips_embeddings_from_degraded_and_keeps_deduplicating(
     try:
         head = "Boeing wins an order for 50 jets from Emirates worth $20 billion"
         normal = await ingest(1, head)
-        engine.bus.mode = Mode.DEGRADED
+        engine.runtime.mode = Mode.DEGRADED
         degraded = await ingest(2, head)
-        engine.bus.mode = "SURVIVAL"
+        engine.runtime.mode = "SURVIVAL"
         survival = await ingest(3, "Microsoft to buy Nokia's devices unit for 5.44 billion euros")
-        engine.bus.mode = Mode.CONSERVE
+        engine.runtime.mode = Mode.CONSERVE
         conserve = await ingest(4, "Verizon agrees to buy Vodafone's stake in Verizon Wireless")
     finally:
         engine.request_shutdown("test done")

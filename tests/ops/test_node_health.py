@@ -86,7 +86,7 @@ async def served() -> AsyncIterator[Callable[[Engine], Awaitable[str]]]:
         await srv.start()
         task = asyncio.ensure_future(engine.run(install_signals=False))
         stops.append((engine, task, srv))
-        await engine.bus.wait_started()
+        await engine.runtime.wait_started()
         return srv.url
 
     yield start
@@ -184,7 +184,7 @@ async def test_the_control_plane_serves_the_engines_health_and_top_shows_it(runn
         child=ChildSpec(critical=False),
     )
     running(engine)
-    await engine.bus.wait_started()
+    await engine.runtime.wait_started()
     cp = engine.cells["control"].actor
     assert isinstance(cp, ControlPlane) and cp.server is not None
     url = cp.server.url
