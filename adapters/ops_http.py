@@ -43,7 +43,15 @@ import msgspec
 from engine.config import BindPort, PositiveFloat, PositiveInt
 from engine.health import NodeHealth
 
-__all__ = ["Action", "Check", "OpsHttpConfig", "OpsHttpServer", "health_checks"]
+__all__ = [
+    "ENV_PREFIX",
+    "Action",
+    "Check",
+    "OpsHttpConfig",
+    "OpsHttpServer",
+    "config_from_env",
+    "health_checks",
+]
 
 Check = Callable[[], tuple[bool, str]]
 """A probe: (ok, reason)."""
@@ -90,6 +98,35 @@ class OpsHttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
             raise ValueError("ops http: tls_cert and tls_key go together")
         if self.tls_client_ca and not self.tls_cert:
             raise ValueError("ops http: tls_client_ca needs tls_cert and tls_key")
+
+
+ENV_PREFIX = "FINLLM_OPS_"
+"""``finllm node`` reads its ops HTTP trust settings from the environment (:func:`config_from_env`)."""
+
+
+def config_from_env(host: str, port: int, environ: Mapping[str, str] | None = None) -> OpsHttpConfig:
+    """The node's ops HTTP config: ``host``/``port`` from ``--http``, trust from the environment.
+
+    ``FINLLM_OPS_TOKEN`` (the token itself; read from the environment at start, never logged),
+    or ``FINLLM_OPS_TOKEN_FILE``; ``FINLLM_OPS_TLS_CERT`` + ``FINLLM_OPS_TLS_KEY`` (HTTPS) and
+    ``FINLLM_OPS_TLS_CLIENT_CA`` (mutual TLS); ``FINLLM_OPS_ALLOW_OPEN=1`` allows a non-loopback
+    bind without a token.  Nothing set: loopback-only binds, GET open, actions off.
+    """
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str:
+        return env.get(ENV_PREFIX + name, "").strip()
+
+    return OpsHttpConfig(
+        host=host,
+        port=port,
+        token_env=ENV_PREFIX + "TOKEN" if get("TOKEN") else "",
+        token_file="" if get("TOKEN") else get("TOKEN_FILE"),
+        allow_open=get("ALLOW_OPEN") in {"1", "true", "yes"},
+        tls_cert=get("TLS_CERT"),
+        tls_key=get("TLS_KEY"),
+        tls_client_ca=get("TLS_CLIENT_CA"),
+    )
 
 
 def _always_ok() -> tuple[bool, str]:
