@@ -93,7 +93,7 @@ async def freeze_startup_heap(engine: Engine) -> None:
     generations less often.  A full collection otherwise walks that whole heap: pauses of
     50-200 ms on the loop, which are the node's worst latencies (the messages on the hot path
     hold no reference cycles: most are ``gc=False`` structs).  Logs ``node_started``."""
-    await engine.bus.wait_started()
+    await engine.runtime.wait_started()
     t0 = time.perf_counter()
     gc.collect()
     gc.freeze()
