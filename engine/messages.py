@@ -27,6 +27,7 @@ import msgspec
 
 __all__ = [
     "Bar",
+    "BreakerState",
     "CancelOrder",
     "DeadLetter",
     "EscalationRoute",
@@ -408,6 +409,30 @@ class ModelDecision(_Msg, frozen=True, kw_only=True, tag="model_decision"):
     trace_id: str = ""
 
 
+class BreakerState(_Msg, frozen=True, kw_only=True, tag="breaker"):
+    """The epistemic-diversity circuit breaker tripped (``state="open"``) or reset (``"closed"``).
+
+    Published on ``control.breaker`` by :mod:`actors.diversity`.  While open, the strategy host
+    refuses new orders of ``strategies`` (cancels still pass).  Figures at the decision, each
+    in [0, 1] except ``correlation`` in [-1, 1]: ``correlation`` the mean pairwise correlation of
+    the forecasters' errors relative to the random walk over the window, ``consensus`` the
+    share of forecasters agreeing on the direction, ``crowding`` the strategies' net over gross
+    position (one-sided positioning), ``crowding_rise`` its increase over the window.
+    """
+
+    breaker_id: str
+    ts_event: int
+    state: Literal["open", "closed"]
+    strategies: tuple[str, ...] = ()
+    symbols: tuple[str, ...] = ()
+    correlation: float = 0.0
+    consensus: float = 0.0
+    crowding: float = 0.0
+    crowding_rise: float = 0.0
+    forecasters: int = 0
+    reason: str = ""
+
+
 Message: TypeAlias = (
     Trade
     | Quote
@@ -427,6 +452,7 @@ Message: TypeAlias = (
     | Heartbeat
     | DeadLetter
     | ModelDecision
+    | BreakerState
 )
 
 # One decoder per boundary format; decoders are thread-safe and reusable.

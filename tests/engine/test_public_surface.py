@@ -34,7 +34,8 @@ PUBLIC = {
     "engine.logging": ["configure_logging"],
     "engine.mailbox": ["Mailbox", "MailboxStatistics", "OfferResult", "Policy"],
     "engine.messages": [
-        "Bar", "CancelOrder", "DeadLetter", "EscalationRoute", "Fill", "Forecast", "Heartbeat", "Message",
+        "Bar", "BreakerState", "CancelOrder", "DeadLetter", "EscalationRoute", "Fill", "Forecast",
+        "Heartbeat", "Message",
         "Mode", "ModeChange", "ModelDecision",
         "NewsItem", "NewsRetracted", "NewsVerdict", "Order", "OrderReject", "Quote", "ReasoningTrace", "Side",
         "Trade",
