@@ -87,6 +87,7 @@ from engine.messages import (
     Forecast,
     Mode,
     ModeChange,
+    NewsRetracted,
     Quote,
     ReasoningTrace,
     Trade,
@@ -335,6 +336,9 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         self.store = ForecastStore(cfg.store)
         self.shadow = ShadowEvaluator(cfg.shadow, on_switch_off=self._switched_off)
         self._news: dict[str, deque[VerifiedNews]] = {}
+        # news.retracted: withdrawn ids leave the prompts from then on; the last few
+        # retractions per symbol are named in the traces of its refinements.
+        self._retractions: dict[str, deque[NewsRetracted]] = {}
         self._traces: OrderedDict[str, ReasoningTrace] = OrderedDict()
         self._market: dict[str, _Market] = {}
         self._widths: dict[tuple[str, str], deque[float]] = {}
@@ -420,6 +424,8 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
                 for sym in msg.symbols:
                     q = self._news.setdefault(sym, deque(maxlen=32))
                     q.append(msg)
+            case NewsRetracted():
+                self._on_retracted(msg)
             case ReasoningTrace(tier=tier) if tier != "cloud":
                 self._traces[msg.forecast_id] = msg
                 while len(self._traces) > 4096:
@@ -518,6 +524,15 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         self.ctx.spawn(
             self._refine(fc, reasons, news, client), name=f"{self.ctx.name}:refine:{fc.forecast_id}"
         )
+
+    def _on_retracted(self, r: NewsRetracted) -> None:
+        """Drop withdrawn items from every symbol's recent news (issue 15: retractions)."""
+        gone = set(r.retracted)
+        for sym, q in self._news.items():
+            if any(n.id in gone for n in q):
+                self._news[sym] = deque((n for n in q if n.id not in gone), maxlen=q.maxlen)
+                self._retractions.setdefault(sym, deque(maxlen=4)).append(r)
+        self.ctx.metrics.counter("cloud_news_retracted_total", actor=self.ctx.name).inc(len(gone))
 
     def _recent_news(self, fc: Forecast) -> list[VerifiedNews]:
         q = self._news.get(fc.symbol)
@@ -676,6 +691,9 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         else:
             summary += f"; {out.decision.value} (not applied): basis {out.lag_events} events behind"
             self._late(out)
+        for r in self._retractions.get(fc.symbol, ()):
+            if fc.ts_event - self.config.news_window_ns <= r.ts_event:
+                summary += f"; retracted news dropped: {','.join(r.retracted)} (by {r.by})"
         ctx.publish(
             f"trace.{fc.symbol}",
             ReasoningTrace(

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -93,7 +94,17 @@ from adapters.inference.registry import RegimeRegistry
 from adapters.regimes import RegimeConfig, RegimeDetector, RegimeState
 from engine.actor import Actor
 from engine.clock import TimerHandle
-from engine.messages import Bar, Forecast, Mode, ModeChange, Quote, ReasoningTrace, Trade, VerifiedNews
+from engine.messages import (
+    Bar,
+    Forecast,
+    Mode,
+    ModeChange,
+    NewsRetracted,
+    Quote,
+    ReasoningTrace,
+    Trade,
+    VerifiedNews,
+)
 
 __all__ = ["EdgeReasoner", "EdgeReasonerConfig"]
 
@@ -196,6 +207,10 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         )
         self._timer: TimerHandle | None = None
         self._bars: dict[str, int] = {}
+        # news.retracted: recent verified items by id, to take a withdrawn one's influence back
+        # out; the retraction is named in the next trace of each symbol it touched.
+        self._folded: OrderedDict[str, VerifiedNews] = OrderedDict()
+        self._retraction_note: dict[str, str] = {}
         self._level_mid = self._manifest.model(cfg.model).quantile_levels.index(0.5)
         m = self.ctx.metrics
         name = self.ctx.name
@@ -281,6 +296,11 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
                 case VerifiedNews():
                     for s in self._served.values():
                         s.features.on_news(msg)
+                    self._folded[msg.id] = msg
+                    while len(self._folded) > 4096:
+                        self._folded.popitem(last=False)
+                case NewsRetracted():
+                    self._on_retracted(msg)
                 case ModeChange():
                     pass  # the mode is read from ctx.mode once per batch (module docstring)
                 case _:
@@ -292,6 +312,17 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
     def on_message(self, msg: Any) -> None:
         self.on_batch([msg])
+
+    def _on_retracted(self, r: NewsRetracted) -> None:
+        for nid in r.retracted:
+            n = self._folded.pop(nid, None)
+            if n is None:
+                continue  # never folded in here (or long gone): nothing to take back
+            for s in self._served.values():
+                s.features.retract_news(n)
+            for sym in n.symbols:
+                self._retraction_note[sym] = f"; retracted news dropped: {nid} (by {r.by})"
+            self.ctx.metrics.counter("edge_news_retracted_total", actor=self.ctx.name).inc()
 
     def _served_for(self, symbol: str) -> _Served:
         return self._served[self.config.symbol_models.get(symbol, self.config.model)]
@@ -514,7 +545,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
                 model_version=model.version,
                 features=tuple(feats),
                 news_ids=row.news_ids,
-                summary=f"{summary}; moved most by {top}",
+                summary=f"{summary}; moved most by {top}{self._retraction_note.pop(row.symbol, '')}",
             ),
         )
         self._m_traces.inc()

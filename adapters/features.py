@@ -225,6 +225,22 @@ class SymbolFeatures:
                 self._emb += _projection_cached(len(e)).T @ (e / norm)
         self._news_ids.append((n.ts_event, n.id))
 
+    def retract_news(self, n: VerifiedNews) -> None:
+        """Take a withdrawn item (``news.retracted``) back out: its decayed share of the
+        sentiment, intensity and embedding sums, and its id.  Call only for an item folded in."""
+        f = 0.5 ** (max(self._news_ts - n.ts_event, 0) / 1e9 / self._cfg.news_half_life_s)
+        w = max(0.0, min(1.0, n.credibility))
+        self._news_sent -= f * w * max(-1.0, min(1.0, n.sentiment))
+        self._news_int = max(0.0, self._news_int - f)
+        if n.embedding:
+            e = np.asarray(n.embedding, dtype=np.float64)
+            norm = float(np.linalg.norm(e))
+            if norm > 0.0 and np.isfinite(norm):
+                self._emb -= f * (_projection_cached(len(e)).T @ (e / norm))
+        kept = [(t, i) for t, i in self._news_ids if i != n.id]
+        self._news_ids.clear()
+        self._news_ids.extend(kept)
+
     def _decay_news(self, ts: int) -> None:
         if self._news_ts and ts > self._news_ts:
             f = 0.5 ** ((ts - self._news_ts) / 1e9 / self._cfg.news_half_life_s)
@@ -376,6 +392,11 @@ class FeatureEngine:
         for sym in n.symbols:
             self.state(sym).on_news(n)
         return n.symbols
+
+    def retract_news(self, n: VerifiedNews) -> None:
+        """Take a withdrawn item back out of each symbol it named (see SymbolFeatures)."""
+        for sym in n.symbols:
+            self.state(sym).retract_news(n)
 
     @property
     def symbols(self) -> tuple[str, ...]:
