@@ -44,17 +44,19 @@ NORMAL     **full path**: every bar forecast by the network serving the symbol's
            flush per ``flush``
 CONSERVE   the full path (forecasts are the product: the cloud tier gives way
            first)
-DEGRADED   **cheaper path** (from ``cheap_from`` on): the student alone for
-           every regime (one network call per micro-batch instead of one per
-           regime); no attributions (significant forecasts go untraced,
-           ``edge_traces_skipped_total``); micro-batches flush at the end of
-           each mailbox batch (no wait for stragglers); and bars conflate per
-           symbol: when one mailbox batch holds several bars of a symbol (the
-           actor is behind), every bar folds into the features and the regime,
-           but only the latest is forecast - the older ones are counted as
+DEGRADED   the full path on **conflated** bars (from ``conflate_from`` on): when
+           one mailbox batch holds several bars of a symbol (the actor is
+           behind), every bar folds into the features and the regime, but only
+           the latest is forecast - the older ones are counted as
            ``edge_bars_dropped_total{reason="conflated"}`` and, for the
-           degradation controller, ``shed_total{reason="conflated"}``
-SURVIVAL   the cheaper path, as in DEGRADED
+           degradation controller, ``shed_total{reason="conflated"}``.  Under
+           overload the full path keeps serving the freshest bar of every
+           symbol instead of a backlog of stale ones
+SURVIVAL   **cheaper path** (from ``cheap_from`` on), conflated as well: the
+           student alone for every regime (one network call per micro-batch
+           instead of one per regime); no attributions (significant forecasts go
+           untraced, ``edge_traces_skipped_total``); micro-batches flush at the
+           end of each mailbox batch (no wait for stragglers)
 =========  ====================================================================
 
 The shipped manifests hold no network cheaper than the student (the regime
@@ -68,7 +70,7 @@ Accounting: every bar handled is a forecast, a counted drop or still queued -
 (micro-batch queue, answered at stop).  Drop reasons: ``bad_bar`` (non-finite or
 non-positive; also dead-lettered), ``first_bar`` (the features need a previous
 close: no row), ``warmup`` (features not warm and ``emit_warmup`` off),
-``cadence`` (``every_n_bars``), ``conflated`` (cheaper path, above) and
+``cadence`` (``every_n_bars``), ``conflated`` (DEGRADED and worse, above) and
 ``nonfinite_output`` (the model's output was not finite; also dead-lettered).
 
 Units: ``*_us`` microseconds; feature and regime details in their modules.
@@ -116,9 +118,11 @@ class EdgeReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     ``backend``: ``onnxruntime``, ``torch`` or ``tensorrt``; when it cannot run
     here, ``fallback_backend`` is used instead (empty: fail to start).
     ``every_n_bars``: forecast cadence per symbol.  ``emit_warmup``: forecast
-    before the features are warm (with confidence 0).  ``cheap_from``: the
-    least severe mode in which the cheaper path runs (module docstring; NORMAL
-    makes it permanent, e.g. to measure its capacity).  ``feature_log``: a file path; when
+    before the features are warm (with confidence 0).  ``conflate_from``: the
+    least severe mode in which bars conflate per symbol; ``cheap_from``: the least
+    severe mode in which the cheaper path runs (module docstring; NORMAL makes it
+    permanent, e.g. to measure its capacity; the cheaper path always conflates).
+    ``feature_log``: a file path; when
     set, every forecast's input row is appended to it as one JSON line (``symbol``,
     ``ts_event``, ``features``: name -> value) - what the model was *served*, for the
     train/serve skew check (``tests/edge/test_skew.py``); empty: off.
@@ -144,7 +148,8 @@ class EdgeReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     trace_top: int = 5
     pad_multiple: int = 8
     regime: RegimeConfig = RegimeConfig()
-    cheap_from: Mode = Mode.DEGRADED
+    conflate_from: Mode = Mode.DEGRADED
+    cheap_from: Mode = Mode.SURVIVAL
     feature_log: str = ""
 
     def __post_init__(self) -> None:
@@ -283,8 +288,8 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
     def on_batch(self, msgs: list[Any]) -> None:
         t0 = time.perf_counter_ns()
-        # Conflation (cheaper path only): the index of each symbol's last bar in this batch.
-        latest = _last_bar_index(msgs) if self._cheap() else None
+        # Conflation: the index of each symbol's last bar in this batch.
+        latest = _last_bar_index(msgs) if self._conflate() else None
         for i, msg in enumerate(msgs):
             match msg:
                 case Bar():
@@ -326,6 +331,11 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
     def _served_for(self, symbol: str) -> _Served:
         return self._served[self.config.symbol_models.get(symbol, self.config.model)]
+
+    def _conflate(self) -> bool:
+        """True when the current mode asks for conflated bars (module docstring)."""
+        level = Mode.parse(self.ctx.mode).level
+        return level >= min(self.config.conflate_from.level, self.config.cheap_from.level)
 
     def _cheap(self) -> bool:
         """True when the current mode asks for the cheaper path (module docstring)."""

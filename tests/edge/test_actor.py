@@ -235,7 +235,7 @@ async def test_cheaper_path_conflates_to_the_latest_bar_with_exact_features(es_b
         await ref.feed(es_bars[:200], chunk=1)
         reference = {f.forecast_id: f for f in _split(ref.outputs())[0]}
     async with running_edge(EdgeReasonerConfig(model="es-1m")) as run:
-        run.engine.runtime.mode = "DEGRADED"
+        run.engine.runtime.mode = "SURVIVAL"
         await run.feed(es_bars[:200], chunk=25)  # the actor is behind: 25 bars per mailbox batch
         forecasts, traces, _ = _split(run.outputs())
     # one forecast per batch (its latest bar), identical to the reference's: every conflated bar
@@ -248,10 +248,27 @@ async def test_cheaper_path_conflates_to_the_latest_bar_with_exact_features(es_b
     assert _count(run, "edge_bars_total") == 200 == len(forecasts) + sum(dropped.values())
 
 
+async def test_degraded_keeps_the_full_path_on_conflated_bars(es_bars: list[Bar]) -> None:
+    # Reference: the full path on every bar, one bar per mailbox batch.
+    async with running_edge(EdgeReasonerConfig(model="es-1m")) as ref:
+        await ref.feed(es_bars[:200], chunk=1)
+        reference = {f.forecast_id: f for f in _split(ref.outputs())[0]}
+    async with running_edge(EdgeReasonerConfig(model="es-1m")) as run:
+        run.engine.runtime.mode = Mode.DEGRADED
+        await run.feed(es_bars[:200], chunk=25)
+        forecasts, _, _ = _split(run.outputs())
+    # the latest bar of each batch, forecast by the full path exactly as without conflation
+    assert [f.basis_seq for f in forecasts] == [b.seq for b in es_bars[24:200:25]]
+    assert all(f == reference[f.forecast_id] for f in forecasts)
+    assert _count(run, "edge_forecasts_by_path_total", path="full") == len(forecasts) > 0
+    assert _count(run, "edge_forecasts_by_path_total", path="cheap") == 0
+    assert _dropped(run)["conflated"] == 200 - 21 - len(forecasts)
+
+
 async def test_mode_changes_switch_paths_between_batches(es_bars: list[Bar]) -> None:
     async with running_edge(EdgeReasonerConfig(model="es-1m", trace_threshold=0.0)) as run:
         await run.feed(es_bars[:100], chunk=1)
-        run.engine.runtime.mode = Mode.DEGRADED
+        run.engine.runtime.mode = Mode.SURVIVAL
         await run.feed(es_bars[100:150], chunk=1)
         run.engine.runtime.mode = Mode.CONSERVE  # CONSERVE is the full path
         await run.feed(es_bars[150:200], chunk=1)
