@@ -111,6 +111,11 @@ class SanityChecker(Actor[SanityCheckerConfig]):
         self._armed_at = None
         self._emit(self.core.advance(self.ctx.clock.now_ns()))
 
+    async def on_drain(self) -> None:
+        # The engine stops: the held items' final verdicts go out while their readers (the
+        # quarantine sink, the edge, the cloud tier) still run.
+        await self.on_stop()
+
     async def on_stop(self) -> None:
         core = getattr(self, "core", None)
         if core is not None:

@@ -38,7 +38,7 @@ import structlog
 from engine.clock import Clock, TimerHandle
 from engine.errors import ActorStopped, MailboxClosed, RequestTimeout
 from engine.health import TierRecorder
-from engine.mailbox import Mailbox, OfferResult
+from engine.mailbox import Mailbox, OfferResult, Policy
 from engine.messages import DeadLetter
 
 if TYPE_CHECKING:
@@ -55,6 +55,16 @@ C = TypeVar("C", bound=msgspec.Struct)
 
 class NoConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The config of an actor that takes none."""
+
+
+class _Drain:
+    """The engine's request that the actor run ``on_drain`` (queued like a message, so the hook
+    runs in the actor's own task between two batches)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[bool]) -> None:
+        self.future = future
 
 
 class _Request:
@@ -297,11 +307,18 @@ class Actor(Generic[C]):
         """Handle several messages at once.  Override for vectorised work; may be ``async def``."""
         raise NotImplementedError  # sentinel: the cell calls on_message per message
 
+    async def on_drain(self) -> None:
+        """The engine is stopping and every actor still runs: publish what you hold (held items,
+        partial batches) so that downstream actors handle it before anything stops.  Called
+        once per engine stop, in the actor's own task, in start order with the pipeline settled
+        after each; a failure is logged and counted, never stops the shutdown."""
+
     async def on_stop(self) -> None:
         """Called once per incarnation on the way out, after a stop or a failure."""
 
 
 _BASE_ON_BATCH = Actor.on_batch
+_BASE_ON_DRAIN = Actor.on_drain
 
 
 class _Interrupted(Exception):
@@ -341,6 +358,31 @@ class ActorCell:
         self._failures = self.metrics.counter("actor_failures_total", actor=name)
         self._latency = self.metrics.histogram("handler_latency_us", actor=name)
         self._dead = self.metrics.counter("dead_letters_total", actor=name)
+        self._drains = 0  # _Drain markers queued
+
+    def overrides_on_drain(self) -> bool:
+        """True when the current incarnation's actor has an ``on_drain`` of its own."""
+        return self.actor is not None and type(self.actor).on_drain is not _BASE_ON_DRAIN
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Have the running incarnation run ``on_drain`` in its own task; False when it is not
+        running, its mailbox refused the request, or the hook failed or took past ``timeout_s``."""
+        actor = self.actor
+        if actor is None or self.mailbox.closed:
+            return False
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        mark = _Drain(fut)
+        if self.mailbox.policy is Policy.CONFLATE:
+            # A conflating mailbox keys every message by a field a marker lacks: run the hook
+            # here, marked busy (the engine calls this with the pipeline settled).
+            await self._run_on_drain(actor, [mark])
+        else:
+            self._drains += 1
+            if not self.mailbox.offer(mark).queued:
+                self._drains -= 1
+                return False
+        done, _ = await asyncio.wait({fut}, timeout=timeout_s)
+        return bool(done) and fut.result()
 
     def is_idle(self) -> bool:
         """Nothing queued, nothing carried over, not inside a handler."""
@@ -396,6 +438,21 @@ class ActorCell:
             self._failures.inc()
             raise failure
 
+    async def _run_on_drain(self, actor: Actor[Any], marks: list[_Drain]) -> None:
+        self.busy = True
+        ok = True
+        try:
+            await actor.on_drain()
+        except Exception as exc:  # the shutdown goes on; the failure is visible
+            ok = False
+            self.metrics.counter("on_drain_failures_total", actor=self.name).inc()
+            structlog.get_logger("finllm").error("on_drain_failed", actor=self.name, error=repr(exc))
+        finally:
+            self.busy = False
+        for m in marks:
+            if not m.future.done():
+                m.future.set_result(ok)
+
     async def _call_on_stop(self, actor: Actor[Any], timeout_s: float) -> None:
         log = structlog.get_logger("finllm").bind(actor=self.name)
         task = asyncio.get_running_loop().create_task(actor.on_stop(), name=f"{self.name}:on_stop")
@@ -430,6 +487,15 @@ class ActorCell:
                     except MailboxClosed:
                         return
                 batch = mb.drain(limit)
+            marks: list[_Drain] = []
+            if self._drains:
+                marks = [m for m in batch if type(m) is _Drain]
+                if marks:
+                    batch = [m for m in batch if type(m) is not _Drain]
+                    self._drains -= len(marks)
+            if marks and not batch:
+                await self._run_on_drain(actor, marks)
+                continue
             t0 = perf()
             self.busy = True
             if self.pending_requests or not batched:
@@ -446,6 +512,8 @@ class ActorCell:
             self.busy = False
             processed.inc(len(batch))
             latency.observe((perf() - t0) / 1000.0 / len(batch))
+            if marks:
+                await self._run_on_drain(actor, marks)
             # Let the other actors run between batches: fairness over raw speed.
             await asyncio.sleep(0)
 

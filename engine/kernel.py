@@ -9,7 +9,9 @@ them under supervisors.  It imports nothing from ``actors``, ``adapters`` or
 Running: uvloop by default (``[engine] loop = "asyncio"`` selects the stdlib
 loop).  SIGINT/SIGTERM, or an actor calling ``ctx.request_shutdown``, start a
 graceful shutdown: the engine waits up to ``shutdown_deadline_s`` for every
-mailbox to drain, then stops the actors in reverse start order.  A lag monitor
+mailbox to drain, has each actor that defines ``on_drain`` hand on what it holds (in
+start order, settling after each, while every actor still runs), then stops the actors in
+reverse start order.  A lag monitor
 records how late the loop runs its timers (``loop_lag_us``).
 
 Health: :meth:`Engine.health` says whether the node is ready and live and why not
@@ -362,6 +364,7 @@ class Engine:
                     self._reason = self._reason or "all actors finished"
             else:
                 drained = await self._drain(self.config.engine.shutdown_deadline_s)
+                drained = await self._run_drain_hooks(self.config.engine.shutdown_deadline_s) and drained
                 cells = list(self.cells.values())
                 await self.root.stop(self.config.engine.shutdown_deadline_s)
                 await asyncio.gather(root, return_exceptions=True)
@@ -403,6 +406,17 @@ class Engine:
             out.extend(c for c in out[i].children if isinstance(c, Supervisor))
             i += 1
         return out
+
+    async def _run_drain_hooks(self, deadline_s: float) -> bool:
+        """Each actor with an ``on_drain`` runs it, in start order, the pipeline settling after
+        each: what one hands on at the end (held items, partial batches) reaches actors that
+        are all still running.  False when a hook failed or a settle passed the deadline."""
+        ok = True
+        for cell in self.root.cells():
+            if cell.overrides_on_drain():
+                ok = await cell.drain(deadline_s) and ok
+                ok = await self._drain(deadline_s) and ok
+        return ok
 
     async def _drain(self, deadline_s: float) -> bool:
         try:

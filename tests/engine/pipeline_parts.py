@@ -148,3 +148,23 @@ class SlowSink(Actor[Any]):
     async def on_message(self, msg: Any) -> None:
         await asyncio.sleep(0)
         SlowSink.seen.append(msg.seq)
+
+
+class Holder(Actor[Any]):
+    """Holds every trade it receives and hands them on only when the engine drains (like a
+    checker's held items): on ``x2.held`` via ``on_drain``, or on ``x2.late`` from ``on_stop``."""
+
+    held: ClassVar[list[Any]] = []
+
+    def on_message(self, msg: Any) -> None:
+        Holder.held.append(msg)
+
+    async def on_drain(self) -> None:
+        for m in Holder.held:
+            self.ctx.publish("x2.held", m)
+        Holder.held = []
+
+
+class FailingDrain(Actor[Any]):
+    async def on_drain(self) -> None:
+        raise RuntimeError("drain broke")

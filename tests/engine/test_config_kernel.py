@@ -259,3 +259,41 @@ async def test_sources_can_wait_until_every_actor_has_started() -> None:
     assert asyncio.get_running_loop().time() >= SlowStart.started_at
     engine.request_shutdown("test over")
     await task
+
+
+DRAIN = """
+[engine]
+clock = "sim"
+[[actors]]
+name = "src"
+class = "tests.engine.pipeline_parts:Counter"
+config = {n = 50, chunk = 10}
+[[actors]]
+name = "holder"
+class = "tests.engine.pipeline_parts:Holder"
+subscribe = ["md.*"]
+[[actors]]
+name = "broken"
+class = "tests.engine.pipeline_parts:FailingDrain"
+[[actors]]
+name = "sink"
+class = "tests.engine.pipeline_parts:Collect"
+subscribe = ["x2.>"]
+"""
+
+
+@pytest.mark.asyncio
+async def test_what_an_actor_holds_at_stop_reaches_an_actor_started_after_it() -> None:
+    """The sink starts after the holder, so it stops first (reverse start order); the holder's
+    on_drain runs while every actor still runs, so nothing it hands on is shed as closed.  A
+    failing on_drain is logged and counted and the shutdown goes on."""
+    from tests.engine.pipeline_parts import Holder
+
+    Holder.held = []
+    engine = Engine(loads_config(DRAIN, path="drain.toml"))
+    summary = await engine.run(install_signals=False)
+    assert summary.exit_code == 0
+    assert [t.seq for t in Collect.got] == list(range(1, 51))
+    assert all(s.shed == 0 for s in summary.mailboxes.values())
+    assert summary.metrics["counters"]["on_drain_failures_total{actor=broken}"] == 1
+    assert summary.drained is False  # a hook failed: the summary says the drain was not clean
