@@ -7,20 +7,34 @@ metrics.  :func:`load_manifest` verifies all of it against the files and this
 code, and raises :class:`~adapters.inference.errors.ManifestError` (tampered or
 missing files) or :class:`~adapters.inference.errors.ModelMismatch` (weights
 built for other features or outputs) - never loads on a mismatch.
+
+Signature: before anything else, the manifest's Ed25519 signature
+(``manifest.sig.json``, :mod:`adapters.trust.signing`) must verify with a trusted
+key; an unsigned, wrongly signed or edited manifest raises
+:class:`~adapters.trust.errors.SignatureError` (a ``ManifestError``).  Every
+refusal is counted: ``model_load_refused_total{reason}`` in the ``metrics``
+passed (reasons ``unsigned``, ``malformed``, ``unknown_key``, ``bad_signature``,
+``tampered``, ``missing_file``, ``mismatch``) and in :func:`refusal_counts` for the
+whole process; ``model_signature_verified_total`` counts the loads that passed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from adapters.features import FEATURE_NAMES, FEATURE_SCHEMA, FeatureConfig
 from adapters.inference.errors import ManifestError, ModelMismatch
 from models import EDGE_DIR
+
+if TYPE_CHECKING:
+    from adapters.trust.signing import SignatureInfo, TrustStore
+    from engine.metrics import Metrics
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
@@ -30,6 +44,7 @@ __all__ = [
     "ModelFiles",
     "ModelSpec",
     "load_manifest",
+    "refusal_counts",
     "sha256_file",
 ]
 
@@ -88,6 +103,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     directory: Path
     models: dict[str, ModelSpec]
     train_config: dict[str, Any]
+    signature: SignatureInfo | None = None
+    """Who signed the manifest (None only when loaded with ``require_signature=False``)."""
 
     def model(self, model_id: str) -> ModelSpec:
         spec = self.models.get(model_id)
@@ -98,9 +115,56 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
         return spec
 
 
-def load_manifest(directory: str | Path = DEFAULT_MODEL_DIR) -> Manifest:
-    """Read and verify ``directory/manifest.json``; see the module docstring."""
-    d = Path(directory)
+_REFUSED: Counter[str] = Counter()
+
+
+def refusal_counts() -> dict[str, int]:
+    """Model loads refused in this process so far, by reason (module docstring)."""
+    return dict(_REFUSED)
+
+
+def load_manifest(
+    directory: str | Path = DEFAULT_MODEL_DIR,
+    *,
+    trust: TrustStore | None = None,
+    require_signature: bool = True,
+    metrics: Metrics | None = None,
+) -> Manifest:
+    """Read and verify ``directory/manifest.json``; see the module docstring.
+
+    ``trust``: the trusted keys (default :func:`adapters.trust.signing.load_trust_store`).
+    ``require_signature=False`` skips the signature (tools inspecting a model before it is
+    signed, e.g. ``finllm models sign``); the product never passes it.
+    """
+    try:
+        m = _load(Path(directory), trust, require_signature)
+    except ManifestError as exc:
+        _refused(_reason(exc), metrics)
+        raise
+    except ModelMismatch:
+        _refused("mismatch", metrics)
+        raise
+    if metrics is not None and m.signature is not None:
+        metrics.counter("model_signature_verified_total", key_id=m.signature.key_id).inc()
+    return m
+
+
+def _reason(exc: ManifestError) -> str:
+    text = str(exc)
+    if "modified or corrupted" in text:
+        return "tampered"
+    if "is missing" in text:
+        return "missing_file"
+    return str(getattr(exc, "reason", "malformed"))
+
+
+def _refused(reason: str, metrics: Metrics | None) -> None:
+    _REFUSED[reason] += 1
+    if metrics is not None:
+        metrics.counter("model_load_refused_total", reason=reason).inc()
+
+
+def _load(d: Path, trust: TrustStore | None, require_signature: bool) -> Manifest:
     path = d / MANIFEST_NAME
     try:
         raw = json.loads(path.read_text())
@@ -108,6 +172,13 @@ def load_manifest(directory: str | Path = DEFAULT_MODEL_DIR) -> Manifest:
         raise ManifestError(f"{path}: no manifest; the model directory is incomplete") from exc
     except (OSError, ValueError) as exc:
         raise ManifestError(f"{path}: unreadable manifest: {exc}") from exc
+    signature = None
+    if require_signature:
+        # Imported here: adapters.trust imports this package's errors, so a module-level import
+        # would be circular when adapters.trust is imported first.
+        from adapters.trust.signing import load_trust_store, verify_manifest
+
+        signature = verify_manifest(d, raw, trust if trust is not None else load_trust_store())
     if not isinstance(raw, dict) or raw.get("schema") != 1:
         raise ManifestError(
             f"{path}: unknown manifest schema {raw.get('schema') if isinstance(raw, dict) else raw!r}"
@@ -171,4 +242,4 @@ def load_manifest(directory: str | Path = DEFAULT_MODEL_DIR) -> Manifest:
             )
     except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
         raise ManifestError(f"{path}: malformed model entry: {exc!r}") from exc
-    return Manifest(directory=d, models=models, train_config=raw.get("train_config", {}))
+    return Manifest(directory=d, models=models, train_config=raw.get("train_config", {}), signature=signature)

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from actors.edge_reasoner import EdgeReasonerConfig
+from adapters.datasets import load_sp500
 from adapters.inference.manifest import load_manifest
 from adapters.inference.model import load_edge_model
 from adapters.trust.signing import TrustStore, public_key_entry, sign_manifest
@@ -27,9 +28,21 @@ def test_prepare_splits_are_chronological_and_aligned() -> None:
     assert np.all(np.diff(prep.ts) > 0)
     assert prep.period(prep.test)["first_basis"].startswith("2014-01-02")
     assert prep.period(prep.train)["last_basis"] < "2011"
-    # y[i] is the return of the bar after row i's bar.
-    np.testing.assert_array_equal(prep.y, prep.returns[prep.target_index])
+    # y[i] is the return of the bar after row i's bar; the scale is the GJR anchor's volatility.
+    closes = load_sp500().price
+    ts = load_sp500().ts_ns
+    i = int(np.searchsorted(ts, prep.ts[100]))
+    assert prep.y[100] == pytest.approx(math.log(closes[i + 1] / closes[i]))
     assert np.allclose(np.exp(prep.x[:, 0]), prep.scale, rtol=1e-6)
+    assert prep.feature_config.anchor == "gjr" and prep.feature_config.gjr_gamma > 0.0
+
+
+def test_pooled_daily_set_withholds_tickers_from_training() -> None:
+    prep = prepare("eq-daily")
+    held = set(prep.withheld)
+    assert len(held) == 52
+    assert not held & set(prep.sym[prep.train]) and held == set(prep.sym[prep.test]) - {"SPX", "NDX"}
+    assert set(prep.sym[prep.val]) == {"SPX", "NDX"}  # validation (the gate): the indexes, 2011-13
 
 
 @pytest.mark.slow
@@ -37,7 +50,6 @@ def test_train_tiny_model_writes_a_verifiable_manifest(tmp_path: Path) -> None:
     cfg = TrainConfig(
         max_epochs=2,
         patience=1,
-        specialist_epochs=1,
         teacher_hidden=(16,),
         teacher_members=2,
         student_hidden=(8,),
@@ -57,9 +69,12 @@ def test_train_tiny_model_writes_a_verifiable_manifest(tmp_path: Path) -> None:
     b = load_edge_model(manifest, "ndx-1d", role="teacher", backend="torch").predict_raw(x)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
     for role in ("student", "teacher"):
-        m = spec.metrics[role]
-        assert m["n"] == 1257 and 0.0 < m["crps_ratio_vs_rw"] < 2.0
-        assert all(math.isfinite(m[k]) for k in ("qlike", "qlike_garch", "qlike_ewma", "dm_pvalue"))
+        val = spec.metrics["validation"][role]
+        assert val["gated"]["n"] == 754 and 0.0 < val["anchor_only"]["crps_ratio_vs_anchor"] < 2.0
+        # The gate never picks a weight that does worse on validation than the anchor alone.
+        gated, anchor = val["gated"], val["anchor_only"]
+        score = gated["crps_ratio_vs_anchor"] + gated["qlike_norm_ratio_vs_anchor"]
+        assert score <= anchor["crps_ratio_vs_anchor"] + anchor["qlike_norm_ratio_vs_anchor"] + 1e-9
     model = load_edge_model(manifest, "ndx-1d")
     p = model.predict(np.tile(np.asarray(spec.feature_mean, np.float32), (3, 1)))
     assert np.all(np.diff(p.quantiles, axis=1) >= 0) and np.all(p.volatility > 0)
