@@ -22,6 +22,13 @@ instance (``on_start`` again; positions live in the exchange and survive).
 After ``max_restarts`` failures it is disabled (``strategy_disabled_total``)
 and its working orders are cancelled.  The host itself never fails for it.
 
+Epistemic-diversity breaker: subscribe the host to ``control.breaker`` too.  While a
+:class:`~engine.messages.BreakerState` is open for a (strategy, symbol) pair (its
+``strategies`` x ``symbols``; empty strategies: every hosted one), new orders of that
+strategy in that symbol are refused with an :class:`OrderReject` (reason ``breaker_open``,
+counted ``strategy_orders_paused_total{strategy}``), except orders that only reduce the
+position; cancels always pass.  A closed state lifts the pause.
+
 Results: the host samples each strategy's equity (exact Decimal, reported as
 float) at the end of each timestamp that had a bar of ``equity_symbol`` (any
 symbol when empty), keeps bar
@@ -47,7 +54,7 @@ from adapters.sim_exchange import SimExchange, SimExchangeConfig
 from engine.actor import Actor
 from engine.config import resolve
 from engine.errors import ConfigError
-from engine.messages import Bar, CancelOrder, Fill, Forecast, Order, OrderReject, Quote, Trade
+from engine.messages import Bar, BreakerState, CancelOrder, Fill, Forecast, Order, OrderReject, Quote, Trade
 from strategies.api import Strategy, StrategyError, StrategySpec
 
 __all__ = ["StrategyHost", "StrategyHostConfig", "load_strategy", "performance"]
@@ -140,6 +147,9 @@ class _Ctx:
             limit_price=limit_price,
             ts_event=host._now,
         )
+        if host._paused and (self._sid, symbol) in host._paused and not host._reduces(order):
+            host._refuse_paused(order)
+            return oid
         host._submit(order)
         return oid
 
@@ -192,6 +202,8 @@ class StrategyHost(Actor[StrategyHostConfig]):
         self._prices: dict[str, list[tuple[int, float]]] = {}
         self._fill_log: list[tuple[str, int, str, int, float, float]] = []
         self._any_trades = any(s.wants_trades for s in self._slots)
+        self._paused: set[tuple[str, str]] = set()
+        """(strategy, symbol) pairs whose new orders the diversity breaker paused."""
         for slot in self._slots:
             self._instantiate(slot)
 
@@ -246,6 +258,8 @@ class StrategyHost(Actor[StrategyHostConfig]):
             self._deliver(ex.on_market(m))
         elif t is Fill or t is OrderReject:
             pass  # our own publications echoed back by a broad subscription
+        elif t is BreakerState:
+            self._on_breaker(m)
         else:
             self.ctx.dead_letter("unexpected_message", raw=msgspec.msgpack.encode(m), type=type(m).__name__)
 
@@ -320,6 +334,37 @@ class StrategyHost(Actor[StrategyHostConfig]):
                 self._call(slot, "on_forecast", fc)
 
     # --- orders and fills ----------------------------------------------------------
+
+    def _on_breaker(self, b: BreakerState) -> None:
+        sids = b.strategies or tuple(self._by_id)
+        pairs = {(sid, sym) for sid in sids for sym in b.symbols}
+        if b.state == "open":
+            self._paused |= pairs
+        else:
+            self._paused -= pairs
+        self.ctx.log.warning(
+            "strategy_orders_paused" if b.state == "open" else "strategy_orders_resumed",
+            strategies=list(sids),
+            symbols=list(b.symbols),
+            reason=b.reason,
+        )
+
+    def _reduces(self, order: Order) -> bool:
+        """Whether ``order`` only brings its strategy's position in the symbol toward zero."""
+        pos = float(self.exchange.position(order.strategy_id, order.symbol))
+        pos += float(self.exchange.pending_qty(order.strategy_id, order.symbol))
+        return pos * order.side < 0 and order.qty <= abs(pos)
+
+    def _refuse_paused(self, order: Order) -> None:
+        self.ctx.metrics.counter("strategy_orders_paused_total", strategy=order.strategy_id).inc()
+        self._outbox.append(
+            OrderReject(
+                order_id=order.order_id,
+                strategy_id=order.strategy_id,
+                reason="breaker_open: epistemic-diversity breaker paused new orders",
+                ts_event=self._now,
+            )
+        )
 
     def _submit(self, order: Order) -> None:
         if self.config.publish_orders:
