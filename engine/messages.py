@@ -407,6 +407,10 @@ class ModelDecision(_Msg, frozen=True, kw_only=True, tag="model_decision"):
     dm_pvalue: float = 1.0
     reason: str = ""
     trace_id: str = ""
+    candidate_dir: str = ""
+    """The candidate's model directory (its signed manifest is verified again before it serves)."""
+    candidate_role: str = "student"
+    """Which network of the candidate's manifest serves (``student``, ``teacher``)."""
 
 
 class BreakerState(_Msg, frozen=True, kw_only=True, tag="breaker"):
