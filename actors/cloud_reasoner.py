@@ -51,6 +51,15 @@ endpoint is counted (``cloud_route_unavailable_total{peer=...}``, logged) and
 the escalations stay local; a route back to this node (``route_to ==
 node_id``) returns them home.  Routes for other nodes are ignored.  A local
 tier that is down refuses escalations only while they are routed locally.
+
+Regional reasoning agents (``regions``, :mod:`actors.regions`): while escalations stay on this
+node, each goes to the endpoint group of its symbol's region (a glob match; ``default_region``
+otherwise; none: the proxy's own ``llm`` endpoints), with the region's market context in the
+prompt, under the region's own token budget as well as the proxy's (refused:
+``cloud_escalations_skipped_total{why="region_budget"}``), failing over to the region's
+``failover`` regions in order (``cloud_region_failovers_total``); counted
+``cloud_region_escalations_total{region}``, and the trace's summary names the region that
+answered.
 """
 
 from __future__ import annotations
@@ -70,6 +79,7 @@ from actors.forecast_store import (
     ShadowConfig,
     ShadowEvaluator,
 )
+from actors.regions import RegionConfig, RegionRouter
 from adapters.llm import (
     ChatMessage,
     Completion,
@@ -135,6 +145,10 @@ class CloudReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     """The modes in which the proxy escalates (module docstring)."""
     node_id: str = ""
     """This node's id, matched against :class:`EscalationRoute` ``node_id``; empty: ``ctx.node_id``."""
+    regions: dict[str, RegionConfig] = {}
+    """Region name -> its endpoint group, symbols, context, budget, failover (module doc)."""
+    default_region: str = ""
+    """The region of symbols no region lists; empty: the proxy's own ``llm`` endpoints."""
     peer_endpoints: dict[str, EndpointConfig] = {}
     """Peer node id -> the LLM endpoint that takes this node's escalations while ``control.route``
     names that peer (same client policy as ``llm``)."""
@@ -222,8 +236,12 @@ def build_prompt(
     news: list[VerifiedNews],
     market: dict[str, float],
     reasons: tuple[str, ...],
+    *,
+    region_context: str = "",
 ) -> list[ChatMessage]:
-    """The chat messages for one escalation (deterministic for the same inputs)."""
+    """The chat messages for one escalation (deterministic for the same inputs); ``region_context``
+    (a line about the symbol's market, :func:`actors.regions.region_context_message`) follows the
+    first line when given."""
     spot = _spotlight_fn()
     system = _SYSTEM
     if spot is not None:
@@ -239,6 +257,8 @@ def build_prompt(
         f"point {fc.point * 1e4:.2f} bps, direction_prob {fc.direction_prob:.2f}, "
         f"volatility {fc.volatility * 1e4:.2f} bps, confidence {fc.confidence:.2f}.",
     ]
+    if region_context:
+        lines.insert(1, region_context)
     if fc.quantiles:
         qs = ", ".join(
             f"q{lv:g}={q * 1e4:.1f}" for lv, q in zip(fc.quantile_levels, fc.quantiles, strict=False)
@@ -333,6 +353,17 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         self.route_to = self.node_id
         """The node whose endpoint serves escalations now (this one unless a route says otherwise)."""
         self._peer_clients: dict[str, LLMClient] = {}
+        self.regions: RegionRouter | None = (
+            RegionRouter(
+                cfg.regions,
+                llm,
+                default=cfg.default_region,
+                metrics=ctx.metrics,
+                now_ns=ctx.clock.now_ns,
+            )
+            if cfg.regions
+            else None
+        )
         self.store = ForecastStore(cfg.store)
         self.shadow = ShadowEvaluator(cfg.shadow, on_switch_off=self._switched_off)
         self._news: dict[str, deque[VerifiedNews]] = {}
@@ -400,6 +431,9 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
             await client.aclose()
         for peer in getattr(self, "_peer_clients", {}).values():
             await peer.aclose()
+        regions = getattr(self, "regions", None)
+        if regions is not None:
+            await regions.aclose()
         if getattr(self, "_server", None) is not None:
             # within the engine's on_stop deadline (5 s): SIGTERM, then SIGKILL after 3 s
             await self._server.stop(timeout_s=3.0)
@@ -521,9 +555,21 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         if self.config.lockstep:
             self.ctx.hold()  # taken before the spawn, so no idle gap before the task runs
         client = self._client()
+        region = self._region_of(fc.symbol)
+        if region:
+            self.ctx.metrics.counter(
+                "cloud_region_escalations_total", actor=self.ctx.name, region=region
+            ).inc()
         self.ctx.spawn(
-            self._refine(fc, reasons, news, client), name=f"{self.ctx.name}:refine:{fc.forecast_id}"
+            self._refine(fc, reasons, news, client, region),
+            name=f"{self.ctx.name}:refine:{fc.forecast_id}",
         )
+
+    def _region_of(self, symbol: str) -> str:
+        """The region serving ``symbol`` now: none while escalations are routed to a peer."""
+        if self.regions is None or self.route_to != self.node_id:
+            return ""
+        return self.regions.region_for(symbol)
 
     def _on_retracted(self, r: NewsRetracted) -> None:
         """Drop withdrawn items from every symbol's recent news (issue 15: retractions)."""
@@ -548,7 +594,8 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
 
     def _may_escalate(self, key: tuple[str, str]) -> bool:
         cfg = self.config
-        if self._down and self.route_to == self.node_id:
+        region = self._region_of(key[0])
+        if self._down and self.route_to == self.node_id and not region:
             # counted as a failed attempt: the tier was wanted and could not answer
             self._tier.attempt()
             self._tier.failure(self._down, self.ctx.clock.now_ns())
@@ -571,6 +618,8 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         cost = float(cfg.max_tokens + 400)
         if self._llm_tokens < cost:
             return self._skip("token_budget")
+        if region and self.regions is not None and not self.regions.charge(region, cost):
+            return self._skip("region_budget")
         self._llm_tokens -= cost
         self._event_tokens -= 1.0
         return True
@@ -578,7 +627,12 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
     # --- the slow path ---------------------------------------------------------------
 
     async def _refine(
-        self, fc: Forecast, reasons: tuple[str, ...], news: list[VerifiedNews], client: LLMClient
+        self,
+        fc: Forecast,
+        reasons: tuple[str, ...],
+        news: list[VerifiedNews],
+        client: LLMClient,
+        region: str = "",
     ) -> None:
         key = (fc.symbol, fc.horizon)
         ctx = self.ctx
@@ -593,19 +647,35 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
                 if mk and mk.last_price > 0
                 else {}
             )
-            messages = build_prompt(fc, features, news, market, reasons)
+            router = self.regions if region else None
+            context = router.context(region) if router is not None else ""
+            messages = build_prompt(fc, features, news, market, reasons, region_context=context)
             allowed = [n.id for n in news]
             schema = answer_schema(allowed, cfg)
+            answered = ""
             try:
-                done = await client.complete(
-                    messages,
-                    CloudAnswer,
-                    schema=schema,
-                    schema_name="refinement",
-                    check=lambda a: self._check(a, allowed),
-                    deadline_s=cfg.deadline_s,
-                    max_tokens=cfg.max_tokens,
-                )
+                if router is not None:
+                    done, answered = await router.complete(
+                        region,
+                        messages,
+                        CloudAnswer,
+                        charged=charged,
+                        deadline_s=cfg.deadline_s,
+                        schema=schema,
+                        schema_name="refinement",
+                        check=lambda a: self._check(a, allowed),
+                        max_tokens=cfg.max_tokens,
+                    )
+                else:
+                    done = await client.complete(
+                        messages,
+                        CloudAnswer,
+                        schema=schema,
+                        schema_name="refinement",
+                        check=lambda a: self._check(a, allowed),
+                        deadline_s=cfg.deadline_s,
+                        max_tokens=cfg.max_tokens,
+                    )
             except InvalidAnswer as exc:
                 ctx.metrics.counter("cloud_invalid_answers_total", actor=ctx.name).inc()
                 self._tier.failure(f"invalid answer: {exc.reason}"[:300], ctx.clock.now_ns())
@@ -625,7 +695,9 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
             used = done.prompt_tokens + done.completion_tokens
             self.tokens_used += used
             self._llm_tokens = min(cfg.tokens_burst, self._llm_tokens + max(0.0, charged - used))
-            self._publish(fc, done, features, reasons)
+            if router is not None and answered:
+                router.refund(answered, charged - used)
+            self._publish(fc, done, features, reasons, region=answered)
         finally:
             self._inflight.discard(key)
             if cfg.lockstep:
@@ -648,6 +720,8 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
         done: Completion[CloudAnswer],
         features: tuple[tuple[str, float, float], ...],
         reasons: tuple[str, ...],
+        *,
+        region: str = "",
     ) -> None:
         ctx = self.ctx
         ans = done.value
@@ -681,7 +755,7 @@ class CloudReasonerProxy(Actor[CloudReasonerConfig]):
             f"escalated for {', '.join(reasons)}; edge point {fc.point * 1e4:.2f} bps -> refined "
             f"{point * 1e4:.2f} bps (model said {ans.direction} {ans.point_bps:.1f} bps, "
             f"confidence {ans.confidence:.2f}); {done.latency_s * 1000:.0f} ms, "
-            f"{done.prompt_tokens}+{done.completion_tokens} tokens"
+            f"{done.prompt_tokens}+{done.completion_tokens} tokens" + (f"; region {region}" if region else "")
         )
         if out.decision is Decision.ADOPTED:
             assert out.basis is not None
