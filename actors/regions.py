@@ -42,7 +42,7 @@ from adapters.llm import (
 )
 from engine.metrics import Metrics
 
-__all__ = ["RegionBudgetExceeded", "RegionConfig", "RegionRouter", "region_context_message"]
+__all__ = ["RegionConfig", "RegionRouter", "region_context_message"]
 
 T = TypeVar("T")
 
@@ -68,11 +68,6 @@ class RegionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             raise ValueError("tokens_per_s and tokens_burst must be >= 0")
         if len(self.context) > 2000:
             raise ValueError("region context is limited to 2000 characters")
-
-
-class RegionBudgetExceeded(LLMError):
-    """Raised by :meth:`RegionRouter.complete` when the region and every failover region
-    have no budget left for the call.  The caller should count it and skip the escalation."""
 
 
 class _Bucket:
@@ -189,7 +184,7 @@ class RegionRouter:
 
         Returns the completion and the region that answered.  Raises the last region's
         :class:`~adapters.llm.LLMError` (an invalid answer is not failed over: the model
-        answered), or :class:`RegionBudgetExceeded` when no failover region had budget.
+        answered); failover regions without budget are passed over (counted).
         """
         order = [region, *self.regions[region].failover]
         t_end = time.monotonic() + deadline_s
@@ -220,7 +215,7 @@ class RegionRouter:
             if i:
                 self.refund(name, charged)
         if last is None:
-            raise RegionBudgetExceeded(f"no budget left in {order[1:]} after {region!r} could not answer")
+            raise DeadlineExceeded(f"no time left for region {region!r}")
         raise last
 
     async def aclose(self) -> None:
