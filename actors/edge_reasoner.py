@@ -101,6 +101,7 @@ from engine.messages import (
     Forecast,
     Mode,
     ModeChange,
+    ModelDecision,
     NewsRetracted,
     Quote,
     ReasoningTrace,
@@ -235,6 +236,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         self._m_shed_conflated = m.counter("shed_total", actor=name, reason="conflated")
         self._m_by_path = {p: m.counter("edge_forecasts_by_path_total", actor=name, path=p) for p in _PATHS}
         self._m_batch = m.histogram("edge_batch_size", actor=name)
+        self._replaced: dict[str, tuple[EdgeModel, dict[str, EdgeModel]]] = {}
         self._feature_log = open(cfg.feature_log, "ab") if cfg.feature_log else None  # noqa: SIM115
         self.ctx.log.info(
             "edge_reasoner_started",
@@ -306,6 +308,8 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
                         self._folded.popitem(last=False)
                 case NewsRetracted():
                     self._on_retracted(msg)
+                case ModelDecision():
+                    self._on_model_decision(msg)
                 case ModeChange():
                     pass  # the mode is read from ctx.mode once per batch (module docstring)
                 case _:
@@ -572,6 +576,43 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
     def registry(self, model_id: str) -> RegimeRegistry:
         return self._served[model_id].registry
+
+    def _on_model_decision(self, d: ModelDecision) -> None:
+        """``control.model`` (:mod:`actors.shadow`, ``finllm models promote|rollback``): on
+        ``promote`` the candidate's network serves every regime of ``d.model_id``, on ``rollback``
+        the set it replaced serves again.  What is queued is answered first by the model it was
+        queued for, so the swap lands between two micro-batches: no bar dropped or reordered."""
+        if d.action not in ("promote", "rollback") or d.model_id not in self._served:
+            return
+        for batch in self._batcher.take_all():
+            self._run(batch)
+        reg = self._served[d.model_id].registry
+        if d.action == "rollback":
+            prev = self._replaced.pop(d.model_id, None)
+            if prev is not None:
+                promoted, _ = reg.replace_all(*prev)
+                promoted.close()
+            self.ctx.log.warning("edge_model_rolled_back", model=d.model_id, decision=d.decision_id,
+                                 restored=prev is not None, trace_id=d.trace_id)  # fmt: skip
+            return
+        try:  # the candidate's signature and hashes are checked again here, where it would serve
+            manifest = load_manifest(d.candidate_dir, metrics=self.ctx.metrics)
+            model = load_edge_model(
+                manifest,
+                d.model_id,
+                backend=self.config.fallback_backend or "onnxruntime",
+                role=d.candidate_role,
+                max_batch=self.config.max_batch,
+            )
+        except Exception as exc:  # a refused candidate never stops the serving model
+            self.ctx.metrics.counter("edge_promotions_refused_total", actor=self.ctx.name).inc()
+            self.ctx.log.error(
+                "edge_promotion_refused", model=d.model_id, decision=d.decision_id, error=str(exc)
+            )
+            return
+        self._replaced.setdefault(d.model_id, reg.replace_all(model))
+        self.ctx.log.info("edge_model_promoted", model=d.model_id, version=model.version,
+                          role=d.candidate_role, decision=d.decision_id, trace_id=d.trace_id)  # fmt: skip
 
 
 # The module docstring's drop reasons and serving paths, in that order.

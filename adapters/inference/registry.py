@@ -49,6 +49,18 @@ class RegimeRegistry:
         self._models[regime] = model
         return old
 
+    def replace_all(
+        self, default: EdgeModel, specialists: Mapping[str, EdgeModel] | None = None
+    ) -> tuple[EdgeModel, dict[str, EdgeModel]]:
+        """Serve every regime with a new set of models from the next batch on (blue-green: a
+        promoted version replaces the student *and* the specialists in one step, so no batch
+        mixes versions).  Returns the models replaced, for a rollback or to close."""
+        self.generation += 1
+        old = (self._default, self._models)
+        self._default = default
+        self._models = dict(specialists or {})
+        return old
+
     def remove(self, regime: str) -> EdgeModel | None:
         """Send ``regime`` back to the default model; returns the specialist removed."""
         self.generation += 1
