@@ -428,3 +428,54 @@ def test_tls_files_need_an_https_endpoint() -> None:
     ep = EndpointConfig(name="m", url="http://127.0.0.1:1/v1", model="m", tls_ca="/nonexistent.pem")
     with pytest.raises(ValueError, match="https"):
         LLMClient(LLMClientConfig(endpoints=(ep,)))
+
+
+def _sharding_example() -> dict[str, Any]:
+    import tomllib
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "sharding" / "cloud-sharded.toml"
+    table: dict[str, Any] = tomllib.loads(path.read_text())["actors"][0]
+    return table
+
+
+@pytest.mark.asyncio
+async def test_the_sharding_example_config_is_accepted_and_speaks_each_dialect(
+    fault_server: FaultFactory,
+) -> None:
+    """docs/sharding/cloud-sharded.toml loads into the proxy's config, and each of its endpoints,
+    pointed at the fault server, sends the structured-output fields of its dialect."""
+    from actors.cloud_reasoner import CloudReasonerConfig
+    from actors.regions import RegionRouter
+
+    table = _sharding_example()
+    assert table["class"] == "actors.cloud_reasoner:CloudReasonerProxy"
+    cfg = msgspec.convert(table["config"], CloudReasonerConfig)
+    assert set(cfg.regions) == {"us", "eu"} and cfg.default_region == "us"
+    eps = {e.name: e for r in cfg.regions.values() for e in r.endpoints}
+    assert {e.dialect for e in eps.values()} == {"vllm", "tgi"}
+    mtls = eps["vllm-eu-405b"]
+    assert mtls.url.startswith("https://") and mtls.tls_client_cert and mtls.tls_client_key
+    assert cfg.regions["us"].failover == ("eu",) and "CME" in cfg.regions["us"].context
+    llm = cfg.llm
+    assert llm is not None
+    router = RegionRouter(cfg.regions, llm, default=cfg.default_region)
+    assert router.region_for("ESZ3") == "us" and router.region_for("SAP.DE") == "eu"
+    assert router.region_for("XYZ", venue="EUREX") == "eu" and router.region_for("XYZ") == "us"
+    srv = await fault_server()
+    for ep in eps.values():  # the same endpoints, on loopback and without the TLS files
+        local = msgspec.structs.replace(
+            ep, url=srv.url, tls_ca="", tls_client_cert="", tls_client_key="", stream=False
+        )
+        client = LLMClient(msgspec.structs.replace(llm, endpoints=(local,), hedge=False))
+        done = await client.complete(MSGS, Answer)
+        await client.aclose()
+        body = srv.bodies[-1]
+        assert done.value.ok and body["model"] == ep.model
+        if ep.dialect == "vllm":
+            assert body["structured_outputs"]["json"]["required"] == ["ok"]
+        else:
+            assert (
+                body["response_format"]["type"] == "json"
+                and "ok" in body["response_format"]["value"]["properties"]
+            )
