@@ -12,7 +12,7 @@ on whole micro-batches.  Each forecast goes to ``forecast.<SYM>``
 ``trace_threshold`` from 0.5, or whose median is at least ``trace_z``
 volatilities from 0, also gets a :class:`~engine.messages.ReasoningTrace` on
 ``trace.<SYM>`` with the features that moved it most (occlusion) and the ids of
-the news items still weighing on the symbol.
+the news items that changed it (see News).
 
 Flushing: ``flush = "chunk"`` (replay) runs everything queued at the end of each
 mailbox batch - deterministic, no timers; ``flush = "deadline"`` (live) holds a
@@ -25,11 +25,13 @@ multiple of 8 (and torch's for any size >= 2), so batches are padded to a
 multiple of ``pad_multiple`` rows (the padding rows are discarded); replay
 is then byte-identical however the mailbox happens to be drained.
 
-News: verified items update the symbol's narrative features and their ids go into
-the traces.  The shipped models were trained on periods for which no timestamped
-news exists, so their weights on the news features are pinned at zero: news is
-carried and reported, but it does not move a forecast until a model is trained
-with news.
+News: verified items update the symbol's narrative features.  A trace names news ids
+(``news_ids``) only when news changed that forecast: the row is run again with its news
+features at the no-news value and the outputs compared.  The shipped models were trained
+on periods for which no timestamped news exists, so their weights on the news features
+are pinned at zero: their traces name no news ids, and the summary says which items were
+seen without effect.  Likewise a trace's ``features`` are only those whose occlusion
+changed the forecast (a feature without weight is never named).
 
 Modes (``ctx.mode``, read per mailbox batch for conflation and per micro-batch
 for the network and the attributions, so a switch lands between two batches: no
@@ -68,7 +70,9 @@ is counted by the path that served it: ``edge_forecasts_by_path_total{path=
 Accounting: every bar handled is a forecast, a counted drop or still queued -
 ``edge_bars_total = edge_forecasts_total + sum(edge_bars_dropped_total) +``
 (micro-batch queue, answered at stop).  Drop reasons: ``bad_bar`` (non-finite or
-non-positive; also dead-lettered), ``first_bar`` (the features need a previous
+non-positive; also dead-lettered), ``wrong_bar`` (a time bar whose length differs from
+the one the symbol's model was trained on, e.g. daily bars to the one-minute model:
+refused, dead-lettered with both lengths, logged once per symbol), ``first_bar`` (the features need a previous
 close: no row), ``warmup`` (features not warm and ``emit_warmup`` off),
 ``cadence`` (``every_n_bars``), ``conflated`` (DEGRADED and worse, above) and
 ``nonfinite_output`` (the model's output was not finite; also dead-lettered).
@@ -237,6 +241,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         self._m_by_path = {p: m.counter("edge_forecasts_by_path_total", actor=name, path=p) for p in _PATHS}
         self._m_batch = m.histogram("edge_batch_size", actor=name)
         self._replaced: dict[str, tuple[EdgeModel, dict[str, EdgeModel]]] = {}
+        self._refused_symbols: set[str] = set()
         self._feature_log = open(cfg.feature_log, "ab") if cfg.feature_log else None  # noqa: SIM115
         self.ctx.log.info(
             "edge_reasoner_started",
@@ -368,6 +373,26 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             self._drop("bad_bar")
             return
         served = self._served_for(bar.symbol)
+        bar_ns = served.spec.feature_config.bar_ns
+        if bar.kind == "time" and bar.spec > 0 and abs(bar.spec - bar_ns) > 0.01 * bar_ns:
+            # A model forecasts the next bar of the length it was trained on; a 1-minute model
+            # fed daily bars (or the reverse) would serve numbers with no meaning.
+            self.ctx.dead_letter(
+                f"edge_reasoner: model {served.spec.model_id} was trained on {_span(bar_ns)} bars; "
+                f"refusing a {_span(bar.spec)} bar of {bar.symbol} (serve it with a model trained "
+                "for that bar length: finllm train, or symbol_models)",
+                raw=_encode(bar),
+                ts_event=bar.ts_event,
+                symbol=bar.symbol,
+            )
+            if bar.symbol not in self._refused_symbols:
+                self._refused_symbols.add(bar.symbol)
+                self.ctx.log.error(
+                    "edge_bar_refused", symbol=bar.symbol, model=served.spec.model_id,
+                    model_bar=_span(bar_ns), bar=_span(bar.spec),
+                )  # fmt: skip
+            self._drop("wrong_bar")
+            return
         row = served.features.on_bar(bar)
         if row is None:
             self._drop("first_bar")
@@ -450,13 +475,30 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             if now > p.deadline_ns:
                 self._m_late.inc()
         feats: dict[int, list[tuple[str, float, float]]] = {}
+        news_moved: set[int] = set()
         for model, idx in explain.values():
             rows = np.stack([batch[i].row.values for i in idx])
-            feats.update(zip(idx, model.attribute_many(rows, self.config.trace_top), strict=True))
+            for i, fs in zip(idx, model.attribute_many(rows, self.config.trace_top), strict=True):
+                # A trace names only features that carry weight: one whose occlusion leaves the
+                # forecast exactly as it was (news inputs of a model trained without news) is left out.
+                feats[i] = [f for f in fs if f[2] != 0.0]
+            news_moved.update(self._news_moved(model, [i for i in idx if batch[i].row.news_ids], batch))
         for i in sorted(traced):  # traces in event order, whatever model explained them
             res = results[i]
             assert res is not None
-            self._trace(batch[i], res[0], *traced[i], feats[i])
+            self._trace(batch[i], res[0], *traced[i], feats[i], i in news_moved)
+
+    def _news_moved(self, model: EdgeModel, idx: list[int], batch: list[_Pending]) -> list[int]:
+        """The rows of ``idx`` whose forecast changes when their news features are set to the
+        no-news value (0): only their traces name news ids."""
+        if not idx:
+            return []
+        rows = np.stack([batch[i].row.values for i in idx])
+        off = rows.copy()
+        off[:, _NEWS_COLS] = 0.0
+        pad = self.config.pad_multiple
+        a, b = model.predict_raw(rows, pad), model.predict_raw(off, pad)
+        return [i for j, i in enumerate(idx) if not np.array_equal(a[j], b[j])]
 
     def _emit(self, p: _Pending, model: EdgeModel, out: np.ndarray, cheap: bool) -> tuple[str, str] | None:
         """Publish the forecast; return (forecast id, summary) when it is to be traced
@@ -543,9 +585,13 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         fid: str,
         summary: str,
         feats: list[tuple[str, float, float]],
+        news_moved: bool = False,
     ) -> None:
         row = p.row
-        top = ", ".join(f"{n}={v:+.2f} ({c:+.3f})" for n, v, c in feats[:3])
+        top = ", ".join(f"{n}={v:+.2f} ({c:+.3f})" for n, v, c in feats[:3]) or "no single feature"
+        unmoved = ""
+        if row.news_ids and not news_moved:
+            unmoved = f"; news seen without effect on this forecast: {', '.join(row.news_ids)}"
         self.ctx.publish(
             f"trace.{row.symbol}",
             ReasoningTrace(
@@ -558,8 +604,10 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
                 model_id=model.model_id,
                 model_version=model.version,
                 features=tuple(feats),
-                news_ids=row.news_ids,
-                summary=f"{summary}; moved most by {top}{self._retraction_note.pop(row.symbol, '')}",
+                news_ids=row.news_ids if news_moved else (),
+                summary=(
+                    f"{summary}; moved most by {top}{unmoved}{self._retraction_note.pop(row.symbol, '')}"
+                ),
             ),
         )
         self._m_traces.inc()
@@ -616,8 +664,21 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
 
 # The module docstring's drop reasons and serving paths, in that order.
-_DROP_REASONS: Final = ("bad_bar", "first_bar", "warmup", "cadence", "conflated", "nonfinite_output")
+_DROP_REASONS: Final = (
+    "bad_bar", "wrong_bar", "first_bar", "warmup", "cadence", "conflated", "nonfinite_output",
+)  # fmt: skip
+
+
+def _span(ns: float) -> str:
+    """A bar length for messages: ``1d``, ``1m``, ``5s``..."""
+    for unit, size in (("d", 86_400e9), ("h", 3_600e9), ("m", 60e9), ("s", 1e9)):
+        if ns >= size and ns % size == 0:
+            return f"{int(ns // size)}{unit}"
+    return f"{ns / 1e9:g}s"
+
+
 _PATHS: Final = ("full", "cheap")
+_NEWS_COLS: Final = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("news_")]
 
 
 def _last_bar_index(msgs: list[Any]) -> dict[str, int]:

@@ -280,7 +280,8 @@ def tick_rule(price: np.ndarray) -> np.ndarray:
     side = np.zeros(n, dtype=np.int8)
     if n < 2:
         return side
-    sign = np.sign(np.diff(price)).astype(np.int8)
+    # A NaN price (a bad row, the feed's to dead-letter) gives no direction, not a cast warning.
+    sign = np.nan_to_num(np.sign(np.diff(price)), nan=0.0).astype(np.int8)
     idx = np.where(sign != 0, np.arange(1, n), 0)
     np.maximum.accumulate(idx, out=idx)
     side[1:] = np.where(idx > 0, sign[np.maximum(idx - 1, 0)], 0)

@@ -8,11 +8,28 @@ order of :data:`FEATURE_NAMES`).  The training script feeds the *same* class
 with the historical bars, so the model sees at run time exactly what it saw in
 training.
 
-Scale: feature 0 is ``log_vol``, the natural log of the EWMA(``ewma_lambda``)
-volatility of one-bar log returns (a plain number, not percent) - that is, the
-RiskMetrics forecast of the next bar's return standard deviation.  The edge
-model forecasts the next return *in units of that volatility*, so every other
-price feature is made scale-free by dividing by it.
+Scale: feature 0 is ``log_vol``, the natural log of the *anchor* volatility of
+one-bar log returns (a plain number, not percent): the one-step forecast of the
+next bar's return standard deviation by a classical model, ``FeatureConfig.anchor``:
+
+* ``"ewma"``: RiskMetrics EWMA(``ewma_lambda``);
+* ``"gjr"``: GJR-GARCH(1,1) with fixed ``gjr_alpha``/``gjr_gamma``/``gjr_beta`` (fitted
+  by the training script on training returns only) and variance targeting: the
+  constant is ``(1 - alpha - gamma/2 - beta)`` times the symbol's running mean
+  squared return, so one set of parameters serves any instrument's scale.
+
+The edge model forecasts the next return *in units of that volatility* and its
+variance as a correction of the anchor's (``vol = anchor * exp(a / 2)``), so a model
+whose correction is switched off is the anchor itself.  Every other price feature
+is made scale-free by dividing by the anchor.
+
+Range features use the bar's open/high/low/close: ``range`` is ``ln(high/low)``,
+``gk_1`` the Garman-Klass variance of the last bar, ``pk_5``/``pk_22`` the mean
+Parkinson variance ``ln(high/low)^2 / (4 ln 2)`` over 5 and 22 bars (the HAR
+horizons), all relative to the anchor variance; a bar without a range (open = high
+= low = close) gives the floor ``ln(1e-3)``.  Asymmetry: ``down_5`` (mean squared
+*negative* return over 5 bars) and ``gap_ret`` (the move from the previous close to
+this bar's open: the overnight gap of daily bars).
 
 Neutral values: when a symbol has no quotes, ``spread`` is 0; when it has no
 news, every ``news_*`` feature is 0; a bar without trade-side information
@@ -23,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 import numpy as np
@@ -39,7 +56,7 @@ __all__ = [
     "SymbolFeatures",
 ]
 
-FEATURE_SCHEMA: Final = 1
+FEATURE_SCHEMA: Final = 2
 """Bumped whenever the meaning or order of :data:`FEATURE_NAMES` changes; models record it."""
 
 _EMBED_DIMS: Final = 4
@@ -53,6 +70,12 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "rv_20",  # ln(mean squared return over 20 bars / EWMA variance)
     "vol_ratio",  # ln(fast EWMA variance / slow EWMA variance)
     "range",  # ln(high / low) of the last bar / volatility
+    "gk_1",  # ln(Garman-Klass variance of the last bar / variance + 1e-3)
+    "pk_5",  # ln(mean Parkinson variance over 5 bars / variance + 1e-3)
+    "pk_22",  # ln(mean Parkinson variance over 22 bars / variance + 1e-3)
+    "ewma_rel",  # ln(EWMA variance / anchor variance): 0 when the anchor is the EWMA
+    "down_5",  # ln(mean squared negative return over 5 bars / variance + 1e-3)
+    "gap_ret",  # ln(open / previous close) / volatility: the overnight gap of daily bars
     "imbalance",  # EWMA of (buy - sell) / volume per bar, in [-1, 1]
     "volume_z",  # z-score of ln volume against its EWMA mean and variance
     "spread",  # EWMA relative quoted spread / volatility (0 without quotes)
@@ -66,9 +89,13 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
 
 _IDX: Final = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _N: Final = len(FEATURE_NAMES)
+_NEWS0: Final = _IDX["news_sent"]
 _DAY_NS: Final = 86_400_000_000_000
 _TWO_PI: Final = 2.0 * math.pi
 _VAR_FLOOR: Final = 1e-14  # a 1e-7 volatility: below any real instrument's one-bar move
+_LN2x4: Final = 4.0 * math.log(2.0)
+_GK_C: Final = 2.0 * math.log(2.0) - 1.0
+_REL_FLOOR: Final = 1e-3  # relative-variance features: ln(x + 1e-3), finite for a flat bar
 
 
 class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -80,6 +107,9 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     the running mean of squared returns).  ``news_half_life_s``: seconds for a
     news item's weight to halve.  ``clip``: bound on standardized features.
     ``bar_ns``: nominal bar length in ns, used when a bar does not say (``spec``).
+    ``anchor``: the classical volatility the features and the model are scaled by
+    (module docstring); ``gjr_alpha``/``gjr_gamma``/``gjr_beta`` its GJR-GARCH(1,1)
+    parameters (``alpha + gamma/2 + beta < 1``).
     """
 
     ewma_lambda: float = 0.94
@@ -90,8 +120,16 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     news_half_life_s: float = 1800.0
     clip: float = 8.0
     bar_ns: int = 60_000_000_000
+    anchor: Literal["ewma", "gjr"] = "ewma"
+    gjr_alpha: float = 0.02
+    gjr_gamma: float = 0.12
+    gjr_beta: float = 0.9
 
     def __post_init__(self) -> None:
+        if min(self.gjr_alpha, self.gjr_gamma, self.gjr_beta) < 0.0 or not (
+            self.gjr_alpha + self.gjr_gamma / 2.0 + self.gjr_beta < 1.0
+        ):
+            raise ValueError("FeatureConfig: gjr_* must be >= 0 with alpha + gamma/2 + beta < 1")
         for name in ("ewma_lambda", "slow_lambda"):
             v = getattr(self, name)
             if not 0.0 < v < 1.0:
@@ -159,13 +197,19 @@ class SymbolFeatures:
 
     __slots__ = (
         "_cfg",
+        "_dn5",
         "_emb",
+        "_h",
         "_last_close",
         "_last_ts",
+        "_lr_n",
+        "_lr_sum",
         "_news_ids",
         "_news_int",
         "_news_sent",
         "_news_ts",
+        "_pk5",
+        "_pk22",
         "_r5",
         "_r20",
         "_spread",
@@ -188,6 +232,12 @@ class SymbolFeatures:
         self._vslow = 0.0
         self._r5 = _Ring(5)
         self._r20 = _Ring(20)
+        self._pk5 = _Ring(5)
+        self._pk22 = _Ring(22)
+        self._dn5 = _Ring(5)
+        self._h = 0.0  # anchor variance forecast of the next return
+        self._lr_sum = 0.0  # running sum and count of squared returns (GJR variance target)
+        self._lr_n = 0
         self._spread = math.nan
         self.imbalance = 0.0
         self.vol_mean = math.nan
@@ -264,26 +314,46 @@ class SymbolFeatures:
             self._update_flow(bar)
             return None
         r = math.log(close / prev_close)
-        prev_var = self._vfast
+        prev_var = self._h
         r2 = r * r
         self.bars += 1
+        self._lr_sum += r2
+        self._lr_n += 1
         if self.bars <= cfg.warmup_bars:
             # Running mean until the EWMA has something to decay from.
             self._vfast += (r2 - self._vfast) / self.bars
             self._vslow = self._vfast
+            self._h = self._vfast
         else:
             lam = cfg.ewma_lambda
             self._vfast = lam * self._vfast + (1.0 - lam) * r2
             ls = cfg.slow_lambda
             self._vslow = ls * self._vslow + (1.0 - ls) * r2
+            if cfg.anchor == "gjr":
+                a, g, b = cfg.gjr_alpha, cfg.gjr_gamma, cfg.gjr_beta
+                omega = (1.0 - a - 0.5 * g - b) * self._lr_sum / self._lr_n
+                self._h = omega + (a + (g if r < 0.0 else 0.0)) * r2 + b * self._h
+            else:
+                self._h = self._vfast
         self._r5.push(r)
         self._r20.push(r)
+        self._dn5.push(r2 if r < 0.0 else 0.0)
+        hi, lo, op = bar.high, bar.low, bar.open
+        has_range = hi > 0.0 and lo > 0.0 and hi >= lo
+        hl = math.log(hi / lo) if has_range else 0.0
+        pk = hl * hl / _LN2x4
+        self._pk5.push(pk)
+        self._pk22.push(pk)
+        gk = pk
+        if has_range and op > 0.0:
+            co = math.log(close / op)
+            gk = max(0.0, 0.5 * hl * hl - _GK_C * co * co)
         vz = 0.0
         if bar.volume > 0.0 and not math.isnan(self.vol_mean):
             vz = (math.log(bar.volume) - self.vol_mean) / math.sqrt(self.vol_var)
         self._update_flow(bar)
 
-        var = max(self._vfast, _VAR_FLOOR)
+        var = max(self._h, _VAR_FLOOR)
         sd = math.sqrt(var)
         prev_sd = math.sqrt(max(prev_var, _VAR_FLOOR)) if self.bars > 1 else sd
         clip = cfg.clip
@@ -294,18 +364,25 @@ class SymbolFeatures:
         v[3] = _clip(self._r20.sum / (sd * math.sqrt(len(self._r20))), clip)
         v[4] = _clip(math.log(max(self._r5.sumsq, 0.0) / len(self._r5) / var + 1e-6), clip)
         v[5] = _clip(math.log(max(self._r20.sumsq, 0.0) / len(self._r20) / var + 1e-6), clip)
-        v[6] = _clip(math.log(var / max(self._vslow, _VAR_FLOOR)), clip)
-        if bar.high > 0.0 and bar.low > 0.0 and bar.high >= bar.low:
-            v[7] = _clip(math.log(bar.high / bar.low) / sd, clip)
-        v[8] = self.imbalance
-        v[9] = _clip(vz, clip)
+        v[6] = _clip(math.log(max(self._vfast, _VAR_FLOOR) / max(self._vslow, _VAR_FLOOR)), clip)
+        if has_range:
+            v[7] = _clip(hl / sd, clip)
+        v[8] = _clip(math.log(gk / var + _REL_FLOOR), clip)
+        v[9] = _clip(math.log(max(self._pk5.sum, 0.0) / len(self._pk5) / var + _REL_FLOOR), clip)
+        v[10] = _clip(math.log(max(self._pk22.sum, 0.0) / len(self._pk22) / var + _REL_FLOOR), clip)
+        v[11] = _clip(math.log(max(self._vfast, _VAR_FLOOR) / var), clip)
+        v[12] = _clip(math.log(max(self._dn5.sum, 0.0) / len(self._dn5) / var + _REL_FLOOR), clip)
+        if op > 0.0 and math.isfinite(op):
+            v[13] = _clip(math.log(op / prev_close) / sd, clip)
+        v[_IDX["imbalance"]] = self.imbalance
+        v[_IDX["volume_z"]] = _clip(vz, clip)
         if not math.isnan(self._spread):
-            v[10] = _clip(self._spread / sd, clip)
+            v[_IDX["spread"]] = _clip(self._spread / sd, clip)
         phase = _TWO_PI * (bar.ts_event % _DAY_NS) / _DAY_NS
-        v[11] = math.sin(phase)
-        v[12] = math.cos(phase)
+        v[_IDX["tod_sin"]] = math.sin(phase)
+        v[_IDX["tod_cos"]] = math.cos(phase)
         bar_ns = bar.spec if bar.kind == "time" and bar.spec > 0 else cfg.bar_ns
-        v[13] = _clip(math.log(max(1.0, (bar.ts_event - prev_ts) / bar_ns)), clip)
+        v[_IDX["gap"]] = _clip(math.log(max(1.0, (bar.ts_event - prev_ts) / bar_ns)), clip)
         news_ids = self._news_features(v, bar.ts_event)
         return FeatureRow(
             symbol=self.symbol,
@@ -341,10 +418,10 @@ class SymbolFeatures:
         self._decay_news(ts)
         inten = self._news_int
         if inten > 0.0:
-            v[14] = math.tanh(self._news_sent)
-            v[15] = math.log1p(inten)
+            v[_NEWS0] = math.tanh(self._news_sent)
+            v[_NEWS0 + 1] = math.log1p(inten)
             emb = self._emb / max(inten, 1.0)
-            v[16 : 16 + _EMBED_DIMS] = np.clip(emb, -1.0, 1.0)
+            v[_NEWS0 + 2 : _NEWS0 + 2 + _EMBED_DIMS] = np.clip(emb, -1.0, 1.0)
         horizon_ns = self._cfg.news_half_life_s * 1e9 * math.log2(20.0)  # weight above 5%
         return tuple(i for t, i in self._news_ids if ts - t <= horizon_ns)
 

@@ -272,7 +272,22 @@ _SKILL_FIGURES = (
 )
 
 # dataset -> the replay profile's bar length (ns) for trade tapes, and the random walk's window.
-_REPLAY_BARS = {"emini": (60_000_000_000, 50.0, 390), "sp500": (0, 1.0, 250), "nasdaq": (0, 1.0, 250)}
+_REPLAY_BARS = {
+    "emini": (60_000_000_000, 50.0, 390),
+    "sp500": (0, 1.0, 250),
+    "nasdaq": (0, 1.0, 250),
+    "sp500-tickers": (0, 1.0, 250),
+}
+_MEDIAN_FIGURES = (
+    "crps_ratio_vs_garch",
+    "crps_ratio_vs_gjr",
+    "crps_ratio_vs_rw",
+    "qlike_norm_ratio_vs_garch",
+    "qlike_norm_ratio_vs_gjr",
+    "dm_pvalue_vs_garch",
+    "coverage_80",
+    "coverage_90",
+)
 
 
 def replay_forecasts(dataset: str, out: Path, model_dir: str, extra: list[str] | None = None) -> Path:
@@ -289,6 +304,13 @@ def replay_forecasts(dataset: str, out: Path, model_dir: str, extra: list[str] |
     if rc != 0:
         raise RuntimeError(f"finllm replay --dataset {dataset} exited {rc}")
     return out / "forecasts.jsonl"
+
+
+def _withheld(manifest: Manifest, model_id: str) -> list[str]:
+    import json
+
+    raw = json.loads((manifest.directory / "manifest.json").read_text())
+    return list(raw["models"].get(model_id, {}).get("withheld_symbols", []))
 
 
 def _test_start_ns(manifest: Manifest, model_id: str) -> tuple[int, str]:
@@ -312,10 +334,22 @@ def _quality(manifest: Manifest, datasets: list[str], as_json: bool, refit_every
             fcs = scoring.read_forecasts(fpath)
             replay_s = time.perf_counter() - t0
         model_id = str(fcs[0]["model_id"]).split(".")[0]
-        start_ns, first = _test_start_ns(manifest, model_id)
         bars = bars_from_tape(tape, bar_ns or 60_000_000_000, mult)
         t1 = time.perf_counter()
-        sk = run_skill(fcs, bars, start_ns=start_ns, rw_window=rw_window, refit_every=refit_every)
+        withheld = _withheld(manifest, model_id) if name == "sp500-tickers" else None
+        if name == "sp500-tickers":
+            # Held out by ticker, not by time: the tickers the model never saw, from their 101st bar
+            # (the baselines need a history to fit).
+            if not withheld:
+                print(f"# {name}: model {model_id} lists no withheld tickers; skipped", file=sys.stderr)
+                continue
+            start_ns, first = 0, f"withheld tickers ({len(withheld)}), from each one's bar 101"
+            sk = run_skill(
+                fcs, bars, symbols=withheld, rw_window=rw_window, refit_every=refit_every, min_history=100
+            )
+        else:
+            start_ns, first = _test_start_ns(manifest, model_id)
+            sk = run_skill(fcs, bars, start_ns=start_ns, rw_window=rw_window, refit_every=refit_every)
         if _SKILL_OUT:
             write_skill_json(sk, Path(_SKILL_OUT) / f"skill-{name}.json")
         m = sk.pooled
@@ -350,6 +384,30 @@ def _quality(manifest: Manifest, datasets: list[str], as_json: bool, refit_every
                 if as_json:
                     value = None
             emit("edge", fig, value, unit, as_json=as_json, **kw, **ctx)
+        if withheld:
+            per = sk.per_symbol
+            for fig in _MEDIAN_FIGURES:
+                vals = np.asarray([d[fig] for d in per.values() if fig in d and math.isfinite(d[fig])])
+                unit = "p" if "pvalue" in fig else "fraction" if fig.startswith("coverage") else "ratio"
+                emit(
+                    "edge",
+                    f"{fig}_median_ticker",
+                    float(np.median(vals)),
+                    unit,
+                    as_json=as_json,
+                    tickers=len(vals),
+                    **ctx,
+                )
+            q = np.asarray([d["qlike_norm_ratio_vs_garch"] for d in per.values()])
+            emit(
+                "edge",
+                "share_tickers_qlike_below_garch",
+                float(np.mean(q < 1.0)),
+                "fraction",
+                as_json=as_json,
+                tickers=len(q),
+                **ctx,
+            )
 
 
 _SKILL_OUT = os.environ.get("FINLLM_SKILL_OUT", "")

@@ -85,7 +85,10 @@ DATASET_SPECS: Final = {
     "emini": DatasetSpec("emini", "es-1m", "ES", "1m", _MINUTE_NS, "fraction", 1800.0, 390),
     "sp500": DatasetSpec("sp500", "spx-1d", "SPX", "1d", _DAY_NS, "date", 86400.0 * 2, 250),
     "nasdaq": DatasetSpec("nasdaq", "ndx-1d", "NDX", "1d", _DAY_NS, "date", 86400.0 * 2, 250),
+    "eq-daily": DatasetSpec("eq-daily", "eq-1d", "*", "1d", _DAY_NS, "date", 86400.0 * 2, 250),
 }
+"""``eq-daily``: one cross-sectional daily model (``eq-1d``) for S&P 500, NASDAQ and US stocks;
+the manifest also lists it as ``spx-1d`` and ``ndx-1d`` (the same files) for the index replays."""
 _LOADERS: Final = {"emini": load_emini, "sp500": load_sp500, "nasdaq": load_nasdaq}
 
 
@@ -100,45 +103,49 @@ def data_sha256(tape: Tape) -> str:
     return h.hexdigest()
 
 
-def bars_from_trades(tape: Tape, bar_ns: int = _MINUTE_NS) -> list[Bar]:
+def bars_from_trades(tape: Tape, bar_ns: int = _MINUTE_NS, multiplier: float = _ES_MULTIPLIER) -> list[Bar]:
     """Time bars from a single-symbol trade tape, built by the same
     :class:`adapters.bars.BarAggregator` the market-data feed uses (so training sees
     exactly the bars the actor gets in replay); trade ``i`` has ``seq`` ``i + 1``."""
-    agg = BarAggregator(BarSpec(kind="time", size=float(bar_ns), multiplier=_ES_MULTIPLIER))
+    agg = BarAggregator(BarSpec(kind="time", size=float(bar_ns), multiplier=multiplier))
     bars = [b for _, b in agg.update_many(tape.symbol, tape.ts_ns, tape.price, tape.size, tape.side, 0)]
     bars.extend(agg.flush())
     return bars
 
 
 def bars_from_daily(tape: Tape) -> Iterator[Bar]:
-    """One bar per row of a daily tape (close in ``price``, open/high/low in ``extra``)."""
-    sym = tape.symbol
+    """One bar per row of a daily bar tape (close in ``price``, open/high/low in ``extra``), any
+    number of symbols; each symbol's bars numbered 1, 2, ... as the feed numbers them."""
     o, h, lo = tape.extra["open"], tape.extra["high"], tape.extra["low"]
+    open_ns = tape.bar_open_ns or 23_400_000_000_000
+    seq: dict[str, int] = {}
     for i in range(len(tape)):
+        sym = tape.symbols[int(tape.sym[i])]
+        seq[sym] = seq.get(sym, 0) + 1
         ts = int(tape.ts_ns[i])
         yield Bar(
             symbol=sym,
             ts_event=ts,
-            ts_open=ts - 23_400_000_000_000,
-            seq=i + 1,
+            ts_open=ts - open_ns,
+            seq=seq[sym],
             open=float(o[i]),
             high=float(h[i]),
             low=float(lo[i]),
             close=float(tape.price[i]),
             volume=float(tape.size[i]),
             kind="time",
-            spec=float(_DAY_NS),
+            spec=float(tape.bar_ns or _DAY_NS),
         )
 
 
 @dataclasses.dataclass
 class Prepared:
-    """Feature rows of one dataset with their next-bar targets, split chronologically.
+    """Feature rows with their next-bar targets, split.
 
-    Row ``i``: features ``x[i]`` after bar ``ts[i]``, scale ``scale[i]`` (EWMA
-    volatility), target ``y[i]`` = log return of the next bar.  ``returns`` is
-    every one-bar log return in order; ``target_index[i]`` is where ``y[i]``
-    sits in it.  ``train``/``val``/``test`` are row slices.
+    Row ``i``: features ``x[i]`` after bar ``ts[i]`` of ``sym[i]``, scale ``scale[i]`` (the
+    anchor volatility), target ``y[i]`` = log return of that symbol's next bar.  Rows are
+    ordered train, then validation, then test (chronological within a series); ``train``/
+    ``val``/``test`` are row slices.
     """
 
     spec: DatasetSpec
@@ -147,70 +154,220 @@ class Prepared:
     scale: np.ndarray
     y: np.ndarray
     ts: np.ndarray
+    sym: np.ndarray
     regime: np.ndarray
-    returns: np.ndarray
-    target_index: np.ndarray
     train: slice
     val: slice
     test: slice
     data_sha256: str
+    withheld: tuple[str, ...] = ()
 
     def period(self, sl: slice) -> dict[str, Any]:
         ts = self.ts[sl]
-        iso = [np.datetime_as_string(np.datetime64(int(t), "ns"), unit="m") + "Z" for t in (ts[0], ts[-1])]
+        if not len(ts):
+            return {"first_basis": "", "last_basis": "", "rows": 0}
+        iso = [
+            np.datetime_as_string(np.datetime64(int(t), "ns"), unit="m") + "Z" for t in (ts.min(), ts.max())
+        ]
         return {"first_basis": iso[0], "last_basis": iso[1], "rows": len(ts)}
 
 
-def prepare(name: str) -> Prepared:
-    """Load a dataset, build bars and features, and split; see :class:`Prepared`."""
-    spec = DATASET_SPECS[name]
-    tape = _LOADERS[name]()
-    bars = bars_from_trades(tape, spec.bar_ns) if name == "emini" else bars_from_daily(tape)
-    fcfg = FeatureConfig(bar_ns=spec.bar_ns, news_half_life_s=spec.news_half_life_s)
+def _bars(name: str, tape: Tape, spec: DatasetSpec) -> list[Bar]:
+    return bars_from_trades(tape, spec.bar_ns) if name == "emini" else list(bars_from_daily(tape))
+
+
+def fit_anchor(returns: np.ndarray) -> dict[str, float]:
+    """GJR-GARCH(1,1) parameters (zero mean, normal) of ``returns`` (training returns only);
+    GARCH(1,1)'s (``gjr_gamma`` 0) when the fitted asymmetry is negative."""
+    from arch import arch_model
+
+    r = np.asarray(returns, np.float64)
+    r = r[np.isfinite(r)]
+    sd = float(np.std(r))
+    res: Any = arch_model(r / sd, mean="Zero", vol="GARCH", p=1, o=1, q=1, rescale=False).fit(disp="off")
+    p = res.params
+    a, g, b = float(p["alpha[1]"]), float(p["gamma[1]"]), float(p["beta[1]"])
+    if g < 0.0:
+        # No leverage effect in these returns (arch allows gamma < 0 while alpha + gamma >= 0):
+        # the anchor is then a plain GARCH(1,1).
+        res = arch_model(r / sd, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(disp="off")
+        a, g, b = float(res.params["alpha[1]"]), 0.0, float(res.params["beta[1]"])
+    if not a + g / 2 + b < 0.999:  # keep the variance target meaningful
+        b = 0.999 - a - g / 2
+    return {"gjr_alpha": a, "gjr_gamma": g, "gjr_beta": b}
+
+
+def _anchored(spec: DatasetSpec, p: dict[str, float]) -> FeatureConfig:
+    return FeatureConfig(
+        bar_ns=spec.bar_ns,
+        news_half_life_s=spec.news_half_life_s,
+        anchor="gjr",
+        gjr_alpha=p["gjr_alpha"],
+        gjr_gamma=p["gjr_gamma"],
+        gjr_beta=p["gjr_beta"],
+    )
+
+
+def _rows(bars: list[Bar], fcfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """Warm feature rows of one or more symbols' bars, each with its next bar's return and the
+    symbol's online regime (as the actor computes them)."""
     eng = FeatureEngine(fcfg)
-    det = RegimeDetector(RegimeConfig())
-    closes: list[float] = []
-    rows: list[tuple[int, Any]] = []  # (bar index, FeatureRow) of warm rows
-    regimes: list[int] = []
-    for i, bar in enumerate(bars):
-        closes.append(bar.close)
+    dets: dict[str, RegimeDetector] = {}
+    last: dict[str, tuple[Any, float, int]] = {}
+    xs, sc, ys, ts, syms, regs = [], [], [], [], [], []
+    for bar in bars:
+        prev = last.pop(bar.symbol, None)
+        if prev is not None and bar.close > 0:
+            row, c0, reg_idx = prev
+            xs.append(row.values)
+            sc.append(row.scale)
+            ys.append(math.log(bar.close / c0))
+            ts.append(row.ts_event)
+            syms.append(bar.symbol)
+            regs.append(reg_idx)
         row = eng.on_bar(bar)
         if row is None:
             continue
+        det = dets.get(bar.symbol)
+        if det is None:
+            det = dets[bar.symbol] = RegimeDetector(RegimeConfig())
         reg = det.update(row)
         if row.warm:
-            rows.append((i, row))
-            regimes.append(reg.index)
-    c = np.asarray(closes)
-    returns = np.log(c[1:] / c[:-1])
-    rows = [(i, r) for i, r in rows if i + 1 < len(c)]  # the last bar has no target
-    regimes = regimes[: len(rows)]
-    x = np.stack([r.values for _, r in rows]).astype(np.float32)
-    scale = np.asarray([r.scale for _, r in rows])
-    tidx = np.asarray([i for i, _ in rows])  # returns[i] = log(c[i+1]/c[i]) is bar i's next return
-    y = returns[tidx]
-    ts = np.asarray([r.ts_event for _, r in rows], dtype=np.int64)
-    n = len(rows)
-    if spec.split == "fraction":
-        a, b = int(n * 0.6), int(n * 0.8)
-    else:
-        a = int(np.searchsorted(ts, _year_ns(2011)))
-        b = int(np.searchsorted(ts, _year_ns(2014)))
+            last[bar.symbol] = (row, bar.close, reg.index)
+    return {
+        "x": np.stack(xs).astype(np.float32) if xs else np.zeros((0, len(FEATURE_NAMES)), np.float32),
+        "scale": np.asarray(sc),
+        "y": np.asarray(ys),
+        "ts": np.asarray(ts, dtype=np.int64),
+        "sym": np.asarray(syms, dtype=object),
+        "regime": np.asarray(regs, dtype=np.int64),
+    }
+
+
+def _daily_split(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return ts < _year_ns(2011), (ts >= _year_ns(2011)) & (ts < _year_ns(2014)), ts >= _year_ns(2014)
+
+
+def _assemble(
+    spec: DatasetSpec,
+    fcfg: FeatureConfig,
+    parts: list[tuple[dict[str, np.ndarray], np.ndarray]],
+    sha: str,
+    withheld: tuple[str, ...] = (),
+) -> Prepared:
+    """Rows of several series, each with a split label per row (0 train, 1 val, 2 test)."""
+    order: list[dict[str, np.ndarray]] = []
+    bounds = []
+    for label in (0, 1, 2):
+        n0 = sum(len(o["y"]) for o in order)
+        for rows, lab in parts:
+            keep = lab == label
+            order.append({k: v[keep] for k, v in rows.items()})
+        bounds.append((n0, sum(len(o["y"]) for o in order)))
+    cat = {k: np.concatenate([o[k] for o in order]) for k in order[0]}
     return Prepared(
         spec=spec,
         feature_config=fcfg,
-        x=x,
-        scale=scale,
-        y=y,
-        ts=ts,
-        regime=np.asarray(regimes, dtype=np.int64),
-        returns=returns,
-        target_index=tidx,
-        train=slice(0, a),
-        val=slice(a, b),
-        test=slice(b, n),
-        data_sha256=data_sha256(tape),
+        x=cat["x"],
+        scale=cat["scale"],
+        y=cat["y"],
+        ts=cat["ts"],
+        sym=cat["sym"],
+        regime=cat["regime"],
+        train=slice(*bounds[0]),
+        val=slice(*bounds[1]),
+        test=slice(*bounds[2]),
+        data_sha256=sha,
+        withheld=withheld,
     )
+
+
+def prepare(name: str, feature_config: FeatureConfig | None = None) -> Prepared:
+    """Load one dataset, build bars and features, and split; see :class:`Prepared`.
+
+    ``feature_config``: the features to compute (a shipped model's); default: the GJR anchor
+    with parameters fitted on this dataset's training returns.  ``eq-daily``: the pooled
+    daily set (S&P 500 + NASDAQ + the ``sp500-tickers`` not withheld, :func:`withheld_tickers`).
+    """
+    spec = DATASET_SPECS[name]
+    if name == "eq-daily":
+        return _prepare_pooled(spec, feature_config)
+    tape = _LOADERS[name]()
+    bars = _bars(name, tape, spec)
+    c = np.asarray([b.close for b in bars])
+    r = np.log(c[1:] / c[:-1])
+    n_train = (
+        int(len(r) * 0.6) if spec.split == "fraction" else int(np.searchsorted(tape.ts_ns, _year_ns(2011)))
+    )
+    fcfg = feature_config or _anchored(spec, fit_anchor(r[:n_train]))
+    rows = _rows(bars, fcfg)
+    if spec.split == "fraction":
+        n = len(rows["y"])
+        a, b = int(n * 0.6), int(n * 0.8)
+        lab = np.where(np.arange(n) < a, 0, np.where(np.arange(n) < b, 1, 2))
+    else:
+        tr, va, _ = _daily_split(rows["ts"])
+        lab = np.where(tr, 0, np.where(va, 1, 2))
+    return _assemble(spec, fcfg, [(rows, lab)], data_sha256(tape))
+
+
+def prepare_tape(tape: Tape, spec: DatasetSpec, feature_config: FeatureConfig | None = None) -> Prepared:
+    """A user's tape (``finllm train --file``): bars as the replay's feed makes them (a bar file's
+    rows; a trade file's ``spec.bar_ns`` time bars), the GJR anchor fitted on the first 60% of
+    the time span, splits 60/20/20 of the time span (every symbol in each)."""
+    bars = list(bars_from_daily(tape)) if tape.kind == "bars" else bars_from_trades(tape, spec.bar_ns, 1.0)
+    t_lo, t_hi = int(tape.ts_ns.min()), int(tape.ts_ns.max())
+    cut_a, cut_b = t_lo + int(0.6 * (t_hi - t_lo)), t_lo + int(0.8 * (t_hi - t_lo))
+    if feature_config is None:
+        per: dict[str, list[float]] = {}
+        for b in bars:
+            if b.ts_event < cut_a:
+                per.setdefault(b.symbol, []).append(b.close)
+        zs = []
+        for closes in per.values():
+            r = np.diff(np.log(np.asarray(closes)))
+            if len(r) > 20 and np.std(r) > 0:
+                zs.append(r / np.std(r))
+        if not zs:
+            raise ValueError("too few bars before the validation period to fit the anchor")
+        feature_config = _anchored(spec, fit_anchor(np.concatenate(zs)))
+    rows = _rows(bars, feature_config)
+    lab = np.where(rows["ts"] < cut_a, 0, np.where(rows["ts"] < cut_b, 1, 2))
+    return _assemble(spec, feature_config, [(rows, lab)], data_sha256(tape))
+
+
+def withheld_tickers(symbols: tuple[str, ...]) -> tuple[str, ...]:
+    """Every 10th ticker in alphabetical order (from the 5th): never trained on, scored by the bench."""
+    return tuple(sorted(symbols)[4::10])
+
+
+def _prepare_pooled(spec: DatasetSpec, feature_config: FeatureConfig | None) -> Prepared:
+    from adapters.datasets import load_sp500_tickers
+
+    idx_tapes = {"sp500": load_sp500(), "nasdaq": load_nasdaq()}
+    tick = load_sp500_tickers()
+    withheld = withheld_tickers(tick.symbols)
+    if feature_config is None:
+        r = np.diff(np.log(idx_tapes["sp500"].price))
+        n_train = int(np.searchsorted(idx_tapes["sp500"].ts_ns, _year_ns(2011)))
+        feature_config = _anchored(spec, fit_anchor(r[:n_train]))
+    parts = []
+    h = hashlib.sha256()
+    for t in (*idx_tapes.values(), tick):
+        h.update(data_sha256(t).encode())
+    for t in idx_tapes.values():
+        rows = _rows(list(bars_from_daily(t)), feature_config)
+        tr, va, _ = _daily_split(rows["ts"])
+        parts.append((rows, np.where(tr, 0, np.where(va, 1, 2))))
+    rows = _rows(list(bars_from_daily(tick)), feature_config)
+    held = np.isin(rows["sym"], np.asarray(withheld, dtype=object))
+    # Tickers: 2009-10, inside the indexes' training years; the withheld ones go to "test".
+    parts.append((rows, np.where(held, 2, 0)))
+    return _assemble(spec, feature_config, parts, h.hexdigest(), withheld)
+
+
+def _iso(ts: int) -> str:
+    return str(np.datetime_as_string(np.datetime64(ts, "ns"), unit="m")) + "Z"
 
 
 def _year_ns(year: int) -> int:
@@ -218,67 +375,35 @@ def _year_ns(year: int) -> int:
 
 
 def evaluate(prep: Prepared, out: np.ndarray, sl: slice | None = None) -> dict[str, float]:
-    """Quality figures of model outputs ``out`` (rows of ``sl``, default test) against baselines.
+    """Figures of raw model outputs ``out`` on rows ``sl`` (default validation): CRPS, normalised
+    QLIKE, coverage, hit rate - and the same for the anchor alone (normal quantiles of the
+    anchor volatility), with the ratios.  Training-time only (the gate); held-out figures come
+    from ``finllm bench edge`` (a replay of the product)."""
+    from scipy.stats import norm
 
-    Baselines: the random walk with the empirical quantiles of the training and
-    validation returns (``rw``) and of the trailing ``rw_window`` returns
-    (``rw_rolling``); EWMA(0.94) variance; GARCH(1,1) fitted on the returns before
-    the evaluated period.
-    """
-    sl = sl or prep.test
+    sl = sl or prep.val
     k = len(QUANTILE_LEVELS)
     levels = np.asarray(QUANTILE_LEVELS)
     y = prep.y[sl]
     q, vol, prob = out[:, :k].astype(np.float64), out[:, k].astype(np.float64), out[:, k + 1]
-    fit_end = int(prep.target_index[sl][0])
-    past = prep.returns[:fit_end]
-    rw_q = np.broadcast_to(np.quantile(past, levels), q.shape)
-    roll_q = scoring.rolling_empirical_quantiles(prep.returns, levels, fit_end, prep.spec.rw_window)
-    roll_q = roll_q[prep.target_index[sl] - fit_end]
-    crps = scoring.crps_quantiles(y, q, levels)
-    crps_rw = scoring.crps_quantiles(y, rw_q, levels)
-    crps_roll = scoring.crps_quantiles(y, roll_q, levels)
-    garch = scoring.garch_variance(prep.returns, fit_end)[prep.target_index[sl] - fit_end]
-    ewma = prep.scale[sl] ** 2
-    ql = scoring.qlike(y, vol**2)
-    _, pt_p = scoring.pesaran_timmermann(y, prob)
-    _, dm_p = scoring.diebold_mariano(crps, crps_rw)
-    _, dm_roll_p = scoring.diebold_mariano(crps, crps_roll)
-    cover = scoring.interval_coverage(y, q, levels, 0.9)  # the 5%-95% band
-    # Normalised QLIKE against the squared return: rows with a zero return carry no information
-    # (infinite loss for every forecast) and are left out, the same rows for every model.
-    s2 = np.asarray(y, np.float64) ** 2
-    h_model = np.asarray(vol, np.float64) ** 2
-    qn, _ = scoring.qlike_norm_mean(s2, h_model)
-    qn_garch, _ = scoring.qlike_norm_mean(s2, garch)
-    qn_ewma, _ = scoring.qlike_norm_mean(s2, ewma)
-    moved = s2 > 0.0
-    _, dm_garch_p = scoring.diebold_mariano(
-        scoring.qlike_norm(s2[moved], h_model[moved]), scoring.qlike_norm(s2[moved], garch[moved])
-    )
+    anchor = prep.scale[sl]
+    aq = anchor[:, None] * norm.ppf(levels)[None, :]
+    s2 = y * y
+    crps = float(scoring.crps_quantiles(y, q, levels).mean())
+    crps_a = float(scoring.crps_quantiles(y, aq, levels).mean())
+    qn, _ = scoring.qlike_norm_mean(s2, vol**2)
+    qa, _ = scoring.qlike_norm_mean(s2, anchor**2)
     return {
         "n": float(len(y)),
-        "crps": float(crps.mean()),
-        "crps_rw": float(crps_rw.mean()),
-        "crps_ratio_vs_rw": float(crps.mean() / crps_rw.mean()),
-        "crps_rw_rolling": float(crps_roll.mean()),
-        "crps_ratio_vs_rw_rolling": float(crps.mean() / crps_roll.mean()),
-        "qlike": float(ql.mean()),
-        "qlike_garch": float(scoring.qlike(y, garch).mean()),
-        "qlike_ewma": float(scoring.qlike(y, ewma).mean()),
-        "hit_rate": scoring.hit_rate(y, prob),
-        "brier": scoring.brier(y, prob),
-        "pt_pvalue": pt_p,
-        "dm_pvalue": dm_p,
-        "dm_pvalue_vs_rw_rolling": dm_roll_p,
-        "coverage_90": cover,
-        "coverage_80": scoring.interval_coverage(y, q, levels, 0.8),
+        "crps": crps,
+        "crps_anchor": crps_a,
+        "crps_ratio_vs_anchor": crps / crps_a,
         "qlike_norm": qn,
-        "qlike_norm_garch": qn_garch,
-        "qlike_norm_ewma": qn_ewma,
-        "qlike_norm_ratio_vs_garch": _ratio(qn, qn_garch),
-        "qlike_norm_ratio_vs_ewma": _ratio(qn, qn_ewma),
-        "dm_pvalue_vs_garch": dm_garch_p,
+        "qlike_norm_anchor": qa,
+        "qlike_norm_ratio_vs_anchor": _ratio(qn, qa),
+        "coverage_80": scoring.interval_coverage(y, q, levels, 0.8),
+        "coverage_90": scoring.interval_coverage(y, q, levels, 0.9),
+        "hit_rate": scoring.hit_rate(y, prob),
     }
 
 
@@ -293,19 +418,20 @@ class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     """Hyper-parameters of one training run (recorded in the manifest)."""
 
     seed: int = 7
-    teacher_hidden: tuple[int, ...] = (128, 128, 128)
-    teacher_members: int = 5  # the teacher is an ensemble of this many nets (different seeds)
+    teacher_hidden: tuple[int, ...] = (64, 64, 64)
+    teacher_members: int = 3  # the teacher is an ensemble of this many nets (different seeds)
     student_hidden: tuple[int, ...] = (32, 32)
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    batch: int = 256
-    max_epochs: int = 300
-    patience: int = 25
+    batch: int = 512
+    max_epochs: int = 60
+    patience: int = 8
     w_pinball: float = 1.0
-    w_nll: float = 0.25
+    w_nll: float = 0.5
     w_bce: float = 0.1
     distill_alpha: float = 0.5  # weight of the true targets in the student loss
-    specialist_epochs: int = 40
+    specialist_epochs: int = 0  # 0: no regime specialists (the student serves every regime)
+    index_weight: int = 5  # eq-daily: each index training row counts this many times
 
 
 def _norm_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
@@ -485,26 +611,100 @@ def _save(net: Any, out: Path, stem: str) -> dict[str, str]:
     return {"onnx": onnx_name, "state_dict": pt_name}
 
 
+_GATE_GRID: Final = tuple(i / 10 for i in range(11))
+
+
+def _anchor_bias(prep: Prepared) -> np.ndarray:
+    """Head bias (with zero head weights) whose output is the anchor alone: quantiles at the
+    empirical quantiles of the training returns in anchor units, no variance correction
+    (``a = 0``), no direction (logit 0)."""
+    k = len(QUANTILE_LEVELS)
+    z = prep.y[prep.train] / prep.scale[prep.train]
+    zq = np.quantile(z, QUANTILE_LEVELS)
+    b = np.zeros(k + 2)
+    b[0] = zq[0]
+    b[1:k] = np.log(np.expm1(np.maximum(np.diff(zq), 1e-3)))  # softplus^-1 of each step
+    return b
+
+
+def gate(net: Any, prep: Prepared, log: Any = print, who: str = "") -> dict[str, Any]:
+    """Shrink ``net`` towards the anchor by the weight ``w`` in [0, 1] that minimises the sum of
+    its validation CRPS and normalised-QLIKE ratios to the anchor alone.
+
+    The head's outputs become ``w * net + (1 - w) * anchor`` (weights scaled, biases blended, so
+    the exported graph carries the gate): ``w = 0`` serves the anchor itself - the model cannot
+    be worse on validation than the anchor it corrects.  Returns the weight and the validation
+    figures at ``w = 1``, ``0`` and the chosen ``w``.
+    """
+    import torch
+
+    heads = [m.head for m in net.members] if hasattr(net, "members") else [net.head]
+    orig = [(h.weight.detach().clone(), h.bias.detach().clone()) for h in heads]
+    base = torch.from_numpy(_anchor_bias(prep).astype(np.float32))
+    saved_scale = net.logit_scale.clone()
+
+    def set_w(w: float) -> dict[str, float]:
+        with torch.no_grad():
+            for h, (w0, b0) in zip(heads, orig, strict=True):
+                h.weight.copy_(w * w0)
+                h.bias.copy_(w * b0 + (1.0 - w) * base)
+        return evaluate(prep, _predict(net, prep.x[prep.val]))
+
+    scores = {}
+    figs = {}
+    for w in _GATE_GRID:
+        m = set_w(w)
+        figs[w] = m
+        scores[w] = m["crps_ratio_vs_anchor"] + m["qlike_norm_ratio_vs_anchor"]
+    best = min(_GATE_GRID, key=lambda w: (round(scores[w], 6), w))
+    set_w(best)
+    net.logit_scale.copy_(saved_scale)
+    log(
+        f"  gate {who}: w={best} val CRPS/anchor {figs[best]['crps_ratio_vs_anchor']:.4f} "
+        f"QLIKE/anchor {figs[best]['qlike_norm_ratio_vs_anchor']:.4f} (ungated "
+        f"{figs[1.0]['crps_ratio_vs_anchor']:.4f}/{figs[1.0]['qlike_norm_ratio_vs_anchor']:.4f})"
+    )
+    return {
+        "weight": best,
+        "validation": {"ungated": figs[1.0], "anchor_only": figs[0.0], "gated": figs[best]},
+    }
+
+
 def train_dataset(name: str, out: Path, cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
-    """Train teacher and student (and regime specialists) for one dataset; return its manifest entry."""
+    """Train the teacher and the student for one dataset, gate both against the anchor on
+    validation (:func:`gate`), and return the manifest entry."""
+    return train_prepared(prepare(name), out, cfg, log)
+
+
+def train_prepared(prep: Prepared, out: Path, cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
+    """:func:`train_dataset` on rows already prepared (a bundled dataset or a user's file)."""
     import torch
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    prep = prepare(name)
+    name = prep.spec.name
     spec = prep.spec
     log(
         f"[{name}] rows train/val/test = {prep.train.stop}/{prep.val.stop - prep.val.start}/"
-        f"{prep.test.stop - prep.test.start}  ({time.perf_counter() - t0:.1f}s features)"
+        f"{prep.test.stop - prep.test.start}  ({time.perf_counter() - t0:.1f}s features); anchor "
+        f"{msgspec.to_builtins(prep.feature_config)}"
     )
+    rows = None
+    if name == "eq-daily":
+        tr = np.arange(prep.train.start, prep.train.stop)
+        is_index = np.isin(prep.sym[tr], np.asarray(["SPX", "NDX"], dtype=object))
+        rows = np.concatenate([tr, np.repeat(tr[is_index], cfg.index_weight - 1)])
     from adapters.inference.net import EdgeEnsemble
 
     members = []
     tinfos = []
     for i in range(cfg.teacher_members):
-        net, info = _fit(prep, cfg.teacher_hidden, msgspec.structs.replace(cfg, seed=cfg.seed + 1000 * i))
+        net, info = _fit(
+            prep, cfg.teacher_hidden, msgspec.structs.replace(cfg, seed=cfg.seed + 1000 * i), rows=rows
+        )
         members.append(net)
         tinfos.append(info)
+        log(f"[{name}] teacher member {i}: {info['epochs']} epochs ({time.perf_counter() - t0:.0f}s)")
     teacher = EdgeEnsemble.of(members)
     tinfo: dict[str, Any] = {
         "members": cfg.teacher_members,
@@ -514,22 +714,15 @@ def train_dataset(name: str, out: Path, cfg: TrainConfig, log: Any = print) -> d
         "best_epoch": [t["best_epoch"] for t in tinfos],
         "val_loss": [t["val_loss"] for t in tinfos],
     }
+    student, sinfo = _fit(prep, cfg.student_hidden, cfg, teacher=teacher, rows=rows)
+    log(f"[{name}] student: {sinfo['epochs']} epochs ({time.perf_counter() - t0:.0f}s)")
+    tgate = gate(teacher, prep, log, "teacher")
+    sgate = gate(student, prep, log, "student")
     tinfo["logit_scale"] = calibrate_direction(teacher, prep)
-    log(f"[{name}] teacher {tinfo}")
-    student, sinfo = _fit(prep, cfg.student_hidden, cfg, teacher=teacher)
     sinfo["logit_scale"] = calibrate_direction(student, prep)
-    log(f"[{name}] student {sinfo}")
-    metrics = {
-        "teacher": evaluate(prep, _predict(teacher, prep.x[prep.test])),
-        "student": evaluate(prep, _predict(student, prep.x[prep.test])),
-    }
-    for who in ("teacher", "student"):
-        m = metrics[who]
-        log(
-            f"[{name}] {who}: crps_ratio_vs_rw={m['crps_ratio_vs_rw']:.4f} "
-            f"qlike={m['qlike']:.4f} garch={m['qlike_garch']:.4f} ewma={m['qlike_ewma']:.4f} "
-            f"hit={m['hit_rate']:.3f}"
-        )
+    tinfo["gate"] = tgate["weight"]
+    sinfo["gate"] = sgate["weight"]
+    feature_mean = _norm_stats(prep.x[prep.train if rows is None else rows])[0]
     entry: dict[str, Any] = {
         "dataset": name,
         "symbol": spec.symbol,
@@ -539,36 +732,47 @@ def train_dataset(name: str, out: Path, cfg: TrainConfig, log: Any = print) -> d
         "splits": {k: prep.period(getattr(prep, k)) for k in ("train", "val", "test")},
         "student": {**_save(student, out, f"{spec.model_id}.student"), **sinfo},
         "teacher": {**_save(teacher, out, f"{spec.model_id}.teacher"), **tinfo},
-        "metrics": metrics,
-        "feature_mean": _norm_stats(prep.x[prep.train])[0],
+        "metrics": {"validation": {"student": sgate["validation"], "teacher": tgate["validation"]}},
+        "feature_mean": feature_mean,
         "specialists": {},
+        "anchor": "gjr",
+        "gate": {"student": sgate["weight"], "teacher": tgate["weight"], "grid": list(_GATE_GRID)},
     }
-    # Regime specialists: the student fine-tuned on the training rows of one regime.
-    from adapters.regimes import REGIMES
-
-    for idx, reg in enumerate(REGIMES):
-        rows = np.flatnonzero(prep.regime[prep.train] == idx) + prep.train.start
-        if len(rows) < 200:
-            log(f"[{name}] specialist {reg}: only {len(rows)} training rows, none trained")
-            continue
-        spec_net, info = _fit(
-            prep,
-            cfg.student_hidden,
-            cfg,
-            teacher=teacher,
-            init=student,
-            rows=rows,
-            max_epochs=cfg.specialist_epochs,
-        )
-        val_rows = np.flatnonzero(prep.regime[prep.val] == idx) + prep.val.start
-        info["logit_scale"] = calibrate_direction(spec_net, prep, val_rows if len(val_rows) >= 50 else None)
-        entry["specialists"][reg] = {
-            **_save(spec_net, out, f"{spec.model_id}.{reg}"),
-            **info,
-            "train_rows": len(rows),
-        }
+    if prep.withheld:
+        entry["withheld_symbols"] = list(prep.withheld)
+        entry["symbol_splits"] = {}
+        for sym in ("SPX", "NDX"):
+            per = {}
+            for k in ("train", "val", "test"):
+                sl = getattr(prep, k)
+                ts = prep.ts[sl][prep.sym[sl] == sym]
+                per[k] = (
+                    prep.period(slice(0, 0))
+                    if not len(ts)
+                    else {
+                        "first_basis": _iso(int(ts.min())),
+                        "last_basis": _iso(int(ts.max())),
+                        "rows": len(ts),
+                    }
+                )
+            entry["symbol_splits"][sym] = per
     log(f"[{name}] done in {time.perf_counter() - t0:.1f}s")
     return entry
+
+
+def _aliases(models: dict[str, Any]) -> dict[str, Any]:
+    """``eq-1d`` is also listed as ``spx-1d`` and ``ndx-1d`` (same files), each with its index's
+    own chronological splits, so the index replays name the model they always named."""
+    eq = models.get("eq-1d")
+    if eq is None:
+        return models
+    out = dict(models)
+    for mid, sym, ds in (("spx-1d", "SPX", "sp500"), ("ndx-1d", "NDX", "nasdaq")):
+        splits = eq["symbol_splits"][sym]
+        out[mid] = {**eq, "symbol": sym, "dataset": ds, "alias_of": "eq-1d", "splits": splits}
+        out[mid].pop("withheld_symbols", None)
+        out[mid].pop("symbol_splits", None)
+    return out
 
 
 def write_manifest(out: Path, models: dict[str, Any], cfg: TrainConfig) -> Path:
@@ -582,24 +786,15 @@ def write_manifest(out: Path, models: dict[str, Any], cfg: TrainConfig) -> Path:
         "output_layout": "quantiles[k], volatility, prob_up",
         "train_config": msgspec.to_builtins(cfg),
         "files": {f: sha256_file(out / f) for f in files},
-        "models": models,
+        "models": _aliases(models),
     }
     path = out / MANIFEST_NAME
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
 
 
-_CARD_FIGURES = (
-    ("crps_ratio_vs_rw", "CRPS / RW"),
-    ("crps_ratio_vs_rw_rolling", "CRPS / rolling RW"),
-    ("qlike", "QLIKE"),
-    ("qlike_garch", "QLIKE GARCH(1,1)"),
-    ("qlike_ewma", "QLIKE EWMA(.94)"),
-    ("hit_rate", "hit rate"),
-    ("pt_pvalue", "PT p"),
-    ("dm_pvalue", "DM p"),
-    ("coverage_90", "90% coverage"),
-)
+def _gjr(fc: dict[str, Any]) -> dict[str, float]:
+    return {k: round(float(x), 4) for k, x in fc.items() if k.startswith("gjr")}
 
 
 def write_model_card(out: Path, models: dict[str, Any], cfg: TrainConfig) -> Path:
@@ -608,15 +803,21 @@ def write_model_card(out: Path, models: dict[str, Any], cfg: TrainConfig) -> Pat
         "# Edge models",
         "",
         "Written by `python -m tools.train_edge`; `manifest.json` is the authority (sha256 of every",
-        "file, data hashes, full metrics) and is verified before any weights load.  Test periods are",
-        "held out: chronological splits, early stopping and calibration on the validation period only.",
-        "Lower is better for CRPS and QLIKE (QLIKE is `log h + r^2/h`, see adapters/scoring.py).",
+        "file, data hashes, splits, gates) and is verified before any weights load.",
+        "",
+        "Design (issue 14): every model is a learned *correction* of a classical anchor, the",
+        "GJR-GARCH(1,1) volatility computed online by the feature engine (parameters fitted on",
+        "training returns only, variance targeting per symbol).  The network's head is shrunk towards",
+        "the anchor alone by a weight chosen on the validation period (CRPS + normalised QLIKE):",
+        "weight 0 serves the anchor itself.  Held-out figures against the baselines come from",
+        "`finllm bench edge` (a replay of the product), not from this script.",
         "",
         f"Training config: `{json.dumps(msgspec.to_builtins(cfg), sort_keys=True)}`",
         "",
     ]
     for mid, m in models.items():
         sp = m["splits"]
+        v = m["metrics"]["validation"]["student"]
         lines += [
             f"## {mid} ({m['dataset']}, horizon {m['horizon']}, symbol {m['symbol']})",
             "",
@@ -625,31 +826,100 @@ def write_model_card(out: Path, models: dict[str, Any], cfg: TrainConfig) -> Pat
                 f"- {k}: {sp[k]['first_basis']} .. {sp[k]['last_basis']} ({sp[k]['rows']} rows)"
                 for k in ("train", "val", "test")
             ),
-            f"- student: {m['student']['hidden']} hidden, {m['student']['params']} parameters",
-            f"- teacher: {m['teacher'].get('members', 1)} x {m['teacher']['hidden']} hidden, "
-            f"{m['teacher']['params']} parameters",
-            f"- regime specialists: {', '.join(sorted(m['specialists'])) or 'none'}",
+            f"- anchor GJR(1,1): {json.dumps(_gjr(m['feature_config']))}",
+            f"- student: {m['student']['hidden']} hidden, {m['student']['params']} parameters, gate weight "
+            f"{m['gate']['student']}; teacher: {m['teacher'].get('members', 1)} x {m['teacher']['hidden']}, "
+            f"gate weight {m['gate']['teacher']}",
+            f"- withheld tickers (never trained on): {len(m.get('withheld_symbols', []))}",
             "",
-            "| model | " + " | ".join(label for _, label in _CARD_FIGURES) + " |",
-            "|---|" + "---|" * len(_CARD_FIGURES),
+            "| validation | CRPS / anchor | QLIKE / anchor | cov80 | cov90 |",
+            "|---|---|---|---|---|",
         ]
-        for role in ("student", "teacher"):
-            vals = m["metrics"][role]
-            lines.append(f"| {role} | " + " | ".join(f"{vals[k]:.4g}" for k, _ in _CARD_FIGURES) + " |")
+        for role in ("ungated", "gated"):
+            f = v[role]
+            lines.append(
+                f"| student {role} | {f['crps_ratio_vs_anchor']:.4f} | {f['qlike_norm_ratio_vs_anchor']:.4f} "
+                f"| {f['coverage_80']:.3f} | {f['coverage_90']:.3f} |"
+            )
         lines.append("")
     path = out / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
 
 
+_HELD_OUT_KEYS: Final = (
+    "n", "crps", "qlike_norm", "coverage_80", "coverage_90", "hit_rate", "pt_pvalue",
+    *(f"{m}_vs_{b}" for m in ("crps_ratio", "qlike_norm_ratio", "dm_pvalue", "dm_crps_pvalue")
+      for b in ("rw", "ewma", "garch", "gjr", "har")),
+)  # fmt: skip
+_HELD_OUT_MODEL: Final = {"emini": "es-1m", "sp500": "spx-1d", "nasdaq": "ndx-1d", "sp500-tickers": "eq-1d"}
+
+
+def attach_held_out(model_dir: Path, skill_dir: Path) -> list[str]:
+    """Put the held-out figures ``finllm bench edge`` measured from a replay (``skill-<dataset>.json``
+    written with ``FINLLM_SKILL_OUT``) into the manifest's ``metrics.held_out`` and the model card.
+    The manifest changes, so it must be signed again.  Returns the model ids updated."""
+    import statistics
+
+    path = model_dir / MANIFEST_NAME
+    raw = json.loads(path.read_text())
+    done = []
+    for ds, mid in _HELD_OUT_MODEL.items():
+        f = skill_dir / f"skill-{ds}.json"
+        if not f.is_file() or mid not in raw["models"]:
+            continue
+        sk = json.loads(f.read_text())
+        fig = {k: sk["pooled"].get(k) for k in _HELD_OUT_KEYS if k in sk["pooled"]}
+        fig["source"] = f"finllm bench edge (replay of {ds})"
+        if ds == "sp500-tickers":
+            per = sk["per_symbol"].values()
+            for k in ("qlike_norm_ratio_vs_garch", "crps_ratio_vs_garch", "dm_pvalue_vs_garch"):
+                vals = [d[k] for d in per if d.get(k) is not None]
+                fig[f"{k}_median_ticker"] = statistics.median(vals) if vals else None
+        raw["models"][mid].setdefault("metrics", {})["held_out"] = fig
+        done.append(mid)
+    path.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    card = model_dir / "MODEL_CARD.md"
+    lines = ["", "## Held-out figures (from `finllm bench edge`, a replay of the product)", "",
+             "| model | n | CRPS/GARCH | CRPS/GJR | CRPS/RW | QLIKE/GARCH | DM p | QLIKE/GJR | QLIKE/HAR "
+             "| cov80 | cov90 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for mid in done:
+        h = raw["models"][mid]["metrics"]["held_out"]
+
+        def g(k: str, h: dict[str, Any] = h) -> str:
+            v = h.get(k)
+            return "n/a" if v is None else f"{v:.3f}"
+
+        cells = [f"{mid} ({h['source']})", str(int(h["n"]))]
+        cells += [g(k) for k in ("crps_ratio_vs_garch", "crps_ratio_vs_gjr", "crps_ratio_vs_rw")]
+        cells += [
+            g(k) for k in ("qlike_norm_ratio_vs_garch", "dm_pvalue_vs_garch", "qlike_norm_ratio_vs_gjr")
+        ]
+        cells += [g(k) for k in ("qlike_norm_ratio_vs_har", "coverage_80", "coverage_90")]
+        lines.append("| " + " | ".join(cells) + " |")
+    text = card.read_text().split("\n## Held-out figures")[0].rstrip("\n") + "\n"
+    card.write_text(text + "\n".join(lines) + "\n")
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="train_edge", description=__doc__.split("\n")[0])
-    ap.add_argument("--datasets", default="emini,sp500,nasdaq")
+    ap.add_argument("--datasets", default="emini,eq-daily")
     ap.add_argument("--out", default="models/edge")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--max-epochs", type=int, default=300)
+    ap.add_argument("--max-epochs", type=int, default=60)
+    ap.add_argument(
+        "--attach-held-out",
+        metavar="SKILL_DIR",
+        help="only put bench figures (skill-*.json) into --out's manifest",
+    )
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.attach_held_out:
+        done = attach_held_out(out, Path(args.attach_held_out))
+        print(f"held-out figures attached to {done}; sign the manifest again")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig(seed=args.seed, max_epochs=args.max_epochs)
     models = {}

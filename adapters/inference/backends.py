@@ -25,6 +25,7 @@ from adapters.inference.manifest import ModelFiles
 __all__ = ["BACKENDS", "Backend", "OnnxRuntimeBackend", "TorchBackend", "open_backend"]
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
+_TORCH_ROWS = 64  # the torch CPU backend pads batches to a multiple of this many rows (predict)
 
 
 @runtime_checkable
@@ -98,12 +99,19 @@ class TorchBackend:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch
+        n = len(x)
+        if self._dev.type == "cpu" and n % _TORCH_ROWS:
+            # torch's CPU elementwise kernels (the sigmoid) take a scalar path for the rows after
+            # the last full vector block, which can differ from the vector path by an ulp; padding
+            # to a multiple of the block (copies of the last row, discarded) keeps a row's output
+            # independent of its batch.
+            x = np.concatenate([x, np.repeat(x[-1:], _TORCH_ROWS - n % _TORCH_ROWS, axis=0)])
         with torch.inference_mode():
             t = torch.from_numpy(x)
             if self._dev.type != "cpu":
                 t = t.to(self._dev, non_blocking=True)
             out: np.ndarray = self._net(t).cpu().numpy()
-        return out
+        return out[:n]
 
     def close(self) -> None:
         del self._net

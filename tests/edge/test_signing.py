@@ -108,7 +108,7 @@ def test_a_weight_file_edited_alone_is_refused_as_tampered(
     model_copy: Path, key: Ed25519PrivateKey, store: TrustStore
 ) -> None:
     sign_manifest(model_copy, key, "test")
-    target = model_copy / "spx-1d.student.pt"
+    target = model_copy / "eq-1d.student.pt"
     data = bytearray(target.read_bytes())
     data[900] ^= 0x01
     target.write_bytes(bytes(data))

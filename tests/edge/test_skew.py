@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from adapters.features import FEATURE_NAMES
+from adapters.inference.manifest import Manifest
 from tools.commands import replay
 from tools.train_edge import prepare
 
@@ -61,8 +62,9 @@ def test_skew_report_catches_a_flat_range() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["sp500", "emini"])
-def test_served_features_match_training(dataset: str, tmp_path: Path) -> None:
+def test_served_features_match_training(manifest: Manifest, dataset: str, tmp_path: Path) -> None:
     served = served_features(dataset, tmp_path)
-    prep = prepare(dataset)
+    model_id = {"sp500": "spx-1d", "emini": "es-1m"}[dataset]
+    prep = prepare(dataset, manifest.model(model_id).feature_config)  # the features it was trained on
     assert len(served) >= 0.95 * len(prep.x)  # every warm bar is forecast (none dead-lettered)
     assert skew_report(prep.x, served) == []
