@@ -70,7 +70,8 @@ class ShadowConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     loss differences (0.01 = 1%).  ``window``: the most recent pairs a decision looks at.
     """
 
-    candidate_dir: str
+    candidate_dir: str = ""
+    """Empty: nothing on trial (the actor publishes one ``reject`` and idles)."""
     model: str = "es-1m"
     candidate_role: str = "student"
     incumbent_dir: str = ""
@@ -179,6 +180,8 @@ class ShadowEvaluator(Actor[ShadowConfig]):
         self._pairs: deque[tuple[float, float]] = deque(maxlen=cfg.window)
         self._serving_label = ""
         try:
+            if not cfg.candidate_dir:
+                raise InferenceError("no candidate_dir configured")
             cand = load_manifest(cfg.candidate_dir, metrics=self.ctx.metrics)
             self._candidate = load_edge_model(cand, cfg.model, role=cfg.candidate_role)
             inc = load_manifest(Path(cfg.incumbent_dir) if cfg.incumbent_dir else DEFAULT_MODEL_DIR)
