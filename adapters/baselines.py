@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any, Final
 
 import numpy as np
@@ -101,7 +102,11 @@ def _garch(r: Array, start: int, o: int, refit_every: int, max_window: int) -> A
         sd = float(np.std(past))
         scale = 1.0 / sd if sd > 0 else 1.0
         model: Any = arch_model(past * scale, mean="Zero", vol="GARCH", p=1, o=o, q=1, rescale=False)
-        res = model.fit(disp="off", options={"maxiter": 200})
+        with warnings.catch_warnings():
+            # A fit that stops short of convergence still gives a usable baseline; the warning is
+            # arch's, not the caller's concern.
+            warnings.simplefilter("ignore")
+            res = model.fit(disp="off", options={"maxiter": 200})
         p = res.params
         omega = float(p["omega"]) / (scale * scale)
         alpha = float(p["alpha[1]"])

@@ -25,7 +25,16 @@ from adapters import scoring
 from adapters.baselines import baseline_forecasts
 from adapters.datasets import Tape
 
-__all__ = ["RunSkill", "SymbolBars", "bars_from_tape", "run_skill", "skill_figures"]
+__all__ = [
+    "RunSkill",
+    "SymbolBars",
+    "bars_from_tape",
+    "run_skill",
+    "skill_figures",
+    "skill_panel",
+    "with_skill_panel",
+    "write_skill_json",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,3 +240,81 @@ def write_skill_json(skill: RunSkill, path: str | Path) -> None:
             sort_keys=True,
         )
     )
+
+
+_PANEL_SYMBOLS = 3  # the run report scores the symbols with the most forecasts, at most this many
+_PANEL_BARS = 3000  # and at most each one's last this many bars (the report must stay quick)
+
+
+def skill_panel(
+    out: Path, prices: Mapping[str, Sequence[Sequence[float]]]
+) -> tuple[list[tuple[str, list[str], list[list[str]], str]], list[tuple[str, bytes | None, str]]]:
+    """The run report's "skill" panel: a table of the edge forecasts' CRPS and QLIKE against each
+    baseline (ratios and Diebold-Mariano p-values), calibration, and the PIT histogram and rolling
+    250-bar ratio plots.  ``prices``: symbol -> [(ts_ns, bar close), ...] (results.json); without
+    highs and lows there is no HAR baseline.  Empty when the run wrote no edge forecasts; a
+    failure is reported in the table, never raised (the rest of the report still gets written)."""
+    path = out / "forecasts.jsonl"
+    if not path.exists():
+        return [], []
+    fcs = scoring.read_forecasts(path)
+    if not fcs:
+        return [], []
+    counts: dict[str, int] = {}
+    for f in fcs:
+        counts[str(f["symbol"])] = counts.get(str(f["symbol"]), 0) + 1
+    chosen = [s for s in sorted(counts, key=lambda s: -counts[s]) if s in prices][:_PANEL_SYMBOLS]
+    bars: dict[str, SymbolBars] = {}
+    for s in chosen:
+        arr = np.asarray(prices[s], dtype=np.float64)[-_PANEL_BARS:]
+        ts = arr[:, 0].astype(np.int64)
+        c = arr[:, 1]
+        bars[s] = SymbolBars(ts, c, c, c, c)
+    note = (
+        f"Edge forecasts of {', '.join(chosen)} (the symbols with the most forecasts, last "
+        f"{_PANEL_BARS} bars), "
+        "each scored against the next bar; baselines one step ahead on the same bars (refitted every "
+        "100 bars). Ratios below 1: the edge model's loss is lower. DM: Diebold-Mariano, HAC, two-sided."
+    )
+    try:
+        sk = run_skill(fcs, bars, refit_every=100, min_history=min(250, max(60, len(fcs) // 10)))
+    except Exception as exc:  # the report is written whatever the panel's data
+        return [("Skill", ["note"], [[f"not computed: {type(exc).__name__}: {exc}"]], "")], []
+    m = sk.pooled
+    rows = []
+    for b in ("rw", "ewma", "garch", "gjr", "har"):
+        if f"crps_ratio_vs_{b}" in m:
+            rows.append(
+                [b, _f(m[f"crps_ratio_vs_{b}"]), _f(m[f"dm_crps_pvalue_vs_{b}"]),
+                 _f(m[f"qlike_norm_ratio_vs_{b}"]), _f(m[f"dm_pvalue_vs_{b}"])]
+            )  # fmt: skip
+    calib = [[str(int(m["n"])), *(_f(m[k]) for k in ("coverage_80", "coverage_90", "pit_ks_pvalue"))]]
+    calib[0] += [_f(m["hit_rate"]), _f(m["pt_pvalue"])]
+    tables = [
+        ("Skill: edge vs baselines", ["baseline", "CRPS ratio", "DM p (CRPS)", "QLIKE ratio", "DM p (QLIKE)"],
+         rows, note),
+        ("Skill: calibration", ["n", "80% coverage", "90% coverage", "PIT KS p", "hit rate", "PT p"], calib,
+         "Coverage of the central 80%/90% intervals (calibrated: 0.80/0.90); PIT uniformity by "
+         "Kolmogorov-Smirnov; hit rate of the direction with the Pesaran-Timmermann test."),
+    ]  # fmt: skip
+    figs = skill_figures(sk)
+    figures: list[tuple[str, bytes | None, str]] = [
+        ("Skill: PIT histogram of the edge forecasts", figs.get("pit"), ""),
+        ("Skill: rolling 250-bar loss ratios, edge / baseline", figs.get("rolling"), ""),
+    ]
+    return tables, figures
+
+
+def _f(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+def with_skill_panel(
+    out: Path,
+    prices: Mapping[str, Sequence[Sequence[float]]],
+    tables: list[Any],
+    figures: list[Any],
+) -> tuple[list[Any], list[Any]]:
+    """``tables`` and ``figures`` with the skill panel (:func:`skill_panel`) appended."""
+    t, f = skill_panel(out, prices)
+    return [*tables, *t], [*figures, *f]

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from adapters.report_skill import with_skill_panel
 from adapters.scoring import quantile_coverage, realised_returns
 from engine.health import TierState, TierStatus
 from engine.messages import Forecast, ModeChange, ReasoningTrace, json_decoder
@@ -649,6 +650,7 @@ def write_replay_report(out: Path, metrics: Mapping[str, Any], results: Mapping[
         "ended": str(metrics.get("reason")),
         f"sha256 of {', '.join(metrics.get('hashed_files', []))}": str(metrics.get("digest_sha256")),
     }
+    tables, figures = with_skill_panel(out, prices, tables, figures)  # issue 14: edge vs baselines
     return write_report(
         out / "report.html",
         title=f"finllm replay {out.name}",

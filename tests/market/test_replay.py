@@ -56,7 +56,9 @@ def test_replay_writes_metrics_and_a_report(tmp_path: Path) -> None:
     assert m["stage_latency_us"]["host"]["p99"] >= m["stage_latency_us"]["host"]["p50"] > 0
     assert all(mb["shed"] == 0 for mb in m["mailboxes"].values())
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    # PnL, price with fills, latency; and the skill panel's PIT histogram and rolling ratios (issue 14)
+    assert html.count("data:image/png;base64,") == 5
+    assert "Skill: edge vs baselines" in html
     assert "ema_cross" in html and m["digest_sha256"] in html
 
 
@@ -159,7 +161,7 @@ def test_news_actors_in_the_template_switch_on_with_news(tmp_path: Path) -> None
         )
     )
     names = [a["name"] for a in raw["actors"]]
-    assert "news" not in names and "edge" not in names  # no --news; no edge model for 524 tickers
+    assert "news" not in names and "edge" in names  # no --news; eq-1d serves the 524 tickers (issue 14)
     host = next(a for a in raw["actors"] if a["name"] == "host")
     assert host["config"]["strategies"] == [{"id": "my_strat", "class": "my.mod:MyStrat"}]
 
