@@ -217,6 +217,10 @@ class SymbolMonitor:
     open: bool = False
     streak: int = 0
     calm: int = 0
+    _names: dict[str, int] = field(default_factory=dict)
+    """Pipeline forecaster -> evaluations in the window it took part in."""
+    _shares_sum: float = 0.0
+    _shares_n: int = 0
     peak: dict[str, float] = field(
         default_factory=lambda: {"correlation": 0.0, "consensus": 0.0, "crowding": 0.0, "forecasters": 0.0}
     )
@@ -266,30 +270,44 @@ class SymbolMonitor:
         }
         current.update(self._baseline_points())
         sigma = math.sqrt(self.base.garch_var) if self.base.garch_var > 0 else 0.0
-        # Excess error over the random walk: -(point), standardised (module doc).
-        self.history.append({k: -p / sigma if sigma > 0 else -p for k, p in current.items()})
+        # Excess error over the random walk: -(point), standardised (module doc).  Only the
+        # pipeline's forecasters: the baselines are fixed functions of the same bars (their
+        # mutual correlation is structural), so correlation is measured among the forecasters
+        # the strategies listen to.
+        row = {k: -p / sigma if sigma > 0 else -p for k, p in current.items() if not k.startswith(_BASELINE)}
+        self.history.append(row)
+        for k in row:
+            self._names[k] = self._names.get(k, 0) + 1
         votes = [
             0 if sigma > 0 and abs(p) < cfg.flat_z * sigma else (1 if p > 0 else -1 if p < 0 else 0)
             for p in current.values()
         ]
         share = consensus_share(votes)
         self.consensus_hist.append(share)
+        if not math.isnan(share):
+            self._shares_sum += share
+            self._shares_n += 1
         crowd = crowding_index(positions, n_strategies)
         self.crowding_hist.append(crowd)
-        for dq, cap in (
-            (self.history, cfg.window),
-            (self.consensus_hist, cfg.window),
-            (self.crowding_hist, cfg.crowding_window),
-        ):
-            while len(dq) > cap:
-                dq.popleft()
-        # The baselines are fixed functions of the same bars (their mutual correlation is
-        # structural): correlation is measured among the forecasters the strategies listen to.
-        names = {k for row in self.history for k in row if not k.startswith(_BASELINE)}
-        series: dict[str, list[float | None]] = {k: [row.get(k) for row in self.history] for k in names}
-        corr = mean_pairwise_correlation(series, cfg.min_samples)
-        shares = [c for c in self.consensus_hist if not math.isnan(c)]
-        consensus = sum(shares) / len(shares) if len(shares) >= cfg.min_samples else math.nan
+        while len(self.history) > cfg.window:
+            for k in self.history.popleft():
+                left = self._names[k] - 1
+                if left:
+                    self._names[k] = left
+                else:
+                    del self._names[k]
+        while len(self.consensus_hist) > cfg.window:
+            old = self.consensus_hist.popleft()
+            if not math.isnan(old):
+                self._shares_sum -= old
+                self._shares_n -= 1
+        while len(self.crowding_hist) > cfg.crowding_window:
+            self.crowding_hist.popleft()
+        corr = math.nan
+        if sum(1 for c in self._names.values() if c >= cfg.min_samples) >= 2:
+            series: dict[str, list[float | None]] = {k: [r.get(k) for r in self.history] for k in self._names}
+            corr = mean_pairwise_correlation(series, cfg.min_samples)
+        consensus = self._shares_sum / self._shares_n if self._shares_n >= cfg.min_samples else math.nan
         rise = crowd - min(self.crowding_hist)
         enough = len(current) >= cfg.min_forecasters
         collapsed = enough and (
