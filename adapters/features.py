@@ -31,6 +31,12 @@ horizons), all relative to the anchor variance; a bar without a range (open = hi
 *negative* return over 5 bars) and ``gap_ret`` (the move from the previous close to
 this bar's open: the overnight gap of daily bars).
 
+Scheduled events (``FeatureConfig.events``, daily bars): ``event_next`` is 1 when the
+weekday after the bar's New York date is an FOMC decision or payroll release day in
+``config/data/events.json`` (sources and coverage, 2009-2018, in that file; exchange
+holidays are not skipped, so a Friday's "next weekday" is Monday even when Monday is
+closed).
+
 Neutral values: when a symbol has no quotes, ``spread`` is 0; when it has no
 news, every ``news_*`` feature is 0; a bar without trade-side information
 (daily data) leaves ``imbalance`` at 0.
@@ -54,9 +60,10 @@ __all__ = [
     "FeatureEngine",
     "FeatureRow",
     "SymbolFeatures",
+    "event_days",
 ]
 
-FEATURE_SCHEMA: Final = 2
+FEATURE_SCHEMA: Final = 3
 """Bumped whenever the meaning or order of :data:`FEATURE_NAMES` changes; models record it."""
 
 _EMBED_DIMS: Final = 4
@@ -82,6 +89,7 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "tod_sin",  # time of day (UTC) on the unit circle
     "tod_cos",
     "gap",  # ln(time since previous bar / bar length), >= 0
+    "event_next",  # 1 when the next weekday is a scheduled FOMC / payroll day (config.events), else 0
     "news_sent",  # tanh of decayed credibility-weighted sentiment
     "news_intensity",  # ln(1 + decayed count of verified items)
     *(f"news_emb_{i}" for i in range(_EMBED_DIMS)),  # decayed mean of projected embeddings
@@ -107,6 +115,7 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     the running mean of squared returns).  ``news_half_life_s``: seconds for a
     news item's weight to halve.  ``clip``: bound on standardized features.
     ``bar_ns``: nominal bar length in ns, used when a bar does not say (``spec``).
+    ``events``: set ``event_next`` from the scheduled-event calendar (daily bars; module docstring).
     ``anchor``: the classical volatility the features and the model are scaled by
     (module docstring); ``gjr_alpha``/``gjr_gamma``/``gjr_beta`` its GJR-GARCH(1,1)
     parameters (``alpha + gamma/2 + beta < 1``).
@@ -120,6 +129,7 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     news_half_life_s: float = 1800.0
     clip: float = 8.0
     bar_ns: int = 60_000_000_000
+    events: bool = False
     anchor: Literal["ewma", "gjr"] = "ewma"
     gjr_alpha: float = 0.02
     gjr_gamma: float = 0.12
@@ -383,6 +393,8 @@ class SymbolFeatures:
         v[_IDX["tod_cos"]] = math.cos(phase)
         bar_ns = bar.spec if bar.kind == "time" and bar.spec > 0 else cfg.bar_ns
         v[_IDX["gap"]] = _clip(math.log(max(1.0, (bar.ts_event - prev_ts) / bar_ns)), clip)
+        if cfg.events and _next_weekday_is_event(bar.ts_event):
+            v[_IDX["event_next"]] = 1.0
         news_ids = self._news_features(v, bar.ts_event)
         return FeatureRow(
             symbol=self.symbol,
@@ -424,6 +436,33 @@ class SymbolFeatures:
             v[_NEWS0 + 2 : _NEWS0 + 2 + _EMBED_DIMS] = np.clip(emb, -1.0, 1.0)
         horizon_ns = self._cfg.news_half_life_s * 1e9 * math.log2(20.0)  # weight above 5%
         return tuple(i for t, i in self._news_ids if ts - t <= horizon_ns)
+
+
+_EVENT_DAYS: set[int] | None = None
+_NY_OFFSET_NS: Final = 5 * 3_600_000_000_000  # a US close (20:00/21:00 UTC) minus 5 h is its New York date
+
+
+def event_days() -> set[int]:
+    """Days since the epoch of every scheduled event in ``config/data/events.json`` (cached)."""
+    global _EVENT_DAYS
+    if _EVENT_DAYS is None:
+        import json
+        from datetime import date
+        from importlib.resources import files
+
+        doc = json.loads(files("config").joinpath("data", "events.json").read_text(encoding="utf-8"))
+        epoch = date(1970, 1, 1).toordinal()
+        _EVENT_DAYS = {
+            date.fromisoformat(d).toordinal() - epoch for days in doc["events"].values() for d in days
+        }
+    return _EVENT_DAYS
+
+
+def _next_weekday_is_event(ts_ns: int) -> bool:
+    day = (ts_ns - _NY_OFFSET_NS) // _DAY_NS
+    dow = (day + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
+    nxt = day + (3 if dow == 4 else 2 if dow == 5 else 1)
+    return nxt in event_days()
 
 
 _PROJ_CACHE: dict[int, np.ndarray] = {}

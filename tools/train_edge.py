@@ -201,6 +201,7 @@ def _anchored(spec: DatasetSpec, p: dict[str, float]) -> FeatureConfig:
     return FeatureConfig(
         bar_ns=spec.bar_ns,
         news_half_life_s=spec.news_half_life_s,
+        events=spec.bar_ns >= _DAY_NS,  # the scheduled-event calendar is one of US daily releases
         anchor="gjr",
         gjr_alpha=p["gjr_alpha"],
         gjr_gamma=p["gjr_gamma"],
