@@ -50,7 +50,14 @@ def _replay(rec: Path, out: Path) -> subprocess.CompletedProcess[str]:
 
 
 async def _record(
-    tansu: TansuBroker, tmp_path: Path, *, profiles: tuple[str, ...], bars: int, news: int
+    tansu: TansuBroker,
+    tmp_path: Path,
+    *,
+    profiles: tuple[str, ...],
+    bars: int,
+    news: int,
+    extra: list[str] | None = None,
+    cloud_answers: int = 0,
 ) -> tuple[Path, set[tuple[str, int]], int]:
     t = Topics.fresh()
     await standard_topics(tansu.bootstrap, t, md_partitions=2)
@@ -64,10 +71,14 @@ async def _record(
     node = EdgeNodeProcess(
         tmp_path / "node.log",
         "rec-node",
-        [*edge_node_args(tansu.bootstrap, t, "rec-node", profiles=profiles), "--record", str(rec)],
+        [
+            *edge_node_args(tansu.bootstrap, t, "rec-node", profiles=profiles, extra=extra),
+            "--record",
+            str(rec),
+        ],
     )
     try:
-        await wait_for_log(node, "partitions_assigned")  # reading live, not a backlog
+        await wait_for_log(node, "partitions_assigned", 180)  # reading live, not a backlog
         # An outside producer, JSON records: {"type": "trade", ...} and {"type": "news", ...}.
         # Paced, so that the node reads news between the trades of its time (not all after them).
         sent = await produce_messages(
@@ -84,6 +95,11 @@ async def _record(
             seen = await reader.until(expected, timeout_s=120)
             assert expected <= seen.covered, node.log_text()[-3000:]
             await reader.settle(1.0)
+            # the cloud's refinements (same forecast_id, version 2) come later
+            async with asyncio.timeout(300):
+                while sum(seen.counts.values()) - len(seen.counts) < cloud_answers:
+                    await reader.poll(500)
+            await reader.settle(2.0 if cloud_answers else 0.0)
         async with asyncio.timeout(30):  # every news record handed over (news settles at handover)
             while True:
                 committed, ends = await committed_and_end(tansu.bootstrap, t.group, t.news, 1)
@@ -125,3 +141,43 @@ async def test_a_recording_replays_to_the_same_forecasts_and_traces(
     assert "identical" in done.stdout
     # the traces carry the news the edge had seen: the news path ran in the replay too
     assert any(t.news_ids for t in traces if isinstance(t, ReasoningTrace)), "some trace names news"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_a_recording_with_the_real_cloud_tier_replays_to_the_same_bytes(
+    tansu: TansuBroker, tmp_path: Path
+) -> None:
+    """The whole node: the cloud tier on (the node autostarts llama.cpp with SmolLM2), escalating
+    every edge forecast it can; its refinements go to Kafka and into the recording's outputs, and
+    the replay publishes them again where they were: the same bytes."""
+    cloud = [
+        "actors[cloud].config.always=true",
+        # SmolLM2-135M often names a direction its own point forecast contradicts; the check
+        # is the product's, not what this test is about (it is about replaying what was used)
+        "actors[cloud].config.require_consistent_direction=false",
+        # on a busy 2-core machine an answer lands tens of bars after its basis: apply it anyway
+        "actors[cloud].config.store.staleness_events=100000",
+        # room for the whole JSON answer, and no budget between the forecasts and the model
+        "actors[cloud].config.max_tokens=400",
+        "actors[cloud].config.tokens_burst=1000000.0",
+        "actors[cloud].config.tokens_per_s=1000000.0",
+        "actors[cloud].config.max_escalation_fraction=1.0",
+        "actors[cloud].config.escalation_burst=4.0",
+        "actors[cloud].config.deadline_s=60.0",
+    ]
+    rec, expected, _ = await _record(
+        tansu, tmp_path, profiles=(), bars=30, news=8, extra=cloud, cloud_answers=1
+    )
+    outputs = (rec / "outputs.jsonl").read_text().splitlines()
+    refinements = [json.loads(line) for line in outputs if '"tier":"cloud"' in line]
+    assert refinements, "the cloud tier answered"
+    fcs = _lines(rec / "forecasts.jsonl")
+    assert {(f.symbol, f.basis_seq) for f in fcs if isinstance(f, Forecast) and f.version == 1} == expected
+    assert any(isinstance(f, Forecast) and f.tier == "cloud" for f in fcs)
+    out = tmp_path / "out"
+    done = await asyncio.to_thread(_replay, rec, out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("forecasts.jsonl", "traces.jsonl"):
+        assert (out / name).read_bytes() == (rec / name).read_bytes(), name
