@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from adapters.report_governance import governance_tables
 from adapters.report_skill import with_skill_panel
 from adapters.scoring import quantile_coverage, realised_returns
 from engine.health import TierState, TierStatus
@@ -560,6 +561,7 @@ def write_run_outputs(
         summary=head,
         figures=figures,
         warnings=[f"tier {t.describe()}" for t in summary.failed_tiers()],
+        tables=governance_tables(out, summary.metrics),  # issue 16: models, shadow, breaker, audit
     )
     return head
 

@@ -35,6 +35,7 @@ __all__ = [
     "FingerprintReport",
     "detect",
     "embed",
+    "fingerprint_secret",
     "onnx_weights",
 ]
 
@@ -130,6 +131,18 @@ def _binomial_tail(n: int, k: int) -> float:
     ]
     m = max(logs)
     return min(1.0, math.exp(m) * sum(math.exp(x - m) for x in logs))
+
+
+def fingerprint_secret(pem: str | Path) -> bytes:
+    """The fingerprint's HMAC key, derived from an Ed25519 private key (PEM): one secret to keep."""
+    from cryptography.hazmat.primitives import serialization
+
+    from adapters.trust.signing import load_private_key
+
+    raw = load_private_key(pem).private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return hashlib.sha256(b"finllm-fingerprint-v1\n" + raw).digest()
 
 
 def onnx_weights(path: str | Path) -> dict[str, np.ndarray]:

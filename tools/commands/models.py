@@ -32,7 +32,6 @@ Exit status 2 on usage errors, missing files or keys.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -43,6 +42,7 @@ from typing import Any
 from adapters.inference.errors import InferenceError
 from adapters.inference.manifest import DEFAULT_MODEL_DIR, MANIFEST_NAME, load_manifest, sha256_file
 from adapters.trust.errors import TrustError
+from adapters.trust.fingerprint import fingerprint_secret
 from adapters.trust.signing import (
     generate_key,
     load_private_key,
@@ -52,7 +52,7 @@ from adapters.trust.signing import (
 )
 from engine.messages import ModelDecision, json_encoder
 
-__all__ = ["main"]
+__all__ = ["embed_files", "fingerprint_secret", "main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -198,16 +198,6 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 # --- fingerprint -----------------------------------------------------------------------------------
-
-
-def fingerprint_secret(pem: Path) -> bytes:
-    """The fingerprint's HMAC key, derived from an Ed25519 private key (one secret to keep)."""
-    from cryptography.hazmat.primitives import serialization
-
-    raw = load_private_key(pem).private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    return hashlib.sha256(b"finllm-fingerprint-v1\n" + raw).digest()
 
 
 def _networks(d: Path, model_id: str) -> list[tuple[str, Any]]:
