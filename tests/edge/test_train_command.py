@@ -76,7 +76,7 @@ def test_a_file_trains_signs_scores_and_serves(tmp_path: Path, spx: pd.DataFrame
         mp.setenv("FINLLM_TRUSTED_KEYS", str(keys))
         argv = ["--file", str(tmp_path / "bars.csv"), "--columns", COLS, "--model", str(model)]
         argv += ["--out", str(out), "--no-report", "--progress", "off"]
-        rc = replay.main([*argv, "--set", 'actors[edge].config.model="my-spx"'])
+        rc = replay.main(argv)  # the directory holds one model: served without naming its id
     assert rc == 0
     lines = (out / "forecasts.jsonl").read_text().splitlines()
     assert len(lines) > 4900 and json.loads(lines[-1])["model_id"] == "my-spx"

@@ -6,6 +6,8 @@
     finllm replay --dataset emini --out runs/x --loop asyncio --limit 100000
     finllm replay --dataset emini --out runs/x --set 'actors[feed].config.chunk_size=1024'
     finllm replay --recording rec/ --out runs/replayed
+    finllm replay --file bars.csv --columns ts=Date,open=Open,high=High,low=Low,close=Close \
+        --model models/mine --out runs/mine      # a model from finllm train (one id: served as is)
 
 ``--recording DIR`` replays what ``finllm node --record DIR`` recorded through the node's own
 pipeline (the config, profiles and overrides in ``DIR/recording.json``, then the config's
@@ -147,6 +149,16 @@ def _mentions(node: Any, needle: str) -> bool:
     return False
 
 
+def _single_model_id(directory: Path) -> str | None:
+    """The model id of a model directory that holds exactly one (its manifest read, not verified:
+    the edge reasoner verifies it when it loads); None otherwise."""
+    try:
+        models = json.loads((directory / "manifest.json").read_text(encoding="utf-8")).get("models", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    return next(iter(models)) if isinstance(models, dict) and len(models) == 1 else None
+
+
 def plan(args: argparse.Namespace, template: dict[str, Any]) -> ReplayPlan:
     """Map the flags to profiles, overrides and variables of ``template`` (the parsed config)."""
     out = Path(args.out).resolve()
@@ -188,6 +200,10 @@ def plan(args: argparse.Namespace, template: dict[str, Any]) -> ReplayPlan:
             "--model",
         )
         put(f"{_EDGE}.enabled", True, "--model")
+        only = _single_model_id(Path(args.model)) if key == "model_dir" else None
+        if only is not None:
+            # A directory from finllm train holds one model: serve it without naming its id.
+            put(f"{_EDGE}.config.model", only, "--model")
     if args.latency_ns is not None:
         put(f"{_HOST}.config.exchange.latency_ns", args.latency_ns, "--latency-ns")
     if args.slippage_ticks is not None:
