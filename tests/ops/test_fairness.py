@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from adapters.fairness import DIMENSIONS, TEMPLATES, AuditConfig, Variant, run_audit, wilson
+from adapters.fairness import DIMENSIONS, TEMPLATES, AuditConfig, Variant, cloud_asker, run_audit, wilson
 from adapters.fairness import _summarise as summarise
 from adapters.text.checker import Analyzer, AnalyzerConfig, SanityConfig
 from engine.messages import VerifiedNews
+from tests.cloud.conftest import llama_server  # noqa: F401  # the real llama.cpp server, session-wide
 from tools.commands.audit import main as audit
+from tools.commands.audit import render
 
 
 def test_wilson_interval() -> None:
@@ -114,3 +117,25 @@ def test_the_command_default_path_without_cloud(tmp_path: Path, capsys: pytest.C
     assert report["news_effect"] is not None
     # Allowing every change passes the same run.
     assert audit(["fairness", "--dimensions", "country", "--no-embed", "--max-rate", "1.0"]) == 0
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_cloud_tier_through_the_real_llama_server(llama_server: Any) -> None:  # noqa: F811
+    """The optional cloud part against the real llama.cpp server (SmolLM2-135M): every headline
+    gets a direction answer through the cloud tier's client, and the rates count them."""
+    analyzer = Analyzer(AnalyzerConfig(embed=False, sentiment="lexicon"))
+    ask, close = cloud_asker(llama_server.url, llama_server.model_id)
+    try:
+        report = run_audit(analyzer, SanityConfig(), AuditConfig(dimensions=("country",)), cloud=ask)
+    finally:
+        close()
+    answers = [v.cloud_direction for v in report.variants]
+    assert len(answers) == 16 and all(a in ("up", "down", "flat") for a in answers)
+    r = report.rates["country"]["cloud"]
+    assert r.n == 14 and r.changes == sum(
+        1 for t in ("plant_opening", "regulator_fine")
+        for v in report.variants if v.template == t and v.cloud_direction != next(
+            x.cloud_direction for x in report.variants if x.template == t)
+    )  # fmt: skip
+    assert "cloud" in render(report)

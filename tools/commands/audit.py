@@ -65,6 +65,11 @@ def render(report: Any) -> str:
                 else ""
             )
         )
+    answers = {v.cloud_direction for v in report.variants if v.cloud_direction is not None}
+    if len(answers) == 1:
+        lines.append(
+            f"the cloud tier answered {answers.pop()!r} to every headline: its invariance is vacuous"
+        )
     verdicts: dict[str, int] = {}
     for v in report.variants:
         verdicts[v.verdict] = verdicts.get(v.verdict, 0) + 1
