@@ -191,3 +191,27 @@ def test_extra_trusted_keys_from_the_environment(
     assert verify_manifest(
         model_copy, json.loads((model_copy / MANIFEST_NAME).read_text()), load_trust_store()
     )
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio"])
+async def test_the_edge_reasoner_refuses_an_untrusted_model_and_counts_it(model_copy: Path) -> None:
+    """The product's loader (EdgeReasoner on start, as in finllm run / replay / node): a model
+    directory signed by an unknown key never serves; every start attempt is refused and counted."""
+    import asyncio
+
+    from actors.edge_reasoner import EdgeReasonerConfig
+    from engine.testing import capture_logs
+    from tests.edge.conftest import running_edge
+
+    sign_manifest(model_copy, Ed25519PrivateKey.generate(), "mallory")
+    with capture_logs() as logs:
+        async with running_edge(EdgeReasonerConfig(model="es-1m", model_dir=str(model_copy))) as run:
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                if run.engine.cells["edge"].incarnations >= 2:
+                    break
+            refused = run.engine.metrics.counter("model_load_refused_total", reason="unknown_key").value
+    assert run.engine.cells["edge"].incarnations >= 2 and refused >= 2
+    assert not run.outputs()
+    errors = [str(e.get("error", "")) for e in logs if e.get("event") == "child_failed"]
+    assert errors and all("SignatureError" in e and "not among" in e for e in errors)
