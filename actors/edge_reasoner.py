@@ -84,6 +84,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -242,6 +243,8 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         self._m_batch = m.histogram("edge_batch_size", actor=name)
         self._replaced: dict[str, tuple[EdgeModel, dict[str, EdgeModel]]] = {}
         self._refused_symbols: set[str] = set()
+        # model -> whether its outputs depend on the news inputs (weak: swapped-out models go)
+        self._news_weight: weakref.WeakKeyDictionary[EdgeModel, bool] = weakref.WeakKeyDictionary()
         self._feature_log = open(cfg.feature_log, "ab") if cfg.feature_log else None  # noqa: SIM115
         self.ctx.log.info(
             "edge_reasoner_started",
@@ -490,8 +493,9 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
 
     def _news_moved(self, model: EdgeModel, idx: list[int], batch: list[_Pending]) -> list[int]:
         """The rows of ``idx`` whose forecast changes when their news features are set to the
-        no-news value (0): only their traces name news ids."""
-        if not idx:
+        no-news value (0): only their traces name news ids.  A model whose outputs never depend on
+        its news inputs (checked once per model on probe rows) needs no per-row check."""
+        if not idx or not self._carries_news(model):
             return []
         rows = np.stack([batch[i].row.values for i in idx])
         off = rows.copy()
@@ -499,6 +503,18 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         pad = self.config.pad_multiple
         a, b = model.predict_raw(rows, pad), model.predict_raw(off, pad)
         return [i for j, i in enumerate(idx) if not np.array_equal(a[j], b[j])]
+
+    def _carries_news(self, model: EdgeModel) -> bool:
+        """Whether ``model``'s outputs depend on the news features at all (cached per model)."""
+        known = self._news_weight.get(model)
+        if known is None:
+            rng = np.random.default_rng(0)
+            base = np.tile(np.asarray(model.spec.feature_mean, dtype=np.float32), (8, 1))
+            probe = base.copy()
+            probe[:, _NEWS_COLS] = rng.uniform(-1.0, 1.0, (8, len(_NEWS_COLS))).astype(np.float32)
+            known = not np.array_equal(model.predict_raw(base, 8), model.predict_raw(probe, 8))
+            self._news_weight[model] = known
+        return known
 
     def _emit(self, p: _Pending, model: EdgeModel, out: np.ndarray, cheap: bool) -> tuple[str, str] | None:
         """Publish the forecast; return (forecast id, summary) when it is to be traced

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import msgspec
 import numpy as np
 import pytest
 
 from actors.edge_reasoner import EdgeReasonerConfig
-from adapters.inference.model import load_edge_model
+from adapters.features import FEATURE_NAMES
+from adapters.inference.model import EdgeModel, load_edge_model
 from engine.messages import Bar, DeadLetter, Forecast, Mode, Quote, ReasoningTrace, VerifiedNews
 from engine.testing import capture_logs
 from tests.edge.conftest import EdgeRun, running_edge
@@ -313,3 +315,44 @@ async def test_bars_of_another_length_are_refused_with_a_clear_error(es_bars: li
     assert len(dead) == 30
     assert "model es-1m was trained on 1m bars; refusing a 1d bar of SPX" in dead[0].reason
     assert _dropped(run)["wrong_bar"] == 30
+
+
+class _NewsMovesProb:
+    """A backend wrapper whose direction probability moves with the news sentiment feature."""
+
+    name = "news-test"
+    device = "cpu"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = np.array(self.inner.predict(x), copy=True)
+        out[:, -1] = np.clip(out[:, -1] + 0.2 * x[:, FEATURE_NAMES.index("news_sent")], 0.0, 1.0)
+        return out
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+async def test_a_model_that_uses_news_names_the_news_in_its_traces(es_bars: list[Bar], manifest) -> None:
+    news = VerifiedNews(
+        id="n-1", ts_event=es_bars[100].ts_event - 1, source="reuters", headline="h", symbols=("ES",),
+        sentiment=-0.8, credibility=0.9,
+    )  # fmt: skip
+    plain = load_edge_model(manifest, "es-1m")
+    spec = plain.spec
+    moved = EdgeModel(
+        spec, _NewsMovesProb(plain.backend), role="student", neutral=np.asarray(spec.feature_mean)
+    )
+    async with running_edge(EdgeReasonerConfig(model="es-1m", trace_threshold=0.0)) as run:
+        await run.feed(es_bars[:1])
+        run.actor.swap_model("es-1m", None, moved).close()  # type: ignore[union-attr]
+        await run.feed(es_bars[1:100])
+        await run.feed([news])
+        await run.feed(es_bars[100:110])
+        _, traces, _ = _split(run.outputs())
+    after = [t for t in traces if t.ts_event > news.ts_event]
+    assert after and all(t.news_ids == ("n-1",) for t in after)
+    assert all("news_sent" in {n for n, _, _ in t.features} for t in after)
+    assert all(t.news_ids == () for t in traces if t.ts_event < news.ts_event)
