@@ -10,6 +10,8 @@
   need the release key (kept outside the repository).
 * ``keygen --out PEM [--name NAME]`` - a new Ed25519 key (mode 600) and its trusted-keys entry
   (print it into a file named by ``$FINLLM_TRUSTED_KEYS``, or ``config/data/trusted_keys.toml``).
+* ``fingerprint measure --key PEM --model ID --dataset NAME`` - embed into a temporary copy and
+  print the effect on the held-out rows (outputs, CRPS) and the detection rates.
 * ``fingerprint embed --key PEM --model ID [--dir DIR]`` - embed the key's fingerprint
   (:mod:`adapters.trust.fingerprint`) into every network of a model: the torch weights, then a
   fresh ONNX export from them; rewrites the manifest's hashes (sign it again afterwards).
@@ -74,11 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--name", default="dev")
     p = sub.add_parser("fingerprint", help="embed or detect a keyed fingerprint in the weights")
-    p.add_argument("action", choices=["embed", "detect"])
+    p.add_argument("action", choices=["embed", "detect", "measure"])
     p.add_argument("--key", type=Path, required=True, help="Ed25519 private key (PEM): the secret")
     p.add_argument("--dir", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--model", default="", help="model id (every network of it)")
     p.add_argument("--onnx", type=Path, default=None, help="detect: one ONNX file instead of --model")
+    p.add_argument("--dataset", default="", help="measure: held-out rows of this dataset (train_edge name)")
     p = sub.add_parser("shadow", help="run a candidate in shadow over a replay; promote/rollback by policy")
     p.add_argument("--candidate", type=Path, required=True)
     p.add_argument("--dataset", required=True)
@@ -210,6 +213,8 @@ def _fingerprint(args: argparse.Namespace) -> int:
     from adapters.trust.fingerprint import detect, onnx_weights
 
     secret = fingerprint_secret(args.key)
+    if args.action == "measure":
+        return _measure(args, secret)
     if args.action == "detect":
         targets = (
             [("file", args.onnx)]
@@ -238,6 +243,59 @@ def _fingerprint(args: argparse.Namespace) -> int:
         print(f"{role:<10} {files.onnx.name}: fingerprint embedded (torch weights and ONNX re-exported)")
     _rehash(args.dir)
     print(f"{args.dir / MANIFEST_NAME}: hashes updated; sign it again (finllm models sign)")
+    return 0
+
+
+def _measure(args: argparse.Namespace, secret: bytes) -> int:
+    """Embed into a temporary copy of ``--dir``; print the output effect on the held-out rows of
+    ``--dataset`` and the detection with the key, on the unmarked model, and with a random key."""
+    import os
+    import tempfile
+
+    import numpy as np
+
+    from adapters.inference.model import load_edge_model
+    from adapters.scoring import crps_quantiles
+    from adapters.trust.fingerprint import detect, onnx_weights
+    from tools.train_edge import prepare
+
+    if not (args.model and args.dataset):
+        print("finllm models fingerprint measure: give --model ID and --dataset NAME", file=sys.stderr)
+        return 2
+    prep = prepare(args.dataset)
+    x = prep.x[prep.test].astype(np.float32)
+    y = prep.y[prep.test]
+    with tempfile.TemporaryDirectory() as tmp:
+        marked_dir = Path(tmp) / "edge"
+        shutil.copytree(args.dir, marked_dir)
+        for _, files in _networks(marked_dir, args.model):
+            embed_files(files, secret)
+        _rehash(marked_dir)
+        a = load_manifest(args.dir, require_signature=False)
+        b = load_manifest(marked_dir, require_signature=False)
+        levels = np.asarray(a.model(args.model).quantile_levels)
+        print(
+            "| net | rows | max abs d(quantiles, vol) | / median vol | max abs d P(up) | CRPS | CRPS marked "
+            "| rel. d CRPS | marked, key | unmarked, key | marked, random key |"
+        )
+        for role in ("student", "teacher"):
+            oa = load_edge_model(a, args.model, role=role).predict_raw(x).astype(np.float64)
+            ob = load_edge_model(b, args.model, role=role).predict_raw(x).astype(np.float64)
+            k = len(levels)
+            d = float(np.max(np.abs(oa[:, : k + 1] - ob[:, : k + 1])))
+            ca = float(crps_quantiles(y, oa[:, :k], levels).mean())
+            cb = float(crps_quantiles(y, ob[:, :k], levels).mean())
+            marked = onnx_weights(getattr(b.model(args.model), role).onnx)
+            r1 = detect(marked, secret)
+            r2 = detect(onnx_weights(getattr(a.model(args.model), role).onnx), secret)
+            r3 = detect(marked, os.urandom(32))
+            print(
+                f"| {role} | {len(x)} | {d:.3g} | {d / float(np.median(oa[:, k])):.3%} | "
+                f"{float(np.max(np.abs(oa[:, k + 1] - ob[:, k + 1]))):.2g} | {ca:.6g} | {cb:.6g} | "
+                f"{(cb - ca) / ca:+.2e} | "
+                + " | ".join(f"{r.matched}/{r.checked} p={r.pvalue:.2g}" for r in (r1, r2, r3))
+                + " |"
+            )
     return 0
 
 
