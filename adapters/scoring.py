@@ -43,7 +43,13 @@ Conventions (so figures are comparable across datasets, models and baselines):
   Identical losses give statistic 0 and p-value 1.
 * **Baselines** (one-step-ahead, no look-ahead): :func:`ewma_variance` (RiskMetrics),
   :func:`garch_variance` (GARCH(1,1) from ``arch``, fitted before the evaluated period) and
-  :func:`rolling_empirical_quantiles` (the random walk with trailing empirical quantiles).
+  :func:`rolling_empirical_quantiles` (the random walk with trailing empirical quantiles); the
+  refitted set the benchmarks and the report use is :mod:`adapters.baselines`.
+* **A run's output**: :func:`read_forecasts` reads what a run wrote (``forecasts.jsonl``),
+  :func:`next_bar_outcomes` pairs each forecast with the *next bar* of its symbol (a daily
+  forecast made on a Friday is for Monday's close), and :func:`skill` computes every figure
+  above for a forecaster and its baselines on the same rows (:mod:`adapters.report_skill`
+  drives it for ``finllm bench edge`` and the report's skill panel).
 """
 
 from __future__ import annotations

@@ -12,25 +12,23 @@ Figures (names as in DESIGN.md):
   ``tick_to_forecast_p50_us`` / ``_p99_us``: from the trade that closes a bar
   entering the shared bar aggregator to a downstream actor handling that bar's
   forecast (md + bar publish, the EdgeReasoner, one more bus hop);
-* per dataset, on its held-out test period (named in each figure's
-  ``test_period``): ``crps`` (baseline: the random walk with the empirical
-  quantiles of all returns before the test period), ``crps_ratio_vs_rw``,
-  ``qlike`` (baseline GARCH(1,1)), ``qlike_garch``, ``qlike_ewma``,
-  ``hit_rate``, ``pt_pvalue`` (Pesaran-Timmermann, one-sided) and
-  ``dm_pvalue`` (Diebold-Mariano on CRPS vs the random walk, two-sided), for
-  the shipped student (``model=student``) and its teacher (``model=teacher``).
-  Extra figures: ``crps_ratio_vs_rw_rolling`` (random walk on a trailing
-  window), ``coverage_90`` (share of outcomes inside the 5%-95% band) and
-  ``coverage_80`` (10%-90%), ``brier`` (of the direction probability; 0.25 is a
-  coin), ``qlike_norm`` (normalised QLIKE ``s2/h - ln(s2/h) - 1`` against the
-  squared return, rows with a zero return left out; baseline GARCH(1,1)),
-  ``qlike_norm_ratio_vs_garch``, ``qlike_norm_ratio_vs_ewma`` and
-  ``dm_pvalue_vs_garch`` (Diebold-Mariano on normalised QLIKE vs GARCH(1,1)).
+* per dataset, **from the product's own output**: the bench runs ``finllm replay --dataset X
+  --forecaster edge`` (the feed and the edge reasoner, as in production), reads the
+  ``forecasts.jsonl`` it wrote, pairs each forecast with the next bar's log return and scores
+  the held-out period (from the serving model's ``splits.test``; for ``sp500-tickers`` the
+  tickers withheld from training, from each one's 101st bar) against baselines fitted one step
+  ahead on the same bars in the same run (:mod:`adapters.baselines`: rolling random walk 250
+  days / 390 minutes, EWMA 0.94, GARCH(1,1) and GJR-GARCH(1,1) refitted every ``--refit-every``
+  bars on an expanding window, HAR on Parkinson range variance).  Figures: ``crps``,
+  ``qlike_norm`` (baseline GARCH(1,1)), ``crps_ratio_vs_{rw,ewma,garch,gjr,har}``,
+  ``qlike_norm_ratio_vs_{...}``, ``dm_pvalue_vs_{...}`` (Diebold-Mariano on normalised QLIKE,
+  HAC), ``dm_crps_pvalue_vs_{...}``, ``coverage_80``, ``coverage_90``, ``hit_rate``, ``brier``,
+  ``pt_pvalue``, ``pit_ks_pvalue``; for the withheld tickers also ``*_median_ticker`` and
+  ``share_tickers_qlike_below_garch``.  ``FINLLM_SKILL_OUT=DIR`` also writes each dataset's
+  figures (pooled and per symbol) to ``DIR/skill-<dataset>.json``.
 
-Conventions of the statistics: :mod:`adapters.scoring`.  The quality figures use
-the onnxruntime backend on the weights in ``models/edge`` after verifying the
-manifest, and refuse to run if the dataset's hash differs from the one the
-model was trained on (its test period would not be held out any more).
+Conventions of the statistics: :mod:`adapters.scoring`.  The replay loads the weights of
+``--model-dir`` (default ``models/edge``) through the signed manifest, as the product does.
 """
 
 from __future__ import annotations
