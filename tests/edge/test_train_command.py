@@ -84,3 +84,18 @@ def test_a_file_trains_signs_scores_and_serves(tmp_path: Path, spx: pd.DataFrame
     other = Ed25519PrivateKey.generate()
     with pytest.raises(Exception, match=r"unknown|not among|trusted"):
         load_manifest(model, trust=TrustStore(keys=(public_key_entry(other, "x"),)))
+
+
+@pytest.mark.slow
+def test_a_bundled_dataset_trains_and_is_scored_on_its_test_period(tmp_path: Path) -> None:
+    key_path = tmp_path / "k.pem"
+    key = generate_key(key_path)
+    rc = train.main(
+        ["--dataset", "nasdaq", "--out", str(tmp_path / "m"), "--key", str(key_path), "--max-epochs", "1"]
+    )
+    assert rc == 0
+    trust = TrustStore(keys=(public_key_entry(key, "finllm-train"),))
+    spec = load_manifest(tmp_path / "m", trust=trust).model("ndx-1d")
+    held = spec.metrics["held_out"]
+    assert held["n"] == 1255  # the 2014-18 test period, from finllm replay --dataset nasdaq
+    assert 0.5 < held["crps_ratio_vs_garch"] < 1.5 and "dm_pvalue_vs_gjr" in held

@@ -22,7 +22,9 @@ Models load only with a trusted signature.  With ``--key PEM`` (an Ed25519 priva
 ``finllm models keygen``) the manifest is signed, the model is served by a real
 ``finllm replay`` over the file through the product's feed and edge reasoner, the test period's
 forecasts are scored against the classical baselines (rolling random walk, EWMA, GARCH, GJR, HAR)
-and those held-out figures go into the manifest (signed again).  To serve it, trust the key:
+and those held-out figures go into the manifest (signed again).  ``--dataset`` does the same with
+``finllm replay --dataset`` (``eq-daily``: a replay of ``sp500-tickers`` scored on the withheld
+tickers).  To serve it, trust the key:
 ``$FINLLM_TRUSTED_KEYS`` names a TOML file with its public entry (printed here).  Without
 ``--key`` the manifest is written unsigned and no held-out figures are computed.
 """
@@ -147,6 +149,29 @@ def _score_by_replay(
     return {k: (v if math.isfinite(v) else None) for k, v in sk.pooled.items()}
 
 
+def _score_dataset(dataset: str, out: Path, model_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Serve the signed model by ``finllm replay --dataset`` and score its held-out part (the test
+    period; for the pooled daily model, the withheld tickers) against the baselines."""
+    from adapters import scoring
+    from adapters.datasets import load_dataset
+    from adapters.report_skill import bars_from_tape, run_skill
+    from tools.bench_edge import replay_forecasts
+
+    replayed = "sp500-tickers" if dataset == "eq-daily" else dataset
+    extra = [f'actors[edge].config.model="{model_id}"']
+    with tempfile.TemporaryDirectory(prefix="finllm-train-") as tmp:
+        fcs = scoring.read_forecasts(replay_forecasts(replayed, Path(tmp), str(out), extra))
+    bar_ns = int(entry["feature_config"]["bar_ns"])
+    bars = bars_from_tape(load_dataset(replayed), bar_ns, 50.0 if replayed == "emini" else 1.0)
+    rw = 390 if bar_ns < 86_400 * 10**9 else 250
+    if entry.get("withheld_symbols"):
+        sk = run_skill(fcs, bars, symbols=entry["withheld_symbols"], min_history=100, rw_window=rw)
+    else:
+        start = int(np.datetime64(entry["splits"]["test"]["first_basis"].rstrip("Z"), "ns").astype(np.int64))
+        sk = run_skill(fcs, bars, start_ns=start, rw_window=rw)
+    return {k: (v if math.isfinite(v) else None) for k, v in sk.pooled.items()}
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="finllm train", description=__doc__.split("\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
@@ -222,11 +247,15 @@ def main(argv: list[str]) -> int:
         f'[[keys]]\nkey_id = "{entry_pub.key_id}"\nname = "finllm-train"\n'
         f'public_key = "{entry_pub.public_key}"\n'
     )
-    if args.file:
+    if args.file or args.dataset:
         prev = os.environ.get("FINLLM_TRUSTED_KEYS")
         os.environ["FINLLM_TRUSTED_KEYS"] = os.pathsep.join(filter(None, [str(keys_file), prev]))
         try:
-            held = _score_by_replay(args, out, model_id, json.loads(path.read_text())["models"][model_id])
+            stored = json.loads(path.read_text())["models"][model_id]
+            if args.file:
+                held = _score_by_replay(args, out, model_id, stored)
+            else:
+                held = _score_dataset(args.dataset, out, model_id, stored)
         finally:
             if prev is None:
                 os.environ.pop("FINLLM_TRUSTED_KEYS", None)
