@@ -92,7 +92,7 @@ from engine.actor import Actor
 from engine.config import EngineConfig, EngineSection
 from engine.kernel import Engine, RunSummary, run_on_loop
 from engine.mailbox import Mailbox, MailboxStatistics, OfferResult
-from engine.messages import Bar, Forecast, Mode, ModeChange
+from engine.messages import Bar, Forecast, Mode, ModeChange, VerifiedNews
 from engine.metrics import Histogram, Metrics
 from engine.testing import Probe
 from tools.benchlib import emit
@@ -254,11 +254,17 @@ class LatencyTap(Mailbox[Any]):
         """(phase, model id) -> forecasts: which network served them."""
         self.unmatched = 0
         self._bars: dict[str, collections.deque[tuple[int, int]]] = {}
+        # Accepted copies that only corroborate reach no model: the edge's news input is what
+        # the checker published on news.verified, counted here.
+        self._verified = metrics.counter("overload_news_verified_published_total")
 
     def _phase(self, t_ns: int) -> int:
         return max(0, min(bisect.bisect_right(self.bounds_ns, t_ns) - 1, len(self._names) - 1))
 
     def offer(self, msg: Any) -> OfferResult:
+        if type(msg) is VerifiedNews:
+            self._verified.inc()
+            return OfferResult.ACCEPTED
         if type(msg) is Bar:
             self._bars.setdefault(msg.symbol, collections.deque()).append((msg.seq, time.perf_counter_ns()))
         elif type(msg) is Forecast and msg.version == 1:
@@ -450,6 +456,7 @@ class _Rig:
         )
         e.bus.subscribe("bar.>", self.tap)
         e.bus.subscribe("forecast.>", self.tap)
+        e.bus.subscribe("news.verified", self.tap)
 
     def add_controller(self, capacity_records_per_s: float) -> None:
         p = self.p
@@ -567,7 +574,7 @@ def _accounting(
     conflated = _counter(m, "md_conflated_total")
     res["feed: records in - published - rejected - conflated"] = records_in - published - rejected - conflated
     bars = _counter(m, "md_bars_published_total")
-    verified = _counter(m, "news_verdicts_total", verdict="accepted")
+    verified = _counter(m, "overload_news_verified_published_total")
     edge = mailboxes["edge"]
     res["edge mailbox: offered - (md + bars + verified news)"] = edge.offered - (published + bars + verified)
     dropped = _by_label(m, "edge_bars_dropped_total", "reason", actor="edge")

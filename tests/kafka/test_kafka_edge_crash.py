@@ -155,7 +155,12 @@ async def test_three_edge_nodes_one_leaves_one_joins_no_bar_forecast_lost(
     for name in ("a", "b", "c"):
         start(name)
     tape = BarTape([f"S{i:02d}" for i in range(18)], bars=120, per_bar=4)
-    producing = asyncio.create_task(produce_messages(tansu.bootstrap, t.md, tape.trades, rate_per_s=400))
+    # Two thirds while a, b and c run; the rest only once d has its partitions, so the joiner
+    # always has records to forecast (on a busy machine its start-up can outlast a single stream).
+    cut = 2 * len(tape.trades) // 3
+    producing = asyncio.create_task(
+        produce_messages(tansu.bootstrap, t.md, tape.trades[:cut], rate_per_s=400)
+    )
     try:
         async with ForecastReader(tansu.bootstrap, t.forecasts) as reader:
             async with asyncio.timeout(120):
@@ -165,6 +170,7 @@ async def test_three_edge_nodes_one_leaves_one_joins_no_bar_forecast_lost(
             assert await nodes["a"].wait(60) == 0, nodes["a"].log_text()[-3000:]
             await wait_for_log(start("d"), "partitions_assigned")  # and another joins
             sent = await producing
+            sent += await produce_messages(tansu.bootstrap, t.md, tape.trades[cut:], rate_per_s=400)
             expected = expected_forecasts(sent)
             seen = await reader.until(expected, timeout_s=120)
             missing = expected - seen.covered
