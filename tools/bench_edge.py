@@ -418,7 +418,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--backends", default="onnxruntime,torch,tensorrt")
     ap.add_argument("--batches", default="1,64,256")
     ap.add_argument("--iters", type=int, default=5000)
-    ap.add_argument("--datasets", default="emini,sp500,nasdaq")
+    ap.add_argument("--datasets", default="emini,sp500,nasdaq,sp500-tickers")
     ap.add_argument("--e2e-bars", type=int, default=2264)
     ap.add_argument("--tick-trades", type=int, default=100_000)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: latency,e2e,quality")
