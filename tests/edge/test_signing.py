@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.inference.errors import ManifestError
 from adapters.inference.manifest import DEFAULT_MODEL_DIR, MANIFEST_NAME, load_manifest, refusal_counts
@@ -215,3 +217,38 @@ async def test_the_edge_reasoner_refuses_an_untrusted_model_and_counts_it(model_
     assert not run.outputs()
     errors = [str(e.get("error", "")) for e in logs if e.get("event") == "child_failed"]
     assert errors and all("SignatureError" in e and "not among" in e for e in errors)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    doc=st.dictionaries(st.text(max_size=6), _JSON, min_size=1, max_size=5),
+    indent=st.sampled_from([None, 1, 4]),
+)
+def test_canonical_bytes_survive_reformatting_and_any_edit_breaks_the_signature(
+    doc: dict, indent: int | None
+) -> None:
+    """Property: re-serialising a manifest (any indent, any key order) keeps its signed bytes; changing
+    a value changes them, so the signature no longer verifies."""
+    key = Ed25519PrivateKey.generate()
+    data = canonical_manifest_bytes(doc)
+    sig = key.sign(data)
+    again = json.loads(json.dumps(dict(reversed(list(doc.items()))), indent=indent))
+    assert canonical_manifest_bytes(again) == data
+    edited = dict(doc)
+    first = next(iter(edited))
+    edited[first] = [edited[first], "x"]
+    from cryptography.exceptions import InvalidSignature
+
+    with pytest.raises(InvalidSignature):
+        key.public_key().verify(sig, canonical_manifest_bytes(edited))
