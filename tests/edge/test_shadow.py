@@ -199,3 +199,25 @@ def test_policy_rolls_back_a_regression_after_promotion() -> None:
     assert d.action == "rollback" and d.loss_candidate > d.loss_serving
     fine = incumbent * 0.97 + rng.normal(0.0, 0.05, 300)
     assert decide("serving", fine, incumbent, _cfg()).action == "hold"
+
+
+@ONE_LOOP
+async def test_degraded_mode_skips_shadow_forecasts_but_keeps_the_features_warm(
+    es_bars: list[Bar], model_copy: Path, tmp_path: Path
+) -> None:
+    from engine.messages import Mode
+
+    cfg = _forced(model_copy, tmp_path / "s.jsonl", min_samples=1000, window=1000)
+    async with _pipeline(cfg) as (engine, probe):
+        await _feed(engine, es_bars[:100])
+        before = [m for m in probe.drain() if isinstance(m, Forecast) and m.forecast_id.endswith("-shadow")]
+        engine.runtime.mode = Mode.DEGRADED
+        await _feed(engine, es_bars[100:150])
+        during = [m for m in probe.drain() if isinstance(m, Forecast) and m.forecast_id.endswith("-shadow")]
+        engine.runtime.mode = Mode.NORMAL
+        await _feed(engine, es_bars[150:200])
+        after = [m for m in probe.drain() if isinstance(m, Forecast) and m.forecast_id.endswith("-shadow")]
+        skipped = engine.metrics.counter("shadow_skipped_total", actor="shadow").value
+    assert before and not during and skipped == 50
+    # Warm at once after the pressure ends: every one of the next 50 bars gets a shadow forecast.
+    assert len(after) == 50
