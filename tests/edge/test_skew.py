@@ -68,3 +68,14 @@ def test_served_features_match_training(manifest: Manifest, dataset: str, tmp_pa
     prep = prepare(dataset, manifest.model(model_id).feature_config)  # the features it was trained on
     assert len(served) >= 0.95 * len(prep.x)  # every warm bar is forecast (none dead-lettered)
     assert skew_report(prep.x, served) == []
+
+
+@pytest.mark.slow
+def test_served_ticker_features_match_training(manifest: Manifest, tmp_path: Path) -> None:
+    """The cross-sectional model's 524 tickers: the feed's bars give the features eq-1d trained on
+    (the feed dead-letters 78 bars whose open lies outside high/low; training kept them)."""
+    served = served_features("sp500-tickers", tmp_path)
+    prep = prepare("eq-daily", manifest.model("eq-1d").feature_config)
+    tickers = ~np.isin(prep.sym, np.asarray(["SPX", "NDX"], dtype=object))
+    assert abs(len(served) - int(tickers.sum())) < 0.01 * len(served)
+    assert skew_report(prep.x[tickers], served) == []
