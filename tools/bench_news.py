@@ -13,6 +13,10 @@ Figures (one JSON line each with ``--json``):
   its first run was the honest figure, then it too informed fixes);
 * ``checker_items_per_s`` without embeddings (ingest + checks), and
   ``embed_items_per_s`` (MiniLM, batched);
+* ``analyzer_items_per_s`` (issue 15 item 6): the ingest stage with MiniLM and the learned
+  injection/pump detector on (headline + four-sentence body per item: the detector embeds
+  every passage), at ``batch`` 1 and 32; baseline: the same items with embeddings on and the
+  detector off (``--only-throughput`` runs just these);
 * ``check_news_lines_per_s``: the whole of ``finllm check-news`` without
   embeddings (reading, bounded parsing, ingest, dedup, checks, verdict
   records) over ``--check-news-n`` synthetic lines from
@@ -34,11 +38,13 @@ import msgspec
 from adapters.text.checker import Analyzer, AnalyzerConfig, Decision, SanityCore, run_stream
 from adapters.text.news_io import parse_news_line
 from adapters.text.sentiment import EmbeddingSentiment, LMScorer, VaderScorer, macro_f1
+from engine.messages import NewsItem
 from tools.benchlib import emit
 from tools.synth_news import synth_lines
 
 __all__ = [
     "AdversarialReport",
+    "bench_analyzer",
     "bench_check_news",
     "evaluate_adversarial",
     "load_adversarial",
@@ -129,8 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-news-n", type=int, default=20_000,
                     help="synthetic lines for check_news_lines_per_s (0: skip)")  # fmt: skip
     ap.add_argument("--only-check-news", action="store_true", help="only the check_news_lines_per_s figure")
+    ap.add_argument("--only-throughput", action="store_true", help="only the analyzer_items_per_s figures")
+    ap.add_argument("--throughput-n", type=int, default=128, help="items per analyzer_items_per_s run")
     args = ap.parse_args(argv)
     js = args.json
+    if args.only_throughput:
+        for bs in (1, 32):
+            bench_analyzer(args.throughput_n, bs, as_json=js)
+        return 0
     if args.only_check_news:
         bench_check_news(args.check_news_n, as_json=js)
         return 0
@@ -195,6 +207,50 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_news_n > 0:
         bench_check_news(args.check_news_n, as_json=js)
     return 0
+
+
+def _throughput_items(n: int) -> list[NewsItem]:
+    import random
+
+    r = random.Random(6)
+    cos = ["Apple", "Microsoft", "Nvidia", "Exxon Mobil", "JPMorgan Chase", "Pfizer", "Boeing", "Walmart"]
+    out = []
+    for i in range(n):
+        c = cos[i % len(cos)]
+        body = " ".join(
+            [
+                f"{c} said quarterly revenue rose {r.randint(1, 20)}% from a year earlier.",
+                f"Shares were up {r.uniform(0.1, 5):.1f}% in early trading.",
+                "Analysts had expected a smaller gain, according to LSEG data.",
+                f"The company kept its outlook and its dividend of ${r.uniform(0.1, 2):.2f}.",
+            ]
+        )
+        out.append(
+            NewsItem(
+                id=f"tp-{i}", ts_event=1_700_000_000 * 10**9 + i * 10**9, source="reuters",
+                headline=f"{c} quarterly revenue rises {r.randint(1, 20)}%, beats estimates", body=body,
+            )
+        )  # fmt: skip
+    return out
+
+
+def bench_analyzer(n: int, batch: int, *, as_json: bool) -> float:
+    """Ingest-stage items/s with the learned detector on, batches of ``batch``; baseline: detector off."""
+    items = _throughput_items(n)
+    rates = {}
+    for detector in (False, True):
+        an = Analyzer.with_models(AnalyzerConfig(learned_detector=detector))
+        an.analyse_batch(items[:2])  # warm up (first torch call)
+        an = Analyzer(an.config, universe=an.universe, embedder=an.embedder, classifier=an.classifier,
+                      detector=an.detector)  # fmt: skip
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            an.analyse_batch(items[i : i + batch])
+        rates[detector] = n / (time.perf_counter() - t0)
+    emit("news", "analyzer_items_per_s", round(rates[True], 1), "items/s", as_json=as_json,
+         baseline="detector_off", baseline_value=round(rates[False], 1), batch=batch, n=n, threads=1,
+         detector=True)  # fmt: skip
+    return rates[True]
 
 
 def bench_check_news(n: int, *, as_json: bool, seed: int = 1) -> float:

@@ -56,6 +56,7 @@ from adapters.text.sources import SourceRegistry
 from engine.messages import NewsItem, NewsRetracted, NewsVerdict, VerifiedNews
 
 if TYPE_CHECKING:
+    from adapters.text.classifier import InjectionHead
     from adapters.text.embed import Embedder
     from adapters.text.sentiment import EmbeddingSentiment
 
@@ -86,7 +87,9 @@ class AnalyzerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     duplicate detection in seconds; ``dedup_threshold`` the shingle Jaccard of
     a near-duplicate; ``sentiment`` the scorer used for the verdict's
     ``sentiment`` (``minilm`` falls back to ``lexicon`` without an embedder);
-    ``embed`` whether to compute MiniLM embeddings at all.
+    ``embed`` whether to compute MiniLM embeddings at all; ``learned_detector`` whether the
+    learned injection/pump head (:mod:`adapters.text.classifier`) scores each item's passages
+    beside the rules (only with embeddings), from ``learned_detector_dir`` (empty: the shipped head).
     """
 
     universe: str = ""
@@ -96,6 +99,8 @@ class AnalyzerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sentiment: Literal["minilm", "lexicon"] = "minilm"
     embed: bool = True
     sentiment_model_dir: str = ""
+    learned_detector: bool = True
+    learned_detector_dir: str = ""
 
 
 class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -223,6 +228,7 @@ class Analyzer:
         universe: Universe | None = None,
         embedder: Embedder | None = None,
         classifier: EmbeddingSentiment | None = None,
+        detector: InjectionHead | None = None,
     ) -> None:
         from adapters.text.sentiment import LMScorer, VaderScorer
 
@@ -236,6 +242,7 @@ class Analyzer:
         self.vader = VaderScorer()
         self.embedder = embedder
         self.classifier = classifier
+        self.detector = detector
 
     @classmethod
     def with_models(
@@ -245,6 +252,7 @@ class Analyzer:
         cfg = config or AnalyzerConfig()
         embedder: Embedder | None = None
         classifier: EmbeddingSentiment | None = None
+        detector: InjectionHead | None = None
         if cfg.embed:
             from adapters.text.embed import Embedder
             from adapters.text.sentiment import MODEL_DIR, EmbeddingSentiment
@@ -252,7 +260,11 @@ class Analyzer:
             embedder = Embedder()
             if cfg.sentiment == "minilm":
                 classifier = EmbeddingSentiment(cfg.sentiment_model_dir or MODEL_DIR)
-        return cls(cfg, universe=universe, embedder=embedder, classifier=classifier)
+            if cfg.learned_detector:
+                from adapters.text.classifier import InjectionHead
+
+                detector = InjectionHead(cfg.learned_detector_dir)
+        return cls(cfg, universe=universe, embedder=embedder, classifier=classifier, detector=detector)
 
     def analyse(self, item: NewsItem) -> AnalysedNews:
         return self.analyse_batch([item])[0]
@@ -292,8 +304,17 @@ class Analyzer:
     def _embed(self, pre: list[AnalysedNews]) -> list[AnalysedNews]:
         if self.embedder is None or not pre:
             return pre
-        emb: np.ndarray = self.embedder.encode([a.headline for a in pre])
-        clf = self.classifier.scores(emb) if self.classifier is not None else None
+        from adapters.text.classifier import passages
+
+        n = len(pre)
+        det = self.detector
+        # One encode call: the headlines (claims, sentiment), then every item's passages (the
+        # learned detector; the first passage of an item is its raw headline).
+        groups = [passages(a.item.headline, a.item.body) for a in pre] if det is not None else []
+        flat = [p for g in groups for p in g]
+        emb: np.ndarray = self.embedder.encode([a.headline for a in pre] + flat)
+        clf = self.classifier.scores(emb[:n]) if self.classifier is not None else None
+        learned = det.pool(det.probabilities(emb[n:]), [len(g) for g in groups]) if det is not None else None
         out = []
         for i, a in enumerate(pre):
             scores = dict(a.scores)
@@ -302,7 +323,19 @@ class Analyzer:
                 sentiment = round(max(-1.0, min(1.0, float(clf[i]))), 6)
                 scores["minilm"] = sentiment
             vec = tuple(round(float(x), 6) for x in emb[i])
-            out.append(msgspec.structs.replace(a, sentiment=sentiment, scores=scores, embedding=vec))
+            upd: dict[str, object] = {}
+            if learned is not None and det is not None:
+                ls = learned[i]
+                scores["injection_rules"] = a.injection_score
+                scores["injection_model"] = ls.injection
+                scores["pump_model"] = ls.pump
+                if ls.injection >= det.injection_threshold:
+                    over = _over(ls.injection, det.injection_threshold)
+                    upd["injection_score"] = max(a.injection_score, over)
+                    upd["injection_kinds"] = (*a.injection_kinds, "learned_injection")
+                if ls.pump >= det.pump_threshold:
+                    upd["hype"] = max(a.hype, _over(ls.pump, det.pump_threshold))
+            out.append(msgspec.structs.replace(a, sentiment=sentiment, scores=scores, embedding=vec, **upd))
         return out
 
     def _prepare(self, it: NewsItem) -> AnalysedNews:
@@ -345,6 +378,12 @@ class Analyzer:
             scores={"lm": round(lm, 6), "vader": round(vader, 6)},
             tokens=tuple(sorted(content_tokens(headline))),
         )
+
+
+def _over(p: float, threshold: float) -> float:
+    """A head probability at or over its threshold as a rule-scale score in [0.5, 1] (the
+    checker rejects at 0.5): the threshold maps to 0.5, certainty to 1."""
+    return round(0.5 + 0.5 * (p - threshold) / max(1.0 - threshold, 1e-9), 6)
 
 
 @dataclass(frozen=True, slots=True)

