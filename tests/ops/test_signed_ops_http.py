@@ -172,3 +172,20 @@ async def test_an_operator_drain_releases_and_holds_until_undrained(monkeypatch:
         engine.request_shutdown("test done")
         summary = await asyncio.wait_for(task, 20)
     assert summary.exit_code == 0
+
+
+def test_the_node_reads_its_ops_trust_settings_from_the_environment() -> None:
+    from adapters.ops_http import config_from_env
+
+    assert config_from_env("127.0.0.1", 0, {}) == OpsHttpConfig(host="127.0.0.1", port=0)
+    env = {
+        "FINLLM_OPS_TOKEN": TOKEN,
+        "FINLLM_OPS_TLS_CERT": "s.pem",
+        "FINLLM_OPS_TLS_KEY": "s.key",
+        "FINLLM_OPS_TLS_CLIENT_CA": "ca.pem",
+    }
+    cfg = config_from_env("10.0.0.5", 9308, env)
+    assert cfg.token_env == "FINLLM_OPS_TOKEN" and not cfg.token_file and not cfg.allow_open
+    assert (cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca) == ("s.pem", "s.key", "ca.pem")
+    cfg = config_from_env("0.0.0.0", 1, {"FINLLM_OPS_TOKEN_FILE": "/run/token", "FINLLM_OPS_ALLOW_OPEN": "1"})
+    assert cfg.token_file == "/run/token" and cfg.allow_open and not cfg.token_env
