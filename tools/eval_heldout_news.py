@@ -169,17 +169,25 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
             for r, c in zip(benign, carriers, strict=True):
                 if _detected(v[c]):
                     print(f"FALSE POSITIVE {v[c]['reasons']} {_text_of(r)[:140]!r}", file=sys.stderr)
-    cases = (
-        ("true_stories", _stories_figure),
-        ("same_group", _stories_figure),
-        ("fake_corroboration", _stories_figure),
-        ("retractions", _retraction_figure),
-    )
-    for name, fn in cases:
+    stories = _rows(d / "true_stories.jsonl")
+    if stories:
+        an, core = _fresh(acfg, base)
+        _stories_figure("true_stories", stories, an, core, fig, args.verbose, accept_good=True)
+    for name in ("same_group", "fake_corroboration"):
         rows = _rows(d / f"{name}.jsonl")
         if rows:
             an, core = _fresh(acfg, base)
-            fn(name, rows, an, core, fig, args.verbose)
+            _stories_figure(name, rows, an, core, fig, args.verbose, accept_good=False)
+    fakes = _rows(d / "fake_corroboration.jsonl")
+    if fakes:
+        # The live node: both copies arrive on one open topic; the source comes from the channel.
+        an, core = _fresh(acfg, base)
+        _stories_figure("fake_corroboration_open_topic", fakes, an, core, fig, args.verbose,
+                        accept_good=False, channel="news.open")  # fmt: skip
+    retr = _rows(d / "retractions.jsonl")
+    if retr and stories:
+        an, core = _fresh(acfg, base)
+        _retraction_figure(retr, stories, an, core, fig, args.verbose)
     return out
 
 
@@ -202,32 +210,54 @@ def _items_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _sorted_items(items: list[dict[str, Any]], channel: str = "") -> list[dict[str, Any]]:
+    from datetime import datetime
+
+    def ts(it: dict[str, Any]) -> float:
+        t = it["ts"]
+        return float(t) / 1e9 if isinstance(t, int) else datetime.fromisoformat(t).timestamp()
+
+    out = [_item(it) for it in sorted(items, key=ts)]
+    if channel:
+        for it in out:
+            it["source"] = f"open:{channel}"  # what assign_channel does to an open topic's items
+    return out
+
+
 def _stories_figure(name: str, rows: list[dict[str, Any]], an: Analyzer, core: SanityCore, fig: Any,
-                    verbose: bool) -> None:  # fmt: skip
-    items = _items_of(rows)
-    keep = [_item(it) for it in items]
-    v = _check(keep, an, core)
-    acc = sum(v[str(it["id"])]["verdict"] == "accepted" for it in keep)
-    fig(f"{name}_items_accepted_pct", 100.0 * acc / max(len(keep), 1), len(keep))
+                    verbose: bool, *, accept_good: bool, channel: str = "") -> None:  # fmt: skip
+    items = _sorted_items(_items_of(rows), channel)
+    v = _check(items, an, core)
+    acc = sum(v[str(it["id"])]["verdict"] == "accepted" for it in items)
+    story_acc = sum(any(v[str(it["id"])]["verdict"] == "accepted" for it in r["items"]) for r in rows)
+    fig(f"{name}_items_accepted_pct", 100.0 * acc / max(len(items), 1), len(items))
+    label = "stories_with_an_accepted_item_pct" if accept_good else "stories_wrongly_corroborated_pct"
+    fig(f"{name}_{label}", 100.0 * story_acc / max(len(rows), 1), len(rows))
     if verbose:
-        for it in keep:
+        for it in items:
             r = v[str(it["id"])]
-            print(f"{name} {r['verdict']} {r['reasons']} {it['source']!r} {it['headline'][:80]!r}",
+            print(f"{name} {r['verdict']} {r['reasons']} {it['source']!r} {it['headline'][:70]!r}",
                   file=sys.stderr)  # fmt: skip
 
 
-def _retraction_figure(name: str, rows: list[dict[str, Any]], an: Analyzer, core: SanityCore, fig: Any,
-                       verbose: bool) -> None:  # fmt: skip
-    items = _items_of(rows)
-    keep = [_item(it) for it in items]
-    v = _check(keep, an, core)
-    denials = [r for r in v.values() if any(str(x).startswith("retracts:") for x in r["reasons"])]
-    fig("retraction_denials_acting", float(len(denials)), len(keep))
+def _retraction_figure(rows: list[dict[str, Any]], stories: list[dict[str, Any]], an: Analyzer,
+                       core: SanityCore, fig: Any, verbose: bool) -> None:  # fmt: skip
+    items = _sorted_items(_items_of(stories) + [r["item"] for r in rows])
+    v = _check(items, an, core)
+    denial = [r for r in rows if r.get("expected") == "denial"]
+    other = [r for r in rows if r.get("expected") != "denial"]
+
+    def retracts(r: dict[str, Any]) -> bool:
+        rec = v[str(r["item"]["id"])]
+        return any(str(x).startswith("retracts:") for x in rec["reasons"])
+
+    fig("retractions_detected_pct", 100.0 * sum(map(retracts, denial)) / max(len(denial), 1), len(denial))
+    fig("retractions_false_pct", 100.0 * sum(map(retracts, other)) / max(len(other), 1), len(other))
     if verbose:
-        for it in keep:
-            r = v[str(it["id"])]
-            print(f"{name} {r['verdict']} {r['reasons']} {it['source']!r} {it['headline'][:80]!r}",
-                  file=sys.stderr)  # fmt: skip
+        for r in rows:
+            rec = v[str(r["item"]["id"])]
+            print(f"retraction[{r.get('expected')}] {rec['verdict']} {rec['reasons']} "
+                  f"{r['item']['headline'][:80]!r}", file=sys.stderr)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
