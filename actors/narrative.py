@@ -25,6 +25,13 @@ is deterministic.  ``pace``: ``clock`` (or its old synonym ``advance``) merges
 by time; ``none`` hands every line over at once, before any later record of
 another source.  This actor never moves the clock.
 
+Load: the analysis (MiniLM over headlines and, with the learned detector, over every
+passage of every item) runs in the executor, one call per mailbox batch (up to
+``batch_size`` items in one ``encode``), so the loop -- and the market path on it -- never
+waits for it; a backlog is worked off in batches, never item by item.  Counted:
+``news_batches_total`` and ``news_batched_items_total`` (their ratio is the batch size the
+load produced); from DEGRADED on embeddings are shed (below).
+
 Modes (``ctx.mode``, read once per batch):
 
 =========  ====================================================================
@@ -37,8 +44,9 @@ DEGRADED   no embeddings (from ``skip_embeddings_from`` on): the MiniLM pass,
            the ingest's dominant CPU cost, is skipped; items go out with an
            empty embedding and the lexicon sentiment (Loughran-McDonald and
            VADER), and the sanity checker matches their claims by tokens alone.
-           Every other check (normalization, injection scan, dedup, linking)
-           still runs, so nothing goes out less checked.  Counted per item:
+           The learned injection/pump detector needs the embeddings: the rules
+           alone judge injection and pump text then.  Every other check
+           (normalization, injection scan, dedup, linking) still runs.  Counted per item:
            ``news_embeddings_skipped_total``
 SURVIVAL   as DEGRADED
 =========  ====================================================================
@@ -91,6 +99,8 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
         self._n_in = m.counter("news_ingested_total", actor=self.ctx.name)
         self._n_bad = m.counter("news_invalid_total", actor=self.ctx.name)
         self._n_no_embed = m.counter("news_embeddings_skipped_total", actor=self.ctx.name)
+        self._n_batches = m.counter("news_batches_total", actor=self.ctx.name)
+        self._n_batched = m.counter("news_batched_items_total", actor=self.ctx.name)
         self._input: _NewsInput | None = None
         if self.config.replay_file:
             self._driver = ReplayDriver.of(self.ctx.runtime)
@@ -139,6 +149,8 @@ class NarrativeIngest(Actor[NarrativeIngestConfig]):
         if not items:
             return
         analyzer = self._analyzer(len(items))
+        self._n_batches.inc()
+        self._n_batched.inc(len(items))
         try:
             outcomes = await self.ctx.run_in_executor(analyzer.analyse_each, items)
         except Exception as exc:  # analyse_each isolates records; this is the last line of defence
