@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from adapters.report_governance import governance_tables
+from adapters.report_news import news_figures
 from adapters.report_skill import with_skill_panel
 from adapters.scoring import quantile_coverage, realised_returns
 from engine.health import TierState, TierStatus
@@ -543,6 +544,7 @@ def write_run_outputs(
             "",
         ),
     ]
+    figures += news_figures(out, prices)
     head = {
         "config": config,
         "exit": f"{summary.exit_code} ({summary.reason})",

@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -225,13 +226,16 @@ def _list(x: object) -> list[object]:
 def assign_channel(item: NewsItem, channel: str, channels: Mapping[str, str]) -> NewsItem:
     """The item as a live node must see it: its source from the channel it arrived on.
 
-    ``channels`` maps a channel (a topic, or a credential's name) to a source id, or to
+    ``channels`` maps a channel (a topic, or a credential's name; a key with ``*`` is a
+    pattern, tried in order after the exact names) to a source id, or to
     ``"declared"`` for a vetted aggregator whose items' own ``source`` fields are trusted
     (then marked declared).  A channel not in the table vouches for nobody: the source becomes
     ``open:<channel>`` (the unknown-source prior).  What the item claimed is kept in
     ``declared_source`` either way.
     """
     mapped = channels.get(channel)
+    if mapped is None:
+        mapped = next((v for k, v in channels.items() if "*" in k and fnmatchcase(channel, k)), None)
     if mapped == "declared":
         return _with_source(item, item.source, "declared")
     src = mapped if mapped else OPEN_PREFIX + channel

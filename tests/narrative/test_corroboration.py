@@ -170,6 +170,8 @@ def test_channel_assigns_the_source_and_keeps_the_declared_one() -> None:
     assert (wire.source, wire.source_basis) == ("reuters", "channel")
     agg = assign_channel(it, "news.agg", channels)
     assert (agg.source, agg.source_basis) == ("reuters", "declared")
+    pattern = assign_channel(it, "feed-7", {"feed-*": "bloomberg"})
+    assert (pattern.source, pattern.declared_source) == ("bloomberg", "reuters")
 
 
 def test_a_fake_story_calling_itself_reuters_and_bloomberg_on_an_open_channel_is_not_accepted(
