@@ -293,6 +293,9 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         self._g_stalled = m.gauge("kafka_partitions_stalled", actor=name)
         self._m_settled = m.counter("kafka_records_rejected_downstream_total", actor=name)
         self._m_lockstep_late = m.counter("kafka_lockstep_timeouts_total", actor=name)
+        self._m_history_released = m.counter("kafka_history_released_total", actor=name)
+        self._full_idle_since = -1.0
+        self._history_logged = False
         self._log: InputLog | None = None
         if cfg.record_dir:
             self._log = InputLog(cfg.record_dir, list(cfg.topics), self.ctx.node_id)
@@ -343,6 +346,7 @@ class KafkaSource(Actor[KafkaSourceConfig]):
             room = cfg.max_in_flight - tracker.uncommitted()
             if room <= 0:
                 self._on_window_full()
+                self._release_history_if_stuck(now)
                 self._room.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._room.wait(), interval)
@@ -367,6 +371,36 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         finally:
             self._committing = None
             self._room.set()  # the window may have room again
+
+    def _release_history_if_stuck(self, now: float) -> None:
+        """A window full while the pipeline is idle for ``answer_timeout_s`` cannot drain by
+        itself when what fills it is history (symbols x ``history_bars`` x records per bar over
+        ``max_in_flight``): release the history now (counted, logged once) rather than stall
+        until ``history_max_s``.  A crash soon after re-reads less warm-up: the first bars it owes
+        may then be warm-up bars without a forecast."""
+        if not self.ctx.runtime.is_idle():
+            self._full_idle_since = -1.0
+            return
+        if self._full_idle_since < 0:
+            self._full_idle_since = now
+        if now - self._full_idle_since < self.config.answer_timeout_s:
+            return
+        self._full_idle_since = -1.0
+        n = self._tracker.release_history()
+        if n:
+            self._m_history_released.inc(n)
+            self._room.set()
+            if not self._history_logged:
+                self._history_logged = True
+                self.ctx.log.warning(
+                    "history_released_for_the_window",
+                    records=n,
+                    max_in_flight=self.config.max_in_flight,
+                    history_bars=self.config.history_bars,
+                    hint="the window holds less than symbols x history_bars x records per bar: "
+                    "raise max_in_flight (or lower history_bars) to keep restarts warm; counted in "
+                    "kafka_history_released_total",
+                )
 
     def _on_window_full(self) -> None:
         if self._window_full:

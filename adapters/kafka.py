@@ -1025,15 +1025,18 @@ class OffsetTracker:
             part.advance()
         return n
 
-    def _settle_bars(self, part: TopicPartitionState, key: str, bars: deque[_Bar], now: float = -1.0) -> int:
+    def _settle_bars(
+        self, part: TopicPartitionState, key: str, bars: deque[_Bar], now: float = -1.0, keep: int = -1
+    ) -> int:
         """Settle ``key``'s records up to the end of its answered bars, keeping the last
-        ``history_bars`` of them (those answered before ``now - history_max_s`` excepted)."""
+        ``history_bars`` (or ``keep``) of them (those answered before ``now - history_max_s``
+        excepted)."""
         answered = 0
         for b in bars:
             if b.answered_at < 0:
                 break
             answered += 1
-        release = answered - self.history_bars
+        release = answered - (self.history_bars if keep < 0 else keep)
         if now >= 0 and self.history_max_s > 0:
             horizon = now - self.history_max_s
             while release < answered and bars[max(release, 0)].answered_at <= horizon:
@@ -1092,6 +1095,18 @@ class OffsetTracker:
             for key, bars in list(part.bars.items()):
                 if bars and bars[0].answered_at >= 0:
                     n += self._settle_bars(part, key, bars, now)
+        return n
+
+    def release_history(self) -> int:
+        """Settle every answered bar now, history included; returns records settled.
+
+        For a window full of history (more symbols x ``history_bars`` x records per bar than
+        the window holds): the window is the hard bound, warmth after a crash the nicety."""
+        n = 0
+        for part in list(self._parts.values()):
+            for key, bars in list(part.bars.items()):
+                if bars and bars[0].answered_at >= 0:
+                    n += self._settle_bars(part, key, bars, keep=0)
         return n
 
     def find(self, key: str, position: int) -> TrackedRecord | None:

@@ -13,11 +13,16 @@ import pytest
 
 from adapters.tansu import TansuBroker, free_port
 from tests.kafka.kafkatest import (
+    BarTape,
     ForecastReader,
     Topics,
     committed_and_end,
+    config_running,
+    edge_node_config,
     engine_running,
+    expected_forecasts,
     node_toml,
+    produce_messages,
     produce_trades,
     standard_topics,
 )
@@ -80,5 +85,47 @@ async def test_node_survives_latency_resets_stalls_and_refusals(
         print(f"faults: {len(expected)} records, {seen.duplicates} duplicates, proxy {stats}")
         committed, ends = await committed_and_end(bootstrap, t.group, t.md, 6)
         assert committed == ends
+    finally:
+        await proxy.stop()
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_the_edge_pipeline_survives_the_faults_with_no_bar_forecast_lost(
+    fresh_tansu: Callable[[int], TansuBroker],
+) -> None:
+    """The shipped node pipeline (config/default.toml, profiles node + edge-only: feed, bars,
+    the es-1m edge model) through the same faults, from its start-up on: group join, fetches,
+    forecast writes and commits all cross the proxy.  Every bar forecast owed is written, with
+    the forecast id of its bar, and the group's commits reach the settled records."""
+    port = free_port()
+    broker = fresh_tansu(port)
+    proxy = await FaultProxy("127.0.0.1", broker.port, listen_port=port).start()
+    try:
+        bootstrap = proxy.address
+        t = Topics.fresh()
+        await standard_topics(bootstrap, t, md_partitions=2)
+        tape = BarTape([f"E{i:02d}" for i in range(6)], bars=40, per_bar=5)
+        sent = await produce_messages(bootstrap, t.md, tape.trades)  # before the faults start
+        expected = expected_forecasts(sent)
+        async with config_running(edge_node_config(bootstrap, t, max_in_flight=MAX_IN_FLIGHT)) as (
+            engine,
+            task,
+        ):
+            await _faults(proxy)
+            async with ForecastReader(bootstrap, t.forecasts) as reader:
+                seen = await reader.until(expected, timeout_s=90)
+                missing = expected - seen.covered
+                assert not missing, f"{len(missing)} bar forecasts lost, e.g. {sorted(missing)[:5]}"
+                await reader.settle(1.0)
+            assert not task.done(), "the node kept running through the faults"
+            counters = engine.metrics.snapshot()["counters"]
+        stats = proxy.stats.as_dict()
+        assert stats["resets"] >= 3 and stats["refused"] >= 1, stats
+        assert seen.header_mismatch == 0 and seen.nonfinite == 0
+        revokes = counters.get("kafka_revokes_total{actor=kafka-source}", 0)
+        retried = counters.get("kafka_forecast_retries_total{actor=kafka-sink}", 0)
+        restarts = engine.cells["kafka-source"].incarnations - 1
+        assert seen.duplicates <= MAX_IN_FLIGHT * (revokes + restarts) + retried, (seen.duplicates, counters)
+        print(f"edge faults: {len(expected)} bar forecasts, {seen.duplicates} duplicates, proxy {stats}")
     finally:
         await proxy.stop()

@@ -586,6 +586,19 @@ def test_history_keeps_the_last_answered_bars_then_releases_them_by_age() -> Non
     assert tr.expire_history(116.0) == 2 and p.position == 8 and tr.in_flight == 0
 
 
+def test_release_history_settles_every_answered_bar_but_not_the_open_one() -> None:
+    tr, p = _ledger(history=3, max_s=0.0)
+    for off in range(10):
+        tr.add_keyed(p, off, "A")
+    for end in (1, 3, 5, 7):  # four bars of two records, two more records in the open bar
+        tr.bar("A", _bpos(end))
+    assert tr.ack("A", _bpos(3)) == 0 and tr.answered("A", _bpos(5)) == 0, "history"
+    assert p.position < 0, "nothing safe yet"
+    assert tr.release_history() == 6 and p.position == 6, "three answered bars released"
+    assert tr.release_history() == 0, "bar 4 is unanswered, the last two records open"
+    assert tr.ack("A", _bpos(7)) == 0, "history_bars still applies to bars answered later"
+
+
 def test_an_answer_out_of_order_waits_for_the_bars_before_it() -> None:
     tr, p = _ledger()
     for off in range(4):
