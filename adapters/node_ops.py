@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from adapters.ops_http import OpsHttpServer, config_from_env, health_checks
+from adapters.ops_http import OpsHttpServer, check, config_from_env, health_checks
 from engine.config import parse_host_port
 from engine.health import HealthLogger
 
 if TYPE_CHECKING:
     from engine.kernel import Engine, RunSummary
 
-__all__ = ["freeze_startup_heap", "node_status", "serve"]
+__all__ = ["check_http", "freeze_startup_heap", "node_status", "serve"]
 
 _T0 = time.monotonic()
 
@@ -56,6 +56,15 @@ def node_status(engine: Engine, node_id: str) -> dict[str, Any]:
         "uptime_s": time.monotonic() - _T0,
         "metrics": engine.metrics.snapshot(),
     }
+
+
+def check_http(http: str) -> None:
+    """Refuse, before anything starts, ops HTTP settings that could not serve: a bad address, an
+    unreadable token, a non-loopback bind without a token, TLS files that do not load (ValueError
+    naming the problem)."""
+    if http:
+        host, port = parse_host_port(http)
+        check(config_from_env(host, port))
 
 
 async def serve(engine: Engine, node_id: str, http: str) -> RunSummary:

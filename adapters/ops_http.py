@@ -49,6 +49,7 @@ __all__ = [
     "Check",
     "OpsHttpConfig",
     "OpsHttpServer",
+    "check",
     "config_from_env",
     "health_checks",
 ]
@@ -183,46 +184,14 @@ class OpsHttpServer:
         scheme = "https" if self.config.tls_cert else "http"
         return f"{scheme}://{self.config.host}:{self.port}"
 
-    def _load_token(self) -> bytes:
-        cfg = self.config
-        if cfg.token_env:
-            token = os.environ.get(cfg.token_env, "").strip()
-            if not token:
-                raise ValueError(f"ops http: environment variable {cfg.token_env} (the token) is empty")
-            return token.encode()
-        if cfg.token_file:
-            try:
-                lines = Path(cfg.token_file).read_text("utf-8").splitlines()
-            except OSError as exc:
-                raise ValueError(f"ops http: cannot read token file {cfg.token_file}: {exc}") from None
-            token = lines[0].strip() if lines else ""
-            if not token:
-                raise ValueError(f"ops http: token file {cfg.token_file} is empty")
-            return token.encode()
-        return b""
-
     def _ssl_context(self) -> ssl.SSLContext | None:
-        cfg = self.config
-        if not cfg.tls_cert:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
-        if cfg.tls_client_ca:
-            ctx.load_verify_locations(cfg.tls_client_ca)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
+        return ssl_context(self.config)
 
     async def start(self) -> int:
         """Listen; returns the bound port.  Raises ValueError for a token that cannot be read or
-        an open bind without a token (module doc)."""
+        an open bind without a token (module doc; :func:`check` says so before starting)."""
+        self._token = check(self.config)
         cfg = self.config
-        self._token = self._load_token()
-        if not self._token and not cfg.allow_open and not _is_loopback(cfg.host):
-            raise ValueError(
-                f"ops http: refusing to bind {cfg.host!r} (not loopback) without a bearer token; "
-                "set token_env or token_file (or allow_open = true behind an authenticating proxy)"
-            )
         self._server = await asyncio.start_server(
             self._handle, cfg.host, cfg.port, limit=cfg.max_request_bytes, ssl=self._ssl_context()
         )
@@ -363,3 +332,53 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a name other than localhost may resolve anywhere
+
+
+def load_token(cfg: OpsHttpConfig) -> bytes:
+    """The bearer token ``cfg`` names (from its environment variable or file), or b"" for none;
+    ValueError when it names one that is empty or unreadable."""
+    if cfg.token_env:
+        token = os.environ.get(cfg.token_env, "").strip()
+        if not token:
+            raise ValueError(f"ops http: environment variable {cfg.token_env} (the token) is empty")
+        return token.encode()
+    if cfg.token_file:
+        try:
+            lines = Path(cfg.token_file).read_text("utf-8").splitlines()
+        except OSError as exc:
+            raise ValueError(f"ops http: cannot read token file {cfg.token_file}: {exc}") from None
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise ValueError(f"ops http: token file {cfg.token_file} is empty")
+        return token.encode()
+    return b""
+
+
+def ssl_context(cfg: OpsHttpConfig) -> ssl.SSLContext | None:
+    """The server's TLS context (mutual TLS with ``tls_client_ca``), or None for plain HTTP."""
+    if not cfg.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    if cfg.tls_client_ca:
+        ctx.load_verify_locations(cfg.tls_client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def check(cfg: OpsHttpConfig) -> bytes:
+    """Everything that can be wrong with ``cfg`` before binding: an unreadable token, an open
+    (non-loopback) bind without one, TLS files that do not load.  Returns the token; raises
+    ValueError naming the problem (``finllm node`` exits 2 with it)."""
+    token = load_token(cfg)
+    if not token and not cfg.allow_open and not _is_loopback(cfg.host):
+        raise ValueError(
+            f"ops http: refusing to bind {cfg.host!r} (not loopback) without a bearer token; "
+            "set token_env or token_file (or allow_open = true behind an authenticating proxy)"
+        )
+    try:
+        ssl_context(cfg)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"ops http: cannot load the TLS files: {exc}") from None
+    return token

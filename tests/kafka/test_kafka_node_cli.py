@@ -86,6 +86,21 @@ def test_a_bad_http_address_is_a_usage_error(
     assert "argument --http" in err and message in err
 
 
+def test_an_open_bind_without_a_token_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TOKEN", "TOKEN_FILE", "ALLOW_OPEN", "TLS_CERT", "TLS_KEY", "TLS_CLIENT_CA"):
+        monkeypatch.delenv(f"FINLLM_OPS_{name}", raising=False)
+    rec = tmp_path / "rec"
+    assert node.main(["--config", EDGE_NODE, "--http", "0.0.0.0:0", "--record", str(rec)]) == 2
+    err = capsys.readouterr().err
+    assert "finllm node: ops http: refusing to bind '0.0.0.0' (not loopback) without a bearer token" in err
+    assert not rec.exists(), "nothing was started or written"
+    monkeypatch.setenv("FINLLM_OPS_TOKEN_FILE", str(tmp_path / "missing-token"))
+    assert node.main(["--config", EDGE_NODE, "--http", "0.0.0.0:0"]) == 2
+    assert "cannot read token file" in capsys.readouterr().err
+
+
 def test_a_config_typo_in_app_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "node.toml"
     bad.write_text(Path(EDGE_NODE).read_text().replace('"app.http" = "127.0.0.1:9308"', '"app.htpp" = "x"'))

@@ -221,7 +221,7 @@ def _write_manifest(directory: Path, path: Path, profiles: list[str], args: argp
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from adapters.node_ops import serve
+    from adapters.node_ops import check_http, serve
     from engine.errors import ConfigError
     from engine.kernel import Engine, run_on_loop
     from engine.logging import configure_logging
@@ -233,6 +233,11 @@ def main(argv: list[str]) -> int:
         engine.build()
     except ConfigError as exc:
         print(f"finllm node: config error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_http(config.app.http)  # --http is the override app.http
+    except ValueError as exc:
+        print(f"finllm node: {exc}", file=sys.stderr)
         return 2
     if args.record:
         _write_manifest(Path(args.record), path, profiles, args)
