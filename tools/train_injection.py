@@ -60,17 +60,60 @@ def _load(path: Path, *, adversarial: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _real_benign() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for line in (DATA / "sentiment_labelled.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            d = json.loads(line)
+            rows.append({"id": f"sl-{d['id']}", "headline": "", "body": d["headline"], "label": "benign"})
+    demo = DATA.parents[1] / "config" / "data" / "news_emini_2013-09.jsonl"
+    for line in demo.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            d = json.loads(line)
+            for j, p in enumerate(passages(d["headline"], d.get("body", ""))):
+                rows.append({"id": f"{d['id']}-{j}", "headline": "", "body": p, "label": "benign"})
+    return rows
+
+
 def _items_to_passages(rows: list[dict[str, Any]]) -> list[list[str]]:
     return [passages(r["headline"], r["body"]) for r in rows]
+
+
+class _Cached:
+    """An embedder with a text -> vector cache on disk (retraining re-embeds only new texts)."""
+
+    def __init__(self, inner: Embedder, path: Path | None) -> None:
+        self.inner = inner
+        self.path = path
+        self.memo: dict[str, np.ndarray] = {}
+        if path is not None and path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                self.memo = dict(zip(z["texts"].tolist(), z["vecs"], strict=True))
+
+    def encode(self, texts: Any) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if todo:
+            for t, v in zip(todo, self.inner.encode(todo), strict=True):
+                self.memo[t] = v
+        return np.stack([self.memo[t] for t in texts]) if len(texts) else np.zeros((0, 384), np.float32)
+
+    def save(self) -> None:
+        if self.path is not None and self.memo:
+            np.savez(self.path, texts=np.asarray(list(self.memo)), vecs=np.stack(list(self.memo.values())))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=INJECTION_DIR)
     ap.add_argument("--head", choices=("logreg", "mlp"), default="logreg")
-    ap.add_argument("--c", type=float, default=4.0, help="inverse L2 strength of the logistic head")
+    ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic head")
+    ap.add_argument("--cache", type=Path, default=None, help="embedding cache (.npz), reused when present")
     ap.add_argument("--max-fp", type=float, default=0.01, help="benign validation items flagged, at most")
     ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--min-injection-threshold", type=float, default=0.8,
+                    help="floor of the injection threshold (0.8: chosen on tools/data/injection_dev and "
+                    "the real-news benign split, where the validation quantile was too low)")  # fmt: skip
+    ap.add_argument("--min-pump-threshold", type=float, default=0.8, help="floor of the pump threshold")
     args = ap.parse_args(argv)
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
     from sklearn.neural_network import MLPClassifier  # type: ignore[import-untyped]
@@ -81,11 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     train = [r for r in synth if zlib.crc32(r["id"].encode()) % 100 >= 15]
     val = [r for r in synth if zlib.crc32(r["id"].encode()) % 100 < 15]
     train += _load(DATA / "adversarial.jsonl", adversarial=True)
+    # Real-world-like benign prose (the templates alone left the head overconfident on news it
+    # had not seen): the labelled sentiment headlines and the demo tape, passage by passage.
+    real = _real_benign()
+    train += [r for r in real if zlib.crc32(r["id"].encode()) % 100 >= 30]
+    val += [r for r in real if zlib.crc32(r["id"].encode()) % 100 < 30]
     val_ext: list[dict[str, Any]] = []
     for f in ("adversarial_fresh.jsonl", "adversarial_holdout.jsonl"):
         val_ext += _load(DATA / f, adversarial=True)
 
-    emb = Embedder(threads=1)
+    emb = _Cached(Embedder(threads=1), args.cache)
     # Training sees whole passages (as written) and, for multi-sentence ones, each passage
     # the product would cut them into, labelled benign when it is an ordinary news sentence
     # (the generator's benign sentences) -- attacks are labelled on their whole passage only.
@@ -96,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         texts.append(whole)
         labels.append(CLASSES.index(r["label"]))
     x = emb.encode(texts)
+    emb.save()
     y = np.asarray(labels)
     if args.head == "mlp":
         clf: Any = MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=400, random_state=args.seed)
@@ -129,12 +178,20 @@ def main(argv: list[str] | None = None) -> int:
         return np.asarray([v.injection for v in s]), np.asarray([v.pump for v in s])
 
     vi, vp = scored(val)
+    emb.save()
     vlab = np.asarray([r["label"] for r in val])
-    ben = vi[vlab == "benign"]
-    benp = vp[vlab == "benign"]
-    # The lowest thresholds that flag at most max_fp of benign validation items (never below 0.5).
-    t_inj = max(0.5, float(np.quantile(ben, 1.0 - args.max_fp)) + 1e-3) if len(ben) else 0.5
-    t_pump = max(0.5, float(np.quantile(benp, 1.0 - args.max_fp)) + 1e-3) if len(benp) else 0.5
+    vhard = np.asarray([bool(r.get("hard")) for r in val])
+    q = 1.0 - args.max_fp
+
+    def bound(x: np.ndarray) -> float:
+        return float(np.quantile(x, q)) if len(x) else 0.0
+
+    # The lowest thresholds that flag at most max_fp of the benign validation items, and at most
+    # max_fp of the hard negatives on their own (trigger words in innocent senses: where false
+    # positives live, not to be diluted among ordinary news); never below 0.5.
+    ben = vlab == "benign"
+    t_inj = max(args.min_injection_threshold, bound(vi[ben]) + 1e-3, bound(vi[vhard]) + 1e-3)
+    t_pump = max(args.min_pump_threshold, bound(vp[ben]) + 1e-3, bound(vp[vhard]) + 1e-3)
     manifest["thresholds"] = {"injection": round(min(t_inj, 0.99), 4), "pump": round(min(t_pump, 0.99), 4)}
     ei, ep = scored(val_ext)
     elab = np.asarray([r["label"] for r in val_ext])
@@ -178,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         "n_train": len(train),
         "n_validation": len(val) + len(val_ext),
     }
-    manifest["hyperparameters"] = {"head": args.head, "C": args.c, "max_fp": args.max_fp, "seed": args.seed}
+    manifest["hyperparameters"] = {
+        "head": args.head,
+        "C": args.c,
+        "max_fp": args.max_fp,
+        "seed": args.seed,
+        "min_thresholds": [args.min_injection_threshold, args.min_pump_threshold],
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({"thresholds": manifest["thresholds"], "metrics": manifest["metrics"]}, indent=1))
     print(f"trained in {time.perf_counter() - t0:.1f}s -> {out}")

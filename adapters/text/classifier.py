@@ -22,14 +22,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from adapters.text.errors import ModelFileError
 
-if TYPE_CHECKING:
-    from adapters.text.embed import Embedder
+
+class Encoder(Protocol):
+    """What the head needs of an embedder (:class:`adapters.text.embed.Embedder`)."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
 
 __all__ = ["CLASSES", "INJECTION_DIR", "InjectionHead", "LearnedScore", "passages"]
 
@@ -121,7 +125,7 @@ class InjectionHead:
         p: np.ndarray = e / e.sum(axis=1, keepdims=True)
         return p
 
-    def score_passages(self, groups: Sequence[Sequence[str]], embedder: Embedder) -> list[LearnedScore]:
+    def score_passages(self, groups: Sequence[Sequence[str]], embedder: Encoder) -> list[LearnedScore]:
         """Score each item given as its passages (one ``encode`` call for all of them)."""
         flat = [p for g in groups for p in g]
         if not flat:
