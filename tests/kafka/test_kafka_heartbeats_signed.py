@@ -237,3 +237,33 @@ async def test_forged_heartbeats_neither_revive_nor_invent_a_node(tansu: TansuBr
     assert routes and all(r.node_id == "node-b" for r in routes)
     # The stopped node's last genuine heartbeat was consumed; no forged one after it was.
     assert control.peers["node-b"].last.node_id == "node-b"
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_the_shipped_signed_profile_signs_and_verifies_between_two_nodes(
+    tansu: TansuBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``finllm node --profile signed`` (config/default.toml): two nodes with the keys in
+    FINLLM_NODE_KEYS hear each other's signed heartbeats; a third signing with another secret
+    under the same key id is refused as a bad signature and never becomes a peer."""
+    from tests.kafka.kafkatest import Topics, config_running, edge_node_config, standard_topics
+
+    t = Topics.fresh()
+    await standard_topics(tansu.bootstrap, t)
+    monkeypatch.setenv("FINLLM_NODE_KEYS", f"{K1.id}:{K1.secret}")
+    profiles = ("edge-only", "signed")
+    cfg_a = edge_node_config(tansu.bootstrap, t, "node-a", profiles=profiles)
+    cfg_b = edge_node_config(tansu.bootstrap, t, "node-b", profiles=profiles)
+    async with config_running(cfg_a) as (a, _), config_running(cfg_b) as (b, _):
+        await _until(lambda: (c := _started(a)) is not None and "node-b" in c.peers, 60, "b heard by a")
+        await _until(lambda: (c := _started(b)) is not None and "node-a" in c.peers, 60, "a heard by b")
+        # the same key id with another secret; its own variable (rings reread theirs while running)
+        monkeypatch.setenv("FINLLM_ROGUE_KEYS", f"{K1.id}:{ROGUE.secret}")
+        env = 'actors[heartbeats].config.trust.ring={ env = "FINLLM_ROGUE_KEYS" }'
+        cfg_r = edge_node_config(tansu.bootstrap, t, "node-rogue", profiles=profiles, extra=[env])
+        async with config_running(cfg_r) as (rogue, _):
+            await _until(lambda: _refused(a).get("bad_signature", 0) >= 2, 30, "rogue refused at a")
+            assert "node-rogue" not in _control(a).peers
+            assert _count(a, "node_records_verified_total") > 0 and _count(
+                rogue, "node_records_refused_total"
+            )
