@@ -133,6 +133,10 @@ class MarketDataFeedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     the symbol's next trade (0: never).  A quiet symbol's last bar is then answered, and the
     records it folded do not wait for its next trade (which a Kafka source could not fetch once
     its window filled).  A trade later than that opens a new bar."""
+    zero_volume_bars: bool = True
+    """A bar record with volume 0 (a day nothing traded: volume 0 is a fact, not a bad tick) is
+    published and forecast like any other; False dead-letters it as ``non_positive_size``.  A
+    negative volume is always dead-lettered."""
 
     def __post_init__(self) -> None:
         if self.dataset and self.file:
@@ -317,6 +321,7 @@ class FeedCore:
     def process_scalar(self, rec: MarketRecords, now: int, sim: bool) -> list[tuple[str, Any]]:
         """Validate, number and bar ``rec`` event by event; return (topic, message) in order."""
         cfg = self.cfg
+        zero_volume = cfg.zero_volume_bars
         n = len(rec)
         symbols = rec.symbols
         ts_l = rec.ts_ns.tolist()
@@ -402,7 +407,7 @@ class FeedCore:
                 if not (o > 0 and h > 0 and lo > 0 and px > 0):
                     reject("non_positive_price", sym, ts, open=o, high=h, low=lo, close=px)
                     continue
-                if not size > 0:
+                if not (size > 0 or (size == 0 and zero_volume)):
                     reject("non_positive_size", sym, ts, volume=size)
                     continue
                 if not (lo <= o <= h and lo <= px <= h):

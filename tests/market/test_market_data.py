@@ -225,14 +225,16 @@ async def test_a_bar_file_with_columns_replays_its_bars_and_refuses_bad_ones(tmp
         o, c = 100.0 + (i % 3), 100.5 + (i % 2)
         rows.append(f"{T0 + i * 60 * S},{o},{max(o, c) + 0.5},{min(o, c) - 0.5},{c},{10 + i}")
     rows.append(f"{T0 + 30 * 60 * S},101,100,102,101,5")  # high below low
-    rows.append(f"{T0 + 31 * 60 * S},101,102,100,101,0")  # no volume
+    rows.append(f"{T0 + 31 * 60 * S},101,102,100,101,0")  # no volume: a fact, forecast like any bar
+    rows.append(f"{T0 + 32 * 60 * S},101,102,100,101,-3")  # negative volume
     path = tmp_path / "bars.csv"
     path.write_text("\n".join(rows) + "\n")
     columns = {"ts": "ts", "open": "o", "high": "h", "low": "l", "close": "c", "volume": "v"}
     eng = build(feed(dataset=None, file=str(path), columns={**columns, "default_symbol": "XYZ"}))
     summary, msgs = await run(eng, "md.>", "bar.>", "deadletter")
     bars = [m for m in msgs if type(m) is Bar]
-    assert len(bars) == 30 and bars[0].symbol == "XYZ" and bars[0].spec == 60 * S
+    assert len(bars) == 31 and bars[0].symbol == "XYZ" and bars[0].spec == 60 * S
+    assert bars[-1].volume == 0.0 and bars[-1].ts_event == T0 + 31 * 60 * S
     assert (bars[0].open, bars[0].high, bars[0].low, bars[0].close, bars[0].volume) == (
         100.0,
         101.0,
@@ -243,6 +245,16 @@ async def test_a_bar_file_with_columns_replays_its_bars_and_refuses_bad_ones(tmp
     assert bars[0].ts_open == bars[0].ts_event - 60 * S
     assert [m.reason for m in msgs if type(m) is DeadLetter] == ["inconsistent_bar", "non_positive_size"]
     assert summary.reason == "replay finished"
+    # configured otherwise, a day without volume is refused too
+    cols = {**columns, "default_symbol": "XYZ"}
+    eng = build(feed(dataset=None, file=str(path), columns=cols, zero_volume_bars=False))
+    _, msgs = await run(eng, "bar.>", "deadletter")
+    assert sum(type(m) is Bar for m in msgs) == 30
+    assert [m.reason for m in msgs if type(m) is DeadLetter] == [
+        "inconsistent_bar",
+        "non_positive_size",
+        "non_positive_size",
+    ]
 
 
 @pytest.mark.asyncio
