@@ -281,7 +281,11 @@ class Supervisor:
                 raise Escalation(
                     f"supervisor {self.name!r}: more than {cfg.max_restarts} restarts in {cfg.period_s}s"
                 ) from exc
-            _log.error("child_abandoned", supervisor=self.name, child=name)
+            # Like a parked child: close what it reads from, or publishers would queue for it and
+            # the engine's idle wait (a replay's back-pressure) would wait for it for ever.
+            cells = slot.child.cells() if isinstance(slot.child, Supervisor) else [slot.child]
+            discarded = sum(c.close() for c in cells)
+            _log.error("child_abandoned", supervisor=self.name, child=name, discarded=discarded)
             slot.done = True
             self.abandoned.append(name)
             self._restarts.pop()

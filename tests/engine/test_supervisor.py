@@ -132,11 +132,20 @@ async def test_non_critical_child_is_abandoned_not_escalated() -> None:
         return ActorCell(name, lambda ctx: Scripted(beh, ctx), mailbox(name), runtime=rt)
 
     sup.add(mk(Behaviour(), "core"), ChildSpec(critical=True))
-    sup.add(mk(Behaviour(fail_start=100), "extra"), ChildSpec(critical=False))
+    extra = mk(Behaviour(fail_start=100), "extra")
+    rt.add_idle_probe(extra.is_idle)
+    for i in range(5):  # queued for it while it fails to start
+        extra.mailbox.offer(i)
+    sup.add(extra, ChildSpec(critical=False))
     task = asyncio.ensure_future(sup.run())
     await _until(lambda: abandoned == ["extra"])
     assert sup.abandoned == ["extra"]
     assert not task.done()  # the supervisor and the critical child live on
+    # what it held is shed (counted), nothing more queues for it, and the engine can go idle:
+    # a replay waiting for idle must not wait for an actor that will never read again
+    assert extra.mailbox.closed and extra.mailbox.statistics().shed_by_reason == {"closed": 5}
+    assert not extra.mailbox.offer("late").queued
+    assert await rt.wait_idle(max_spins=10)
     await sup.stop()
     await asyncio.wait_for(task, 2)
 
