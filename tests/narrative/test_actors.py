@@ -13,7 +13,7 @@ from actors.sanity import SanityChecker, SanityCheckerConfig
 from adapters.text.checker import AnalyzerConfig
 from engine.config import EngineConfig, EngineSection
 from engine.kernel import Engine
-from engine.messages import Bar, DeadLetter, NewsItem, NewsVerdict, VerifiedNews
+from engine.messages import Bar, DeadLetter, NewsItem, NewsRetracted, NewsVerdict, VerifiedNews
 from engine.testing import Probe, settle
 from tests.narrative.conftest import T0
 
@@ -384,3 +384,64 @@ def _publish_flat_bar(eng: Engine, ts: int, px: float, volume: float) -> None:
         symbol="ES", ts_event=ts, ts_open=ts - 60 * S, open=px, high=px, low=px, close=px, volume=volume
     )
     eng.bus.publish("bar.ES", bar)
+
+
+@pytest.mark.asyncio
+async def test_released_items_and_retractions_go_out_on_their_topics() -> None:
+    """Issue 15: a held item goes out late on news.verified, released and naming its
+    corroborator; a credible denial goes out on news.retracted naming both; hold counters move."""
+    eng = _engine()
+    eng.add_actor(
+        "narrative", NarrativeIngest, NarrativeIngestConfig(analyzer=LEXICON), subscribe=["news.raw"]
+    )
+    eng.add_actor("sanity", SanityChecker, SanityCheckerConfig(), subscribe=["news.analysed"])
+    probe = Probe(eng.bus, "news.verified", "news.retracted", "news.verdict")
+    run = asyncio.ensure_future(eng.run(install_signals=False))
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if all(
+                c.actor is not None and hasattr(c.actor, "core" if n == "sanity" else "analyzer")
+                for n, c in eng.cells.items()
+            ):
+                break
+        story = [
+            (
+                "a",
+                0,
+                "reuters.com",
+                "Verizon agrees to buy Vodafone's stake in Verizon Wireless for $130 billion",
+            ),
+            ("b", 60, "Bloomberg News", "Vodafone to sell Verizon Wireless stake to Verizon in $130bn deal"),
+            ("d", 600, "AP", "Verizon denies report it agreed to buy Vodafone's Verizon Wireless stake"),
+        ]
+        msgs: list[object] = []
+        for k, (nid, t, src, h) in enumerate(story, 1):
+            eng.clock.advance_to(T0 + t * S)  # type: ignore[attr-defined]
+            eng.bus.publish("news.raw", NewsItem(id=nid, ts_event=T0 + t * S, source=src, headline=h))
+            # Polled, not timed: the analysis runs in the executor, a loaded machine is slow.
+            for _ in range(2000):
+                await asyncio.sleep(0.01)
+                c = eng.metrics.snapshot()["counters"]
+                if (
+                    sum(v for n, v in c.items() if n.startswith("news_hold_total") and "held" in n)
+                    + sum(v for n, v in c.items() if n.startswith("news_verdicts_total"))
+                    >= k
+                ):
+                    break
+        for _ in range(500):
+            msgs += probe.drain()
+            if any(isinstance(m, NewsRetracted) for m in msgs):
+                break
+            await asyncio.sleep(0.01)
+        counters = eng.metrics.snapshot()["counters"]
+    finally:
+        eng.request_shutdown("test done")
+        await asyncio.wait_for(run, 30)
+    verified = {m.id: m for m in msgs if isinstance(m, VerifiedNews)}
+    assert verified["a"].released and verified["a"].corroborated_by == ("b",)
+    assert verified["a"].source == "reuters"  # resolved through the registry
+    [ret] = [m for m in msgs if isinstance(m, NewsRetracted)]
+    assert set(ret.retracted) == {"a", "b"} and ret.by == "d"
+    assert counters["news_hold_total{actor=sanity,outcome=released}"] == 1
+    assert counters["news_retracted_total{actor=sanity}"] == 2
