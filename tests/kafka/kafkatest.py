@@ -26,6 +26,7 @@ from adapters.tansu import parent_death_signal
 from engine.config import loads_config
 from engine.kernel import Engine, RunSummary
 from engine.messages import Forecast, NewsItem, Trade, json_decoder, msgpack_decoder, msgpack_encoder
+from engine.testing import Probe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -776,3 +777,19 @@ async def wait_for_log(node: NodeProcess, event: str, timeout_s: float = 60.0) -
             if node.proc.poll() is not None:
                 raise AssertionError(f"node {node.name} exited: {node.log_text()[-2000:]}")
             await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def probed_node(toml: str, *topics: str, path: str = "<node>") -> AsyncIterator[tuple[Engine, Probe]]:
+    """Run a TOML pipeline in this process with a probe on ``topics``; on exit it must stop
+    cleanly (exit 0, nothing abandoned)."""
+    engine = Engine(loads_config(toml, path=path))
+    engine.build()
+    probe = Probe(engine.bus, *topics)
+    task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
+    try:
+        yield engine, probe
+    finally:
+        engine.request_shutdown("test done")
+        summary = await asyncio.wait_for(asyncio.shield(task), 20)
+        assert summary.exit_code == 0 and not summary.abandoned, summary.reason

@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from engine.config import loads_config
 from engine.kernel import Engine
 from engine.messages import DeadLetter, Heartbeat, Trade, msgpack_decoder, msgpack_encoder
 from engine.testing import Probe
-from tests.kafka.kafkatest import NodeProcess, create_topics, http_get
+from tests.kafka.kafkatest import NodeProcess, create_topics, http_get, probed_node
 
 INTERVAL_MS = 200
 T0 = 1_700_000_000_000_000_000
@@ -76,18 +76,10 @@ request_timeout_ms = 5000
 """
 
 
-@contextlib.asynccontextmanager
-async def _node(toml: str) -> AsyncIterator[tuple[Engine, Probe]]:
-    engine = Engine(loads_config(toml, path="<hb-node>"))
-    engine.build()
-    probe = Probe(engine.bus, "control.peers", "control.route", "control.heartbeat", "deadletter")
-    task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
-    try:
-        yield engine, probe
-    finally:
-        engine.request_shutdown("test done")
-        summary = await asyncio.wait_for(asyncio.shield(task), 20)
-        assert summary.exit_code == 0 and not summary.abandoned, summary.reason
+def _node(toml: str) -> contextlib.AbstractAsyncContextManager[tuple[Engine, Probe]]:
+    return probed_node(
+        toml, "control.peers", "control.route", "control.heartbeat", "deadletter", path="<hb-node>"
+    )
 
 
 class _Seen:

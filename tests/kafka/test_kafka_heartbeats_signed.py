@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,10 @@ from aiokafka import AIOKafkaProducer
 from actors.control_plane import ControlPlane, PeerStatusChange
 from adapters.tansu import TansuBroker
 from adapters.trust_net import KeyRing, KeyRingConfig, NodeKey, Signer
-from engine.config import loads_config
 from engine.kernel import Engine
 from engine.messages import DeadLetter, EscalationRoute, Heartbeat, msgpack_encoder
 from engine.testing import Probe
+from tests.kafka.kafkatest import probed_node
 
 pytestmark = pytest.mark.integration
 
@@ -87,18 +86,8 @@ request_timeout_ms = 5000
 """
 
 
-@contextlib.asynccontextmanager
-async def _node(toml: str) -> AsyncIterator[tuple[Engine, Probe]]:
-    engine = Engine(loads_config(toml, path="<signed-hb>"))
-    engine.build()
-    probe = Probe(engine.bus, "control.peers", "control.peer_route", "deadletter")
-    task = asyncio.get_running_loop().create_task(engine.run(install_signals=False))
-    try:
-        yield engine, probe
-    finally:
-        engine.request_shutdown("test done")
-        summary = await asyncio.wait_for(asyncio.shield(task), 20)
-        assert summary.exit_code == 0 and not summary.abandoned, summary.reason
+def _node(toml: str) -> contextlib.AbstractAsyncContextManager[tuple[Engine, Probe]]:
+    return probed_node(toml, "control.peers", "control.peer_route", "deadletter", path="<signed-hb>")
 
 
 def _control(engine: Engine) -> ControlPlane:
