@@ -9,7 +9,7 @@ Everything comes from what the run left behind, never from a second computation:
   is checked only when ``$FINLLM_FINGERPRINT_KEY`` names the release key (PEM): the key is a
   secret, so a report cannot check it by default and says so;
 * **shadow** - ``shadow.jsonl`` (:mod:`actors.shadow`): every decision, the last one's figures;
-* **breaker** - ``diversity_breaker_*`` metrics and, when present, ``breaker.json``
+* **breaker** - ``diversity_breaker_*`` metrics and, when present, ``diversity.json`` (or ``breaker.json``)
   (:meth:`actors.diversity.DiversityBreaker.report`);
 * **fairness audit** - ``audit_fairness.json`` in the run directory or its parent (write it with
   ``finllm audit fairness --json runs/audit_fairness.json``): the gate and the worst rates.
@@ -146,8 +146,9 @@ def _breaker(out: Path, counters: Mapping[str, Any], gauges: Mapping[str, Any]) 
     open_now = sorted(_labels(k)[1].get("symbol", "?") for k, v in gauges.items()
                       if k.startswith("diversity_breaker_open") and v)  # fmt: skip
     report: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):  # no breaker report: the metrics alone
-        report = json.loads((out / "breaker.json").read_text())
+    for name in ("diversity.json", "breaker.json"):  # the shipped config writes diversity.json
+        with contextlib.suppress(OSError, ValueError):  # no breaker report: the metrics alone
+            report = report or json.loads((out / name).read_text())
     if not (trips or resets or open_now or report or any(k.startswith("diversity_") for k in gauges)):
         return None
     rows = [[str(trips), str(resets), ", ".join(open_now or report.get("open", [])) or "none"]]
