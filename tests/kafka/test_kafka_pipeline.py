@@ -179,7 +179,12 @@ async def test_news_records_reach_the_bus_and_are_committed(tansu: TansuBroker) 
                 await asyncio.sleep(0.05)
     assert [g.id for g in got] == [it.id for it in items]
     assert all(g.ts_recv > 0 for g in got), "arrival time is stamped"
-    assert [msgspec.structs.replace(g, ts_recv=0) for g in got] == items
+    # The source is where the item arrived (issue 15): this topic is not a configured feed, so
+    # it is an open channel; what the item said of itself is kept as declared_source.
+    assert [msgspec.structs.replace(g, ts_recv=0) for g in got] == [
+        msgspec.structs.replace(it, source=f"open:{t.news}", declared_source="wire", source_basis="channel")
+        for it in items
+    ]
     committed, ends = await committed_and_end(tansu.bootstrap, t.group, t.news, 1)
     assert committed == ends == {0: len(items)}
 
