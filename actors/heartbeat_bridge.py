@@ -139,6 +139,13 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
 
     config_type = HeartbeatBridgeConfig
 
+    @classmethod
+    def check_config(cls, config: HeartbeatBridgeConfig) -> None:
+        """The key ring must load now (file readable, environment variable set): a node that
+        cannot sign must not start half-trusted."""
+        if config.trust is not None:
+            KeyRing(config.trust.ring)
+
     async def on_start(self) -> None:
         cfg = self.config
         self.node_id: str = cfg.node_id or self.ctx.node_id
@@ -169,7 +176,7 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
         self._signer: Signer | None = None
         self._verifier: Verifier | None = None
         if cfg.trust is not None:
-            # A bad key source at start is a config error: raise, the supervisor says why.
+            # A bad key source at start: check_config refused it when the engine was built.
             self._ring = KeyRing(cfg.trust.ring)
             self._signer = Signer(self._ring)
             self._verifier = Verifier(cfg.trust, self._ring)

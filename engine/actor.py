@@ -296,6 +296,13 @@ class Actor(Generic[C]):
         self.config = config
         self.ctx = ctx
 
+    @classmethod
+    def check_config(cls, config: Any) -> None:
+        """Called by the engine when it builds the pipeline, before anything starts: raise
+        ValueError for a config that cannot work outside its own fields (a key file that does not
+        load, an empty environment variable); the engine reports it as a ConfigError naming the
+        file and ``actors[NAME].config``."""
+
     async def on_start(self) -> None:
         """Called once per incarnation before any message; raising fails the start."""
 

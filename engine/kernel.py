@@ -182,6 +182,10 @@ class Engine:
             if not (isinstance(cls, type) and issubclass(cls, Actor)):
                 raise ConfigError(path, f"{key}.class", f"{spec.cls!r} is not an engine.actor.Actor subclass")
             actor_cfg = convert(spec.config, cls.config_type, path=path, key=f"{key}.config")
+            try:
+                cls.check_config(actor_cfg)
+            except ValueError as exc:
+                raise ConfigError(path, f"{key}.config", str(exc)) from None
             self.add_actor(
                 spec.name,
                 cls,

@@ -101,6 +101,16 @@ def test_an_open_bind_without_a_token_is_refused_before_anything_starts(
     assert "cannot read token file" in capsys.readouterr().err
 
 
+def test_the_signed_profile_without_keys_is_a_config_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FINLLM_NODE_KEYS", raising=False)
+    assert node.main(["--config", EDGE_NODE, "--profile", "signed"]) == 2
+    err = capsys.readouterr().err
+    want = "actors[heartbeats].config: environment variable FINLLM_NODE_KEYS holding the node keys is empty"
+    assert want in err
+
+
 def test_a_config_typo_in_app_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "node.toml"
     bad.write_text(Path(EDGE_NODE).read_text().replace('"app.http" = "127.0.0.1:9308"', '"app.htpp" = "x"'))
