@@ -1090,23 +1090,22 @@ class OffsetTracker:
         self.now = now
         if self.history_max_s <= 0:
             return 0
-        n = 0
-        for part in list(self._parts.values()):
-            for key, bars in list(part.bars.items()):
-                if bars and bars[0].answered_at >= 0:
-                    n += self._settle_bars(part, key, bars, now)
-        return n
+        return self._settle_answered(now)
 
     def release_history(self) -> int:
         """Settle every answered bar now, history included; returns records settled.
 
         For a window full of history (more symbols x ``history_bars`` x records per bar than
         the window holds): the window is the hard bound, warmth after a crash the nicety."""
+        return self._settle_answered(keep=0)
+
+    def _settle_answered(self, now: float = -1.0, keep: int = -1) -> int:
+        """:meth:`_settle_bars` over every key with an answered bar; returns records settled."""
         n = 0
         for part in list(self._parts.values()):
             for key, bars in list(part.bars.items()):
                 if bars and bars[0].answered_at >= 0:
-                    n += self._settle_bars(part, key, bars, keep=0)
+                    n += self._settle_bars(part, key, bars, now, keep)
         return n
 
     def find(self, key: str, position: int) -> TrackedRecord | None:

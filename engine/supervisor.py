@@ -251,10 +251,7 @@ class Supervisor:
         slot.done = True
         slot.parked = True
         self.parked[name] = slot.last_error
-        # Close what the child reads from: publishers must not block on (or queue for) an
-        # actor that will never read again, and the engine's idle wait must not wait for it.
-        cells = slot.child.cells() if isinstance(slot.child, Supervisor) else [slot.child]
-        discarded = sum(c.close() for c in cells)
+        discarded = _close_for_good(slot.child)
         _log.error(
             "child_parked",
             supervisor=self.name,
@@ -281,10 +278,7 @@ class Supervisor:
                 raise Escalation(
                     f"supervisor {self.name!r}: more than {cfg.max_restarts} restarts in {cfg.period_s}s"
                 ) from exc
-            # Like a parked child: close what it reads from, or publishers would queue for it and
-            # the engine's idle wait (a replay's back-pressure) would wait for it for ever.
-            cells = slot.child.cells() if isinstance(slot.child, Supervisor) else [slot.child]
-            discarded = sum(c.close() for c in cells)
+            discarded = _close_for_good(slot.child)
             _log.error("child_abandoned", supervisor=self.name, child=name, discarded=discarded)
             slot.done = True
             self.abandoned.append(name)
@@ -409,6 +403,14 @@ async def _stop_child(child: _Child, task: asyncio.Task[None], timeout_s: float,
         await asyncio.gather(task, return_exceptions=True)
     if final and isinstance(child, ActorCell):
         child.close()
+
+
+def _close_for_good(child: _Child) -> int:
+    """Close what a parked or abandoned child reads from; returns the messages discarded (shed
+    ``closed``).  Publishers must not block on (or queue for) an actor that will never read
+    again, and the engine's idle wait (a replay's back-pressure) must not wait for it."""
+    cells = child.cells() if isinstance(child, Supervisor) else [child]
+    return sum(c.close() for c in cells)
 
 
 def _name(child: _Child) -> str:
