@@ -184,16 +184,13 @@ class OpsHttpServer:
         scheme = "https" if self.config.tls_cert else "http"
         return f"{scheme}://{self.config.host}:{self.port}"
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        return ssl_context(self.config)
-
     async def start(self) -> int:
         """Listen; returns the bound port.  Raises ValueError for a token that cannot be read or
         an open bind without a token (module doc; :func:`check` says so before starting)."""
-        self._token = check(self.config)
         cfg = self.config
+        self._token, tls = _prepare(cfg)
         self._server = await asyncio.start_server(
-            self._handle, cfg.host, cfg.port, limit=cfg.max_request_bytes, ssl=self._ssl_context()
+            self._handle, cfg.host, cfg.port, limit=cfg.max_request_bytes, ssl=tls
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
@@ -334,7 +331,7 @@ def _is_loopback(host: str) -> bool:
         return False  # a name other than localhost may resolve anywhere
 
 
-def load_token(cfg: OpsHttpConfig) -> bytes:
+def _load_token(cfg: OpsHttpConfig) -> bytes:
     """The bearer token ``cfg`` names (from its environment variable or file), or b"" for none;
     ValueError when it names one that is empty or unreadable."""
     if cfg.token_env:
@@ -354,7 +351,7 @@ def load_token(cfg: OpsHttpConfig) -> bytes:
     return b""
 
 
-def ssl_context(cfg: OpsHttpConfig) -> ssl.SSLContext | None:
+def _ssl_context(cfg: OpsHttpConfig) -> ssl.SSLContext | None:
     """The server's TLS context (mutual TLS with ``tls_client_ca``), or None for plain HTTP."""
     if not cfg.tls_cert:
         return None
@@ -371,14 +368,19 @@ def check(cfg: OpsHttpConfig) -> bytes:
     """Everything that can be wrong with ``cfg`` before binding: an unreadable token, an open
     (non-loopback) bind without one, TLS files that do not load.  Returns the token; raises
     ValueError naming the problem (``finllm node`` exits 2 with it)."""
-    token = load_token(cfg)
+    return _prepare(cfg)[0]
+
+
+def _prepare(cfg: OpsHttpConfig) -> tuple[bytes, ssl.SSLContext | None]:
+    """:func:`check`'s work, also handing back the TLS context the server listens with."""
+    token = _load_token(cfg)
     if not token and not cfg.allow_open and not _is_loopback(cfg.host):
         raise ValueError(
             f"ops http: refusing to bind {cfg.host!r} (not loopback) without a bearer token; "
             "set token_env or token_file (or allow_open = true behind an authenticating proxy)"
         )
     try:
-        ssl_context(cfg)
+        tls = _ssl_context(cfg)
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f"ops http: cannot load the TLS files: {exc}") from None
-    return token
+    return token, tls
