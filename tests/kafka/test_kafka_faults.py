@@ -7,11 +7,13 @@ opened after a reset, goes through the faults.  The node reconnects and loses no
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from adapters.tansu import TansuBroker, free_port
+from engine.kernel import Engine
 from tests.kafka.kafkatest import (
     BarTape,
     ForecastReader,
@@ -49,14 +51,33 @@ async def _faults(proxy: FaultProxy) -> None:
     proxy.reset_all()
 
 
-@pytest.mark.asyncio(loop_factories=["uvloop"])
-async def test_node_survives_latency_resets_stalls_and_refusals(
-    fresh_tansu: Callable[[int], TansuBroker],
-) -> None:
+@contextlib.asynccontextmanager
+async def _proxied(fresh_tansu: Callable[[int], TansuBroker]) -> AsyncIterator[FaultProxy]:
+    """A fresh broker that advertises a fault proxy's address, and the proxy."""
     port = free_port()
     broker = fresh_tansu(port)
     proxy = await FaultProxy("127.0.0.1", broker.port, listen_port=port).start()
     try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+def _redelivery_bound(engine: Engine) -> tuple[int, dict[str, float]]:
+    """Duplicates allowed: one window per re-delivery event (revoke or source restart) plus the
+    retried sends (derivation: tests/kafka/test_kafka_crash.py), from the node's own metrics."""
+    counters = engine.metrics.snapshot()["counters"]
+    revokes = counters.get("kafka_revokes_total{actor=kafka-source}", 0)
+    retried = counters.get("kafka_forecast_retries_total{actor=kafka-sink}", 0)
+    restarts = engine.cells["kafka-source"].incarnations - 1
+    return int(MAX_IN_FLIGHT * (revokes + restarts) + retried), counters
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_node_survives_latency_resets_stalls_and_refusals(
+    fresh_tansu: Callable[[int], TansuBroker],
+) -> None:
+    async with _proxied(fresh_tansu) as proxy:
         bootstrap = proxy.address
         t = Topics.fresh()
         await standard_topics(bootstrap, t)
@@ -74,19 +95,11 @@ async def test_node_survives_latency_resets_stalls_and_refusals(
         assert stats["resets"] >= 3 and stats["refused"] >= 1, stats
         assert stats["accepted"] > 3, "clients reconnected after the resets"
         assert seen.header_mismatch == 0
-        # Duplicates only from re-delivery events, each at most one window (derivation:
-        # tests/kafka/test_kafka_crash.py), counted here from the node's own metrics.
-        counters = engine.metrics.snapshot()["counters"]
-        revokes = counters.get("kafka_revokes_total{actor=kafka-source}", 0)
-        retried = counters.get("kafka_forecast_retries_total{actor=kafka-sink}", 0)
-        restarts = engine.cells["kafka-source"].incarnations - 1
-        bound = MAX_IN_FLIGHT * (revokes + restarts) + retried
-        assert seen.duplicates <= bound, (seen.duplicates, bound, revokes, restarts, retried)
+        bound, counters = _redelivery_bound(engine)
+        assert seen.duplicates <= bound, (seen.duplicates, bound, counters)
         print(f"faults: {len(expected)} records, {seen.duplicates} duplicates, proxy {stats}")
         committed, ends = await committed_and_end(bootstrap, t.group, t.md, 6)
         assert committed == ends
-    finally:
-        await proxy.stop()
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])
@@ -97,10 +110,7 @@ async def test_the_edge_pipeline_survives_the_faults_with_no_bar_forecast_lost(
     the es-1m edge model) through the same faults, from its start-up on: group join, fetches,
     forecast writes and commits all cross the proxy.  Every bar forecast owed is written, with
     the forecast id of its bar, and the group's commits reach the settled records."""
-    port = free_port()
-    broker = fresh_tansu(port)
-    proxy = await FaultProxy("127.0.0.1", broker.port, listen_port=port).start()
-    try:
+    async with _proxied(fresh_tansu) as proxy:
         bootstrap = proxy.address
         t = Topics.fresh()
         await standard_topics(bootstrap, t, md_partitions=2)
@@ -118,14 +128,9 @@ async def test_the_edge_pipeline_survives_the_faults_with_no_bar_forecast_lost(
                 assert not missing, f"{len(missing)} bar forecasts lost, e.g. {sorted(missing)[:5]}"
                 await reader.settle(1.0)
             assert not task.done(), "the node kept running through the faults"
-            counters = engine.metrics.snapshot()["counters"]
+            bound, counters = _redelivery_bound(engine)
         stats = proxy.stats.as_dict()
         assert stats["resets"] >= 3 and stats["refused"] >= 1, stats
         assert seen.header_mismatch == 0 and seen.nonfinite == 0
-        revokes = counters.get("kafka_revokes_total{actor=kafka-source}", 0)
-        retried = counters.get("kafka_forecast_retries_total{actor=kafka-sink}", 0)
-        restarts = engine.cells["kafka-source"].incarnations - 1
-        assert seen.duplicates <= MAX_IN_FLIGHT * (revokes + restarts) + retried, (seen.duplicates, counters)
+        assert seen.duplicates <= bound, (seen.duplicates, bound, counters)
         print(f"edge faults: {len(expected)} bar forecasts, {seen.duplicates} duplicates, proxy {stats}")
-    finally:
-        await proxy.stop()
