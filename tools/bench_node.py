@@ -240,10 +240,17 @@ async def _node_capacity(
             if acked >= answers:
                 t_last = now
                 break
-        await asyncio.sleep(0.1)  # /stats runs on the node's loop: poll gently
+        await asyncio.sleep(_POLL_S)  # /stats runs on the node's loop: poll gently
     if not t_last:
         raise TimeoutError(f"the node did not answer {answers} forecasts within {timeout_s}s")
-    return n / max(t_last - t_first, 1e-9)
+    return n / max(t_last - t_first, _POLL_S)
+
+
+_POLL_S = 0.1
+"""How often :func:`_node_capacity` polls ``/stats``: the resolution of its elapsed time."""
+_MIN_POLLS = 10
+"""A capacity measured over fewer polls than this is reported as undefined (JSON null): at
+0.1 s resolution a shorter run's figure could be off by more than 10%."""
 
 
 async def _node_latency(node: _Node, sent: int, timeout_s: float = 90.0) -> dict[str, Any]:
@@ -370,17 +377,23 @@ async def _baseline(
     """Run the bare pipe over ``n`` records that ``produce()`` writes (before or while it runs)."""
     out = work / f"pipe-{uuid.uuid4().hex[:6]}.json"
     proc = _pipe_process(bootstrap, src, dst, n, out, fetch_wait_ms)
+    await _run_child(proc, produce(), 300)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+async def _run_child(proc: subprocess.Popen[bytes], work: Any, timeout_s: float) -> None:
+    """Await ``work`` while the child ``proc`` runs, then wait up to ``timeout_s`` for it to exit;
+    a child still running then (or after a failure) is killed."""
     try:
-        await produce()
-        deadline = time.monotonic() + 300
+        await work
+        deadline = time.monotonic() + timeout_s
         while proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 - a child process
             await asyncio.sleep(0.1)
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
-    result: dict[str, Any] = json.loads(out.read_text())
-    return result
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -471,16 +484,8 @@ async def _run(args: argparse.Namespace) -> None:
             # the bare pipe reads the paced records as they come: start it, let it join, produce
             out = work / f"pipe-lat-{load}.json"
             proc = _pipe_process(bootstrap, pipe_in, pipe_out, sent, out, args.fetch_wait_ms)
-            try:
-                await asyncio.sleep(args.join_s)
-                await _paced(bootstrap, pipe_in, symbols, rate, args.duration)
-                deadline = time.monotonic() + 120
-                while proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 - a child process
-                    await asyncio.sleep(0.1)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait(10)
+            paced = _paced(bootstrap, pipe_in, symbols, rate, args.duration)
+            await _run_child(proc, _after(args.join_s, paced), 120)
             # a pipe that could not keep up was stopped without a result: no baseline figure then
             raw_lat = (
                 json.loads(out.read_text())["latency_us"] if out.exists() else {"p50": None, "p99": None}
@@ -530,7 +535,19 @@ async def _run(args: argparse.Namespace) -> None:
             await producing
         finally:
             node.stop()
-        emit("node", "node_records_per_s_bars_1m", cap_bars, "records/s", n=nb, bars="time 60 s", **ctx)
+        # the node folds records into minute bars faster than it forecasts them: a backlog of
+        # nb records may drain within a few polls, too short a run for a figure
+        defined = nb / cap_bars >= _MIN_POLLS * _POLL_S
+        emit(
+            "node",
+            "node_records_per_s_bars_1m",
+            cap_bars if defined else None,
+            "records/s",
+            n=nb,
+            bars="time 60 s",
+            elapsed_s=round(nb / cap_bars, 2),
+            **ctx,
+        )
     finally:
         if broker is not None:
             broker.stop()
