@@ -35,6 +35,13 @@ A signal that wanders inside the band between exit and enter thresholds
 therefore never changes the mode, and down-steps are at least
 ``max(min_dwell_s, cool_down_s)`` apart: no flapping.
 
+*Load* signals (mailbox fill, shed fractions, demand) ask for at most
+``load_ceiling`` (DEGRADED by default): DEGRADED is the answer to more input
+than capacity (the front door sheds its oldest input, the edge conflates bars
+on the full model), and its own conflation must not read as a reason to leave
+the full model.  *Distress* signals (loop lag, handler latency over objective,
+cloud errors and latency, an abandoned actor) may ask for any mode.
+
 Signals (per window of ``interval_ms``): each mailbox's fill (depth over
 capacity) and shed fraction (mailbox sheds plus the actor's own ``shed_total``
 counter over messages offered), each actor's demand (offered rate over its
@@ -215,6 +222,16 @@ class DegradationConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     carbon_feed: CarbonFeedConfig | None = None
     volatility: VolatilityConfig = VolatilityConfig()
     abandoned_floor: Mode = Mode.DEGRADED
+    load_ceiling: Mode = Mode.DEGRADED
+    """The most that *load* signals alone (mailbox fill, shed fractions, demand) may ask for.
+
+    Load is what DEGRADED answers: the front door sheds its oldest input, the edge conflates bars
+    per symbol on the full model, the cloud stops escalating.  Those answers are themselves sheds
+    and full mailboxes, so letting load escalate further made DEGRADED's own conflation push the
+    node into SURVIVAL (the cheaper model) whenever the input outran capacity, although the full
+    model was keeping up with the conflated bars.  SURVIVAL is for *distress*: loop lag, handler
+    latency over its objective, cloud errors or latency, an abandoned actor.  ``SURVIVAL`` here
+    restores the old behaviour (load alone may ask for any mode)."""
     topic: str = "control.mode"
 
     def __post_init__(self) -> None:
@@ -335,22 +352,34 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
         return "; ".join(self.reasons) if self.reasons else "no pressure"
 
 
-def _signals(cfg: DegradationConfig, snap: LoadSnapshot) -> list[tuple[str, float, Levels]]:
-    out: list[tuple[str, float, Levels]] = []
+_ANY: Final = 3
+"""The ceiling of a distress signal: it may ask for any mode."""
+
+
+def _signals(cfg: DegradationConfig, snap: LoadSnapshot) -> list[tuple[str, float, Levels, int]]:
+    """(description, value, thresholds, the highest mode level the signal may ask for)."""
+    load = cfg.load_ceiling.level
+    out: list[tuple[str, float, Levels, int]] = []
     for a in snap.actors:
         if a.capacity > 0:
             out.append(
-                (f"mailbox {a.name} fill {a.depth}/{a.capacity}", a.depth / a.capacity, cfg.mailbox_fill)
+                (
+                    f"mailbox {a.name} fill {a.depth}/{a.capacity}",
+                    a.depth / a.capacity,
+                    cfg.mailbox_fill,
+                    load,
+                )
             )
         if a.shed > 0:
             frac = a.shed / max(a.offered, cfg.min_offered)
-            out.append((f"{a.name} shed {a.shed} of {a.offered} offered", frac, cfg.shed_fraction))
+            out.append((f"{a.name} shed {a.shed} of {a.offered} offered", frac, cfg.shed_fraction, load))
         if a.capacity_per_s > 0:
             out.append(
                 (
                     f"{a.name} demand {a.offered_per_s:,.0f}/s vs capacity {a.capacity_per_s:,.0f}/s",
                     a.offered_per_s / a.capacity_per_s,
                     cfg.demand_ratio,
+                    load,
                 )
             )
         if a.objective_us > 0 and not math.isnan(a.latency_us):
@@ -359,15 +388,23 @@ def _signals(cfg: DegradationConfig, snap: LoadSnapshot) -> list[tuple[str, floa
                     f"{a.name} latency {a.latency_us:.0f} us vs objective {a.objective_us:.0f} us",
                     a.latency_us / a.objective_us,
                     cfg.latency_ratio,
+                    _ANY,
                 )
             )
-    out.append((f"loop lag {snap.loop_lag_us:.0f} us", snap.loop_lag_us, cfg.loop_lag_us))
+    out.append((f"loop lag {snap.loop_lag_us:.0f} us", snap.loop_lag_us, cfg.loop_lag_us, _ANY))
     if snap.cloud_requests > 0 or snap.cloud_errors > 0:
         rate = snap.cloud_errors / max(snap.cloud_requests, cfg.min_cloud_requests)
-        out.append((f"cloud errors {snap.cloud_errors} of {snap.cloud_requests}", rate, cfg.cloud_error_rate))
+        out.append(
+            (f"cloud errors {snap.cloud_errors} of {snap.cloud_requests}", rate, cfg.cloud_error_rate, _ANY)
+        )
         if not math.isnan(snap.cloud_latency_ms):
             out.append(
-                (f"cloud latency {snap.cloud_latency_ms:.0f} ms", snap.cloud_latency_ms, cfg.cloud_latency_ms)
+                (
+                    f"cloud latency {snap.cloud_latency_ms:.0f} ms",
+                    snap.cloud_latency_ms,
+                    cfg.cloud_latency_ms,
+                    _ANY,
+                )
             )
     return out
 
@@ -379,9 +416,9 @@ def evaluate(cfg: DegradationConfig, state: ControllerState, snap: LoadSnapshot)
     enter = 0
     hold = 0
     named: list[tuple[int, int, str]] = []
-    for desc, value, levels in signals:
-        e = levels.level(value)
-        h = levels.level(value, cfg.exit_ratio)
+    for desc, value, levels, ceiling in signals:
+        e = min(levels.level(value), ceiling)
+        h = min(levels.level(value, cfg.exit_ratio), ceiling)
         enter = max(enter, e)
         hold = max(hold, h)
         if h:

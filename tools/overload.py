@@ -27,7 +27,9 @@ the way a live node is fed:
   of ``edge_mailbox`` messages.
 * ``degradation`` - the real :class:`~actors.degradation.DegradationController`,
   told the feed's measured capacity (its demand signal); every actor above obeys
-  its own mode table (edge: cheaper path; narrative: no embeddings).
+  its own mode table (edge: conflation from DEGRADED, the cheaper path from
+  SURVIVAL; narrative: no embeddings).  Load alone (demand, sheds, fill) asks
+  for DEGRADED at most; SURVIVAL takes distress (loop lag past its level).
 
 (:class:`SyntheticSource` and :class:`StandInForecaster`, re-exported here from
 :mod:`tools.standin`, are light stand-ins that pipelines in tests name by this
@@ -47,7 +49,8 @@ capacity, ``--recovery-s`` at ``--recovery-factor`` x capacity.  The mode
 timeline's times are from the start of the overload.
 
 Reported: goodput (forecasts/s during the overload) split by the edge path that
-served it (``full``: NORMAL/CONSERVE; ``cheap``: DEGRADED/SURVIVAL), each over the
+served it (``cheap``: a mode at or past the edge's ``cheap_from``, SURVIVAL by default;
+``full``: any other, DEGRADED's conflated bars included), each over the
 full-path capacity; records/s the feed processed over its capacity; edge latency
 p50/p99 in microseconds - from the feed publishing a bar to the edge publishing
 its forecast, wall clock - unloaded (warm phase) vs overload; event-loop lag;

@@ -41,7 +41,9 @@ from engine.supervisor import ChildSpec
 from engine.testing import Probe, capture_logs
 
 S = 1_000_000_000
-CFG = DegradationConfig(min_dwell_s=2.0, cool_down_s=1.0, exit_ratio=0.6)
+# The core's mechanics are shown with mailbox fill alone, so load may ask for any mode here;
+# the default ceiling has its own tests below.
+CFG = DegradationConfig(min_dwell_s=2.0, cool_down_s=1.0, exit_ratio=0.6, load_ceiling=Mode.SURVIVAL)
 
 
 def snap(t_s: float, fill: float = 0.0, **kw: object) -> LoadSnapshot:
@@ -245,7 +247,12 @@ _steps = st.lists(
 def test_hysteresis_invariants(
     steps: list[tuple[int, float]], dwell_ms: int, cool_ms: int, exit_ratio: float
 ) -> None:
-    cfg = DegradationConfig(min_dwell_s=dwell_ms / 1000, cool_down_s=cool_ms / 1000, exit_ratio=exit_ratio)
+    cfg = DegradationConfig(
+        min_dwell_s=dwell_ms / 1000,
+        cool_down_s=cool_ms / 1000,
+        exit_ratio=exit_ratio,
+        load_ceiling=Mode.SURVIVAL,
+    )
     t = 0
     state = ControllerState()
     last_change = 0
@@ -382,7 +389,9 @@ async def test_controller_actor_publishes_mode_changes_and_sets_the_bus_mode(
     engine = sim_engine
     clock = engine.clock
     assert isinstance(clock, SimClock)
-    cfg = DegradationConfig(interval_ms=100, min_dwell_s=0.5, cool_down_s=0.2, measure_lag=False)
+    cfg = DegradationConfig(
+        interval_ms=100, min_dwell_s=0.5, cool_down_s=0.2, measure_lag=False, load_ceiling=Mode.SURVIVAL
+    )
     # a stand-in for a slow edge stage: a mailbox nobody drains
     edge_mb: Mailbox[object] = Mailbox(100, "drop_newest", name="edge")
     engine.bus.subscribe("md.>", edge_mb)
@@ -467,8 +476,29 @@ async def test_a_missing_carbon_file_fails_the_start_loudly(tmp_path: object) ->
     assert failed and "nope.json: cannot read" in failed[0]["error"]
 
 
-def test_demand_holds_a_degraded_mode_while_the_node_copes() -> None:
+def test_load_alone_asks_for_degraded_at_most_by_default() -> None:
+    # 3x demand, a full mailbox and 90% of offers shed: DEGRADED answers load (conflation, the
+    # front door shedding its oldest input); only distress may ask for the cheaper model.
     cfg = DegradationConfig(min_dwell_s=0.0, cool_down_s=0.0)
+    flood = ActorLoad(
+        name="feed", depth=8, capacity=8, offered=1000, shed=900, offered_per_s=3000.0, capacity_per_s=1000.0
+    )
+    d = evaluate(cfg, ControllerState(), LoadSnapshot(ts_ns=S, actors=(flood,)))
+    assert d.mode == "DEGRADED" and d.pressure == 2
+    assert {"mailbox feed fill 8/8", "feed shed 900 of 1000 offered"} <= set(d.reasons)
+    # the same load held for long does not creep up either
+    d2 = evaluate(cfg, d.state, LoadSnapshot(ts_ns=9 * S, actors=(flood,)))
+    assert not d2.changed and d2.mode == "DEGRADED"
+    # distress on top of it does: loop lag past the SURVIVAL threshold
+    d3 = evaluate(cfg, d2.state, LoadSnapshot(ts_ns=10 * S, actors=(flood,), loop_lag_us=150_000))
+    assert d3.changed and d3.mode == "SURVIVAL" and d3.reasons == ("loop lag 150000 us",)
+    # and a ceiling of SURVIVAL lets load alone ask for it, as before
+    wide = DegradationConfig(min_dwell_s=0.0, cool_down_s=0.0, load_ceiling=Mode.SURVIVAL)
+    assert evaluate(wide, ControllerState(), LoadSnapshot(ts_ns=S, actors=(flood,))).mode == "SURVIVAL"
+
+
+def test_demand_holds_a_degraded_mode_while_the_node_copes() -> None:
+    cfg = DegradationConfig(min_dwell_s=0.0, cool_down_s=0.0, load_ceiling=Mode.SURVIVAL)
     over = ActorLoad(name="edge", offered_per_s=3000.0, capacity_per_s=1000.0)
     d = evaluate(cfg, ControllerState(), LoadSnapshot(ts_ns=S, actors=(over,)))
     assert d.mode == "SURVIVAL" and "edge demand 3,000/s vs capacity 1,000/s" in d.reason

@@ -3,10 +3,10 @@
 The 60 s figures come from ``python -m tools.overload`` (see its docstring); this
 test checks what must hold on any machine, however loaded: every message is
 accounted for at every boundary, memory stays bounded, the controller leaves
-NORMAL under the load, the edge's cheaper path serves while it does, and the
-node comes back to NORMAL after it.  Latencies and goodput ratios are not
-asserted: on a shared 2-core machine they measure the neighbours as much as the
-node.
+NORMAL for DEGRADED under the load (the full model on conflated bars; load
+alone never asks for the cheaper path), and the node comes back to NORMAL
+after it.  Latencies and goodput ratios are not asserted: on a shared 2-core
+machine they measure the neighbours as much as the node.
 """
 
 from __future__ import annotations
@@ -39,17 +39,20 @@ FAST = OverloadParams(
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])
-async def test_overload_is_accounted_degrades_to_the_cheaper_path_and_recovers() -> None:
+async def test_overload_is_accounted_degrades_to_conflation_and_recovers() -> None:
     r = await run_experiment(FAST)
     # every offered record and message is accepted or shed, at every boundary: nothing vanished
     assert r.unaccounted == 0, r.residuals
     assert r.records_offered >= 0.7 * (3.0 * 0.5 + 3.0 * 3.0 + 4.0 * 0.3) * 6000
     # (whether the front mailbox had to shed depends on this machine's speed: not asserted)
     assert r.unmatched_forecasts == 0  # every forecast was matched to its bar
-    # the controller saw the demand, and the edge served from its cheaper path meanwhile
-    assert r.worst_mode_overload in {"DEGRADED", "SURVIVAL"}, r.modes
+    # the controller saw the demand and answered it with DEGRADED: load alone never asks for the
+    # cheaper model (only distress does, and these loop-lag levels are far above a busy machine's)
+    assert r.worst_mode_overload == "DEGRADED", r.modes
     assert any("feed demand" in reason for _, _, reason in r.modes)
-    assert r.forecasts["overload.cheap"] > 0 and r.forecasts["warm.full"] > 0
+    # the full model served the overload, on bars conflated per symbol
+    assert r.forecasts["overload.full"] > 0 and r.forecasts["overload.cheap"] == 0
+    assert r.forecasts["warm.full"] > 0
     assert set(r.models_overload) <= {"es-1m", "es-1m.calm", "es-1m.normal"}
     assert r.news_ingested > 0
     # bounded memory: nothing grows with the backlog
