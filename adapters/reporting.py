@@ -545,6 +545,8 @@ def write_run_outputs(
         ),
     ]
     figures += news_figures(out, prices)
+    # issue 14: the same skill panel as a replay's report (edge vs baselines, from what this run wrote)
+    skill_tables, figures = with_skill_panel(out, prices, [], figures)
     head = {
         "config": config,
         "exit": f"{summary.exit_code} ({summary.reason})",
@@ -563,7 +565,8 @@ def write_run_outputs(
         summary=head,
         figures=figures,
         warnings=[f"tier {t.describe()}" for t in summary.failed_tiers()],
-        tables=governance_tables(out, summary.metrics),  # issue 16: models, shadow, breaker, audit
+        # issue 16: models, shadow, breaker, audit
+        tables=[*skill_tables, *governance_tables(out, summary.metrics)],
     )
     return head
 

@@ -69,6 +69,10 @@ def test_the_main_job_runs_shortened(tmp_path: Path, capsys: pytest.CaptureFixtu
     forecasts = [f for f in _lines(out / "forecasts.jsonl") if isinstance(f, Forecast)]
     assert len(forecasts) > 100 and {f.tier for f in forecasts} == {"edge"}
     assert (out / "report.html").exists() and (out / "results.json").exists()
+    # issue 14: the run's report scores its own forecasts against the baselines
+    html = (out / "report.html").read_text()
+    assert "Skill: edge vs baselines" in html and "not computed" not in html
+    assert "<td>garch</td>" in html
     # every block mailbox held: nothing was shed while the replay ran (a verdict the sanity
     # checker releases on stop after its sink has stopped is shed "closed": counted, and known)
     running_sheds = {
