@@ -197,8 +197,11 @@ class KafkaSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     """Hand a news record over only once the pipeline is idle, and fetch on only once it is
     idle again: the edge then sees news exactly between the same market records as a replay
     of the recording would (costs the news analysis time, per news record, in latency)."""
-    lockstep_timeout_s: float = 5.0
-    """Longest wait for idle around a news record (then it goes on, logged and counted)."""
+    lockstep_timeout_s: float = 30.0
+    """Longest wait for idle around a news record (then it goes on, logged and counted).  Longer
+    than the longest a participant stays busy: a cloud tier in lockstep holds its actor until its
+    call ends or hits its own ``deadline_s`` (20 s in default.toml); at 5 s a slow local LLM made
+    these waits time out and the news go over mid-refinement, off the replay's order."""
     record_dir: str = ""
     """``finllm node --record DIR``: log every consumed record, in handover order, to
     ``DIR/inputs.jsonl`` (:mod:`adapters.sources.recording`)."""
