@@ -33,6 +33,19 @@ are pinned at zero: their traces name no news ids, and the summary says which it
 seen without effect.  Likewise a trace's ``features`` are only those whose occlusion
 changed the forecast (a feature without weight is never named).
 
+Gate (``gate``, on by default): what is served is not the network's variance alone.  Per
+symbol a :class:`~adapters.inference.gate.VarianceGate` scores, as each next bar arrives, the
+QLIKE of the model's variance forecast and of classical ones the feature engine keeps for
+every bar (the model's GJR anchor, EWMA 0.94, a calibrated range EWMA), and serves the
+log-variance blend weighted by their discounted past losses; the quantiles are rescaled to
+the served variance (the model's shape, blended towards the normal by the baselines' share).
+When the model's own recent losses are worse than a baseline's, the baseline is served.  A
+forecast's ``volatility``, ``quantiles`` and ``point`` are the served ones; ``direction_prob``
+is the model's.  Its trace says what was served and why (weights and relative losses); a
+change between serving the model, a blend and a baseline is always traced.
+``edge_gate_served_total{served="model"|"blend"|"baseline"}`` counts them.  Only past
+returns enter (no look-ahead), in bar order per symbol, so replays stay byte-identical.
+
 Modes (``ctx.mode``, read per mailbox batch for conflation and per micro-batch
 for the network and the attributions, so a switch lands between two batches: no
 bar is answered twice or lost in it):
@@ -95,6 +108,7 @@ import numpy as np
 from adapters.features import FEATURE_NAMES, FeatureEngine, FeatureRow
 from adapters.inference.batcher import MicroBatcher
 from adapters.inference.errors import BackendUnavailable
+from adapters.inference.gate import GateConfig, GateDecision, VarianceGate
 from adapters.inference.manifest import DEFAULT_MODEL_DIR, ModelSpec, load_manifest
 from adapters.inference.model import EdgeModel, load_edge_model
 from adapters.inference.registry import RegimeRegistry
@@ -131,7 +145,9 @@ class EdgeReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     ``feature_log``: a file path; when
     set, every forecast's input row is appended to it as one JSON line (``symbol``,
     ``ts_event``, ``features``: name -> value) - what the model was *served*, for the
-    train/serve skew check (``tests/edge/test_skew.py``); empty: off.
+    train/serve skew check (``tests/edge/test_skew.py``); empty: off.  ``gate``: the
+    serve-time gate between the model's variance and classical baselines
+    (:mod:`adapters.inference.gate`; module docstring, Gate).
     """
 
     model_dir: str = ""
@@ -157,6 +173,7 @@ class EdgeReasonerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     conflate_from: Mode = Mode.DEGRADED
     cheap_from: Mode = Mode.SURVIVAL
     feature_log: str = ""
+    gate: GateConfig = GateConfig()
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.every_n_bars < 1 or self.trace_top < 0:
@@ -176,13 +193,26 @@ class _Pending(msgspec.Struct, gc=False):
 class _Served:
     """Everything one model id needs: its features, regimes and regime registry."""
 
-    __slots__ = ("detector", "features", "registry", "spec")
+    __slots__ = ("detector", "features", "gate", "gates", "registry", "spec")
 
-    def __init__(self, spec: ModelSpec, registry: RegimeRegistry, regime: RegimeConfig) -> None:
+    def __init__(
+        self, spec: ModelSpec, registry: RegimeRegistry, regime: RegimeConfig, gate: GateConfig
+    ) -> None:
         self.spec = spec
-        self.features = FeatureEngine(spec.feature_config)
+        # The range baseline's decay is the gate's setting; it feeds no model input.
+        self.features = FeatureEngine(
+            msgspec.structs.replace(spec.feature_config, range_lambda=gate.range_lambda)
+        )
         self.detector = RegimeDetector(regime)
         self.registry = registry
+        self.gate = gate
+        self.gates: dict[str, VarianceGate] = {}  # symbol -> its gate state
+
+    def gate_for(self, symbol: str) -> VarianceGate:
+        g = self.gates.get(symbol)
+        if g is None:
+            g = self.gates[symbol] = VarianceGate(self.gate, self.spec.quantile_levels)
+        return g
 
 
 class EdgeReasoner(Actor[EdgeReasonerConfig]):
@@ -212,7 +242,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             specialists = {}
             if cfg.specialists:
                 specialists = {r: self._open(mid, r) for r in spec.specialists}
-            self._served[mid] = _Served(spec, RegimeRegistry(default, specialists), cfg.regime)
+            self._served[mid] = _Served(spec, RegimeRegistry(default, specialists), cfg.regime, cfg.gate)
         self._batcher: MicroBatcher[_Pending] = MicroBatcher(
             cfg.max_batch, cfg.max_wait_us * 1000, cfg.expected_cost_us * 1000
         )
@@ -241,6 +271,8 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         self._m_shed_conflated = m.counter("shed_total", actor=name, reason="conflated")
         self._m_by_path = {p: m.counter("edge_forecasts_by_path_total", actor=name, path=p) for p in _PATHS}
         self._m_batch = m.histogram("edge_batch_size", actor=name)
+        self._m_gate = {g: m.counter("edge_gate_served_total", actor=name, served=g) for g in _GATE_SERVED}
+        self._gate_served: dict[str, str] = {}  # symbol -> what the gate served last (_GATE_SERVED)
         self._replaced: dict[str, tuple[EdgeModel, dict[str, EdgeModel]]] = {}
         self._refused_symbols: set[str] = set()
         # model -> whether its outputs depend on the news inputs (weak: swapped-out models go)
@@ -525,7 +557,6 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         q = out[:k]
         vol = float(out[k])
         prob = float(out[k + 1])
-        point = float(q[self._level_mid])
         sym = row.symbol
         basis = row.seq if row.seq else self._bars.get(sym, 0)
         fid = f"{sym}-{basis}"
@@ -544,8 +575,23 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             )
             self._drop("nonfinite_output")
             return None
-        significant = abs(prob - 0.5) >= cfg.trace_threshold or (
-            vol > 0.0 and abs(point) / vol >= cfg.trace_z
+        gate: GateDecision | None = None
+        switched = False
+        if cfg.gate.enabled and vol > 0.0:
+            gate = self._served[p.model_id].gate_for(sym).decide(row, q, vol)
+            q = gate.quantiles
+            vol = math.sqrt(gate.variance)
+            served = gate.served
+            self._m_gate[served].inc()
+            # A change of what the gate serves (model, blend, baseline) is explained in a trace,
+            # significant or not.
+            switched = self._gate_served.get(sym, "model") != served
+            self._gate_served[sym] = served
+        point = float(q[self._level_mid])
+        significant = (
+            switched
+            or abs(prob - 0.5) >= cfg.trace_threshold
+            or (vol > 0.0 and abs(point) / vol >= cfg.trace_z)
         )
         trace_id = ""
         if significant and cfg.trace_top:
@@ -592,6 +638,8 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         if not trace_id:
             return None
         summary = f"P(up)={prob:.3f}, median {point:+.2e}, vol {vol:.2e}, regime {p.regime.name}"
+        if gate is not None:
+            summary += f"; {gate.explain()}"
         return fid, summary
 
     def _trace(
@@ -694,6 +742,7 @@ def _span(ns: float) -> str:
 
 
 _PATHS: Final = ("full", "cheap")
+_GATE_SERVED: Final = ("model", "blend", "baseline")
 _NEWS_COLS: Final = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("news_")]
 
 

@@ -118,7 +118,9 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     ``events``: set ``event_next`` from the scheduled-event calendar (daily bars; module docstring).
     ``anchor``: the classical volatility the features and the model are scaled by
     (module docstring); ``gjr_alpha``/``gjr_gamma``/``gjr_beta`` its GJR-GARCH(1,1)
-    parameters (``alpha + gamma/2 + beta < 1``).
+    parameters (``alpha + gamma/2 + beta < 1``).  ``range_lambda`` / ``range_cal_lambda``:
+    decays per bar of the range baseline (:attr:`FeatureRow.range_var`) and of its calibration
+    sums; they feed no model input (the serve-time gate's baselines, not features).
     """
 
     ewma_lambda: float = 0.94
@@ -134,13 +136,15 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     gjr_alpha: float = 0.02
     gjr_gamma: float = 0.12
     gjr_beta: float = 0.9
+    range_lambda: float = 0.9
+    range_cal_lambda: float = 0.998
 
     def __post_init__(self) -> None:
         if min(self.gjr_alpha, self.gjr_gamma, self.gjr_beta) < 0.0 or not (
             self.gjr_alpha + self.gjr_gamma / 2.0 + self.gjr_beta < 1.0
         ):
             raise ValueError("FeatureConfig: gjr_* must be >= 0 with alpha + gamma/2 + beta < 1")
-        for name in ("ewma_lambda", "slow_lambda"):
+        for name in ("ewma_lambda", "slow_lambda", "range_lambda", "range_cal_lambda"):
             v = getattr(self, name)
             if not 0.0 < v < 1.0:
                 raise ValueError(f"FeatureConfig.{name} must be in (0, 1), got {v}")
@@ -159,6 +163,15 @@ class FeatureRow(msgspec.Struct, frozen=True, gc=False):
     volatility (exp of ``log_vol``); ``close`` the bar close; ``warm`` false
     during warm-up; ``news_ids`` the verified items whose weight is still
     above 5% (most recent last).
+
+    Classical one-step forecasts of the *next* bar's squared log return, made from this bar
+    and the ones before it (the serve-time gate's baselines, :mod:`adapters.inference.gate`):
+    ``ewma_var`` the EWMA(``ewma_lambda``) variance; ``range_var`` an EWMA(``range_lambda``)
+    of the Parkinson range variance times the ratio of squared returns to range variances
+    over the past (discounted by ``range_cal_lambda``: ranges miss overnight gaps and ticks),
+    0 when no bar so far had a range.  ``ret`` is this bar's log return and ``bar_no`` the
+    symbol's count of returns so far (consecutive rows differ by 1).  The anchor's variance is
+    ``scale ** 2``.
     """
 
     symbol: str
@@ -169,6 +182,10 @@ class FeatureRow(msgspec.Struct, frozen=True, gc=False):
     warm: bool
     values: np.ndarray
     news_ids: tuple[str, ...] = ()
+    ret: float = 0.0
+    ewma_var: float = 0.0
+    range_var: float = 0.0
+    bar_no: int = 0
 
 
 class _Ring:
@@ -206,6 +223,8 @@ class SymbolFeatures:
     """The incremental state of one symbol.  Not thread-safe."""
 
     __slots__ = (
+        "_cal_pk",
+        "_cal_r2",
         "_cfg",
         "_dn5",
         "_emb",
@@ -220,6 +239,7 @@ class SymbolFeatures:
         "_news_ts",
         "_pk5",
         "_pk22",
+        "_pkv",
         "_r5",
         "_r20",
         "_spread",
@@ -248,6 +268,9 @@ class SymbolFeatures:
         self._h = 0.0  # anchor variance forecast of the next return
         self._lr_sum = 0.0  # running sum and count of squared returns (GJR variance target)
         self._lr_n = 0
+        self._pkv = 0.0  # EWMA of the Parkinson variance (range baseline)
+        self._cal_r2 = 0.0  # discounted sums of squared returns and range variances (its scale)
+        self._cal_pk = 0.0
         self._spread = math.nan
         self.imbalance = 0.0
         self.vol_mean = math.nan
@@ -352,6 +375,13 @@ class SymbolFeatures:
         has_range = hi > 0.0 and lo > 0.0 and hi >= lo
         hl = math.log(hi / lo) if has_range else 0.0
         pk = hl * hl / _LN2x4
+        if self.bars <= cfg.warmup_bars:
+            self._pkv += (pk - self._pkv) / self.bars
+        else:
+            self._pkv = cfg.range_lambda * self._pkv + (1.0 - cfg.range_lambda) * pk
+        lc = cfg.range_cal_lambda
+        self._cal_r2 = lc * self._cal_r2 + r2
+        self._cal_pk = lc * self._cal_pk + pk
         self._pk5.push(pk)
         self._pk22.push(pk)
         gk = pk
@@ -405,6 +435,14 @@ class SymbolFeatures:
             warm=self.bars > cfg.warmup_bars,
             values=v,
             news_ids=news_ids,
+            ret=r,
+            ewma_var=max(self._vfast, _VAR_FLOOR),
+            range_var=(
+                max(self._pkv * self._cal_r2 / self._cal_pk, _VAR_FLOOR)
+                if self._cal_pk > 0.0 and self._pkv > 0.0
+                else 0.0
+            ),
+            bar_no=self.bars,
         )
 
     def _update_flow(self, bar: Bar) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -904,6 +905,103 @@ def attach_held_out(model_dir: Path, skill_dir: Path) -> list[str]:
     return done
 
 
+_GATE_SERIES: Final = {"sp500": ("spx-1d", "SPX"), "nasdaq": ("ndx-1d", "NDX"), "emini": ("es-1m", "ES")}
+
+
+def gate_series(name: str, model_dir: Path, gate: Any, fresh_from: int = 0) -> dict[str, np.ndarray]:
+    """One bundled series as the edge reasoner serves it, gate included: per warm bar (in order)
+    its time, the next bar's return ``y``, the model's variance, each baseline's and the gated
+    variance, and the split label (0 train, 1 validation, 2 test) of the serving model.
+
+    The bars and features are the replay's (:func:`bars_from_trades` / :func:`bars_from_daily`
+    through :class:`FeatureEngine`, the model's feature config with the gate's range decay),
+    the model is the shipped student on onnxruntime and the gate the actor's
+    :class:`~adapters.inference.gate.VarianceGate`, so the figures are the product's up to
+    the replay's plumbing.  For choosing the gate's settings on the validation split only.
+    ``fresh_from``: the gate starts at the first row of this split (1: a symbol whose history
+    begins with the validation period, like a ticker new to the model); earlier rows serve the
+    model."""
+    from adapters.inference.gate import VarianceGate
+
+    levels, rows, q, vol, lab = _gate_rows(name, str(model_dir), gate.range_lambda)
+    g = VarianceGate(gate, levels)
+    served = np.asarray(
+        [g.decide(r, q[i], float(vol[i])).variance if lab[i] >= fresh_from else vol[i] ** 2
+         for i, r in enumerate(rows)]
+    )  # fmt: skip
+    return {
+        "ts": np.asarray([r.ts_event for r in rows], dtype=np.int64),
+        "y": np.asarray([rows[i + 1].ret if i + 1 < len(rows) else math.nan for i in range(len(rows))]),
+        "model": vol**2,
+        "anchor": np.asarray([r.scale**2 for r in rows]),
+        "ewma": np.asarray([r.ewma_var for r in rows]),
+        "range": np.asarray([r.range_var for r in rows]),
+        "gate": served,
+        "split": lab,
+    }
+
+
+@functools.cache
+def _gate_rows(
+    name: str, model_dir: str, range_lambda: float
+) -> tuple[tuple[float, ...], list[Any], np.ndarray, np.ndarray, np.ndarray]:
+    """(levels, warm feature rows, model quantiles, model volatility, split labels) of a series."""
+    from adapters.inference.manifest import load_manifest
+    from adapters.inference.model import load_edge_model
+
+    mid = _GATE_SERIES[name][0]
+    manifest = load_manifest(model_dir)
+    spec = manifest.model(mid)
+    model = load_edge_model(manifest, mid, max_batch=4096)
+    fcfg = msgspec.structs.replace(spec.feature_config, range_lambda=range_lambda)
+    tape = _LOADERS[name]()
+    bars = bars_from_trades(tape) if name == "emini" else list(bars_from_daily(tape))
+    eng = FeatureEngine(fcfg)
+    rows = [r for r in (eng.on_bar(b) for b in bars) if r is not None and r.warm]
+    out = model.predict(np.stack([r.values for r in rows]))
+    model.close()
+    ts = np.asarray([r.ts_event for r in rows], dtype=np.int64)
+
+    def at(split: str) -> int:
+        return int(np.datetime64(spec.splits[split]["first_basis"].rstrip("Z"), "ns").astype(np.int64))
+
+    lab = np.where(ts < at("val"), 0, np.where(ts < at("test"), 1, 2))
+    return spec.quantile_levels, rows, out.quantiles, out.volatility, lab
+
+
+def tune_gate(model_dir: Path, datasets: tuple[str, ...] = ("sp500", "nasdaq", "emini")) -> None:
+    """Print the validation-split normalised QLIKE of the gate over a grid of its settings, per
+    series, and its ratio to the model alone: how the shipped defaults were chosen.  The daily
+    series are scored twice: with the gate running since the first bar, and with a gate that
+    starts at the validation period (``fresh``: a symbol new to the model, like a withheld
+    ticker).  Only rows labelled validation are scored; the test split is never read."""
+    from adapters.inference.gate import GateConfig
+
+    grid = [
+        GateConfig(half_life=hl, eta=eta, prior_model=pm, calibrate_half_life=cal, calibrate_prior=cp)
+        for pm in (0.25, 0.5, 0.8, 0.9, 0.97)
+        for cal in (0.0, 500.0, 2000.0)
+        for cp in ((20.0, 100.0) if cal else (20.0,))
+        for hl, eta in ((1000.0, 0.05), (500.0, 0.1), (250.0, 0.25))
+    ]
+    series = [(d, 0) for d in datasets] + [(d, 1) for d in datasets if d != "emini"]
+    heads = " ".join(f"{d}{'-fresh' if f else ''}" for d, f in series)
+    print(f"prior_model calibrate(hl,prior) half_life eta | QLIKE: {heads} | mean ratio to the model")
+    for gcfg in grid:
+        ratios = []
+        cells = []
+        for d, fresh in series:
+            s = gate_series(d, model_dir, gcfg, fresh)
+            val = (s["split"] == 1) & np.isfinite(s["y"]) & (s["y"] != 0.0)
+            s2 = s["y"][val] ** 2
+            gated = float(np.mean(scoring.qlike_norm(s2, s["gate"][val])))
+            ratios.append(gated / float(np.mean(scoring.qlike_norm(s2, s["model"][val]))))
+            cells.append(f"{gated:.4f}")
+        print(f"{gcfg.prior_model:<5} {gcfg.calibrate_half_life:>5.0f},{gcfg.calibrate_prior:<4.0f} "
+              f"{gcfg.half_life:>5.0f} {gcfg.eta:<5} | {' '.join(cells)} | {float(np.mean(ratios)):.5f}",
+              flush=True)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="train_edge", description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", default="emini,eq-daily")
@@ -915,8 +1013,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SKILL_DIR",
         help="only put bench figures (skill-*.json) into --out's manifest",
     )
+    ap.add_argument(
+        "--tune-gate",
+        action="store_true",
+        help="only print the serve-time gate's validation QLIKE over a grid of its settings",
+    )
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.tune_gate:
+        tune_gate(out)
+        return 0
     if args.attach_held_out:
         done = attach_held_out(out, Path(args.attach_held_out))
         print(f"held-out figures attached to {done}; sign the manifest again")

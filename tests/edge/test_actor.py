@@ -12,6 +12,7 @@ import pytest
 
 from actors.edge_reasoner import EdgeReasonerConfig
 from adapters.features import FEATURE_NAMES
+from adapters.inference.gate import GateConfig
 from adapters.inference.model import EdgeModel, load_edge_model
 from engine.messages import Bar, DeadLetter, Forecast, Mode, Quote, ReasoningTrace, VerifiedNews
 from engine.testing import capture_logs
@@ -237,11 +238,14 @@ async def test_every_bar_is_a_forecast_or_a_counted_drop(es_bars: list[Bar]) -> 
 
 
 async def test_cheaper_path_conflates_to_the_latest_bar_with_exact_features(es_bars: list[Bar]) -> None:
+    # The serve-time gate learns only from the forecasts it served (a conflated bar has none), so
+    # it is off here: what is checked is that the model saw exactly the same inputs.
+    off = GateConfig(enabled=False)
     # Reference: the cheaper path on every bar (cheap_from=NORMAL), one bar per mailbox batch.
-    async with running_edge(EdgeReasonerConfig(model="es-1m", cheap_from=Mode.NORMAL)) as ref:
+    async with running_edge(EdgeReasonerConfig(model="es-1m", cheap_from=Mode.NORMAL, gate=off)) as ref:
         await ref.feed(es_bars[:200], chunk=1)
         reference = {f.forecast_id: f for f in _split(ref.outputs())[0]}
-    async with running_edge(EdgeReasonerConfig(model="es-1m")) as run:
+    async with running_edge(EdgeReasonerConfig(model="es-1m", gate=off)) as run:
         run.engine.runtime.mode = "SURVIVAL"
         await run.feed(es_bars[:200], chunk=25)  # the actor is behind: 25 bars per mailbox batch
         forecasts, traces, _ = _split(run.outputs())
@@ -256,11 +260,12 @@ async def test_cheaper_path_conflates_to_the_latest_bar_with_exact_features(es_b
 
 
 async def test_degraded_keeps_the_full_path_on_conflated_bars(es_bars: list[Bar]) -> None:
+    off = GateConfig(enabled=False)  # as above: the gate learns only from served forecasts
     # Reference: the full path on every bar, one bar per mailbox batch.
-    async with running_edge(EdgeReasonerConfig(model="es-1m")) as ref:
+    async with running_edge(EdgeReasonerConfig(model="es-1m", gate=off)) as ref:
         await ref.feed(es_bars[:200], chunk=1)
         reference = {f.forecast_id: f for f in _split(ref.outputs())[0]}
-    async with running_edge(EdgeReasonerConfig(model="es-1m")) as run:
+    async with running_edge(EdgeReasonerConfig(model="es-1m", gate=off)) as run:
         run.engine.runtime.mode = Mode.DEGRADED
         await run.feed(es_bars[:200], chunk=25)
         forecasts, _, _ = _split(run.outputs())

@@ -1,0 +1,242 @@
+"""Serve-time gate: the model's variance, a classical baseline's, or a blend, by past losses.
+
+For every symbol a :class:`VarianceGate` keeps, per candidate forecaster, a discounted sum
+of its QLIKE losses ``ln h + r**2 / h`` on the returns that have already happened (each
+forecast is scored when the next bar arrives: no look-ahead).  The candidates are the edge
+model's variance (``vol ** 2``) and the classical one-step forecasts the feature engine keeps
+for every bar (:class:`~adapters.features.FeatureRow`): ``anchor`` (the model's own anchor:
+GJR-GARCH(1,1) with the parameters fitted at training time, ``scale ** 2``), ``ewma``
+(RiskMetrics 0.94) and ``range`` (calibrated EWMA of the Parkinson range variance).
+
+The served log-variance is the weighted mean of the candidates' log-variances with weights
+``w_j ∝ exp(-eta * (S_j - min S))`` (exponentially weighted average forecaster; ``S_j`` the
+discounted loss sums, half-life ``half_life`` scored bars).  QLIKE is convex in the
+log-variance, so the blend's loss is at most the weighted mean of the candidates' losses, and
+the weights move to whichever has done best recently: over a run the gate cannot fall far
+behind its best candidate, and when the model's losses say so it serves the baseline.
+The weights start at a prior that favours the model (what it was trained and validated to
+serve: ``w_j ∝ prior_j * exp(-eta * (S_j - min S))``), so a short history cannot dilute a good
+model; before ``min_scored`` returns have been scored the prior alone is served.
+
+Quantiles are rescaled consistently with the served variance: in units of their own
+standard deviation the model's quantiles are blended with the normal quantiles (the
+baselines' shape) by the model's weight, then multiplied by the served standard deviation.
+At model weight 1 the forecast is the model's own; at 0 it is the baseline's normal
+quantiles.
+
+Returns of exactly 0 are not scored (a tick-size artefact of fine bars; their QLIKE is
+infinite in the normalised form the product is scored with), and a forecast is scored only
+by the bar that follows the one it was made after (``bar_no`` consecutive).  Deterministic:
+plain float64 arithmetic in bar order per symbol.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+import numpy as np
+
+from adapters.features import FeatureRow
+
+__all__ = ["BASELINE_CANDIDATES", "GateConfig", "GateDecision", "VarianceGate", "normal_quantiles"]
+
+BASELINE_CANDIDATES: Final = ("anchor", "ewma", "range")
+_LABELS: Final = {
+    "model": "model",
+    "anchor": "anchor (GJR-GARCH, training-time parameters)",
+    "ewma": "EWMA 0.94",
+    "range": "range EWMA (Parkinson, calibrated)",
+}
+
+
+class GateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The serve-time gate (module docstring).
+
+    ``enabled``: off serves the model's forecast untouched.  ``baselines``: the classical
+    candidates beside the model (of :data:`BASELINE_CANDIDATES`).  ``half_life``: scored bars
+    for a past loss's weight to halve.  ``eta``: sharpness of the weights per unit of
+    discounted QLIKE difference (large: serve the best alone).  ``prior_model``: the model's
+    prior weight (the rest shared by the baselines; below 1 for a baseline ever to be served),
+    multiplied into the loss-based weights.  ``min_scored``: scored returns before the losses
+    count at all.  ``range_lambda``: decay per bar of the range baseline's EWMA
+    (passed to the feature engine).  ``calibrate_half_life``: when > 0, every candidate's variance
+    is first multiplied by its own discounted mean of ``r**2 / h`` over the scored past (the
+    QLIKE-optimal scale; half-life in scored bars), shrunk towards 1 by ``calibrate_prior``
+    pseudo-observations; 0 serves the candidates as they are.
+    """
+
+    enabled: bool = True
+    baselines: tuple[str, ...] = ("anchor", "ewma", "range")
+    # Defaults chosen on the validation splits only (python -m tools.train_edge --tune-gate):
+    # the grid is flat within 0.3% of validation QLIKE except for calibration (on) and the prior.
+    half_life: float = 500.0
+    eta: float = 0.1
+    min_scored: int = 20
+    prior_model: float = 0.9
+    range_lambda: float = 0.9
+    calibrate_half_life: float = 2000.0
+    calibrate_prior: float = 100.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.baselines) - set(BASELINE_CANDIDATES))
+        if unknown or len(set(self.baselines)) != len(self.baselines):
+            raise ValueError(
+                f"GateConfig.baselines: {unknown or 'duplicates'}; choose from {BASELINE_CANDIDATES}"
+            )
+        if not (self.half_life > 0.0 and self.eta >= 0.0 and self.min_scored >= 0):
+            raise ValueError("GateConfig: half_life > 0, eta >= 0, min_scored >= 0")
+        if not (0.0 <= self.prior_model <= 1.0 and 0.0 < self.range_lambda < 1.0):
+            raise ValueError("GateConfig: prior_model in [0, 1], range_lambda in (0, 1)")
+        if self.calibrate_half_life < 0.0 or self.calibrate_prior <= 0.0:
+            raise ValueError("GateConfig: calibrate_half_life >= 0 (0: off), calibrate_prior > 0")
+
+
+class GateDecision(msgspec.Struct, frozen=True, gc=False):
+    """What one forecast served: ``variance`` (of the next log return), ``quantiles`` (rescaled),
+    ``weights`` per candidate (``names`` order, sum 1) and ``scored`` (returns scored so far)."""
+
+    variance: float
+    quantiles: np.ndarray
+    names: tuple[str, ...]
+    weights: tuple[float, ...]
+    losses: tuple[float, ...]
+    scored: int
+
+    @property
+    def model_weight(self) -> float:
+        return self.weights[0]
+
+    @property
+    def served(self) -> str:
+        """``model`` (weight >= 0.995), ``baseline`` (model weight <= 0.005) or ``blend``."""
+        wm = self.weights[0]
+        return "model" if wm >= 0.995 else "baseline" if wm <= 0.005 else "blend"
+
+    @property
+    def leader(self) -> str:
+        """The candidate with the largest weight."""
+        return self.names[max(range(len(self.weights)), key=lambda j: (self.weights[j], -j))]
+
+    def explain(self) -> str:
+        """One human-readable line: what was served and why."""
+        parts = [f"{w:.2f} {_LABELS[n]}" for n, w in zip(self.names, self.weights, strict=True) if w >= 0.005]
+        if self.scored == 0 or len(self.names) == 1:
+            why = "no returns scored yet: the prior"
+        else:
+            per = ", ".join(f"{n} {x:+.3f}" for n, x in zip(self.names, self.losses, strict=True))
+            why = f"discounted mean QLIKE over {self.scored} scored bars, relative to the best: {per}"
+        what = {
+            "model": "served the model's variance",
+            "baseline": f"served the baseline (model weight {self.weights[0]:.3f})",
+            "blend": "served a blend",
+        }[self.served]
+        return f"gate {what}: sigma^2 = {' + '.join(parts)} (log-variance weights); {why}"
+
+
+def normal_quantiles(levels: Sequence[float]) -> np.ndarray:
+    """Standard normal quantiles at ``levels`` (each in (0, 1))."""
+    nd = statistics.NormalDist()
+    return np.asarray([nd.inv_cdf(p) for p in levels], dtype=np.float64)
+
+
+class VarianceGate:
+    """The gate's state for one symbol of one model (module docstring).  Not thread-safe."""
+
+    __slots__ = (
+        "_cal_decay",
+        "_cal_den",
+        "_cal_num",
+        "_cfg",
+        "_decay",
+        "_mean_w",
+        "_names",
+        "_pending",
+        "_pending_no",
+        "_pending_raw",
+        "_prior",
+        "_sums",
+        "_z",
+        "scored",
+    )
+
+    def __init__(self, cfg: GateConfig, levels: Sequence[float]) -> None:
+        self._cfg = cfg
+        self._names: tuple[str, ...] = ("model", *cfg.baselines)
+        self._decay = 0.5 ** (1.0 / cfg.half_life)
+        self._sums = np.zeros(len(self._names))
+        self._mean_w = 0.0  # discounted count: turns sums into per-bar means for the trace
+        self._pending: np.ndarray | None = None
+        self._pending_raw: np.ndarray | None = None
+        self._pending_no = -1
+        self._cal_decay = 0.5 ** (1.0 / cfg.calibrate_half_life) if cfg.calibrate_half_life else 0.0
+        self._cal_num = np.zeros(len(self._names))
+        self._cal_den = 0.0
+        self.scored = 0
+        nb = len(cfg.baselines)
+        self._prior = np.asarray(
+            [cfg.prior_model] + [(1.0 - cfg.prior_model) / nb] * nb if nb else [1.0], dtype=np.float64
+        )
+        self._z = normal_quantiles(levels)
+
+    def candidates(self, row: FeatureRow, model_var: float) -> np.ndarray | None:
+        """The candidates' variance forecasts for the bar after ``row``; None when a baseline
+        is not available (no range yet), in which case the model is served."""
+        out = [model_var]
+        for b in self._cfg.baselines:
+            v = row.scale * row.scale if b == "anchor" else row.ewma_var if b == "ewma" else row.range_var
+            if not (v > 0.0 and math.isfinite(v)):
+                return None
+            out.append(v)
+        return np.asarray(out, dtype=np.float64)
+
+    def decide(self, row: FeatureRow, model_quantiles: np.ndarray, model_vol: float) -> GateDecision:
+        """Score the pending forecasts with ``row.ret`` (when ``row`` is the bar they were for),
+        then serve the forecast for the bar after ``row``."""
+        if self._pending is not None and row.bar_no == self._pending_no + 1 and row.ret != 0.0:
+            r2 = row.ret * row.ret
+            h = self._pending
+            loss = np.log(h) + r2 / h
+            self._sums = self._decay * self._sums + loss
+            self._mean_w = self._decay * self._mean_w + 1.0
+            self.scored += 1
+            if self._cal_decay and self._pending_raw is not None:
+                self._cal_num = self._cal_decay * self._cal_num + r2 / self._pending_raw
+                self._cal_den = self._cal_decay * self._cal_den + 1.0
+        h_model = model_vol * model_vol
+        raw = self.candidates(row, h_model)
+        if raw is None:
+            self._pending = None
+            return GateDecision(h_model, model_quantiles, ("model",), (1.0,), (0.0,), self.scored)
+        cands = raw
+        if self._cal_decay:
+            k = self._cfg.calibrate_prior
+            cands = raw * ((self._cal_num + k) / (self._cal_den + k))
+        self._pending_raw = raw
+        self._pending = cands
+        self._pending_no = row.bar_no
+        rel = (self._sums - self._sums.min()) / max(self._mean_w, 1e-12)
+        if self.scored < self._cfg.min_scored:
+            w = self._prior
+        else:
+            # prior_j * exp(-eta * S_j) normalised; shifted by the best so the exponent is <= 0.
+            e = self._prior * np.exp(-self._cfg.eta * (self._sums - self._sums.min()))
+            w = e / e.sum()
+        var = float(np.exp(np.dot(w, np.log(cands))))
+        wm = float(w[0])
+        if wm == 1.0 and var == h_model:
+            q = model_quantiles
+        else:
+            shape = wm * (model_quantiles / model_vol) + (1.0 - wm) * self._z
+            q = math.sqrt(var) * shape
+        return GateDecision(
+            var,
+            q,
+            self._names,
+            tuple(float(x) for x in w),
+            tuple(float(x) for x in rel),
+            self.scored,
+        )
