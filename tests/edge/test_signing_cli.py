@@ -45,6 +45,10 @@ def test_sign_verify_list(
     assert listed["signature"].startswith("signed by dev") and {"es-1m"} <= {
         m["model_id"] for m in listed["models"]
     }
+    # What each model serves: its symbols and the bar length it was trained on (refuses others).
+    serves = {m["model_id"]: m["serves"] for m in listed["models"]}
+    assert serves["es-1m"] == {"symbols": "ES", "bars": "time 1m"}
+    assert serves["eq-1d"] == {"symbols": "any", "bars": "time 1d"}
     # Never sign files that fail their hashes.
     target = model_copy / "es-1m.student.onnx"
     data = bytearray(target.read_bytes())

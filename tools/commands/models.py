@@ -1,8 +1,10 @@
 """``finllm models {list,verify,sign,keygen,fingerprint,shadow,promote,rollback}``: registry and deployment.
 
 * ``list [--dir DIR]`` - every model id of a model directory (default: the shipped
-  ``models/edge``): version, dataset, horizon, and whether its manifest's signature verifies
-  (signer and key id, or why it is refused).  ``--json`` for one JSON object.
+  ``models/edge``): version, dataset, horizon, what it serves (symbols, ``any`` for a
+  cross-sectional model, and the bar length it was trained on: the edge reasoner refuses bars of
+  another length), and whether its manifest's signature verifies (signer and key id, or why it
+  is refused).  ``--json`` for one JSON object.
 * ``verify [--dir DIR] [--trusted FILE]...`` - the full load check (signature with the
   trusted keys, every file's sha256, feature schema); exit 0 when it loads, 1 when refused.
 * ``sign --key PEM [--dir DIR] [--signer NAME]`` - check the file hashes, then sign the
@@ -55,6 +57,14 @@ from adapters.trust.signing import (
 from engine.messages import ModelDecision, json_encoder
 
 __all__ = ["embed_files", "fingerprint_secret", "main"]
+
+
+def _span(ns: float) -> str:
+    """A bar length: ``1d``, ``1m``, ``5s``..."""
+    for unit, size in (("d", 86_400e9), ("h", 3_600e9), ("m", 60e9), ("s", 1e9)):
+        if ns >= size and ns % size == 0:
+            return f"{int(ns // size)}{unit}"
+    return f"{ns / 1e9:g}s"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,13 +148,19 @@ def _list(args: argparse.Namespace) -> int:
         status = f"signed by {sig.signer} (key {sig.key_id})" if sig else "unsigned"
     except InferenceError as exc:
         status = f"REFUSED: {getattr(exc, 'reason', type(exc).__name__)}"
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "model_id": mid,
             "version": s.version,
             "dataset": s.dataset,
             "horizon": s.horizon,
             "symbol": s.symbol,
+            # What it serves: the symbols (``*``: any) and the one bar kind it was trained on; the
+            # edge reasoner refuses (dead-letters) time bars of any other length.
+            "serves": {
+                "symbols": "any" if s.symbol in ("", "*") else s.symbol,
+                "bars": f"time {_span(s.feature_config.bar_ns)}",
+            },
             "specialists": sorted(s.specialists),
         }
         for mid, s in sorted(m.models.items())
@@ -154,8 +170,10 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     print(f"{d}: {status}")
     for r in rows:
+        sv = r["serves"]
         print(
-            f"  {r['model_id']:<10} {r['version']}  {r['dataset']:<14} {r['horizon']:<4} {r['symbol']:<6}"
+            f"  {r['model_id']:<10} {r['version']}  {r['dataset']:<14} {r['horizon']:<4} "
+            f"trained on {sv['symbols']:<4} {sv['bars']} bars (refuses other lengths);"
             f" specialists: {', '.join(r['specialists']) or '-'}"
         )
     return 0
