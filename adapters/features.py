@@ -169,7 +169,9 @@ class FeatureRow(msgspec.Struct, frozen=True, gc=False):
     ``ewma_var`` the EWMA(``ewma_lambda``) variance; ``range_var`` an EWMA(``range_lambda``)
     of the Parkinson range variance times the ratio of squared returns to range variances
     over the past (discounted by ``range_cal_lambda``: ranges miss overnight gaps and ticks),
-    0 when no bar so far had a range.  ``ret`` is this bar's log return and ``bar_no`` the
+    0 when no bar so far had a range; ``rv_var`` the same with the within-bar realised variance
+    (sum of squared trade-to-trade log moves, from the ``Trade`` messages) in place of the range,
+    0 without trades (bar-only data).  ``ret`` is this bar's log return and ``bar_no`` the
     symbol's count of returns so far (consecutive rows differ by 1).  The anchor's variance is
     ``scale ** 2``.
     """
@@ -185,6 +187,7 @@ class FeatureRow(msgspec.Struct, frozen=True, gc=False):
     ret: float = 0.0
     ewma_var: float = 0.0
     range_var: float = 0.0
+    rv_var: float = 0.0
     bar_no: int = 0
 
 
@@ -225,6 +228,7 @@ class SymbolFeatures:
     __slots__ = (
         "_cal_pk",
         "_cal_r2",
+        "_cal_rv",
         "_cfg",
         "_dn5",
         "_emb",
@@ -242,6 +246,9 @@ class SymbolFeatures:
         "_pkv",
         "_r5",
         "_r20",
+        "_rv_acc",
+        "_rv_last",
+        "_rvv",
         "_spread",
         "_vfast",
         "_vslow",
@@ -271,6 +278,10 @@ class SymbolFeatures:
         self._pkv = 0.0  # EWMA of the Parkinson variance (range baseline)
         self._cal_r2 = 0.0  # discounted sums of squared returns and range variances (its scale)
         self._cal_pk = 0.0
+        self._rv_acc = 0.0  # sum of squared trade-to-trade log moves since the last bar
+        self._rv_last = math.nan  # the last trade price
+        self._rvv = 0.0  # EWMA of the within-bar realised variance (rv baseline)
+        self._cal_rv = 0.0
         self._spread = math.nan
         self.imbalance = 0.0
         self.vol_mean = math.nan
@@ -295,6 +306,16 @@ class SymbolFeatures:
 
     def on_trade(self, t: Trade) -> None:
         self.last_seq = max(self.last_seq, t.seq)
+        p = t.price
+        if p > 0.0 and math.isfinite(p):
+            # Within-bar realised variance: a bar is published just before the trade that closes
+            # it, so the moves summed here up to a bar are that bar's (from the previous bar's
+            # last print on).
+            last = self._rv_last
+            if last == last:  # not NaN
+                d = math.log(p / last)
+                self._rv_acc += d * d
+            self._rv_last = p
 
     def on_news(self, n: VerifiedNews) -> None:
         self._decay_news(n.ts_event)
@@ -382,6 +403,13 @@ class SymbolFeatures:
         lc = cfg.range_cal_lambda
         self._cal_r2 = lc * self._cal_r2 + r2
         self._cal_pk = lc * self._cal_pk + pk
+        rv = self._rv_acc
+        self._rv_acc = 0.0
+        if self._cal_rv > 0.0 or rv > 0.0:  # from the first bar with trades on
+            self._rvv = (
+                rv if self._cal_rv == 0.0 else cfg.range_lambda * self._rvv + (1.0 - cfg.range_lambda) * rv
+            )
+            self._cal_rv = lc * self._cal_rv + rv
         self._pk5.push(pk)
         self._pk22.push(pk)
         gk = pk
@@ -440,6 +468,11 @@ class SymbolFeatures:
             range_var=(
                 max(self._pkv * self._cal_r2 / self._cal_pk, _VAR_FLOOR)
                 if self._cal_pk > 0.0 and self._pkv > 0.0
+                else 0.0
+            ),
+            rv_var=(
+                max(self._rvv * self._cal_r2 / self._cal_rv, _VAR_FLOOR)
+                if self._cal_rv > 0.0 and self._rvv > 0.0
                 else 0.0
             ),
             bar_no=self.bars,

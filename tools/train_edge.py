@@ -941,6 +941,27 @@ def gate_series(name: str, model_dir: Path, gate: Any, fresh_from: int = 0) -> d
     }
 
 
+def _rows_with_trades(tape: Tape, eng: FeatureEngine) -> list[Any]:
+    """Warm feature rows of a trade tape's one-minute bars with the trades fed as the replay's
+    feed publishes them (each bar just before the trade that closed it)."""
+    from adapters.datasets import iter_trades
+
+    agg = BarAggregator(BarSpec(kind="time", size=float(_MINUTE_NS), multiplier=_ES_MULTIPLIER))
+    rows = []
+    for seq, tr in enumerate(iter_trades(tape), 1):
+        bar = agg.update(tr.symbol, tr.ts_event, tr.price, tr.size, tr.side, seq)
+        if bar is not None:
+            row = eng.on_bar(bar)
+            if row is not None and row.warm:
+                rows.append(row)
+        eng.on_trade(tr)
+    for bar in agg.flush():
+        row = eng.on_bar(bar)
+        if row is not None and row.warm:
+            rows.append(row)
+    return rows
+
+
 @functools.cache
 def _gate_rows(
     name: str, model_dir: str, range_lambda: float
@@ -955,9 +976,11 @@ def _gate_rows(
     model = load_edge_model(manifest, mid, max_batch=4096)
     fcfg = msgspec.structs.replace(spec.feature_config, range_lambda=range_lambda)
     tape = _LOADERS[name]()
-    bars = bars_from_trades(tape) if name == "emini" else list(bars_from_daily(tape))
     eng = FeatureEngine(fcfg)
-    rows = [r for r in (eng.on_bar(b) for b in bars) if r is not None and r.warm]
+    if name == "emini":
+        rows = _rows_with_trades(tape, eng)
+    else:
+        rows = [r for r in (eng.on_bar(b) for b in bars_from_daily(tape)) if r is not None and r.warm]
     out = model.predict(np.stack([r.values for r in rows]))
     model.close()
     ts = np.asarray([r.ts_event for r in rows], dtype=np.int64)

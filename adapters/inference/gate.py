@@ -44,12 +44,13 @@ from adapters.features import FeatureRow
 
 __all__ = ["BASELINE_CANDIDATES", "GateConfig", "GateDecision", "VarianceGate", "normal_quantiles"]
 
-BASELINE_CANDIDATES: Final = ("anchor", "ewma", "range")
+BASELINE_CANDIDATES: Final = ("anchor", "ewma", "range", "rv")
 _LABELS: Final = {
     "model": "model",
     "anchor": "anchor (GJR-GARCH, training-time parameters)",
     "ewma": "EWMA 0.94",
     "range": "range EWMA (Parkinson, calibrated)",
+    "rv": "within-bar realised variance EWMA (calibrated)",
 }
 
 
@@ -147,17 +148,20 @@ class VarianceGate:
     """The gate's state for one symbol of one model (module docstring).  Not thread-safe."""
 
     __slots__ = (
+        "_avail",
         "_cal_decay",
         "_cal_den",
         "_cal_num",
         "_cfg",
         "_decay",
+        "_factor",
         "_mean_w",
         "_names",
         "_pending",
         "_pending_no",
         "_pending_raw",
         "_prior",
+        "_served",
         "_sums",
         "_z",
         "scored",
@@ -170,7 +174,10 @@ class VarianceGate:
         self._sums = np.zeros(len(self._names))
         self._mean_w = 0.0  # discounted count: turns sums into per-bar means for the trace
         self._pending: np.ndarray | None = None
-        self._pending_raw: np.ndarray | None = None
+        self._pending_raw = np.ones(len(self._names))
+        self._avail = np.ones(len(self._names), dtype=bool)
+        self._factor = np.ones(len(self._names))
+        self._served = 1.0
         self._pending_no = -1
         self._cal_decay = 0.5 ** (1.0 / cfg.calibrate_half_life) if cfg.calibrate_half_life else 0.0
         self._cal_num = np.zeros(len(self._names))
@@ -182,16 +189,26 @@ class VarianceGate:
         )
         self._z = normal_quantiles(levels)
 
-    def candidates(self, row: FeatureRow, model_var: float) -> np.ndarray | None:
-        """The candidates' variance forecasts for the bar after ``row``; None when a baseline
-        is not available (no range yet), in which case the model is served."""
+    def candidates(self, row: FeatureRow, model_var: float) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates' variance forecasts for the bar after ``row`` and which of them are
+        available (a baseline without data yet - no range, no trades - is not; the model always
+        is).  An unavailable candidate's entry is the model's (a placeholder, never served)."""
         out = [model_var]
+        ok = [True]
         for b in self._cfg.baselines:
-            v = row.scale * row.scale if b == "anchor" else row.ewma_var if b == "ewma" else row.range_var
-            if not (v > 0.0 and math.isfinite(v)):
-                return None
-            out.append(v)
-        return np.asarray(out, dtype=np.float64)
+            v = (
+                row.scale * row.scale
+                if b == "anchor"
+                else row.ewma_var
+                if b == "ewma"
+                else row.range_var
+                if b == "range"
+                else row.rv_var
+            )
+            good = v > 0.0 and math.isfinite(v)
+            out.append(v if good else model_var)
+            ok.append(good)
+        return np.asarray(out, dtype=np.float64), np.asarray(ok, dtype=bool)
 
     def decide(self, row: FeatureRow, model_quantiles: np.ndarray, model_vol: float) -> GateDecision:
         """Score the pending forecasts with ``row.ret`` (when ``row`` is the bar they were for),
@@ -200,43 +217,49 @@ class VarianceGate:
             r2 = row.ret * row.ret
             h = self._pending
             loss = np.log(h) + r2 / h
+            # A candidate that had no forecast is charged what was served: neither rewarded nor
+            # punished for its absence.
+            loss[~self._avail] = math.log(self._served) + r2 / self._served
             self._sums = self._decay * self._sums + loss
             self._mean_w = self._decay * self._mean_w + 1.0
             self.scored += 1
-            if self._cal_decay and self._pending_raw is not None:
-                self._cal_num = self._cal_decay * self._cal_num + r2 / self._pending_raw
+            if self._cal_decay:
+                ratio = np.where(self._avail, r2 / self._pending_raw, self._factor)
+                self._cal_num = self._cal_decay * self._cal_num + ratio
                 self._cal_den = self._cal_decay * self._cal_den + 1.0
         h_model = model_vol * model_vol
-        raw = self.candidates(row, h_model)
-        if raw is None:
-            self._pending = None
-            return GateDecision(h_model, model_quantiles, ("model",), (1.0,), (0.0,), self.scored)
+        raw, avail = self.candidates(row, h_model)
         cands = raw
         if self._cal_decay:
             k = self._cfg.calibrate_prior
-            cands = raw * ((self._cal_num + k) / (self._cal_den + k))
-        self._pending_raw = raw
-        self._pending = cands
-        self._pending_no = row.bar_no
-        rel = (self._sums - self._sums.min()) / max(self._mean_w, 1e-12)
+            self._factor = (self._cal_num + k) / (self._cal_den + k)
+            cands = raw * self._factor
         if self.scored < self._cfg.min_scored:
-            w = self._prior
+            w = self._prior * avail
         else:
             # prior_j * exp(-eta * S_j) normalised; shifted by the best so the exponent is <= 0.
-            e = self._prior * np.exp(-self._cfg.eta * (self._sums - self._sums.min()))
-            w = e / e.sum()
+            e = self._prior * avail * np.exp(-self._cfg.eta * (self._sums - self._sums[avail].min()))
+            w = e
+        w = w / w.sum()
         var = float(np.exp(np.dot(w, np.log(cands))))
+        self._pending_raw = raw
+        self._pending = cands
+        self._avail = avail
+        self._served = var
+        self._pending_no = row.bar_no
         wm = float(w[0])
         if wm == 1.0 and var == h_model:
             q = model_quantiles
         else:
             shape = wm * (model_quantiles / model_vol) + (1.0 - wm) * self._z
             q = math.sqrt(var) * shape
+        rel = (self._sums - self._sums[avail].min()) / max(self._mean_w, 1e-12)
+        idx = np.flatnonzero(avail)
         return GateDecision(
             var,
             q,
-            self._names,
-            tuple(float(x) for x in w),
-            tuple(float(x) for x in rel),
+            tuple(self._names[j] for j in idx),
+            tuple(float(w[j]) for j in idx),
+            tuple(float(rel[j]) for j in idx),
             self.scored,
         )

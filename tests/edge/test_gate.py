@@ -18,10 +18,12 @@ from tests.edge.conftest import running_edge
 LEVELS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-def _row(n: int, ret: float, anchor_var: float, ewma_var: float, range_var: float = 0.0) -> FeatureRow:
+def _row(
+    n: int, ret: float, anchor_var: float, ewma_var: float, range_var: float = 0.0, rv_var: float = 0.0
+) -> FeatureRow:
     return FeatureRow(
         "X", n, n, 100.0, math.sqrt(anchor_var), True, np.zeros(len(FEATURE_NAMES), np.float32),
-        ret=ret, ewma_var=ewma_var, range_var=range_var, bar_no=n,
+        ret=ret, ewma_var=ewma_var, range_var=range_var, rv_var=rv_var, bar_no=n,
     )  # fmt: skip
 
 
@@ -161,3 +163,36 @@ async def test_gated_replay_is_byte_identical(es_bars: list[Bar]) -> None:
             f, t = _split(run.outputs())
             blobs.append((msgspec.msgpack.encode(f), msgspec.msgpack.encode(t)))
     assert blobs[0] == blobs[1]
+
+
+def test_an_absent_baseline_gets_no_weight_and_no_credit() -> None:
+    g = VarianceGate(GateConfig(baselines=("anchor", "rv"), min_scored=0, calibrate_half_life=0.0), LEVELS)
+    z = normal_quantiles(LEVELS)
+    rng = np.random.default_rng(5)
+    for n in range(1, 400):
+        # No trades: rv_var stays 0; the anchor is right, the model too low.
+        d = g.decide(_row(n, float(rng.standard_normal() * 0.01), 1e-4, 1e-4), z * 0.002, 0.002)
+        assert d.names == ("model", "anchor")
+    assert d.leader == "anchor"
+    # Trades appear: the rv baseline enters on par with what was served, not ahead of it.
+    d = g.decide(_row(400, 0.01, 1e-4, 1e-4, rv_var=1e-6), z * 0.002, 0.002)
+    assert d.names == ("model", "anchor", "rv")
+    assert d.weights[1] > d.weights[2]
+
+
+def test_features_keep_a_within_bar_realised_variance(es_bars: list[Bar]) -> None:
+    from adapters.features import FeatureConfig, FeatureEngine
+    from engine.messages import Trade
+
+    eng, bare = FeatureEngine(FeatureConfig()), FeatureEngine(FeatureConfig())
+    rows, bare_rows = [], []
+    for b in es_bars[:60]:
+        # Three prints after each bar (they count towards the next bar's realised variance).
+        rows.append(eng.on_bar(b))
+        bare_rows.append(bare.on_bar(b))
+        for px in (b.open, b.high, b.close):
+            eng.on_trade(Trade(symbol=b.symbol, ts_event=b.ts_event, price=px, size=1.0))
+    assert all(r is None or r.rv_var == 0.0 for r in bare_rows)  # bars only: no rv baseline
+    assert rows[-1] is not None and rows[-1].rv_var > 0.0
+    # The model inputs do not depend on it.
+    assert np.array_equal(rows[-1].values, bare_rows[-1].values)  # type: ignore[union-attr]
