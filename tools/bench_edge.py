@@ -25,7 +25,9 @@ Figures (names as in DESIGN.md):
   HAC), ``dm_crps_pvalue_vs_{...}``, ``coverage_80``, ``coverage_90``, ``hit_rate``, ``brier``,
   ``pt_pvalue``, ``pit_ks_pvalue``; for the withheld tickers also ``*_median_ticker`` and
   ``share_tickers_qlike_below_garch``.  ``FINLLM_SKILL_OUT=DIR`` also writes each dataset's
-  figures (pooled and per symbol) to ``DIR/skill-<dataset>.json``.
+  figures (pooled and per symbol) to ``DIR/skill-<dataset>.json``.  ``--replay-set PATH=VALUE``
+  passes ``--set`` to those replays (``actors[edge].config.gate.enabled=false``: the network
+  without the serve-time gate of :mod:`adapters.inference.gate`).
 
 Conventions of the statistics: :mod:`adapters.scoring`.  The replay loads the weights of
 ``--model-dir`` (default ``models/edge``) through the signed manifest, as the product does.
@@ -316,7 +318,9 @@ def _test_start_ns(manifest: Manifest, model_id: str) -> tuple[int, str]:
     return int(np.datetime64(first.rstrip("Z"), "ns").astype(np.int64)), str(first)
 
 
-def _quality(manifest: Manifest, datasets: list[str], as_json: bool, refit_every: int) -> None:
+def _quality(
+    manifest: Manifest, datasets: list[str], as_json: bool, refit_every: int, sets: list[str] | None = None
+) -> None:
     """Quality from the forecasts a real ``finllm replay`` wrote over each held-out period."""
     import tempfile
 
@@ -328,7 +332,7 @@ def _quality(manifest: Manifest, datasets: list[str], as_json: bool, refit_every
         tape = load_dataset(name)
         with tempfile.TemporaryDirectory(prefix=f"bench-edge-{name}-") as tmp:
             t0 = time.perf_counter()
-            fpath = replay_forecasts(name, Path(tmp), str(manifest.directory))
+            fpath = replay_forecasts(name, Path(tmp), str(manifest.directory), sets)
             fcs = scoring.read_forecasts(fpath)
             replay_s = time.perf_counter() - t0
         model_id = str(fcs[0]["model_id"]).split(".")[0]
@@ -361,6 +365,7 @@ def _quality(manifest: Manifest, datasets: list[str], as_json: bool, refit_every
             "missing_forecasts": sk.missing,
             "refit_every": refit_every,
             "rw_window": rw_window,
+            "replay_set": list(sets or []),
             "replay_s": round(replay_s, 2),
             "baselines_s": round(time.perf_counter() - t1, 2),
         }
@@ -423,6 +428,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--tick-trades", type=int, default=100_000)
     ap.add_argument("--skip", default="", help="comma list of parts to skip: latency,e2e,quality")
     ap.add_argument("--refit-every", type=int, default=20, help="GARCH/GJR/HAR refit interval, bars")
+    ap.add_argument(
+        "--replay-set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="passed to the quality replays as --set (e.g. actors[edge].config.gate.enabled=false: the "
+        "network's forecasts without the serve-time gate)",
+    )
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     manifest = load_manifest(args.model_dir)
@@ -443,7 +456,7 @@ def main(argv: list[str]) -> int:
         _e2e(args.json, args.e2e_bars)
         _tick_to_forecast(args.json, args.tick_trades)
     if "quality" not in skip:
-        _quality(manifest, args.datasets.split(","), args.json, args.refit_every)
+        _quality(manifest, args.datasets.split(","), args.json, args.refit_every, args.replay_set)
     return 0
 
 
