@@ -925,11 +925,12 @@ def gate_series(name: str, model_dir: Path, gate: Any, fresh_from: int = 0) -> d
 
     levels, rows, q, vol, lab = _gate_rows(name, str(model_dir), gate.range_lambda)
     g = VarianceGate(gate, levels)
-    served = np.asarray(
-        [g.decide(r, q[i], float(vol[i])).variance if lab[i] >= fresh_from else vol[i] ** 2
-         for i, r in enumerate(rows)]
-    )  # fmt: skip
+    ds = [g.decide(r, q[i], float(vol[i])) if lab[i] >= fresh_from else None for i, r in enumerate(rows)]
+    served = np.asarray([d.variance if d else vol[i] ** 2 for i, d in enumerate(ds)])
     return {
+        "levels": np.asarray(levels),
+        "q_model": q,
+        "q_gate": np.stack([d.quantiles if d else q[i] for i, d in enumerate(ds)]),
         "ts": np.asarray([r.ts_event for r in rows], dtype=np.int64),
         "y": np.asarray([rows[i + 1].ret if i + 1 < len(rows) else math.nan for i in range(len(rows))]),
         "model": vol**2,

@@ -67,7 +67,10 @@ class GateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     (passed to the feature engine).  ``calibrate_half_life``: when > 0, every candidate's variance
     is first multiplied by its own discounted mean of ``r**2 / h`` over the scored past (the
     QLIKE-optimal scale; half-life in scored bars), shrunk towards 1 by ``calibrate_prior``
-    pseudo-observations; 0 serves the candidates as they are.
+    pseudo-observations; 0 serves the candidates as they are.  ``interval_rate``: step of the
+    online interval calibration (adaptive conformal inference): after each bar the quantiles'
+    spread is multiplied by ``exp(rate * (misses - expected))`` over the grid's central 80% and
+    90% intervals, so their coverage tends to the nominal one; 0: off.
     """
 
     enabled: bool = True
@@ -81,6 +84,7 @@ class GateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     range_lambda: float = 0.9
     calibrate_half_life: float = 2000.0
     calibrate_prior: float = 100.0
+    interval_rate: float = 0.01
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.baselines) - set(BASELINE_CANDIDATES))
@@ -92,6 +96,8 @@ class GateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
             raise ValueError("GateConfig: half_life > 0, eta >= 0, min_scored >= 0")
         if not (0.0 <= self.prior_model <= 1.0 and 0.0 < self.range_lambda < 1.0):
             raise ValueError("GateConfig: prior_model in [0, 1], range_lambda in (0, 1)")
+        if self.interval_rate < 0.0:
+            raise ValueError("GateConfig.interval_rate must be >= 0")
         if self.calibrate_half_life < 0.0 or self.calibrate_prior <= 0.0:
             raise ValueError("GateConfig: calibrate_half_life >= 0 (0: off), calibrate_prior > 0")
 
@@ -159,10 +165,13 @@ class VarianceGate:
         "_decay",
         "_factor",
         "_getters",
+        "_iv",
+        "_log_spread",
         "_mean_w",
         "_names",
         "_pending",
         "_pending_no",
+        "_pending_q",
         "_pending_raw",
         "_prior",
         "_served",
@@ -192,6 +201,14 @@ class VarianceGate:
         nb = len(cfg.baselines)
         self._prior = [cfg.prior_model] + [(1.0 - cfg.prior_model) / nb] * nb if nb else [1.0]
         self._z = normal_quantiles(levels)
+        self._log_spread = 0.0  # online interval calibration (interval_rate)
+        self._pending_q: np.ndarray | None = None
+        lv = [round(x, 6) for x in levels]
+        self._iv = tuple(
+            (lv.index(round(0.5 - c / 2, 6)), lv.index(round(0.5 + c / 2, 6)), 1.0 - c)
+            for c in (0.8, 0.9)
+            if round(0.5 - c / 2, 6) in lv and round(0.5 + c / 2, 6) in lv
+        )
 
     def candidates(self, row: FeatureRow, model_var: float) -> tuple[list[float], list[bool]]:
         """The candidates' variance forecasts for the bar after ``row`` and which of them are
@@ -211,6 +228,13 @@ class VarianceGate:
         then serve the forecast for the bar after ``row``."""
         n = len(self._names)
         pend = self._pending
+        rate = self._cfg.interval_rate
+        pq = self._pending_q
+        if rate and pq is not None and row.bar_no == self._pending_no + 1:
+            # Every bar counts here (a zero return is inside every interval, as the scoring has it).
+            y = row.ret
+            step = sum((1.0 if (y < pq[lo] or y > pq[hi]) else 0.0) - miss for lo, hi, miss in self._iv)
+            self._log_spread = min(3.0, max(-3.0, self._log_spread + rate * step))
         if pend is not None and row.bar_no == self._pending_no + 1 and row.ret != 0.0:
             r2 = row.ret * row.ret
             d = self._decay
@@ -262,6 +286,11 @@ class VarianceGate:
         else:
             shape = wm * (model_quantiles / model_vol) + (1.0 - wm) * self._z
             q = math.sqrt(var) * shape
+        if rate:
+            # Spread about the median: the location is the model's, the width calibrated.
+            mid = float(np.median(q))
+            q = mid + (q - mid) * math.exp(self._log_spread)
+            self._pending_q = q
         mw = max(self._mean_w, 1e-12)
         idx = [j for j in range(n) if avail[j]]
         return GateDecision(

@@ -35,7 +35,13 @@ def _run(
     rng = np.random.default_rng(3)
     true_var = 1e-4 * np.exp(np.sin(np.arange(n + 1) / 40.0))
     r = rng.standard_normal(n + 1) * np.sqrt(true_var)
-    base: dict[str, object] = {"half_life": 250.0, "eta": 0.5, "calibrate_half_life": 0.0, "prior_model": 0.9}
+    base: dict[str, object] = {
+        "half_life": 250.0,
+        "eta": 0.5,
+        "calibrate_half_life": 0.0,
+        "prior_model": 0.9,
+        "interval_rate": 0.0,
+    }
     g = VarianceGate(GateConfig(baselines=("anchor", "ewma"), **{**base, **cfg}), LEVELS)  # type: ignore[arg-type]
     z = normal_quantiles(LEVELS)
     ewma = 1e-4
@@ -196,3 +202,21 @@ def test_features_keep_a_within_bar_realised_variance(es_bars: list[Bar]) -> Non
     assert rows[-1] is not None and rows[-1].rv_var > 0.0
     # The model inputs do not depend on it.
     assert np.array_equal(rows[-1].values, bare_rows[-1].values)  # type: ignore[union-attr]
+
+
+def test_interval_calibration_brings_coverage_to_nominal() -> None:
+    rng = np.random.default_rng(11)
+    z = normal_quantiles(LEVELS)
+    cover = {}
+    for rate in (0.0, 0.01):
+        g = VarianceGate(GateConfig(baselines=(), calibrate_half_life=0.0, interval_rate=rate), LEVELS)
+        inside80 = []
+        prev = None
+        for n in range(1, 4001):
+            r = float(rng.standard_t(4) * 0.01)  # fat tails; the model's quantiles are 40% too narrow
+            if prev is not None:
+                inside80.append(prev[1] <= r <= prev[9])  # levels 0.1 and 0.9
+            prev = g.decide(_row(n, r, 1e-4, 1e-4), z * 0.006, 0.01).quantiles
+        cover[rate] = float(np.mean(inside80[1000:]))
+    assert cover[0.0] < 0.72
+    assert abs(cover[0.01] - 0.8) < 0.03
