@@ -104,7 +104,9 @@ class GateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
 
 class GateDecision(msgspec.Struct, frozen=True, gc=False):
     """What one forecast served: ``variance`` (of the next log return), ``quantiles`` (rescaled),
-    ``weights`` per candidate (``names`` order, sum 1) and ``scored`` (returns scored so far)."""
+    ``weights`` per candidate (``names`` order, sum 1), ``losses`` (discounted mean QLIKE minus
+    the best's), ``scored`` (returns scored so far), ``factors`` (each candidate's variance
+    calibration factor, 1 when off) and ``spread`` (the interval calibration's width factor)."""
 
     variance: float
     quantiles: np.ndarray
@@ -112,6 +114,8 @@ class GateDecision(msgspec.Struct, frozen=True, gc=False):
     weights: tuple[float, ...]
     losses: tuple[float, ...]
     scored: int
+    factors: tuple[float, ...] = ()
+    spread: float = 1.0
 
     @property
     def model_weight(self) -> float:
@@ -130,7 +134,12 @@ class GateDecision(msgspec.Struct, frozen=True, gc=False):
 
     def explain(self) -> str:
         """One human-readable line: what was served and why."""
-        parts = [f"{w:.2f} {_LABELS[n]}" for n, w in zip(self.names, self.weights, strict=True) if w >= 0.005]
+        fs = self.factors or (1.0,) * len(self.names)
+        parts = [
+            f"{w:.2f} {_LABELS[n]}" + (f" x{f:.2f}" if f != 1.0 else "")
+            for n, w, f in zip(self.names, self.weights, fs, strict=True)
+            if w >= 0.005
+        ]
         if self.scored == 0 or len(self.names) == 1:
             why = "no returns scored yet: the prior"
         else:
@@ -141,7 +150,12 @@ class GateDecision(msgspec.Struct, frozen=True, gc=False):
             "baseline": f"served the baseline (model weight {self.weights[0]:.3f})",
             "blend": "served a blend",
         }[self.served]
-        return f"gate {what}: sigma^2 = {' + '.join(parts)} (log-variance weights); {why}"
+        cal = ""
+        if self.factors:
+            cal = "; xN: variance calibrated by its past mean squared return / forecast"
+        if self.spread != 1.0:
+            cal += f"; interval widths x{self.spread:.2f} (past 80/90% misses)"
+        return f"gate {what}: sigma^2 = {' + '.join(parts)} (log-variance weights); {why}{cal}"
 
 
 def normal_quantiles(levels: Sequence[float]) -> np.ndarray:
@@ -300,6 +314,8 @@ class VarianceGate:
             tuple(w[j] for j in idx),
             tuple((self._sums[j] - best) / mw for j in idx),
             self.scored,
+            tuple(self._factor[j] for j in idx) if self._cal_decay else (),
+            math.exp(self._log_spread) if rate else 1.0,
         )
 
 
