@@ -135,7 +135,7 @@ def _fresh(acfg: AnalyzerConfig, analyzer: Analyzer | None = None) -> tuple[Anal
 
 def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     d: Path = args.dir
-    acfg = AnalyzerConfig(learned_detector=not args.no_model)
+    acfg = AnalyzerConfig(learned_detector=not args.no_model, learned_detector_dir=args.detector_dir)
     base, _ = _fresh(acfg)
     out: list[dict[str, Any]] = []
 
@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=HELDOUT)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-model", action="store_true", help="rules only (no learned detector)")
+    ap.add_argument("--detector-dir", default="", help="a learned head other than the shipped one")
     ap.add_argument("--verbose", action="store_true", help="list misses and false positives on stderr")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()

@@ -4,11 +4,17 @@ Usage::
 
     python -m tools.train_injection [--out models/injection] [--head logreg|mlp]
 
-Data (all written by this project, never the held-out set in ``tools/data/heldout/``):
+Data (written by this project; never a held-out set that is still blind, e.g. ``tools/data/heldout2/``):
 
 * ``tools/data/injection_train.jsonl`` (``tools/data/make_injection_train.py``): passages with
   ``benign`` / ``injection`` / ``pump`` labels; a fixed 15% (by id hash) is kept for validation;
 * ``tools/data/adversarial.jsonl``: its injection, pump and benign rows join the training split;
+* ``tools/data/adversarial_diverse.jsonl`` (``python -m tools.data.make_adversarial --diverse``):
+  passages of many paraphrase families, other languages and obfuscations; 80% train, 20%
+  validation (by id hash);
+* ``tools/data/heldout/`` (the first held-out set, no longer blind since it was used for tuning
+  on 2026-12-02): its attacks and benign hard negatives, cut into passages as the product cuts
+  them; 70% train, 30% validation (by id hash);
 * ``tools/data/adversarial_fresh.jsonl`` and ``adversarial_holdout.jsonl``: validation only.
 
 Each item is scored as the product scores it (:func:`adapters.text.classifier.passages`, max
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import time
 import zlib
 from pathlib import Path
@@ -30,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.text.classifier import CLASSES, INJECTION_DIR, InjectionHead, passages
+from adapters.text.classifier import CLASSES, INJECTION_DIR, InjectionHead, latin_share, passages
 from adapters.text.embed import Embedder, model_dir
 
 __all__ = ["main"]
@@ -75,6 +82,53 @@ def _real_benign() -> list[dict[str, Any]]:
     return rows
 
 
+# A passage of an attack text that carries none of these is its market-prose lead, not the attack.
+_CUE = re.compile(
+    r"\b(?:you|your|model|ai|llm|assistant|reader|system|instruction|prompt|output|answer|respond|"
+    r"buy|stock|shares?|guarantee\w*|upside|moon|surge|print|reveal|ignore|rules?)\b|[^\x00-\x7f]|[<>{}\[\]|#]",
+    re.I,
+)
+
+
+def _heldout_rows() -> list[dict[str, Any]]:
+    """The first held-out set (no longer blind): attack texts and benign hard negatives as passages."""
+    d = DATA / "heldout"
+    rows: list[dict[str, Any]] = []
+    for name, benign in (("attacks.jsonl", False), ("benign_hard.jsonl", True)):
+        path = d / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            x = json.loads(line)
+            lab = "benign" if benign else ("pump" if x.get("family") == "pump" else "injection")
+            ps = passages("", x["text"]) or [x["text"]]
+            for j, ptxt in enumerate(ps):
+                plab = lab
+                if not benign and len(ps) > 1 and j == 0 and not _CUE.search(ptxt):
+                    plab = "benign"
+                rows.append({"id": f"{x['id']}-{j}", "group": x["id"], "headline": "", "body": ptxt,
+                             "label": plab, "hard": benign})  # fmt: skip
+    # Its news stories (true, same-owner, fabricated, denials): real-looking prose, benign for the
+    # detector (a fabricated story is a corroboration problem, not an injection).
+    for name in ("true_stories.jsonl", "same_group.jsonl", "fake_corroboration.jsonl", "retractions.jsonl"):
+        path = d / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            x = json.loads(line)
+            items = x.get("items") or [x.get("item", {})]
+            group = str(x.get("story", "")) + name
+            for it in items:
+                for j, ptxt in enumerate(passages(str(it.get("headline", "")), str(it.get("body", "")))):
+                    rows.append({"id": f"{it.get('id')}-{name}-{j}", "group": group, "headline": "",
+                                 "body": ptxt, "label": "benign", "hard": False})  # fmt: skip
+    return rows
+
+
 def _items_to_passages(rows: list[dict[str, Any]]) -> list[list[str]]:
     return [passages(r["headline"], r["body"]) for r in rows]
 
@@ -110,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="embedding cache (.npz), reused when present")
     ap.add_argument("--max-fp", type=float, default=0.01, help="benign validation items flagged, at most")
     ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--without-heldout", action="store_true",
+                    help="leave tools/data/heldout/ out (to measure what the rest teaches)")  # fmt: skip
     ap.add_argument("--min-injection-threshold", type=float, default=0.8,
                     help="floor of the injection threshold (0.8: chosen on tools/data/injection_dev and "
                     "the real-news benign split, where the validation quantile was too low)")  # fmt: skip
@@ -129,10 +185,29 @@ def main(argv: list[str] | None = None) -> int:
     real = _real_benign()
     train += [r for r in real if zlib.crc32(r["id"].encode()) % 100 >= 30]
     val += [r for r in real if zlib.crc32(r["id"].encode()) % 100 < 30]
+    div = _load(DATA / "adversarial_diverse.jsonl", adversarial=False)
+    train += [r for r in div if zlib.crc32(r["id"].encode()) % 100 >= 20]
+    val += [r for r in div if zlib.crc32(r["id"].encode()) % 100 < 20]
+    held = [] if args.without_heldout else _heldout_rows()
+    train += [r for r in held if zlib.crc32(r["group"].encode()) % 100 >= 30]
+    val += [r for r in held if zlib.crc32(r["group"].encode()) % 100 < 30]
     val_ext: list[dict[str, Any]] = []
     for f in ("adversarial_fresh.jsonl", "adversarial_holdout.jsonl"):
         val_ext += _load(DATA / f, adversarial=True)
 
+    # One copy of each text per label (templates repeat): duplicates would weigh a family up.
+    seen: set[tuple[str, str]] = set()
+    dedup = []
+    for r in train:
+        key = ((r["headline"] + " " + r["body"]).strip(), r["label"])
+        if key not in seen:
+            seen.add(key)
+            dedup.append(r)
+    # Passages in non-Latin scripts are left to the rules (InjectionHead.readable): not trained on.
+    train = [r for r in dedup if latin_share(r["headline"] + " " + r["body"]) >= 0.5]
+    # Validation holds only texts the head was not trained on (an honest threshold).
+    train_texts = {(r["headline"] + " " + r["body"]).strip() for r in train}
+    val = [r for r in val if (r["headline"] + " " + r["body"]).strip() not in train_texts]
     emb = _Cached(Embedder(threads=1), args.cache)
     # Training sees whole passages (as written) and, for multi-sentence ones, each passage
     # the product would cut them into, labelled benign when it is an ordinary news sentence
@@ -217,9 +292,16 @@ def main(argv: list[str] | None = None) -> int:
         "validation_project_sets": rates(ei, ep, elab),
     }
     manifest["data"] = {
-        "train": [str(gen.relative_to(DATA.parents[1])), "tools/data/adversarial.jsonl"],
+        "train": [
+            str(gen.relative_to(DATA.parents[1])),
+            "tools/data/adversarial.jsonl",
+            "80% of tools/data/adversarial_diverse.jsonl",
+            "70% of tools/data/heldout/ attacks and benign_hard (no longer blind)",
+        ],
         "validation": [
             "15% of injection_train.jsonl",
+            "20% of adversarial_diverse.jsonl",
+            "30% of tools/data/heldout/ attacks and benign_hard",
             "tools/data/adversarial_fresh.jsonl",
             "tools/data/adversarial_holdout.jsonl",
         ],
@@ -230,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
                 "adversarial.jsonl",
                 "adversarial_fresh.jsonl",
                 "adversarial_holdout.jsonl",
+                "adversarial_diverse.jsonl",
+                "heldout/attacks.jsonl",
+                "heldout/benign_hard.jsonl",
             )
         },
         "n_train": len(train),

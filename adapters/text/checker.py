@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 import numpy as np
 
-from adapters.text.claims import Claim, ClaimIndex, content_tokens, direction_cue
+from adapters.text.claims import Claim, ClaimIndex, View, content_tokens, direction_cue
+from adapters.text.classifier import passages
 from adapters.text.credibility import CredibilityBook, MarketTracker
 from adapters.text.dedup import Deduplicator
 from adapters.text.entities import DEFAULT_UNIVERSE, EntityLinker, Universe
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SOURCES",
+    "LEAD_PASSAGES",
     "AnalysedNews",
     "AnalysisFailure",
     "Analyzer",
@@ -77,6 +79,8 @@ __all__ = [
 # Package data (adapters/text/data/README.md): the source registry (priors, groups, names).
 DEFAULT_SOURCES = Path(__file__).resolve().parent / "data" / "sources.json"
 _S = 10**9
+LEAD_PASSAGES = 3
+"""Passages (headline, then body sentences) whose mean embedding is an item's story vector."""
 
 
 class AnalyzerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -117,9 +121,11 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     when the reaction to an item is scored to update its source's credibility.
     ``sources`` is the source registry (:mod:`adapters.text.sources`; empty: the bundled
     one), its priors overridden by ``source_priors`` and its groups by ``source_groups``;
-    ``default_credibility`` applies to unknown sources.  A credible denial or correction
-    retracts accepted items of the last ``retract_window_s`` seconds that share a symbol and
-    either ``retract_jaccard`` of their content tokens or a cosine of ``retract_cosine``.
+    ``default_credibility`` applies to unknown sources.  ``story_cosine``, ``story_margin``
+    and ``story_jaccard`` match items by their leads (:class:`adapters.text.claims.ClaimIndex`).
+    A credible denial or correction retracts accepted items of the last ``retract_window_s``
+    seconds that share a symbol and either ``retract_jaccard`` of their content tokens or a
+    cosine of ``retract_cosine``.
     """
 
     k: int = 2
@@ -142,6 +148,9 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retract_window_s: float = 24 * 3600.0
     retract_jaccard: float = 0.15
     retract_cosine: float = 0.5
+    story_cosine: float = 0.6
+    story_margin: float = 0.1
+    story_jaccard: float = 0.05
 
 
 class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news"):
@@ -149,7 +158,11 @@ class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news
 
     ``text`` is the normalized, neutralized headline and body; ``sentiment``
     in [-1, 1] with the per-scorer values in ``scores``; ``embedding`` is the
-    unit MiniLM vector (empty when not embedded).
+    unit MiniLM vector of the headline (empty when not embedded); ``story_embedding`` the unit
+    mean of the vectors of the item's first :data:`LEAD_PASSAGES` passages (headline and lead
+    sentences; empty unless the learned detector embedded them) and ``lead_tokens`` their
+    content tokens, by which independent accounts of one
+    event are matched (:mod:`adapters.text.claims`).
     """
 
     item: NewsItem
@@ -172,6 +185,8 @@ class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news
     scores: dict[str, float] = {}
     tokens: tuple[str, ...] = ()
     embedding: tuple[float, ...] = ()
+    lead_tokens: tuple[str, ...] = ()
+    story_embedding: tuple[float, ...] = ()
 
 
 _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
@@ -180,7 +195,29 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
         (r"\bto the moon\b|\bmoon(?:ing|shot)\b|💎|\bdiamond hands\b", 0.45),
         (r"🚀|📈{2,}|💰{2,}", 0.3),
         (r"\b\d{2,5}x\b(?! leverage)|\b\d{3,5}\s?% (?:gain|upside|return)s?\b", 0.4),
-        (r"\bguaranteed?\b|\bcan'?t lose\b|\bcannot lose\b|\brisk[- ]free (?:profit|return)s?\b", 0.45),
+        # "guaranteed" alone is bond and deposit language (FDIC-guaranteed notes); a guaranteed
+        # gain is a promoter's.
+        (
+            r"\bguaranteed?\s+(?:\d+\s?%\s+)?(?:returns?|gains?|profits?|winner|double|triple|"
+            r"to\s+(?:rise|soar|double))\b|"
+            r"\ba\s+guaranteed\s+(?:double|winner|\d+x)\b|\bcan'?t lose\b|\bcannot lose\b|"
+            r"\brisk[- ]free (?:profit|return)s?\b",
+            0.45,
+        ),
+        (r"\bguaranteed?\b", 0.15),
+        (
+            r"\bset to (?:surge|soar|explode|double|triple|skyrocket)\b|"
+            r"\b(?:surge|soar|jump|rise|climb|run)\s+(?:by\s+)?\d{3,}\s?%|"
+            r"\bposition yourself\b|\bbefore (?:the news|it) (?:becomes|goes|is made) public\b|"
+            r"\b(?:zero|no) downside\b|\bunlimited upside\b|"
+            r"\bimpossible (?:for (?:this|the) stock )?to (?:lose|fall|go down)\b|\bpenny stock\b|"
+            r"\bunder[- ]the[- ]radar (?:stock|play|pick)\b|\bmortgage (?:the|your) house\b|"
+            r"\bback up the truck\b|\bonce[- ]in[- ]a[- ]lifetime\b|\b\d+[- ]?baggers?\b|"
+            r"\bheading to \$\d|\bpiling in\b|\bbuyout is (?:all but )?(?:certain|imminent|coming)\b|"
+            r"\b(?:grab|buy|load up on) as many shares\b|\bif you are not in by\b|\bsqueeze to \$\d|"
+            r"\bis (?:inevitable|only the beginning)\b|\b(?:do not|don'?t) sell\b",
+            0.55,
+        ),
         (
             r"\bbuy (?:now|immediately|before)\b|\bload up\b|\bget in (?:now|before|early)\b|"
             r"\bbefore it'?s too late\b|\blast chance\b|\bact (?:now|fast)\b|\bdon'?t miss\b",
@@ -304,19 +341,30 @@ class Analyzer:
     def _embed(self, pre: list[AnalysedNews]) -> list[AnalysedNews]:
         if self.embedder is None or not pre:
             return pre
-        from adapters.text.classifier import passages
-
         n = len(pre)
         det = self.detector
         # One encode call: the headlines (claims, sentiment), then every item's passages (the
         # learned detector; the first passage of an item is its raw headline).
-        groups = [passages(a.item.headline, a.item.body) for a in pre] if det is not None else []
+        # The story vector comes free with the detector's passages; without the detector no
+        # passage is embedded (cost as before) and claims are matched by headlines only.
+        groups = (
+            [passages(a.item.headline, a.item.body) for a in pre] if det is not None else [[] for _ in pre]
+        )
+        sizes = [len(g) for g in groups]
         flat = [p for g in groups for p in g]
         emb: np.ndarray = self.embedder.encode([a.headline for a in pre] + flat)
         clf = self.classifier.scores(emb[:n]) if self.classifier is not None else None
-        learned = det.pool(det.probabilities(emb[n:]), [len(g) for g in groups]) if det is not None else None
+        learned = det.pool(det.readable(det.probabilities(emb[n:]), flat), sizes) if det is not None else None
+        starts = np.cumsum([n, *sizes])
         out = []
         for i, a in enumerate(pre):
+            lead = emb[starts[i] : starts[i] + min(sizes[i], LEAD_PASSAGES)]
+            story: tuple[float, ...] = ()
+            if len(lead):
+                sv = lead.mean(axis=0)
+                norm = float(np.linalg.norm(sv))
+                if norm > 0:
+                    story = tuple(round(float(x), 6) for x in sv / norm)
             scores = dict(a.scores)
             sentiment = a.sentiment
             if clf is not None:
@@ -335,7 +383,11 @@ class Analyzer:
                     upd["injection_kinds"] = (*a.injection_kinds, "learned_injection")
                 if ls.pump >= det.pump_threshold:
                     upd["hype"] = max(a.hype, _over(ls.pump, det.pump_threshold))
-            out.append(msgspec.structs.replace(a, sentiment=sentiment, scores=scores, embedding=vec, **upd))
+            out.append(
+                msgspec.structs.replace(
+                    a, sentiment=sentiment, scores=scores, embedding=vec, story_embedding=story, **upd
+                )
+            )
         return out
 
     def _prepare(self, it: NewsItem) -> AnalysedNews:
@@ -377,6 +429,7 @@ class Analyzer:
             sentiment=round(max(-1.0, min(1.0, 0.5 * (lm + vader))), 6),
             scores={"lm": round(lm, 6), "vader": round(vader, 6)},
             tokens=tuple(sorted(content_tokens(headline))),
+            lead_tokens=tuple(sorted(content_tokens(" ".join(passages("", text)[:LEAD_PASSAGES])))),
         )
 
 
@@ -446,7 +499,14 @@ _DENIAL = re.compile(
     r"\b(?:report|story|article|release|statement)s?\s+(?:was|were|is|are)\s+"
     r"(?:false|untrue|inaccurate|incorrect|fabricated|fake|a\s+hoax|erroneous)\b|"
     r"\b(?:fake|fabricated|bogus|fraudulent|hoax)\s+(?:press\s+release|report|statement|story|news)\b|"
-    r"\berroneously\s+(?:reported|stated|said)\b|\b(?:false|fake)\s+report\b",
+    r"\berroneously\s+(?:reported|stated|said)\b|\b(?:false|fake)\s+report\b|"
+    # Corrections and walk-backs that deny no "report" by name.
+    r"\bcorrection\s+to\b|\bclarif(?:y|ies|ied)\b|\b(?:issued|published|sent|released)\s+in\s+error\b|"
+    r"\bno\s+(?:final|definitive|binding|firm)\s+(?:agreement|deal|decision|order|offer)\b|"
+    r"\bno\s+(?:\w+\s+){0,2}(?:agreement|deal|order|decision|offer)\s+(?:has\s+been\s+|was\s+)?"
+    r"(?:finali[sz]ed|reached|signed|made)\b|"
+    r"\b(?:has|have|had|is|was)(?:\s+not|n't)\s+(?:been\s+)?(?:approved|finali[sz]ed|agreed|signed|decided)\b|"
+    r"\bnot\s+(?:been\s+)?(?:finali[sz]ed|approved\s+(?:any|the|a))\b|\bis\s+not\s+(?:stepping|leaving|resigning)\b",
     re.I,
 )
 _DENIAL_PREFIXES = (
@@ -483,6 +543,11 @@ _DENIAL_PREFIXES = (
     "plan",
     "intention",
     "truth",
+    "clarif",
+    "error",
+    "final",
+    "definitive",
+    "approv",
 )  # fmt: skip
 
 
@@ -512,6 +577,9 @@ class SanityCore:
             same_threshold=cfg.same_claim_jaccard,
             cosine_threshold=cfg.same_claim_cosine,
             direction_band=cfg.direction_band,
+            story_cosine=cfg.story_cosine,
+            story_margin=cfg.story_margin,
+            story_jaccard=cfg.story_jaccard,
         )
         self._held: dict[str, _Held] = {}
         # (ts_event, hold sequence, id) of held items, earliest first; entries of items
@@ -656,7 +724,11 @@ class SanityCore:
 
         self.claims.evict(now)
         cue = direction_cue(a.headline)
-        matches = self.claims.match(a.symbols, tokens, a.sentiment, emb, it.ts_event, cue)
+        story = np.asarray(a.story_embedding, dtype=np.float32) if a.story_embedding else None
+        lead = frozenset(a.lead_tokens)
+        matches = self.claims.match(
+            a.symbols, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story
+        )
         if copy_of:
             # The copy carries the same claim as its original, whatever the matcher says.
             same = [m for m in matches if copy_of in m.claim.members]
@@ -679,9 +751,12 @@ class SanityCore:
             out.append(self._final(a, "quarantined", [f"disputed_claim:{claim.disputed_by}"], scores))
             return out
         if claim is None:
-            claim = self.claims.new(it.id, a.symbols, tokens, a.sentiment, emb, it.ts_event, cue)
+            claim = self.claims.new(
+                it.id, a.symbols, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story
+            )
         else:
-            self.claims.join(claim, it.id, a.symbols, a.sentiment, it.ts_event)
+            view = View(tokens, emb, lead, story)
+            self.claims.join(claim, it.id, a.symbols, a.sentiment, it.ts_event, view)
             scores["claim_similarity"] = round(matches[0].similarity, 4)
         if cred >= cfg.min_corroborator_credibility:
             claim.groups.add(origin)

@@ -5,13 +5,20 @@ share: two items carry the same claim when they share a linked symbol and
 either the Jaccard similarity of their content tokens reaches
 ``same_threshold``, or (when both have embeddings) their cosine reaches
 ``cosine_threshold``, or the cosine is within 0.15 of it and they share at
-least a tenth of their content tokens.  Content tokens are lower-cased words without stop
+least a tenth of their content tokens.  Independent accounts of one event share few headline
+words, so each item also brings a *story* view: the embedding of its lead (headline and first
+body sentences, averaged) and the content tokens of that lead; two items carry the same claim
+when their story cosine reaches ``story_cosine``, or comes within ``story_margin`` of it and
+their lead tokens reach a Jaccard of ``story_jaccard``.  An item is compared with every member
+of a claim (the last ``max_members_compared``), not only the first, so a fourth outlet's wording
+need only resemble one earlier account.  Content tokens are lower-cased words without stop
 words, lightly stemmed, with money amounts canonicalised (``$130 billion``,
 ``$130bn`` and ``130bn`` are all ``130b``) and a few verbs of deals mapped to
 one form, so differently worded reports of one event still meet.
 
 Two items *contradict* when they carry the same claim with opposite
-directional sentiment (each beyond ``direction_band``).
+directional sentiment (each beyond ``direction_band``), or, when their headlines match, opposite
+outcome words (:func:`direction_cue`).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Claim", "ClaimIndex", "content_tokens", "direction_cue"]
+__all__ = ["Claim", "ClaimIndex", "View", "content_tokens", "direction_cue"]
 
 
 def _words(text: str) -> list[str]:
@@ -120,10 +127,26 @@ class Claim:
     cue: int = 0  # outcome-word direction of the first member
     embedding: np.ndarray | None = None
     members: list[str] = field(default_factory=list)
+    views: list[View] = field(default_factory=list)  # per member: what it is compared by
     groups: set[str] = field(default_factory=set)  # independent credible newsrooms
     verified: bool = False
     disputed_by: str = ""
     n: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What one member of a claim is compared by: headline tokens and embedding, lead (story)
+    tokens and embedding (unit vectors; ``None`` when not embedded)."""
+
+    tokens: frozenset[str]
+    embedding: np.ndarray | None = None
+    lead_tokens: frozenset[str] = frozenset()
+    story: np.ndarray | None = None
+
+
+def _jac(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if (a or b) else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +167,20 @@ class ClaimIndex:
         cosine_threshold: float = 0.7,
         direction_band: float = 0.25,
         max_claims: int = 10_000,
+        story_cosine: float = 0.6,
+        story_margin: float = 0.1,
+        story_jaccard: float = 0.05,
+        max_members_compared: int = 8,
     ) -> None:
         self.window_ns = window_ns
         self.same_threshold = same_threshold
         self.cosine_threshold = cosine_threshold
         self.direction_band = direction_band
         self.max_claims = max_claims
+        self.story_cosine = story_cosine
+        self.story_margin = story_margin
+        self.story_jaccard = story_jaccard
+        self.max_members_compared = max_members_compared
         self._claims: deque[Claim] = deque()
         self._seq = 0
 
@@ -170,6 +201,9 @@ class ClaimIndex:
         embedding: np.ndarray | None,
         ts_ns: int,
         cue: int = 0,
+        *,
+        lead_tokens: frozenset[str] = frozenset(),
+        story: np.ndarray | None = None,
     ) -> list[Match]:
         """Claims within the window that share a symbol and are similar enough, best first."""
         out: list[Match] = []
@@ -177,24 +211,43 @@ class ClaimIndex:
         for c in self._claims:
             if not (syms & c.symbols) or abs(ts_ns - c.ts_last) > self.window_ns:
                 continue
-            jac = len(tokens & c.tokens) / len(tokens | c.tokens) if (tokens or c.tokens) else 0.0
-            cos = float(embedding @ c.embedding) if embedding is not None and c.embedding is not None else 0.0
-            same = (
-                jac >= self.same_threshold
-                or cos >= self.cosine_threshold
-                # Paraphrases share few words; a fairly close embedding plus some
-                # shared content words is the same claim too.
-                or (cos >= self.cosine_threshold - 0.15 and jac >= 0.1)
-            )
-            if not same:
+            views = c.views[-self.max_members_compared :] or [View(frozenset(c.tokens), c.embedding)]
+            best = -1.0
+            parallel = False  # matched by headline: outcome words compare like with like
+            for v in views:
+                jac = _jac(tokens, v.tokens)
+                ve = v.embedding
+                cos = float(embedding @ ve) if embedding is not None and ve is not None else 0.0
+                same = (
+                    jac >= self.same_threshold
+                    or cos >= self.cosine_threshold
+                    # Paraphrases share few words; a fairly close embedding plus some
+                    # shared content words is the same claim too.
+                    or (cos >= self.cosine_threshold - 0.15 and jac >= 0.1)
+                )
+                sim = max(jac, cos)
+                if story is not None and v.story is not None:
+                    scos = float(story @ v.story)
+                    ljac = _jac(lead_tokens, v.lead_tokens)
+                    if scos >= self.story_cosine or (
+                        scos >= self.story_cosine - self.story_margin and ljac >= self.story_jaccard
+                    ):
+                        same = True
+                        sim = max(sim, scos)
+                if same:
+                    best = max(best, sim)
+                    parallel = parallel or jac >= self.same_threshold or cos >= self.cosine_threshold
+            if best < 0.0:
                 continue
             b = self.direction_band
-            if cue and c.cue:
-                # Outcome words on both sides decide; a sentiment model may misread either.
+            if cue and c.cue and parallel:
+                # Outcome words on both sides decide when the headlines say the same kind of thing
+                # (a sentiment model may misread either); accounts matched by their leads only may
+                # use such words of different subjects ("patients lose weight", "raises the bar").
                 opposite = cue != c.cue
             else:
                 opposite = (sentiment > b and c.direction < -b) or (sentiment < -b and c.direction > b)
-            out.append(Match(c, max(jac, cos), opposite))
+            out.append(Match(c, best, opposite))
         out.sort(key=lambda m: -m.similarity)
         return out
 
@@ -207,6 +260,9 @@ class ClaimIndex:
         embedding: np.ndarray | None,
         ts_ns: int,
         cue: int = 0,
+        *,
+        lead_tokens: frozenset[str] = frozenset(),
+        story: np.ndarray | None = None,
     ) -> Claim:
         self._seq += 1
         c = Claim(
@@ -220,13 +276,23 @@ class ClaimIndex:
             embedding=embedding,
         )
         c.members.append(item_id)
+        c.views.append(View(tokens, embedding, lead_tokens, story))
         c.n = 1
         self._claims.append(c)
         return c
 
     @staticmethod
-    def join(claim: Claim, item_id: str, symbols: tuple[str, ...], sentiment: float, ts_ns: int) -> None:
+    def join(
+        claim: Claim,
+        item_id: str,
+        symbols: tuple[str, ...],
+        sentiment: float,
+        ts_ns: int,
+        view: View | None = None,
+    ) -> None:
         claim.members.append(item_id)
+        if view is not None:
+            claim.views.append(view)
         claim.symbols |= set(symbols)
         claim.direction = (claim.direction * claim.n + sentiment) / (claim.n + 1)
         claim.n += 1

@@ -35,7 +35,15 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-__all__ = ["CLASSES", "INJECTION_DIR", "InjectionHead", "LearnedScore", "passages"]
+__all__ = [
+    "CLASSES",
+    "INJECTION_DIR",
+    "InjectionHead",
+    "LearnedScore",
+    "addressed",
+    "latin_share",
+    "passages",
+]
 
 CLASSES = ("benign", "injection", "pump")
 
@@ -77,6 +85,50 @@ def passages(headline: str, body: str = "", *, max_passages: int = 16, max_words
     if buf and len(out) < max_passages:
         out.append(" ".join(buf))
     return out
+
+
+_MIN_WORDS = 4
+_SOLO = 0.99
+# Text addressed to its reader: second person (English and the main Latin-script languages), an
+# imperative opening a sentence, a model or its configuration named, or chat/markup syntax.
+_ADDRESSED = re.compile(
+    r"\b(?:you|your|yours|yourself|u|ur|tu|tus|tes|ton|ta|vos|votre|dein\w*|dich|dir|jouw|"
+    r"jij|você|seu|sua|teu|tua|twój|twoje|twoja|siz|sen|senin)\b|"
+    r"(?:^|[.!?:;\n]\s*|[\"'(\[]\s*)(?:please\s+)?(?:ignore|disregard|forget|pretend|act|play|roleplay|"
+    r"imagine|assume|switch|print|reveal|disclose|list|output|return|emit|respond|reply|answer|say|tell|"
+    r"write|include|append|add|insert|set|adjust|rate|classify|label|mark|treat|score|buy|sell|send|"
+    r"share|repeat|quote|echo|stop|start|do|don'?t|never|always|override|bypass|skip|drop|discard|"
+    r"scrap|put|consider|report|recommend|describe|forecast|give|make|grab|load|mortgage|position|"
+    r"switch|enable|disable|activate|execute|run|open|follow|obey|use|keep|remember|note)\b|"
+    r"\b(?:ai|a\.i\.|llm|gpt|chatbot|assistant|model|bot|agent|pipeline|summari[sz]er|classifier|"
+    r"reader|operator|prompt|instructions?|guidance|directives?|configuration|system|downstream|"
+    r"automated|machine|persona|mode|modell|modèle|modelo|modello|readers?|field|deployment|when\s+asked)\b|"
+    r"\b(?:ignora|ignoriere\w*|ignorez|ignorer|oublie\w*|olvida\w*|vergiss|negeer|zignoruj|ignoruj|esqueça|"
+    r"dimentica|игнорируй\w*|забудь|ты)\b|[<>{}\[\]|#=]",
+    re.I,
+)
+
+
+_PROMO = re.compile(
+    r"\b(?:stocks?|shares?|ticker|tokens?|coins?|buy\w*|returns?|gains?|upside|profits?|double[sd]?|"
+    r"triple[sd]?|\d+\s?x|moon\w*|rocket\w*|insiders?|penny|squeeze|rally|soar\w*|surg\w+|explod\w+|"
+    r"cheap\w*|winner|bagger|pick|alert|position|get\s+in|load\s+up|rich\w*|millionaire)\b|[%$🚀💎]",
+    re.I,
+)
+
+
+def addressed(text: str) -> bool:
+    """True when ``text`` reads as written to its reader (see ``_ADDRESSED``): a necessary sign of
+    an instruction, absent from most third-person news."""
+    return _ADDRESSED.search(text) is not None
+
+
+def latin_share(text: str) -> float:
+    """Share of the letters of ``text`` that are ASCII or Latin-1/Latin Extended (1.0 without letters)."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 1.0
+    return sum(ord(c) < 0x250 for c in letters) / len(letters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +182,32 @@ class InjectionHead:
         flat = [p for g in groups for p in g]
         if not flat:
             return [LearnedScore(0.0, 0.0, -1) for _ in groups]
-        probs = self.probabilities(embedder.encode(flat))
+        probs = self.readable(self.probabilities(embedder.encode(flat)), flat)
         return self.pool(probs, [len(g) for g in groups])
+
+    @staticmethod
+    def readable(probs: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """``probs`` with the attack classes of passages written mostly in non-Latin scripts, or of
+        fewer than :data:`_MIN_WORDS` words (fragments the head scores at random), set to 0
+        (benign 1): MiniLM-L6 was trained on English, its vectors of Chinese, Korean or Arabic
+        text carry little meaning and the head's scores on them are noise (those languages are
+        left to the rules, :mod:`adapters.text.injection`)."""
+        out = np.array(probs, copy=True)
+        for i, t in enumerate(texts):
+            if latin_share(t) < 0.5 or len(t.split()) < _MIN_WORDS:
+                out[i] = 0.0
+                out[i, 0] = 1.0
+            elif out[i, 1] < _SOLO and not addressed(t):
+                # An injection speaks to its reader; third-person news that only shares its words
+                # (an insolvency administrator, FDIC-guaranteed notes) does not count, unless the
+                # head is all but certain.
+                out[i, 0] += out[i, 1]
+                out[i, 1] = 0.0
+            if out[i, 2] < _SOLO and not _PROMO.search(t):
+                # Promotion names what to buy and what it will gain; without either it is news.
+                out[i, 0] += out[i, 2]
+                out[i, 2] = 0.0
+        return out
 
     @staticmethod
     def pool(probs: np.ndarray, sizes: Sequence[int]) -> list[LearnedScore]:

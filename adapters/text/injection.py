@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import re
 import secrets
 import unicodedata
@@ -36,6 +37,7 @@ __all__ = [
     "InjectionReport",
     "Spotlighted",
     "neutralize",
+    "obfuscation_variants",
     "scan",
     "scan_text",
     "spotlight",
@@ -82,7 +84,7 @@ _OVERRIDE = re.compile(
 _OVERRIDE_SHORT = re.compile(
     r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:your|the)\s+"
     r"(?:instructions|system\s+prompt|guardrails|programming|rules)\b|"
-    r"\bforget\s+everything\b|"
+    r"\bforget\s+everything\s+(?:above|before|prior|else|(?:you\s+(?:were|have\s+been)\s+(?:told|given)))\b|"
     r"\b(?:ignore|disregard|forget)\s+(?:everything|anything|all(?:\s+of\s+this)?)\s+"
     r"(?:above|before|prior|previously|said|written|you\s+(?:were|have\s+been)\s+told)\b|"
     r"\b(?:ignore|disregard)\s+(?:that|this|the\s+above)[\s,;.]+(?:and\s+)?instead\b",
@@ -167,7 +169,99 @@ _JAILBREAK = re.compile(
 _EXFIL = re.compile(r"https?://[^\s)]*[?&](?:q|data|d|x|payload|p|c)=", _I)
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{20,}={0,2}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){16,}(?![0-9A-Fa-f])")
+_SPACED_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]){11,}[0-9A-Fa-f]{2}(?![0-9A-Fa-f])")
 _ESCAPES = re.compile(r"(?:\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|%[0-9a-fA-F]{2}){8,}")
+
+# Directives to the reader model about its own output, persona or secrets, in wordings that avoid
+# "ignore" (paraphrase families of issue 15): second person plus a model-side object.
+_OUTPUT_DICTATE = re.compile(
+    r"\b(?:your|the)\s+(?:final\s+)?(?:output|response|answer|reply|summary|verdict|forecast)\s+"
+    r"(?:must|should|shall|has\s+to|needs\s+to)\s+(?:be|read|say|contain|state|include|end)\b|"
+    r"\b(?:answer|respond|reply)\s+(?:only\s+|exclusively\s+)?with\s+(?:the\s+)?(?:token|word|label|string|json)\b|"
+    r"\b(?:please\s+)?(?:answer|respond|reply)\s+only\s+with\b|"
+    r"\b(?:include|add|insert|put)\s+in\s+your\s+(?:response|answer|output|reply|summary)\b|"
+    r"\b(?:append|add|attach)\b[^.\n]{0,120}\bto\s+your\s+(?:answer|response|output|reply|summary)\b|"
+    r"\b(?:adjust|set|change|raise|lower|fix)\s+(?:your|the)\s+(?:model'?s\s+)?(?:probability|confidence|"
+    r"forecast|prediction|score|rating)\b[^.\n]{0,80}\bto\s+\d{1,3}(?:[.,]\d+)?\s*%|"
+    r"\bset\s+the\s+(?:probability|confidence|likelihood)\s+of\b[^.\n]{0,60}\bto\s+\d|"
+    r"\bregardless\s+of\s+(?:the\s+|any\s+)?(?:other\s+)?(?:inputs?|data|evidence|content|instructions)\b|"
+    r"\bwhen\s+(?:asked\s+for\s+a\s+view|summari[sz]ing\s+this|you\s+(?:produce|generate|write|summari[sz]e))\b"
+    r"[^.\n]{0,80}\b(?:always|set|say|choose|answer|output)\b|"
+    r"\b(?:metadata|labels?|fields?)\s+for\s+(?:downstream|automated|machine)\b|"
+    r"\b(?:sentiment|confirmed|verified|impact|direction|confidence)\s*[=:]\s*[\"']?(?:positive|true|high|up|1\.0|0\.9\d)\b"
+    r"[^.\n]{0,40}\b(?:sentiment|confirmed|verified|impact|direction|confidence)\s*[=:]",
+    _I,
+)
+_NOUNS = (
+    r"(?:brief|briefing|instructions?|guidance|directives?|configuration|rules|system\s+(?:message|prompt)|"
+    r"guardrails|policy|prompt|setup|orders|programming|task\s+description|operating\s+notes)"
+)
+# Dismissing the reader's instructions without the verbs of _OVERRIDE ("pay no attention to your
+# brief", "any previously loaded guidance is null and void").
+_DISMISSAL = re.compile(
+    r"(?:^|[.!?:;,]\s*|\byou\s+(?:should\s+|must\s+|can\s+|will\s+)?|\bplease\s+)"
+    r"(?:pay\s+no\s+attention\s+to|set\s+aside|put\s+aside|put\s+to\s+one\s+side|discard|scrap|"
+    r"do\s+not\s+(?:follow|obey)|stop\s+(?:obeying|following)|throw\s+out)\s+(?:all\s+|any\s+)?"
+    r"(?:of\s+)?(?:your|the\s+(?:previous|prior|earlier|original|above)|previous|prior|earlier|standing)\s+"
+    r"(?:\w+\s+)?" + _NOUNS + r"\b|"
+    r"\b(?:your|any\s+previously\s+loaded)\s+(?:\w+\s+)?"
+    + _NOUNS
+    + r"\b[^.\n]{0,60}?\b(?:no\s+longer\s+(?:apply|applies|bind|valid|"
+    r"in\s+force)|(?:is|are|were|have\s+been|should\s+be\s+considered)\s+(?:now\s+)?(?:void|null|"
+    r"cancell?ed|suspended|withdrawn|superseded|overridden|outdated|expired|cleared|revoked|lifted|"
+    r"obsolete|a\s+test))\b",
+    _I,
+)
+_PERSONA = re.compile(
+    r"\byou\s+are\s+no\s+longer\b|"
+    r"(?:^|[.!?:;,]\s*|\byou\s+(?:will\s+|should\s+|must\s+|now\s+)?|\bplease\s+)"
+    r"(?:play|assume|take\s+on)\s+the\s+(?:role|part|persona)\s+of\b|"
+    r"\brole[- ]?play(?:ing)?\s+as\b|\b(?:speaking|answer(?:ing)?|respond(?:ing)?)\s+as\s+(?:that|this)\s+"
+    r"(?:model|character|persona)\b|\byou\s+will\s+(?:be\s+)?(?:speaking|acting|answering)\s+as\b|"
+    r"\b(?:in\s+this\s+scenario|for\s+this\s+(?:task|session|exercise)),?\s+you\s+(?:play|are|become)\b|"
+    r"\b(?:act|pretend)\s+(?:to\s+be\s+|as\s+)my\b|\bif\s+you\s+were\s+(?:an?\s+)?(?:model|ai|assistant)\b|"
+    r"\bswitch\s+(?:in)?to\s+(?:\w+\s+){0,2}(?:persona|mode|character)\b|\brole\s+change\s*:|"
+    r"\bpretend\s+(?:that\s+)?(?:the\s+)?(?:previous|prior|earlier|above|other)\b|"
+    r"\b(?:your|the)\s+(?:new\s+)?(?:identity|persona)\s+is\b",
+    _I,
+)
+_SECRETS = re.compile(
+    r"\b(?:print|reveal|disclose|list|output|show|dump|share|quote\s+back|repeat|echo|write\s+out|"
+    r"tell\s+(?:me|us)|include|append|send)\b[^.\n]{0,80}\b(?:your|the)\s+(?:full\s+|entire\s+|hidden\s+|"
+    r"complete\s+|original\s+)?(?:system\s+)?(?:prompt|instructions|configuration|config|credentials|"
+    r"api\s+keys?|tokens?\s+you|environment\s+variables|private\s+keys?|signing\s+keys?|model\s+weights|"
+    r"host\s*name|rules\s+you\s+use|thresholds?\s+(?:values\s+)?(?:you|your)|previous\s+messages|"
+    r"messages\s+of\s+other\s+users)\b|"
+    r"\b(?:environment\s+variables|private\s+key\s+file|signing\s+key|broker\s+credentials|api\s+keys?\s+or\s+tokens)\b"
+    r"[^.\n]{0,80}\b(?:you|your)\b|\b(?:other\s+users'?|another\s+user'?s)\s+(?:data|positions|messages|portfolios?)\b",
+    _I,
+)
+_FAKE_TOOL = re.compile(
+    r"\b(?:tool|function)\s+(?:output|result|response|call)\s*:|"
+    r"[\"']verification[\"']\s*:\s*[\"'](?:passed|ok|true)|[\"']role[\"']\s*:\s*[\"'](?:system|assistant)[\"']",
+    _I,
+)
+# Overrides, notes to models and requests for the system prompt in other languages (a dismissal
+# verb near an instruction noun, or a note addressed to the model).
+_FOREIGN = re.compile(
+    r"(?:忽略|无视|忽视|忘记|忘掉|不要理会).{0,20}(?:指令|指示|规则|提示|说明)|(?:给|致)(?:模型|AI|人工智能)|系统提示|"
+    r"(?:指示|命令|ルール|プロンプト).{0,12}(?:無視|忘れ)|(?:読む|読んでいる)AI|システムプロンプト|"
+    r"(?:지시|명령|규칙|프롬프트).{0,12}(?:무시|잊)|모델에게|시스템\s*프롬프트|"
+    r"(?:talimat|komut|kural)\w*.{0,30}(?:yok\s+say|görmezden\s+gel|unut)|modele\s+not|sistem\s+talimat|"
+    r"\b(?:zignoruj|ignoruj|zapomnij)\b.{0,40}(?:polece|instrukcj|zasad)|uwaga\s+dla\s+modelu|prompt\w*\s+systemow|"
+    r"(?:игнорируй|проигнорируй|забудь|не\s+обращай\s+внимания).{0,40}(?:инструкц|указани|правил|промпт)|"
+    r"для\s+модели|системн\w+\s+промпт|теперь\s+ты\b|"
+    r"\b(?:negeer|vergeet)\b.{0,40}(?:instructies|regels)|instructies\s+zijn\s+vervallen|geautomatiseerde\s+lezers|"
+    r"تجاهل.{0,40}(?:التعليمات|الأوامر|القواعد)|للنموذج|"
+    r"\b(?:ignora|olvida|olvídate\s+de)\b.{0,40}(?:instrucciones|reglas|indicaciones)|nota\s+para\s+el\s+modelo|"
+    r"\b(?:ignore|esqueça|ignora)\b.{0,40}(?:instruções|regras|orientações)|sistemas\s+automáticos\s+de\s+leitura|"
+    r"orientações\s+recebidas|\b(?:ignora|dimentica)\b.{0,40}(?:istruzioni|regole)|nota\s+per\s+il\s+modello|"
+    r"\b(?:ignorier\w*|vergiss)\b.{0,40}(?:anweisungen|vorgaben|regeln)|hinweis\s+an\s+das\s+modell|"
+    r"systemprompt|entwicklermodus|\b(?:ignore[sz]?|oublie[sz]?)\s+(?:toutes\s+)?(?:les|tes|vos)\s+"
+    r"(?:\w+\s+)?(?:instructions|consignes|règles)|"
+    r"note\s+pour\s+les\s+lecteurs\s+automatiques|prompt\s+(?:de|di)\s+sistema",
+    _I,
+)
 
 # (pattern, kind, weight).  A single strong finding (>= 0.5) rejects an item;
 # the weak ones only combine.
@@ -182,6 +276,12 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
     (_JAILBREAK, "jailbreak_term", 0.35),
     (_FOREIGN_OVERRIDE, "override_instructions", 0.9),
     (_CONTEXT_SWITCH, "context_switch", 0.6),
+    (_DISMISSAL, "override_instructions", 0.75),
+    (_OUTPUT_DICTATE, "output_dictation", 0.6),
+    (_PERSONA, "persona_change", 0.6),
+    (_SECRETS, "secret_request", 0.6),
+    (_FAKE_TOOL, "forged_tool_output", 0.6),
+    (_FOREIGN, "foreign_instruction", 0.6),
 )
 
 
@@ -232,6 +332,10 @@ def _decode_payloads(text: str) -> list[str]:
             continue
         if _printable_ratio(raw) >= 0.95 and b" " in raw:
             found.append(raw.decode("ascii", "replace"))
+    for m in _SPACED_HEX.finditer(text):
+        raw = bytes.fromhex(m.group(0).replace(" ", "").replace(":", ""))
+        if _printable_ratio(raw) >= 0.95 and b" " in raw:
+            found.append(raw.decode("ascii", "replace"))
     for m in _ESCAPES.finditer(text):
         seq = m.group(0)
         try:
@@ -246,6 +350,45 @@ def _decode_payloads(text: str) -> list[str]:
         if sum(c.isalpha() for c in dec) >= 6:
             found.append(dec)
     return found
+
+
+_SPACED = re.compile(r"(?<!\S)(?:\S[ \t]){3,}\S(?!\S)")
+_GLUED = (
+    "ignore all previous instructions", "ignore previous instructions", "disregard previous instructions",
+    "ignore your instructions", "reveal your system prompt", "you are now", "developer mode",
+    "ignore all prior instructions", "forget your instructions", "system prompt",
+)  # fmt: skip
+_GLUED_KEYS = tuple(k.replace(" ", "") for k in _GLUED)
+
+
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "|": "l"}
+)
+_LEET_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[0134579@$])[\w@$|]{3,}\b", re.I)
+
+
+def obfuscation_variants(text: str, *, max_chars: int = 8192) -> list[str]:
+    """Readings of ``text`` an attacker may have written it in, where they differ from it: letters
+    spaced out (``i g n o r e``), leetspeak (``1gn0r3``), reversed, and rot13.  Only the first
+    ``max_chars`` characters are read (bounded cost).  Rules scan each reading; news prose
+    matches no rule under any of them."""
+    t = text[:max_chars]
+    out: list[str] = []
+    runs = _SPACED.findall(t)
+    if runs:
+        # Spaced letters whose word gaps were collapsed by whitespace normalization glue into
+        # one string: it is read for a few key phrases.
+        glued = " ".join(r.replace(" ", "").replace("\t", "") for r in runs).lower()
+        hits = [p for p, k in zip(_GLUED, _GLUED_KEYS, strict=True) if k in glued.replace(" ", "")]
+        if hits:
+            out.append(" ".join(hits))
+        # Each run is one word (words are separated by wider gaps, which stay).
+        out.append(_SPACED.sub(lambda m: re.sub(r"[ \t]", "", m.group(0)), t))
+    if len(_LEET_WORD.findall(t)) >= 2:
+        out.append(_LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), t))
+    out.append(t[::-1])
+    out.append(codecs.encode(t, "rot13"))
+    return out
 
 
 def scan(raw: str, normalized: NormalizedText | None = None) -> InjectionReport:
@@ -288,6 +431,14 @@ def scan(raw: str, normalized: NormalizedText | None = None) -> InjectionReport:
             findings.append(Finding("encoded_instruction", 0.95, _excerpt(payload)))
         else:
             findings.append(Finding("encoded_payload", 0.3, _excerpt(payload)))
+
+    seen_kinds = {f.kind for f in findings}
+    readings = obfuscation_variants(nt.text) + obfuscation_variants(unicodedata.normalize("NFKC", raw))[:2]
+    for variant in readings:
+        inner = [f for f in scan_text(variant) if f.weight >= 0.5 and f.kind not in seen_kinds]
+        if inner:
+            findings.append(Finding("obfuscated_instruction", 0.95, _excerpt(variant)))
+            break
 
     for url in nt.md_images:
         w = 0.6 if _EXFIL.search(url + " ") else 0.3
