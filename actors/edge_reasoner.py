@@ -42,7 +42,7 @@ the served variance (the model's shape, blended towards the normal by the baseli
 When the model's own recent losses are worse than a baseline's, the baseline is served.  A
 forecast's ``volatility``, ``quantiles`` and ``point`` are the served ones; ``direction_prob``
 is the model's.  Its trace says what was served and why (weights and relative losses); a
-change between serving the model, a blend and a baseline is always traced.
+change of the candidate it mostly serves is always traced (with hysteresis).
 ``edge_gate_served_total{served="model"|"blend"|"baseline"}`` counts them.  Only past
 returns enter (no look-ahead), in bar order per symbol, so replays stay byte-identical.
 
@@ -272,7 +272,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         self._m_by_path = {p: m.counter("edge_forecasts_by_path_total", actor=name, path=p) for p in _PATHS}
         self._m_batch = m.histogram("edge_batch_size", actor=name)
         self._m_gate = {g: m.counter("edge_gate_served_total", actor=name, served=g) for g in _GATE_SERVED}
-        self._gate_served: dict[str, str] = {}  # symbol -> what the gate served last (_GATE_SERVED)
+        self._gate_leader: dict[str, str] = {}  # symbol -> the candidate the gate mostly serves
         self._replaced: dict[str, tuple[EdgeModel, dict[str, EdgeModel]]] = {}
         self._refused_symbols: set[str] = set()
         # model -> whether its outputs depend on the news inputs (weak: swapped-out models go)
@@ -554,7 +554,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         cfg = self.config
         row = p.row
         k = model.k
-        q = out[:k]
+        q: np.ndarray | tuple[float, ...] = out[:k]
         vol = float(out[k])
         prob = float(out[k + 1])
         sym = row.symbol
@@ -578,15 +578,19 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         gate: GateDecision | None = None
         switched = False
         if cfg.gate.enabled and vol > 0.0:
-            gate = self._served[p.model_id].gate_for(sym).decide(row, q, vol)
+            gate = self._served[p.model_id].gate_for(sym).decide(row, out[:k], vol)
             q = gate.quantiles
             vol = math.sqrt(gate.variance)
-            served = gate.served
-            self._m_gate[served].inc()
-            # A change of what the gate serves (model, blend, baseline) is explained in a trace,
-            # significant or not.
-            switched = self._gate_served.get(sym, "model") != served
-            self._gate_served[sym] = served
+            self._m_gate[gate.served].inc()
+            # A change of the candidate the gate mostly serves is explained in a trace, significant
+            # or not; with hysteresis (the new one must lead by 0.1), so near-ties do not flap.
+            lead = self._gate_leader.get(sym, "model")
+            new = gate.leader
+            if new != lead:
+                w = dict(zip(gate.names, gate.weights, strict=True))
+                if w[new] >= w.get(lead, 0.0) + 0.1:
+                    switched = True
+                    self._gate_leader[sym] = new
         point = float(q[self._level_mid])
         significant = (
             switched

@@ -109,7 +109,7 @@ class GateDecision(msgspec.Struct, frozen=True, gc=False):
     calibration factor, 1 when off) and ``spread`` (the interval calibration's width factor)."""
 
     variance: float
-    quantiles: np.ndarray
+    quantiles: tuple[float, ...]
     names: tuple[str, ...]
     weights: tuple[float, ...]
     losses: tuple[float, ...]
@@ -182,6 +182,7 @@ class VarianceGate:
         "_iv",
         "_log_spread",
         "_mean_w",
+        "_mid",
         "_names",
         "_pending",
         "_pending_no",
@@ -214,10 +215,11 @@ class VarianceGate:
         self.scored = 0
         nb = len(cfg.baselines)
         self._prior = [cfg.prior_model] + [(1.0 - cfg.prior_model) / nb] * nb if nb else [1.0]
-        self._z = normal_quantiles(levels)
+        self._z = normal_quantiles(levels).tolist()
         self._log_spread = 0.0  # online interval calibration (interval_rate)
-        self._pending_q: np.ndarray | None = None
+        self._pending_q: list[float] | None = None
         lv = [round(x, 6) for x in levels]
+        self._mid = lv.index(0.5) if 0.5 in lv else len(lv) // 2  # the median's column
         self._iv = tuple(
             (lv.index(round(0.5 - c / 2, 6)), lv.index(round(0.5 + c / 2, 6)), 1.0 - c)
             for c in (0.8, 0.9)
@@ -295,21 +297,27 @@ class VarianceGate:
         self._served = var
         self._pending_no = row.bar_no
         wm = w[0]
+        mq = model_quantiles.tolist()
         if wm == 1.0 and var == h_model:
-            q = model_quantiles
+            q = mq
         else:
-            shape = wm * (model_quantiles / model_vol) + (1.0 - wm) * self._z
-            q = math.sqrt(var) * shape
+            # The model's shape in units of its own sd, blended with the normal by the baselines'
+            # share, times the served sd (plain floats: a dozen values).
+            a = wm / model_vol
+            b = 1.0 - wm
+            sd = math.sqrt(var)
+            q = [sd * (a * x + b * zj) for x, zj in zip(mq, self._z, strict=True)]
         if rate:
             # Spread about the median: the location is the model's, the width calibrated.
-            mid = float(np.median(q))
-            q = mid + (q - mid) * math.exp(self._log_spread)
+            mid = q[self._mid]
+            f = math.exp(self._log_spread)
+            q = [mid + (x - mid) * f for x in q]
             self._pending_q = q
         mw = max(self._mean_w, 1e-12)
         idx = [j for j in range(n) if avail[j]]
         return GateDecision(
             var,
-            q,
+            tuple(q),
             tuple(self._names[j] for j in idx),
             tuple(w[j] for j in idx),
             tuple((self._sums[j] - best) / mw for j in idx),
