@@ -6,28 +6,40 @@ forecast is scored when the next bar arrives: no look-ahead).  The candidates ar
 model's variance (``vol ** 2``) and the classical one-step forecasts the feature engine keeps
 for every bar (:class:`~adapters.features.FeatureRow`): ``anchor`` (the model's own anchor:
 GJR-GARCH(1,1) with the parameters fitted at training time, ``scale ** 2``), ``ewma``
-(RiskMetrics 0.94) and ``range`` (calibrated EWMA of the Parkinson range variance).
+(RiskMetrics 0.94), ``range`` (calibrated EWMA of the Parkinson range variance) and ``rv``
+(the same of the within-bar realised variance of the trade prints; not on by default).  A
+baseline without data yet (no range, no trades) gets no weight and, while absent, is charged
+the loss of what was served.
 
-The served log-variance is the weighted mean of the candidates' log-variances with weights
-``w_j ∝ exp(-eta * (S_j - min S))`` (exponentially weighted average forecaster; ``S_j`` the
-discounted loss sums, half-life ``half_life`` scored bars).  QLIKE is convex in the
-log-variance, so the blend's loss is at most the weighted mean of the candidates' losses, and
-the weights move to whichever has done best recently: over a run the gate cannot fall far
-behind its best candidate, and when the model's losses say so it serves the baseline.
-The weights start at a prior that favours the model (what it was trained and validated to
-serve: ``w_j ∝ prior_j * exp(-eta * (S_j - min S))``), so a short history cannot dilute a good
-model; before ``min_scored`` returns have been scored the prior alone is served.
+Calibration (``calibrate_half_life``): each candidate's variance is first multiplied by its
+own discounted mean of ``r**2 / h`` over the scored past - the QLIKE-optimal scale, shrunk
+towards 1 by ``calibrate_prior`` pseudo-observations.  A network whose variance is off by a
+factor (the E-mini model's regular-session variance is far too low) is then served at the
+right level; every candidate is calibrated alike.
+
+The served log-variance is the weighted mean of the calibrated candidates' log-variances with
+weights ``w_j ∝ prior_j * exp(-eta * (S_j - min S))`` (exponentially weighted average
+forecaster; ``S_j`` the discounted loss sums, half-life ``half_life`` scored bars; the prior
+favours the model, what it was trained and validated to serve, so a short history cannot dilute
+a good model).  QLIKE is convex in the log-variance, so the blend's loss is at most the weighted
+mean of the candidates' losses, and the weights move to whichever has done best: over a long
+run the gate falls at most ``ln(1 / prior_j) / eta`` of summed loss behind candidate ``j`` (the
+discounting trades some of that bound for tracking a change of regime), and when the model's
+losses say so it serves the baseline.  Before ``min_scored`` returns have been scored the prior
+alone is served.
 
 Quantiles are rescaled consistently with the served variance: in units of their own
 standard deviation the model's quantiles are blended with the normal quantiles (the
 baselines' shape) by the model's weight, then multiplied by the served standard deviation.
 At model weight 1 the forecast is the model's own; at 0 it is the baseline's normal
-quantiles.
+quantiles.  Then (``interval_rate``) their spread about the median is scaled by a factor that
+an adaptive-conformal step moves after each bar by the misses of the central 80% and 90%
+intervals, so their coverage tends to the nominal one.
 
-Returns of exactly 0 are not scored (a tick-size artefact of fine bars; their QLIKE is
-infinite in the normalised form the product is scored with), and a forecast is scored only
-by the bar that follows the one it was made after (``bar_no`` consecutive).  Deterministic:
-plain float64 arithmetic in bar order per symbol.
+Returns of exactly 0 are not scored for QLIKE (a tick-size artefact of fine bars; their
+normalised QLIKE, the product's score, is undefined) but count for coverage; a forecast is
+scored only by the bar that follows the one it was made after (``bar_no`` consecutive).
+Deterministic: plain float64 arithmetic in bar order per symbol.
 """
 
 from __future__ import annotations
