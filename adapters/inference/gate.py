@@ -22,10 +22,11 @@ weights ``w_j ∝ prior_j * exp(-eta * (S_j - min S))`` (exponentially weighted 
 forecaster; ``S_j`` the discounted loss sums, half-life ``half_life`` scored bars; the prior
 favours the model, what it was trained and validated to serve, so a short history cannot dilute
 a good model).  QLIKE is convex in the log-variance, so the blend's loss is at most the weighted
-mean of the candidates' losses, and the weights move to whichever has done best: over a long
-run the gate falls at most ``ln(1 / prior_j) / eta`` of summed loss behind candidate ``j`` (the
-discounting trades some of that bound for tracking a change of regime), and when the model's
-losses say so it serves the baseline.  Before ``min_scored`` returns have been scored the prior
+mean of the candidates' losses, and the weights move to whichever has done best, so when the
+model's losses say so it serves the baseline.  (For an exp-concave loss this forecaster's regret
+against candidate ``j`` is at most ``ln(1 / prior_j) / eta``; QLIKE is only convex and the sums
+are discounted to follow a change of regime, so that is a guide, not a guarantee: the held-out
+figures of ``finllm bench edge`` are the evidence.)  Before ``min_scored`` returns have been scored the prior
 alone is served.
 
 Quantiles are rescaled consistently with the served variance: in units of their own
