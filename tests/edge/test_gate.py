@@ -220,3 +220,23 @@ def test_interval_calibration_brings_coverage_to_nominal() -> None:
         cover[rate] = float(np.mean(inside80[1000:]))
     assert cover[0.0] < 0.72
     assert abs(cover[0.01] - 0.8) < 0.03
+
+
+@pytest.mark.asyncio
+async def test_no_look_ahead_a_forecast_is_the_same_whatever_follows(es_bars: list[Bar]) -> None:
+    # The gate learns from returns as they arrive: cutting the feed after bar 150 must leave every
+    # forecast made up to there byte-identical (served variance, quantiles, all of it).
+    cfg = EdgeReasonerConfig(model="es-1m", gate=GateConfig(min_scored=5))
+    runs = []
+    for n in (150, 300):
+        async with running_edge(cfg) as run:
+            await run.feed(es_bars[:n], chunk=10)
+            runs.append({f.forecast_id: f for f in _split(run.outputs())[0]})
+    short, full = runs
+    assert len(short) > 100
+    assert all(full[k] == f for k, f in short.items())
+    # ...and the gate did act on them (not the network's variance alone).
+    async with running_edge(EdgeReasonerConfig(model="es-1m", gate=GateConfig(enabled=False))) as run:
+        await run.feed(es_bars[:150], chunk=10)
+        raw = {f.forecast_id: f for f in _split(run.outputs())[0]}
+    assert sum(raw[k].volatility != f.volatility for k, f in short.items()) > 50
