@@ -501,7 +501,8 @@ _DENIAL = re.compile(
     r"\b(?:fake|fabricated|bogus|fraudulent|hoax)\s+(?:press\s+release|report|statement|story|news)\b|"
     r"\berroneously\s+(?:reported|stated|said)\b|\b(?:false|fake)\s+report\b|"
     # Corrections and walk-backs that deny no "report" by name.
-    r"\bcorrection\s+to\b|\bclarif(?:y|ies|ied)\b|\b(?:issued|published|sent|released)\s+in\s+error\b|"
+    r"\bcorrection\s+to\b|\bclarif(?:y|ies|ied)\s+(?:that|(?:the\s+|its\s+)?(?:value|figure|amount|size|"
+    r"terms|number|report|statement|remarks|comments))\b|\b(?:issued|published|sent|released)\s+in\s+error\b|"
     r"\bno\s+(?:final|definitive|binding|firm)\s+(?:agreement|deal|decision|order|offer)\b|"
     r"\bno\s+(?:\w+\s+){0,2}(?:agreement|deal|order|decision|offer)\s+(?:has\s+been\s+|was\s+)?"
     r"(?:finali[sz]ed|reached|signed|made)\b|"

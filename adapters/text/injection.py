@@ -175,8 +175,10 @@ _ESCAPES = re.compile(r"(?:\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|%[0-9a-fA-F]{2}){
 # Directives to the reader model about its own output, persona or secrets, in wordings that avoid
 # "ignore" (paraphrase families of issue 15): second person plus a model-side object.
 _OUTPUT_DICTATE = re.compile(
-    r"\b(?:your|the)\s+(?:final\s+)?(?:output|response|answer|reply|summary|verdict|forecast)\s+"
+    r"\byour\s+(?:final\s+)?(?:output|response|answer|reply|summary|verdict|forecast)\s+"
     r"(?:must|should|shall|has\s+to|needs\s+to)\s+(?:be|read|say|contain|state|include|end)\b|"
+    r"\bthe\s+(?:output|response|answer|reply|forecast|sentiment|rating|score|direction)(?:\s+field)?\s+"
+    r"(?:must|should|shall)\s+(?:be\s+exactly|be\s+only|read|say|state|contain\s+only)\b|"
     r"\b(?:answer|respond|reply)\s+(?:only\s+|exclusively\s+)?with\s+(?:the\s+)?(?:token|word|label|string|json)\b|"
     r"\b(?:please\s+)?(?:answer|respond|reply)\s+only\s+with\b|"
     r"\b(?:include|add|insert|put)\s+in\s+your\s+(?:response|answer|output|reply|summary)\b|"
@@ -184,7 +186,8 @@ _OUTPUT_DICTATE = re.compile(
     r"\b(?:adjust|set|change|raise|lower|fix)\s+(?:your|the)\s+(?:model'?s\s+)?(?:probability|confidence|"
     r"forecast|prediction|score|rating)\b[^.\n]{0,80}\bto\s+\d{1,3}(?:[.,]\d+)?\s*%|"
     r"\bset\s+the\s+(?:probability|confidence|likelihood)\s+of\b[^.\n]{0,60}\bto\s+\d|"
-    r"\bregardless\s+of\s+(?:the\s+|any\s+)?(?:other\s+)?(?:inputs?|data|evidence|content|instructions)\b|"
+    r"\bregardless\s+of\s+(?:the\s+|any\s+)?other\s+(?:inputs?|data|evidence|information|instructions)\b|"
+    r"\bregardless\s+of\s+(?:the\s+|your\s+)?(?:inputs?|instructions)\b|"
     r"\bwhen\s+(?:asked\s+for\s+a\s+view|summari[sz]ing\s+this|you\s+(?:produce|generate|write|summari[sz]e))\b"
     r"[^.\n]{0,80}\b(?:always|set|say|choose|answer|output)\b|"
     r"\b(?:metadata|labels?|fields?)\s+for\s+(?:downstream|automated|machine)\b|"
@@ -220,18 +223,23 @@ _PERSONA = re.compile(
     r"(?:model|character|persona)\b|\byou\s+will\s+(?:be\s+)?(?:speaking|acting|answering)\s+as\b|"
     r"\b(?:in\s+this\s+scenario|for\s+this\s+(?:task|session|exercise)),?\s+you\s+(?:play|are|become)\b|"
     r"\b(?:act|pretend)\s+(?:to\s+be\s+|as\s+)my\b|\bif\s+you\s+were\s+(?:an?\s+)?(?:model|ai|assistant)\b|"
-    r"\bswitch\s+(?:in)?to\s+(?:\w+\s+){0,2}(?:persona|mode|character)\b|\brole\s+change\s*:|"
-    r"\bpretend\s+(?:that\s+)?(?:the\s+)?(?:previous|prior|earlier|above|other)\b|"
+    r"\bswitch\s+(?:in)?to\s+(?:\w+\s+){0,2}(?:persona|character)\b|"
+    r"\bswitch\s+(?:in)?to\s+(?:developer|maintenance|admin|administrator|debug|unrestricted|unfiltered|god|"
+    r"jailbreak|dan|root|test)\s+mode\b|\brole\s+change\s*:|"
+    r"(?:^|[.!?:;]\s*)(?:now\s+)?pretend\s+(?:that\s+)?(?:the\s+)?(?:previous|prior|earlier|above|other)\b|"
     r"\b(?:your|the)\s+(?:new\s+)?(?:identity|persona)\s+is\b",
     _I,
 )
 _SECRETS = re.compile(
     r"\b(?:print|reveal|disclose|list|output|show|dump|share|quote\s+back|repeat|echo|write\s+out|"
-    r"tell\s+(?:me|us)|include|append|send)\b[^.\n]{0,80}\b(?:your|the)\s+(?:full\s+|entire\s+|hidden\s+|"
+    r"tell\s+(?:me|us)|include|append|send)\b[^.\n]{0,80}\byour\s+(?:full\s+|entire\s+|hidden\s+|"
     r"complete\s+|original\s+)?(?:system\s+)?(?:prompt|instructions|configuration|config|credentials|"
-    r"api\s+keys?|tokens?\s+you|environment\s+variables|private\s+keys?|signing\s+keys?|model\s+weights|"
-    r"host\s*name|rules\s+you\s+use|thresholds?\s+(?:values\s+)?(?:you|your)|previous\s+messages|"
-    r"messages\s+of\s+other\s+users)\b|"
+    r"api\s+keys?|tokens?|environment\s+variables|private\s+keys?|signing\s+keys?|model\s+weights|"
+    r"host\s*name|rules|thresholds?|previous\s+messages)\b|"
+    r"\b(?:print|reveal|disclose|output|dump|quote\s+back|echo|write\s+out|tell\s+(?:me|us))\b[^.\n]{0,80}"
+    r"\bthe\s+(?:full\s+|entire\s+|hidden\s+|complete\s+)?(?:system\s+prompt|hidden\s+instructions|"
+    r"api\s+keys?|environment\s+variables|private\s+keys?|signing\s+keys?|model\s+weights|"
+    r"rules\s+you\s+use|thresholds?\s+(?:values\s+)?(?:you|your)|messages\s+of\s+other\s+users)\b|"
     r"\b(?:environment\s+variables|private\s+key\s+file|signing\s+key|broker\s+credentials|api\s+keys?\s+or\s+tokens)\b"
     r"[^.\n]{0,80}\b(?:you|your)\b|\b(?:other\s+users'?|another\s+user'?s)\s+(?:data|positions|messages|portfolios?)\b",
     _I,
@@ -244,22 +252,26 @@ _FAKE_TOOL = re.compile(
 # Overrides, notes to models and requests for the system prompt in other languages (a dismissal
 # verb near an instruction noun, or a note addressed to the model).
 _FOREIGN = re.compile(
-    r"(?:忽略|无视|忽视|忘记|忘掉|不要理会).{0,20}(?:指令|指示|规则|提示|说明)|(?:给|致)(?:模型|AI|人工智能)|系统提示|"
-    r"(?:指示|命令|ルール|プロンプト).{0,12}(?:無視|忘れ)|(?:読む|読んでいる)AI|システムプロンプト|"
-    r"(?:지시|명령|규칙|프롬프트).{0,12}(?:무시|잊)|모델에게|시스템\s*프롬프트|"
+    r"(?:忽略|无视|忽视|忘记|忘掉|不要理会).{0,20}(?:指令|指示|规则|提示|说明)|(?:给|致)(?:模型|AI|人工智能)(?:的)?(?:提示|说明|指令|注意)|(?:你的|您的)(?:系统提示|指令|配置)|"
+    r"(?:透露|显示|输出|公开|告诉).{0,12}(?:系统提示|提示词)|"
+    r"(?:指示|命令|ルール|プロンプト).{0,12}(?:無視|忘れ)|(?:読む|読んでいる)AI|システムプロンプト.{0,12}(?:開示|表示|教え|出力)|"
+    r"(?:지시|명령|규칙|프롬프트).{0,12}(?:무시|잊)|모델에게|시스템\s*프롬프트.{0,12}(?:공개|출력|보여|알려)|"
     r"(?:talimat|komut|kural)\w*.{0,30}(?:yok\s+say|görmezden\s+gel|unut)|modele\s+not|sistem\s+talimat|"
     r"\b(?:zignoruj|ignoruj|zapomnij)\b.{0,40}(?:polece|instrukcj|zasad)|uwaga\s+dla\s+modelu|prompt\w*\s+systemow|"
     r"(?:игнорируй|проигнорируй|забудь|не\s+обращай\s+внимания).{0,40}(?:инструкц|указани|правил|промпт)|"
-    r"для\s+модели|системн\w+\s+промпт|теперь\s+ты\b|"
+    r"(?:примечание|инструкция|указание|сообщение)\s+для\s+модели|"
+    r"(?:раскрой|покажи|выведи)\w*.{0,20}системн\w+\s+промпт|теперь\s+ты\b|"
     r"\b(?:negeer|vergeet)\b.{0,40}(?:instructies|regels)|instructies\s+zijn\s+vervallen|geautomatiseerde\s+lezers|"
-    r"تجاهل.{0,40}(?:التعليمات|الأوامر|القواعد)|للنموذج|"
+    r"تجاهل.{0,40}(?:التعليمات|الأوامر|القواعد)|ملاحظة\s+للنموذج|اكشف.{0,30}(?:تعليمات|موجه)\s+النظام|"
     r"\b(?:ignora|olvida|olvídate\s+de)\b.{0,40}(?:instrucciones|reglas|indicaciones)|nota\s+para\s+el\s+modelo|"
     r"\b(?:ignore|esqueça|ignora)\b.{0,40}(?:instruções|regras|orientações)|sistemas\s+automáticos\s+de\s+leitura|"
     r"orientações\s+recebidas|\b(?:ignora|dimentica)\b.{0,40}(?:istruzioni|regole)|nota\s+per\s+il\s+modello|"
     r"\b(?:ignorier\w*|vergiss)\b.{0,40}(?:anweisungen|vorgaben|regeln)|hinweis\s+an\s+das\s+modell|"
-    r"systemprompt|entwicklermodus|\b(?:ignore[sz]?|oublie[sz]?)\s+(?:toutes\s+)?(?:les|tes|vos)\s+"
+    r"(?:offenleg|offenzuleg|zeig|ausgeb|verrat)\w*.{0,30}systemprompt|systemprompt.{0,30}(?:offenleg|zeig|ausgeb|verrat)|"
+    r"entwicklermodus|\b(?:ignore[sz]?|oublie[sz]?)\s+(?:toutes\s+)?(?:les|tes|vos)\s+"
     r"(?:\w+\s+)?(?:instructions|consignes|règles)|"
-    r"note\s+pour\s+les\s+lecteurs\s+automatiques|prompt\s+(?:de|di)\s+sistema",
+    r"note\s+pour\s+les\s+lecteurs\s+automatiques|"
+    r"(?:revela|muestra|rivela|mostra|revele)\w*.{0,30}(?:prompt|instrucciones|istruzioni|instruções)\s+(?:de|di|do)\s+sistema",
     _I,
 )
 
@@ -358,6 +370,11 @@ _GLUED = (
     "ignore your instructions", "reveal your system prompt", "you are now", "developer mode",
     "ignore all prior instructions", "forget your instructions", "system prompt",
 )  # fmt: skip
+_COMMON = ("the", "and", "of", "to", "is", "you", "your", "for", "all", "ignore", "previous", "instructions",
+           "output", "buy", "sell", "system", "prompt", "rules", "say", "now")  # fmt: skip
+_REVERSED_COMMON = frozenset(w[::-1] for w in _COMMON if len(w) > 2) | {"fo", "ot", "si"}
+_ROT13_COMMON = frozenset(codecs.encode(w, "rot13") for w in _COMMON)
+_WORDS = re.compile(r"[a-z]+")
 _GLUED_KEYS = tuple(k.replace(" ", "") for k in _GLUED)
 
 
@@ -386,8 +403,13 @@ def obfuscation_variants(text: str, *, max_chars: int = 8192) -> list[str]:
         out.append(_SPACED.sub(lambda m: re.sub(r"[ \t]", "", m.group(0)), t))
     if len(_LEET_WORD.findall(t)) >= 2:
         out.append(_LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), t))
-    out.append(t[::-1])
-    out.append(codecs.encode(t, "rot13"))
+    # Reversed and rot13 text are read only when they look like it (two or more common English
+    # words written that way): reading every item both ways would cost more than the rules.
+    words = _WORDS.findall(t.lower())
+    if sum(w in _REVERSED_COMMON for w in words) >= 2:
+        out.append(t[::-1])
+    if sum(w in _ROT13_COMMON for w in words) >= 2:
+        out.append(codecs.encode(t, "rot13"))
     return out
 
 
