@@ -27,7 +27,8 @@ Figures (names as in DESIGN.md):
   ``share_tickers_qlike_below_garch``.  ``FINLLM_SKILL_OUT=DIR`` also writes each dataset's
   figures (pooled and per symbol) to ``DIR/skill-<dataset>.json``.  ``--replay-set PATH=VALUE``
   passes ``--set`` to those replays (``actors[edge].config.gate.enabled=false``: the network
-  without the serve-time gate of :mod:`adapters.inference.gate`).
+  without the serve-time gate of :mod:`adapters.inference.gate`).  ``gate_served_share_{model,
+  blend,baseline}``: what that gate served over the whole replay (from its metrics).
 
 Conventions of the statistics: :mod:`adapters.scoring`.  The replay loads the weights of
 ``--model-dir`` (default ``models/edge``) through the signed manifest, as the product does.
@@ -334,6 +335,7 @@ def _quality(
             t0 = time.perf_counter()
             fpath = replay_forecasts(name, Path(tmp), str(manifest.directory), sets)
             fcs = scoring.read_forecasts(fpath)
+            served = _gate_served(Path(tmp) / "metrics.json")
             replay_s = time.perf_counter() - t0
         model_id = str(fcs[0]["model_id"]).split(".")[0]
         bars = bars_from_tape(tape, bar_ns or 60_000_000_000, mult)
@@ -387,6 +389,11 @@ def _quality(
                 if as_json:
                     value = None
             emit("edge", fig, value, unit, as_json=as_json, **kw, **ctx)
+        total = sum(served.values())
+        for kind, count in served.items():
+            # What the serve-time gate served over the whole replay (not only the scored period).
+            emit("edge", f"gate_served_share_{kind}", count / total if total else math.nan, "fraction",
+                 as_json=as_json, forecasts=total, **ctx)  # fmt: skip
         if withheld:
             per = sk.per_symbol
             for fig in _MEDIAN_FIGURES:
@@ -411,6 +418,21 @@ def _quality(
                 tickers=len(q),
                 **ctx,
             )
+
+
+def _gate_served(path: Path) -> dict[str, int]:
+    """The replay's ``edge_gate_served_total`` counters: kind -> forecasts (empty: gate off)."""
+    import json
+
+    try:
+        counters = json.loads(path.read_text())["counters"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    out = {}
+    for key, v in counters.items():
+        if key.startswith("edge_gate_served_total{") and "served=" in key:
+            out[key.split("served=", 1)[1].rstrip("}")] = int(v)
+    return out if sum(out.values()) else {}
 
 
 _SKILL_OUT = os.environ.get("FINLLM_SKILL_OUT", "")

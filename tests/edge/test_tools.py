@@ -136,6 +136,10 @@ def test_bench_emits_the_design_figures(capsys: pytest.CaptureFixture[str]) -> N
     assert crps["source"].startswith("forecasts.jsonl of finllm replay") and crps["n"] > 1000
     ratio = next(f for f in figs if f["figure"] == "qlike_norm_ratio_vs_garch")
     assert 0.5 < ratio["value"] < 2.0 and ratio["vs"] == "garch"
+    # What the serve-time gate served in that replay, from its metrics: shares that sum to 1.
+    shares = {f["figure"]: f["value"] for f in figs if f["figure"].startswith("gate_served_share_")}
+    assert set(shares) == {f"gate_served_share_{k}" for k in ("model", "blend", "baseline")}
+    assert math.isclose(sum(shares.values()), 1.0)
 
 
 def test_example_config_converts() -> None:
