@@ -182,7 +182,11 @@ def test_obfuscated_instructions_are_read_and_rejected(hidden: str) -> None:
 def test_obfuscation_variants_are_bounded_and_leave_prose_alone() -> None:
     prose = "Apple reported record revenue of $119.6 billion, helped by iPhone sales."
     assert all(scan(v).score < 0.5 for v in obfuscation_variants(prose))
-    assert len(obfuscation_variants("x" * 100_000)[0]) <= 8192
+    long_reversed = "eht dna " * 20_000  # "the and", reversed
+    readings = obfuscation_variants(long_reversed)
+    assert readings and all(len(r) <= 8192 for r in readings)
+    # Ordinary prose is not read backwards or in rot13 at all (bounded cost).
+    assert obfuscation_variants(prose) == []
 
 
 # -- promotion and denials --------------------------------------------------------------------
