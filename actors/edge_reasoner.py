@@ -686,9 +686,18 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         """Serve ``regime`` (None: the default) of ``model_id`` with ``model`` from the next batch on.
 
         Call it on the event loop (from a handler, a timer or a control task); returns the
-        model it replaced, which the caller closes once it no longer shares it.
+        model it replaced, which the caller closes once it no longer shares it.  The serve-time
+        gate keeps what it learnt (a swap of like for like); :meth:`reset_gate` starts it afresh.
         """
         return self._served[model_id].registry.swap(regime, model)
+
+    def reset_gate(self, model_id: str) -> None:
+        """Forget the serve-time gate's losses and calibrations for every symbol of ``model_id``
+        (they described the network that served before); it starts again from its prior."""
+        self._served[model_id].gates.clear()
+        cfg = self.config
+        for sym in [s for s in self._gate_leader if cfg.symbol_models.get(s, cfg.model) == model_id]:
+            del self._gate_leader[sym]
 
     def registry(self, model_id: str) -> RegimeRegistry:
         return self._served[model_id].registry
@@ -708,6 +717,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             if prev is not None:
                 promoted, _ = reg.replace_all(*prev)
                 promoted.close()
+                self.reset_gate(d.model_id)
             self.ctx.log.warning("edge_model_rolled_back", model=d.model_id, decision=d.decision_id,
                                  restored=prev is not None, trace_id=d.trace_id)  # fmt: skip
             return
@@ -727,6 +737,8 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
             )
             return
         self._replaced.setdefault(d.model_id, reg.replace_all(model))
+        # Another network: the gate's losses and calibration were the old one's.
+        self.reset_gate(d.model_id)
         self.ctx.log.info("edge_model_promoted", model=d.model_id, version=model.version,
                           role=d.candidate_role, decision=d.decision_id, trace_id=d.trace_id)  # fmt: skip
 

@@ -240,3 +240,17 @@ async def test_no_look_ahead_a_forecast_is_the_same_whatever_follows(es_bars: li
         await run.feed(es_bars[:150], chunk=10)
         raw = {f.forecast_id: f for f in _split(run.outputs())[0]}
     assert sum(raw[k].volatility != f.volatility for k, f in short.items()) > 50
+
+
+@pytest.mark.asyncio
+async def test_a_new_network_starts_the_gate_afresh(es_bars: list[Bar]) -> None:
+    async with running_edge(EdgeReasonerConfig(model="es-1m")) as run:
+        await run.feed(es_bars[:150])
+        served = run.actor._served["es-1m"]
+        before = served.gates["ES"].scored
+        run.actor.reset_gate("es-1m")  # what a promote / rollback does
+        assert before > 50 and not served.gates
+        await run.feed(es_bars[150:200])
+        assert 0 < served.gates["ES"].scored < before
+        n = len(_split(run.outputs())[0])
+    assert n == 200 - 1 - 20
