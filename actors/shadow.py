@@ -12,7 +12,12 @@ bus and, with ``record_file``, one JSON line each) and **never served**: nothing
 on ``forecast.*``.
 
 Scoring: the outcome of a forecast made at a bar's close is the next bar's log return (one-bar
-horizon, the edge's).  Each bar pairs the serving forecast (the edge's version-1 forecast of
+horizon, the edge's).  The shadow network's forecast goes through its own serve-time gate
+(:class:`~adapters.inference.gate.VarianceGate`, ``gate`` in the config, by default the edge's
+defaults), as the serving edge's does: what is compared is what each model *would serve*, gated
+like with like (a raw network against a gated incumbent would put the gate's calibration on the
+incumbent's side only).  The shadow's gates start afresh at a promotion, as the edge's do.
+Each bar pairs the serving forecast (the edge's version-1 forecast of
 that bar, matched by symbol and ``ts_event``) with the shadow's; per pair the loss is the CRPS
 over the quantile grid (:func:`adapters.scoring.crps_one`, the shared scoring module).  Every
 ``decide_every`` pairs, once at least ``min_samples`` are in, :func:`decide` applies the policy:
@@ -51,6 +56,7 @@ import numpy as np
 
 from adapters.features import FeatureEngine
 from adapters.inference.errors import InferenceError
+from adapters.inference.gate import GateConfig, VarianceGate
 from adapters.inference.manifest import DEFAULT_MODEL_DIR, load_manifest
 from adapters.inference.model import EdgeModel, load_edge_model
 from adapters.scoring import crps_one, diebold_mariano
@@ -83,6 +89,8 @@ class ShadowConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     alpha: float = 0.05
     auto_promote: bool = True
     record_file: str = ""
+    gate: GateConfig = GateConfig()
+    """The shadow's serve-time gate; keep it equal to the serving edge's ``gate``."""
 
     def __post_init__(self) -> None:
         if self.min_samples < 3 or self.decide_every < 1 or self.window < self.min_samples:
@@ -192,7 +200,11 @@ class ShadowEvaluator(Actor[ShadowConfig]):
             self._publish("reject", None, reason=f"candidate refused: {exc}")
             return
         self._shadow = self._candidate
-        self._features = FeatureEngine(self._candidate.spec.feature_config)
+        # The range baseline's decay is the gate's, as in the edge; it feeds no model input.
+        self._features = FeatureEngine(
+            msgspec.structs.replace(self._candidate.spec.feature_config, range_lambda=cfg.gate.range_lambda)
+        )
+        self._gates: dict[str, VarianceGate] = {}
         self._mid = self._candidate.spec.quantile_levels.index(0.5)
         self._publish("shadow", None, reason=f"candidate {self._label(self._candidate)} on trial")
 
@@ -277,10 +289,18 @@ class ShadowEvaluator(Actor[ShadowConfig]):
         assert model is not None
         raw = model.predict_raw(np.stack([r.values for r in rows]), 8)
         k = model.k
+        gate = self.config.gate
         for row, out in zip(rows, raw.astype(np.float64), strict=True):
             if not bool(np.isfinite(out).all()):
                 continue
             q = tuple(float(v) for v in out[:k])
+            vol = float(out[k])
+            if gate.enabled and vol > 0.0:
+                g = self._gates.get(row.symbol)
+                if g is None:
+                    g = self._gates[row.symbol] = VarianceGate(gate, model.spec.quantile_levels)
+                gd = g.decide(row, out[:k], vol)
+                q, vol = gd.quantiles, math.sqrt(gd.variance)
             fc = Forecast(
                 forecast_id=f"{row.symbol}-{row.seq}-shadow",
                 symbol=row.symbol,
@@ -293,7 +313,7 @@ class ShadowEvaluator(Actor[ShadowConfig]):
                 quantile_levels=model.spec.quantile_levels,
                 quantiles=q,
                 direction_prob=float(out[k + 1]),
-                volatility=float(out[k]),
+                volatility=vol,
             )
             o = self._open.get(row.symbol, {}).get(row.ts_event)
             if o is not None:
@@ -338,6 +358,7 @@ class ShadowEvaluator(Actor[ShadowConfig]):
             # regression, on fresh pairs only.
             self._stage = "serving"
             self._shadow = self._incumbent
+            self._gates.clear()
             self._pairs.clear()
             for opened in self._open.values():
                 opened.clear()

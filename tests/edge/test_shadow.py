@@ -221,3 +221,35 @@ async def test_degraded_mode_skips_shadow_forecasts_but_keeps_the_features_warm(
     assert before and not during and skipped == 50
     # Warm at once after the pressure ends: every one of the next 50 bars gets a shadow forecast.
     assert len(after) == 50
+
+
+@ONE_LOOP
+async def test_the_shadow_gates_like_the_edge_so_a_copy_of_the_serving_model_ties(
+    es_bars: list[Bar], model_copy: Path, tmp_path: Path
+) -> None:
+    # The serving network on trial against itself: both forecasts pass through a serve-time gate
+    # of the same config fed the same bars, so each pair is the same forecast and the policy holds.
+    # (Against the raw network the gated incumbent won on its calibration alone.)
+    cfg = ShadowConfig(
+        candidate_dir=str(model_copy), candidate_role="student", min_samples=30, decide_every=10
+    )
+    async with _pipeline(cfg) as (engine, probe):
+        await _feed(engine, es_bars)
+        out = probe.drain()
+    served = {f.ts_event: f for f in out if isinstance(f, Forecast) and not f.forecast_id.endswith("-shadow")}
+    shadow = [f for f in out if isinstance(f, Forecast) and f.forecast_id.endswith("-shadow")]
+    assert len(shadow) > 200
+    pairs = [(served[f.ts_event], f) for f in shadow if f.ts_event in served]
+    assert len(pairs) >= len(shadow) - 1
+    for srv, sh in pairs:
+        assert sh.volatility == pytest.approx(srv.volatility, rel=1e-5)
+        assert sh.quantiles == pytest.approx(srv.quantiles, rel=1e-5, abs=1e-12)
+    # ...and the edge's gate did change what was served (blends), so a raw shadow would not match
+    counters = engine.metrics.snapshot()["counters"]
+    gate = {k: v for k, v in counters.items() if k.startswith("edge_gate_served_total")}
+    blended = {k: v for k, v in gate.items() if "model" not in k}
+    assert sum(blended.values()) > 0, counters
+    decisions = [m for m in out if isinstance(m, ModelDecision)]
+    assert decisions[0].action == "shadow"
+    assert all(d.action == "hold" for d in decisions[1:]) and len(decisions) > 3
+    assert all(d.loss_candidate == pytest.approx(d.loss_serving, rel=1e-5) for d in decisions[1:])
