@@ -59,7 +59,10 @@ half); the accounting, boundary by boundary (every mailbox: offered = accepted +
 shed and accepted = delivered + queued; the source: records offered = chunks x
 ``chunk``; the feed: records in = published + rejected; the edge: bars = forecasts
 + counted drops), whose residuals sum to ``unaccounted`` (0 when nothing vanished);
-every shed by place and reason; the mode timeline and the time back to NORMAL.
+every shed by place and reason; the mode timeline and the time back to NORMAL; the share of
+wall time the in-process load generator spent offering (capacity step and overload: the 3x
+offer costs the node's loop twice what the capacity step's did) and the full-path goodput
+ratio with that share taken out of both sides (an estimate for a loop-bound node).
 
 ``--no-controller`` runs the same schedule with the mode pinned at NORMAL (the
 baseline that shows what the modes buy).
@@ -155,6 +158,9 @@ class TapeLoad(Actor[TapeLoadConfig]):
             raise ValueError(f"tape rows ({len(tape)}) must be a multiple of chunk ({cfg.chunk})")
         self._tape = TapeSource(tape, name="load", loops=1 << 20)
         self._chunks = self.ctx.metrics.counter("load_chunks_offered_total")
+        # The generator shares the node's loop: its own time is counted so that a figure can say
+        # how much of the loop went to *offering* the load rather than serving it.
+        self._busy = self.ctx.metrics.counter("load_busy_ns_total")
 
     def begin(self, start_ns: int) -> None:
         """Start the schedule at ``start_ns`` (live clock); call on the loop, once every actor runs."""
@@ -180,6 +186,7 @@ class TapeLoad(Actor[TapeLoadConfig]):
         return int(sum(s * r for s, r in self.config.phases))
 
     def _tick(self) -> None:
+        t0 = time.perf_counter_ns()
         cfg = self.config
         now = self.ctx.clock.now_ns()
         n = (self._due(now) - self._offered) // cfg.chunk
@@ -187,6 +194,7 @@ class TapeLoad(Actor[TapeLoadConfig]):
             self.ctx.publish(cfg.topic, self._tape.take(2**62, cfg.chunk))
         self._offered += n * cfg.chunk
         self._chunks.inc(n)
+        self._busy.inc(time.perf_counter_ns() - t0)
         if now >= self.end_ns and not self._done and cfg.stop_when_done:
             self._done = True
             self.ctx.request_shutdown("overload schedule finished")
@@ -365,6 +373,14 @@ class OverloadResult(msgspec.Struct, kw_only=True):
     goodput_ratio: float
     goodput_full_ratio: float
     goodput_cheap_ratio: float
+    load_share_capacity: float
+    """Share of the wall time the in-process load generator spent offering records, during the
+    capacity step (NaN when the capacity was given) and during the overload: loop time the node
+    did not have.  At 3x the generator offers twice the records of the capacity step."""
+    load_share_overload: float
+    goodput_full_ratio_loop: float
+    """``goodput_full_ratio`` with the generator's share taken out of both sides (forecasts per
+    second of loop time left to the node): an estimate that assumes the node is loop-bound."""
     p50_unloaded_us: float
     p99_unloaded_us: float
     p50_overload_us: float
@@ -410,7 +426,7 @@ class _Rig:
         self.bounds: tuple[int, ...] = ()
         """Phase start times (wall clock, ns), then the schedule's end; set by :meth:`run`."""
         self.marks: list[dict[str, int]] = []
-        """Counters at each of :attr:`bounds` (``records_in``, ``news_no_embed``)."""
+        """Counters at each of :attr:`bounds` (``records_in``, ``news_no_embed``, ``load_busy_ns``)."""
         self._add_actors()
         self.modes = Probe(self.engine.bus, "control.mode")
 
@@ -485,6 +501,7 @@ class _Rig:
             {
                 "records_in": _counter(m, "md_events_in_total"),
                 "news_no_embed": _counter(m, "news_embeddings_skipped_total"),
+                "load_busy_ns": _counter(m, "load_busy_ns_total"),
             }
         )
 
@@ -602,6 +619,8 @@ class _Capacity(NamedTuple):
     """Messages shed past the feed's mailbox (0: the front shed alone held the load)."""
     front_shed: int
     """Chunks the feed's mailbox shed (0: the offered rate did not saturate the pipeline)."""
+    load_share: float = math.nan
+    """Share of the wall time the load generator spent offering (on the node's own loop)."""
 
 
 async def _capacity(p: OverloadParams) -> _Capacity:
@@ -615,7 +634,14 @@ async def _capacity(p: OverloadParams) -> _Capacity:
     unaccounted = sum(abs(v) for v in residuals.values())
     downstream = sum(st.shed for name, st in summary.mailboxes.items() if name != "feed")
     front = summary.mailboxes["feed"].shed
-    return _Capacity(rig.rate("records_in", 1), forecasts / p.calibrate_s, unaccounted, downstream, front)
+    return _Capacity(
+        rig.rate("records_in", 1),
+        forecasts / p.calibrate_s,
+        unaccounted,
+        downstream,
+        front,
+        rig.rate("load_busy_ns", 1) / _NS,
+    )
 
 
 async def run_experiment(p: OverloadParams) -> OverloadResult:
@@ -674,6 +700,9 @@ async def run_experiment(p: OverloadParams) -> OverloadResult:
         goodput_ratio=ratio((full + cheap) / p.seconds),
         goodput_full_ratio=ratio(full / p.seconds),
         goodput_cheap_ratio=ratio(cheap / p.seconds),
+        load_share_capacity=measured.load_share,
+        load_share_overload=(over_share := rig.rate("load_busy_ns", 2) / _NS),
+        goodput_full_ratio_loop=ratio(full / p.seconds) * (1.0 - measured.load_share) / (1.0 - over_share),
         p50_unloaded_us=warm.percentile(0.5),
         p99_unloaded_us=warm.percentile(0.99),
         p50_overload_us=over.percentile(0.5),
@@ -773,6 +802,15 @@ def _figures(r: OverloadResult) -> list[tuple[str, float | None, str, dict[str, 
         ("goodput_per_s", r.goodput_per_s, "forecasts/s", {"ratio": num(r.goodput_ratio)}),
         ("goodput_full_per_s", r.goodput_full_per_s, "forecasts/s", {"ratio": num(r.goodput_full_ratio)}),
         ("goodput_cheap_per_s", r.goodput_cheap_per_s, "forecasts/s", {"ratio": num(r.goodput_cheap_ratio)}),
+        (
+            "load_generator_share",
+            num(r.load_share_overload),
+            "fraction of wall time",
+            {
+                "capacity_step": num(r.load_share_capacity),
+                "goodput_full_ratio_loop": num(r.goodput_full_ratio_loop),
+            },
+        ),
         (
             "p99_overload_us",
             num(r.p99_overload_us),
