@@ -75,6 +75,7 @@ import asyncio
 import bisect
 import collections
 import functools
+import gc
 import json
 import math
 import os
@@ -91,6 +92,7 @@ from actors.market_data import MarketDataFeed, MarketDataFeedConfig
 from actors.narrative import NarrativeIngest, NarrativeIngestConfig
 from actors.sanity import SanityChecker, SanityCheckerConfig
 from adapters.bars import BarSpec
+from adapters.node_ops import freeze_startup_heap
 from adapters.sources import TapeSource, open_tape
 from adapters.text.checker import AnalyzerConfig
 from adapters.text.news_io import parse_news_line
@@ -508,7 +510,9 @@ class _Rig:
     async def _begin(self) -> None:
         """Once every actor runs (models loaded), start the schedule and the phase marks."""
         e = self.engine
-        await e.runtime.wait_started()
+        # As the live node does (finllm node): startup's heap frozen out of the collector's sight,
+        # or a full collection walks the models' objects and stalls the loop for ~200 ms.
+        await freeze_startup_heap(e)
         start = time.time_ns() + 200_000_000
         t = start
         bounds = []
@@ -535,6 +539,7 @@ class _Rig:
                 await asyncio.sleep(0.25)
 
         loop = asyncio.get_running_loop()
+        thresholds = gc.get_threshold()
         tasks = [loop.create_task(sample()), loop.create_task(self._begin())]
         try:
             summary = await self.engine.run(install_signals=False)
@@ -542,6 +547,9 @@ class _Rig:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # the process outlives the rig (the capacity step, a test session): give the heap back
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)
         rss.append((time.time_ns(), _rss_mb()))
         if len(self.marks) < len(self.bounds):
             raise RuntimeError(f"the engine stopped before the schedule ended: {summary.reason}")
