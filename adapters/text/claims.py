@@ -79,7 +79,8 @@ _UP_CUES = frozenset(
         "beat beats tops topped exceed exceeds exceeded raise raises raised rise surge surges soar "
         "soars jump jumps gain gains win wins won approve approves approved approval clear clears "
         "upgrade upgrades upgraded above expand expands accelerate accelerates record "
-        "strong stronger boost boosts lift lifts"
+        "strong stronger boost boosts boosted lift lifts lifted hike hikes hiked increase increases "
+        "increased ups"
     )
 )
 _DOWN_CUES = frozenset(
@@ -87,7 +88,8 @@ _DOWN_CUES = frozenset(
         "miss misses missed fall cut cuts slash slashes lower lowered slump slumps plunge plunges "
         "tumble sink sinks drop lose loses lost block blocks blocked reject rejects rejected "
         "downgrade downgrades downgraded below contract contracts slow slows slowed loss weak "
-        "weaker gloomy warn warns warning halt halts"
+        "weaker gloomy warn warns warning halt halts lowers trim trims trimmed reduce reduces "
+        "reduced softer softens softened"
     )
 )
 
@@ -240,10 +242,11 @@ class ClaimIndex:
             if best < 0.0:
                 continue
             b = self.direction_band
-            if cue and c.cue and parallel:
-                # Outcome words on both sides decide when the headlines say the same kind of thing
-                # (a sentiment model may misread either); accounts matched by their leads only may
-                # use such words of different subjects ("patients lose weight", "raises the bar").
+            if cue and c.cue and (parallel or cue == c.cue):
+                # Outcome words on both sides decide when they agree, or when the headlines say
+                # the same kind of thing (a sentiment model may misread either); accounts matched
+                # by their leads only may use opposite words of different subjects ("patients
+                # lose weight", "raises the bar").
                 opposite = cue != c.cue
             else:
                 opposite = (sentiment > b and c.direction < -b) or (sentiment < -b and c.direction > b)

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - full-width punctuation of CJK instructions is this file's subject matter
 """Prompt-injection detection, neutralization and spotlighting.
 
 News is untrusted text that may end up inside an LLM prompt.  Three layers:
@@ -36,6 +37,7 @@ __all__ = [
     "Finding",
     "InjectionReport",
     "Spotlighted",
+    "hidden_english",
     "neutralize",
     "obfuscation_variants",
     "scan",
@@ -169,6 +171,7 @@ _JAILBREAK = re.compile(
 _EXFIL = re.compile(r"https?://[^\s)]*[?&](?:q|data|d|x|payload|p|c)=", _I)
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{20,}={0,2}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){16,}(?![0-9A-Fa-f])")
+_B32 = re.compile(r"(?<![A-Z2-7=])[A-Z2-7]{24,}={0,6}(?![A-Z2-7=])")
 _SPACED_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]){11,}[0-9A-Fa-f]{2}(?![0-9A-Fa-f])")
 _ESCAPES = re.compile(r"(?:\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|%[0-9a-fA-F]{2}){8,}")
 
@@ -275,6 +278,69 @@ _FOREIGN = re.compile(
     _I,
 )
 
+# Second pass (after the first run on the second blind set, 2026-12-02): text that names the
+# reader model's own output, addresses automated readers by what they do, or binds them to a label.
+_MODEL_NOUN = (
+    r"(?:ai|a\.i\.|llms?|llm-based\s+\w+|language\s+models?|models?|assistants?|chatbots?|bots?|agents?|"
+    r"classifiers?|summari[sz]ers?|newsreaders?|reading\s+systems?|automated\s+\w+|pipelines?|"
+    r"(?:ai|vision|language)\s+(?:and\s+language\s+)?(?:systems?|models?))"
+)
+_MODEL_OUTPUT = re.compile(
+    r"\b(?:in|to|into|from)\s+your\s+(?:final\s+)?(?:response|answer|output|reply|summary|summaries)\b|"
+    r"\byour\s+(?:system\s+prompt|hidden\s+instructions|configuration|api\s+keys?|credentials)\b|"
+    r"\b(?:answer|respond|reply|output)\s+only\s*:|\bsay\s+(?:that\s+)?you\s+are\s+(?:certain|sure|confident)\b|"
+    r"\b(?:must|should|shall|is\s+required\s+to|are\s+required\s+to)\b[^.\n]{0,80}"
+    r"\b(?:no\s+matter\s+what|regardless\s+of)\b|"
+    r"\b(?:no\s+matter\s+what|regardless\s+of)\s+(?:the\s+)?(?:figures|data|numbers|results|facts|evidence)"
+    r"\s+(?:above|below|in\s+this|shows?|says?)\b|"
+    r"\b(?:sentiment|rating|score|direction|forecast|confidence|outlook)\s+(?:must|should|shall|is\s+to)\s+be\s+"
+    r"(?:reported|set|given|described|labell?ed|marked|rated|classified|recorded)\s+as\b|"
+    r"\b(?:any|the|every)\s+(?:trading\s+)?(?:signal|forecast|rating|recommendation|summary|score)\s+"
+    r"(?:derived|generated|produced|drawn)\s+from\s+this\b|"
+    r"\brequired\s+to\s+(?:label|rate|mark|classify|treat|score|describe|report)\s+(?:our|this|these|the)\s+"
+    r"(?:items?|articles?|stor(?:y|ies)|texts?|reports?|news|feed)\b|"
+    r"\bshould\s+be\s+read\s+as\s+[\"'\u2018\u201c]|"
+    r"(?:^|[.!?:;]\s*)(?:please\s+)?(?:grade|predict|classify|label|declare|tag|flag)\s+(?:that\s+|this\s+|these\s+|"
+    r"the\s+|it\s+|[A-Z]\w+\s+)[^.\n]{0,80}\b(?:buy|sell|beat|miss|bullish|bearish|positive|negative|"
+    r"certain|strong|up|down|falls?|rises?|\d+\s?%|verified|credible|true)\b|"
+    r"(?:^|[.!?:;]\s*)rate\s+(?:this|these|it|[A-Z]\w+(?:\s+[A-Z]\w+)?(?:\s+\([A-Z]{1,5}\))?)\s+(?:an?\s+|as\s+)?"
+    r"[\"'\u2018\u201c]?(?:strong\s+)?(?:buy|sell|bullish|bearish|positive|negative|outperform)\b",
+    _I,
+)
+_AI_READERS = re.compile(
+    r"\b" + _MODEL_NOUN + r"\s+(?:that\s+(?:are\s+|is\s+)?|which\s+(?:are\s+|is\s+)?)?(?:reading|processing|"
+    r"parsing|summari[sz]ing|analy[sz]ing|ingesting|scanning|indexing)\s+(?:this|these|the\s+following)\b|"
+    r"\b(?:note|message|attention|instructions?|memo|housekeeping|reminder|notice|directive|heads[- ]up)\s+"
+    r"(?:to|for)\s+(?:the\s+|any\s+|all\s+|our\s+)?(?:[\w-]+\s+){0,2}" + _MODEL_NOUN + r"\s*[:,]|"
+    r"\b(?:partners'?|downstream|your)\s+(?:classifiers?|models?|summari[sz]ers?|pipelines?)\b[^.\n]{0,40}"
+    r"\b(?:must|should|are\s+(?:contractually\s+)?required|have\s+to)\b|"
+    r"\b[A-Z][A-Z0-9]*_(?:API_KEY|SECRET\w*|TOKEN|PASSWORD|ACCESS_KEY|KEY|URL)\b|"
+    r"\b(?:the\s+current\s+user|this\s+account'?s?)\b[^.\n]{0,40}\b(?:id|email|watchlist|positions?|notes|"
+    r"cost\s+basis|address)\b|\bother\s+(?:clients|users|customers)\b[^.\n]{0,40}\byou\b|"
+    r"\bprivate\s+notes\s+attached\b",
+    _I,
+)
+_JSON_BREAKOUT = re.compile(
+    r"[\"']\s*[}\]]+\s*,\s*[\"']\w+[\"']\s*:|"
+    r"[\"'](?:verdict|status|sources_independent|verified|trusted|label)[\"']\s*:\s*[\"']?(?:pass|accept\w*|"
+    r"verified|true|trusted|safe)\b",
+    _I,
+)
+_FOREIGN_2 = re.compile(
+    r"系统提示\s*[:：]|阅读本文的(?:人工智能|AI|模型)|(?:不要再?|别再?)遵守.{0,8}(?:规则|指令)|(?:人工智能|AI)[,，]\s*请|"
+    r"AIへの(?:指示|注意|メッセージ)|(?:設定|指示)は(?:無効|取り消)|AI에게|AI에\s*대한\s*지시|"
+    r"(?:aviso|nota|recado|istruzione|instrucción|instrucao|instrução|hinweis|remarque|anweisung)\s+"
+    r"(?:ao|à|al|alla|per\s+il|para\s+el|para\s+o|an\s+das|an\s+die|pour\s+le|pour\s+l')\s*"
+    r"(?:assistente|modelo|modello|modell|modèle|ia|ki|sistema|system|asistente)\b|"
+    r"\b(?:modèles?|ia|assistants?|modelos?|modelli|modelle|ki-systeme)\s+(?:qui\s+lisent|que\s+leen|che\s+leggono|"
+    r"die\s+diesen|que\s+lêem|que\s+leem)\b|"
+    r"\b(?:desconsidere|desconsidera|disconsidera)\b.{0,40}(?:regras|reglas|instruções|instrucciones|orientações)|"
+    r"(?:instrucciones|istruzioni|instruções|anweisungen|instructions)\s+(?:ocultas|nascoste|cachées|versteckten)|"
+    r"(?:versteckten|geheimen)\s+anweisungen|"
+    r"\bgib\b.{0,40}systemprompt|(?:dein\w*|den\s+vollständigen)\s+systemprompt",
+    _I,
+)
+
 # (pattern, kind, weight).  A single strong finding (>= 0.5) rejects an item;
 # the weak ones only combine.
 _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
@@ -294,6 +360,10 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
     (_SECRETS, "secret_request", 0.6),
     (_FAKE_TOOL, "forged_tool_output", 0.6),
     (_FOREIGN, "foreign_instruction", 0.6),
+    (_MODEL_OUTPUT, "output_dictation", 0.6),
+    (_AI_READERS, "addresses_model", 0.6),
+    (_JSON_BREAKOUT, "forged_tool_output", 0.6),
+    (_FOREIGN_2, "foreign_instruction", 0.6),
 )
 
 
@@ -344,6 +414,14 @@ def _decode_payloads(text: str) -> list[str]:
             continue
         if _printable_ratio(raw) >= 0.95 and b" " in raw:
             found.append(raw.decode("ascii", "replace"))
+    for m in _B32.finditer(text):
+        tok = m.group(0)
+        try:
+            raw = base64.b32decode(tok + "=" * (-len(tok.rstrip("=")) % 8 if not tok.endswith("=") else 0))
+        except (binascii.Error, ValueError):
+            continue
+        if len(raw) >= 12 and _printable_ratio(raw) >= 0.95 and b" " in raw:
+            found.append(raw.decode("ascii", "replace"))
     for m in _SPACED_HEX.finditer(text):
         raw = bytes.fromhex(m.group(0).replace(" ", "").replace(":", ""))
         if _printable_ratio(raw) >= 0.95 and b" " in raw:
@@ -370,10 +448,17 @@ _GLUED = (
     "ignore your instructions", "reveal your system prompt", "you are now", "developer mode",
     "ignore all prior instructions", "forget your instructions", "system prompt",
 )  # fmt: skip
+# Common words of English instructions; their reversals and rot13 forms are not English words
+# (so "now" -> "won", "are" -> "era", "not" -> "ton", "in" -> "va" are left out where they clash).
 _COMMON = ("the", "and", "of", "to", "is", "you", "your", "for", "all", "ignore", "previous", "instructions",
-           "output", "buy", "sell", "system", "prompt", "rules", "say", "now")  # fmt: skip
-_REVERSED_COMMON = frozenset(w[::-1] for w in _COMMON if len(w) > 2) | {"fo", "ot", "si"}
-_ROT13_COMMON = frozenset(codecs.encode(w, "rot13") for w in _COMMON)
+           "output", "buy", "sell", "system", "prompt", "rules", "say", "this", "that", "with", "as",
+           "it", "report", "true", "accept", "check", "sources", "model", "answer", "stock")  # fmt: skip
+_REVERSED_COMMON = frozenset(w[::-1] for w in _COMMON if len(w) > 2 and w not in ("now",)) | {
+    "fo",
+    "ot",
+    "si",
+}
+_ROT13_COMMON = frozenset(codecs.encode(w, "rot13") for w in (*_COMMON, "are", "not", "stop", "now"))
 _WORDS = re.compile(r"[a-z]+")
 _GLUED_KEYS = tuple(k.replace(" ", "") for k in _GLUED)
 
@@ -411,6 +496,13 @@ def obfuscation_variants(text: str, *, max_chars: int = 8192) -> list[str]:
     if sum(w in _ROT13_COMMON for w in words) >= 2:
         out.append(codecs.encode(t, "rot13"))
     return out
+
+
+def hidden_english(text: str, *, max_chars: int = 8192) -> bool:
+    """True when ``text`` holds English written backwards or in rot13 (three or more common words
+    in that form): news has no reason to, hiding text from its reader is the point."""
+    words = _WORDS.findall(text[:max_chars].lower())
+    return sum(w in _REVERSED_COMMON for w in words) >= 3 or sum(w in _ROT13_COMMON for w in words) >= 3
 
 
 def scan(raw: str, normalized: NormalizedText | None = None) -> InjectionReport:
@@ -461,6 +553,9 @@ def scan(raw: str, normalized: NormalizedText | None = None) -> InjectionReport:
         if inner:
             findings.append(Finding("obfuscated_instruction", 0.95, _excerpt(variant)))
             break
+    else:
+        if hidden_english(nt.text):
+            findings.append(Finding("obfuscated_text", 0.6, "reversed or rot13 English"))
 
     for url in nt.md_images:
         w = 0.6 if _EXFIL.search(url + " ") else 0.3
