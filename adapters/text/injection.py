@@ -372,10 +372,32 @@ def _excerpt(s: str, n: int = 60) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+# The other-language rules are slow (many alternatives without a literal start); they run only
+# on text with a non-ASCII letter or one of these words of Latin-script languages.
+_FOREIGN_HINT = re.compile(
+    r"\b(?:ignor\w*|olvid\w*|negeer|vergeet|vergiss|zignoruj|zapomnij|dimentica|esque\w*|desconsider\w*|"
+    r"nota|aviso|recado|hinweis|istruzione|instrucci\w*|uwaga|modele|talimat\w*|instructies|geautomatiseerde|"
+    r"systemprompt|entwicklermodus|gib|dein\w*|remarque|anweisung\w*|revela\w*|muestra|rivela|mostra|"
+    r"modell\w*|modèle|modelo|sistema|orientações|qui|que|che|die|teraz|ты)\b",
+    re.I,
+)
+_FOREIGN_RULES = frozenset({"foreign_instruction"})
+
+
+def _foreign_hint(text: str) -> bool:
+    return _FOREIGN_HINT.search(text) is not None or any(ord(c) > 0x7F and c.isalpha() for c in text)
+
+
 def scan_text(text: str) -> list[Finding]:
     """Rule findings on one piece of plain text (no hidden-content analysis)."""
     out: list[Finding] = []
+    foreign: bool | None = None
     for pat, kind, w in _RULES:
+        if kind in _FOREIGN_RULES:
+            if foreign is None:
+                foreign = _foreign_hint(text)
+            if not foreign:
+                continue
         m = pat.search(text)
         if m:
             out.append(Finding(kind, w, _excerpt(m.group(0))))
@@ -517,10 +539,13 @@ def scan(raw: str, normalized: NormalizedText | None = None) -> InjectionReport:
     # Markup the normalizer removes can carry the attack itself ("### System", tags
     # split by elements): the raw text (compatibility-folded only) is scanned too.
     seen = {f.kind for f in findings}
-    for f in scan_text(unicodedata.normalize("NFKC", raw)):
-        if f.kind not in seen:
-            findings.append(f)
-            seen.add(f.kind)
+    folded = unicodedata.normalize("NFKC", raw)
+    # (Skipped when it reads the same as the normalized text up to spacing: most plain items.)
+    if " ".join(folded.split()) != " ".join(nt.text.split()):
+        for f in scan_text(folded):
+            if f.kind not in seen:
+                findings.append(f)
+                seen.add(f.kind)
 
     for h in nt.hidden:
         inner = scan_text(h)
@@ -547,7 +572,7 @@ def scan(raw: str, normalized: NormalizedText | None = None) -> InjectionReport:
             findings.append(Finding("encoded_payload", 0.3, _excerpt(payload)))
 
     seen_kinds = {f.kind for f in findings}
-    readings = obfuscation_variants(nt.text) + obfuscation_variants(unicodedata.normalize("NFKC", raw))[:2]
+    readings = obfuscation_variants(nt.text) + obfuscation_variants(folded)[:2]
     for variant in readings:
         inner = [f for f in scan_text(variant) if f.weight >= 0.5 and f.kind not in seen_kinds]
         if inner:
