@@ -2,7 +2,12 @@
 
 Usage::
 
-    python -m tools.eval_heldout_news [--dir tools/data/heldout] [--json] [--no-model]
+    python -m tools.eval_heldout_news [--dir tools/data/heldout] [--json] [--verbose] [--no-model]
+                                      [--detector-dir DIR]
+
+``--dir`` takes any set in this layout (``tools/data/heldout2`` is the second one);
+``--detector-dir`` scores with a learned head other than the shipped one (e.g. one trained with
+``python -m tools.train_injection --without-heldout --out DIR``).
 
 Every case becomes news items in the DESIGN.md JSONL schema and goes through
 :func:`tools.commands.check_news.check_file` -- the code of ``finllm check-news``, with the
@@ -23,8 +28,10 @@ analyzer and checker the node's actors use (MiniLM, the learned detector, the so
   (the denial's verdict names ``retracts:``);
 * ``fake_corroboration``: a story that claims corroboration it does not have; share accepted.
 
-The set was written in a separate pass by someone who had not read the rules; it is read only
-by this script.  Figures print as a table (or JSON lines with ``--json``).
+Each set was written in a separate pass by someone who had not read the rules.  The first
+(``tools/data/heldout``) is no longer blind: it was used for tuning and 70% of its attack and
+benign texts train the learned head (``tools/train_injection.py``).  Figures print as a table
+(or JSON lines with ``--json``).
 """
 
 from __future__ import annotations
