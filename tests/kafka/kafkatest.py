@@ -20,6 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from adapters.kafka import record_position, stream_id
 from adapters.tansu import parent_death_signal
@@ -110,6 +111,27 @@ async def produce_trades(
     sent: set[tuple[str, int]] = set()
     futs: list[tuple[str, int, asyncio.Future[Any]]] = []
 
+    async def send(sym: str, seq: int, attempts: int = 5) -> None:
+        # On uvloop a reset can surface inside aiokafka's sender as an unexpected error (a write
+        # to a closed transport); the producer then refuses every later send.  The fault tests
+        # cut connections on purpose: such a producer is replaced, and the record sent again.
+        nonlocal producer
+        for attempt in range(attempts):
+            try:
+                fut = await producer.send(topic, msgpack_encoder.encode(trade(sym, seq)), key=sym.encode())
+            except KafkaError:
+                if attempt == attempts - 1:
+                    raise
+                # (the dead producer has failed its pending batches: settle() sends them again)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(producer.stop(), 10)
+                await asyncio.sleep(0.5)
+                producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+                await producer.start()
+                continue
+            futs.append((sym, seq, fut))
+            return
+
     async def settle(attempts: int = 5) -> None:
         # A batch cut by a connection reset (the fault tests) fails as a whole: send its records
         # again (an input record written twice is forecast twice, never lost).
@@ -128,8 +150,7 @@ async def produce_trades(
                 return
             await asyncio.sleep(0.5)
             for sym, seq in failed:
-                fut = await producer.send(topic, msgpack_encoder.encode(trade(sym, seq)), key=sym.encode())
-                futs.append((sym, seq, fut))
+                await send(sym, seq)
 
     try:
         await producer.start()  # inside try: a client that fails to start is still stopped
@@ -137,8 +158,7 @@ async def produce_trades(
         n = 0
         for seq in range(start_seq, start_seq + n_per_symbol):
             for sym in syms:
-                fut = await producer.send(topic, msgpack_encoder.encode(trade(sym, seq)), key=sym.encode())
-                futs.append((sym, seq, fut))
+                await send(sym, seq)
                 n += 1
                 if rate_per_s and n % chunk == 0:
                     await settle()
