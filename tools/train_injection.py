@@ -90,18 +90,19 @@ _CUE = re.compile(
 )
 
 
+def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file (blank lines skipped); none when it is missing."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _heldout_rows() -> list[dict[str, Any]]:
     """The first held-out set (no longer blind): attack texts and benign hard negatives as passages."""
     d = DATA / "heldout"
     rows: list[dict[str, Any]] = []
     for name, benign in (("attacks.jsonl", False), ("benign_hard.jsonl", True)):
-        path = d / name
-        if not path.is_file():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            x = json.loads(line)
+        for x in _jsonl_rows(d / name):
             lab = "benign" if benign else ("pump" if x.get("family") == "pump" else "injection")
             ps = passages("", x["text"]) or [x["text"]]
             for j, ptxt in enumerate(ps):
@@ -113,13 +114,7 @@ def _heldout_rows() -> list[dict[str, Any]]:
     # Its news stories (true, same-owner, fabricated, denials): real-looking prose, benign for the
     # detector (a fabricated story is a corroboration problem, not an injection).
     for name in ("true_stories.jsonl", "same_group.jsonl", "fake_corroboration.jsonl", "retractions.jsonl"):
-        path = d / name
-        if not path.is_file():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            x = json.loads(line)
+        for x in _jsonl_rows(d / name):
             items = x.get("items") or [x.get("item", {})]
             group = str(x.get("story", "")) + name
             for it in items:

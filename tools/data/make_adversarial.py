@@ -296,11 +296,15 @@ def build() -> list[dict[str, Any]]:
     return rows
 
 
-def main() -> int:
-    rows = build()
-    with OUT.open("w", encoding="utf-8") as f:
+def _write_jsonl(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def main() -> int:
+    rows = build()
+    _write_jsonl(rows, OUT)
     cats: dict[str, int] = {}
     for r in rows:
         cats[r["category"]] = cats.get(r["category"], 0) + 1
@@ -846,9 +850,7 @@ def build_diverse(seed: int = 15, n_per_family: int = 160) -> list[dict[str, Any
 
 def main_diverse() -> int:
     rows = build_diverse()
-    with DIVERSE_OUT.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    _write_jsonl(rows, DIVERSE_OUT)
     print(f"wrote {len(rows)} passages to {DIVERSE_OUT}")
     return 0
 
