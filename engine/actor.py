@@ -289,8 +289,9 @@ class Actor(Generic[C]):
     """Base class of every actor; see the module docstring."""
 
     config_type: ClassVar[type[msgspec.Struct]] = NoConfig
-    batch_size: ClassVar[int] = 256
-    """Most messages handed to one ``on_batch`` call."""
+    batch_size: int = 256
+    """Most messages handed to one ``on_batch`` call: per class, or per instance from its config
+    in ``on_start`` (the mailbox loop reads it once, after ``on_start``)."""
 
     def __init__(self, config: C, ctx: ActorContext) -> None:
         self.config = config

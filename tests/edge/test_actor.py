@@ -265,7 +265,9 @@ async def test_degraded_keeps_the_full_path_on_conflated_bars(es_bars: list[Bar]
     async with running_edge(EdgeReasonerConfig(model="es-1m", gate=off)) as ref:
         await ref.feed(es_bars[:200], chunk=1)
         reference = {f.forecast_id: f for f in _split(ref.outputs())[0]}
-    async with running_edge(EdgeReasonerConfig(model="es-1m", gate=off)) as run:
+    # 25 bars per mailbox batch, more than conflate_above_bars = 20: behind, so conflated
+    cfg = EdgeReasonerConfig(model="es-1m", gate=off, conflate_above_bars=20)
+    async with running_edge(cfg) as run:
         run.engine.runtime.mode = Mode.DEGRADED
         await run.feed(es_bars[:200], chunk=25)
         forecasts, _, _ = _split(run.outputs())
@@ -275,6 +277,25 @@ async def test_degraded_keeps_the_full_path_on_conflated_bars(es_bars: list[Bar]
     assert _count(run, "edge_forecasts_by_path_total", path="full") == len(forecasts) > 0
     assert _count(run, "edge_forecasts_by_path_total", path="cheap") == 0
     assert _dropped(run)["conflated"] == 200 - 21 - len(forecasts)
+
+
+async def test_degraded_forecasts_every_bar_of_a_batch_within_conflate_above_bars(es_bars: list[Bar]) -> None:
+    # 25 bars per batch is within the default 64: not behind by more than a model call, so
+    # DEGRADED forecasts every bar (conflating them saved nothing and lost forecasts)
+    async with running_edge(EdgeReasonerConfig(model="es-1m")) as ref:
+        await ref.feed(es_bars[:200], chunk=1)
+        reference = [f.forecast_id for f in _split(ref.outputs())[0]]
+    async with running_edge(EdgeReasonerConfig(model="es-1m")) as run:
+        run.engine.runtime.mode = Mode.DEGRADED
+        await run.feed(es_bars[:200], chunk=25)
+        forecasts, _, _ = _split(run.outputs())
+    assert [f.forecast_id for f in forecasts] == reference and len(reference) > 150
+    assert _dropped(run)["conflated"] == 0
+    # ...while the cheaper path (SURVIVAL) conflates any batch with two bars of a symbol
+    async with running_edge(EdgeReasonerConfig(model="es-1m")) as run:
+        run.engine.runtime.mode = Mode.SURVIVAL
+        await run.feed(es_bars[:200], chunk=25)
+    assert _dropped(run)["conflated"] > 100
 
 
 async def test_mode_changes_switch_paths_between_batches(es_bars: list[Bar]) -> None:

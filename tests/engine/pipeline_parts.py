@@ -143,7 +143,7 @@ class SlowSink(Actor[Any]):
     """Takes a loop turn per message and remembers the sequence numbers it saw."""
 
     seen: ClassVar[list[int]] = []
-    batch_size: ClassVar[int] = 1
+    batch_size = 1
 
     async def on_message(self, msg: Any) -> None:
         await asyncio.sleep(0)

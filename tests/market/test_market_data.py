@@ -285,3 +285,35 @@ async def test_a_live_feed_checks_what_arrives_in_its_mailbox() -> None:
     assert all(t.ts_recv > T0 for t in got)  # received now, on the live clock
     assert [m.seq for m in msgs if type(m) is Bar] == [position(1, 1)]
     assert [m.reason for m in msgs if type(m) is DeadLetter] == ["non_positive_price"]
+
+
+@pytest.mark.asyncio
+async def test_a_live_feed_takes_batch_messages_per_handler_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bars reach the edge only when the feed's handler returns: batch_messages bounds how much
+    # input one call takes (and so the feed's share of bar-to-forecast latency).
+    from actors.market_data import MarketDataFeed, MarketDataFeedConfig
+    from adapters.sources import position, records_from_messages
+
+    with pytest.raises(ValueError, match="batch_messages"):
+        MarketDataFeedConfig(dataset="", batch_messages=0)
+    sizes: list[int] = []
+    handle = MarketDataFeed.on_batch
+
+    def spy(self: MarketDataFeed, msgs: list[Any]) -> None:
+        sizes.append(len(msgs))
+        handle(self, msgs)
+
+    monkeypatch.setattr(MarketDataFeed, "on_batch", spy)
+    eng = build(feed(dataset="", seq="position", batch_messages=3), clock="live")
+    task = asyncio.ensure_future(eng.run(install_signals=False))
+    try:
+        await eng.runtime.wait_started()
+        ref = eng.ref("feed")
+        for i in range(7):  # queued before the feed's loop runs again
+            t = Trade(symbol="ES", ts_event=T0 + i * S, seq=position(1, i), price=100.0 + i, size=1.0)
+            ref.tell(records_from_messages("kafka", [t]))
+        await settle(eng.runtime)
+    finally:
+        eng.request_shutdown("test done")
+        await asyncio.wait_for(task, 10)
+    assert sizes == [3, 3, 1]
