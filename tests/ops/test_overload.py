@@ -3,10 +3,10 @@
 The 60 s figures come from ``python -m tools.overload`` (see its docstring); this
 test checks what must hold on any machine, however loaded: every message is
 accounted for at every boundary, memory stays bounded, the controller leaves
-NORMAL for DEGRADED under the load (the full model on conflated bars; load
-alone never asks for the cheaper path), and the node comes back to NORMAL
-after it.  Latencies and goodput ratios are not asserted: on a shared 2-core
-machine they measure the neighbours as much as the node.
+NORMAL for DEGRADED under the load (the full model; load alone never asks for
+the cheaper path), and the node comes back to NORMAL after it.  Latencies and
+goodput ratios are not asserted: on a shared 2-core machine they measure the
+neighbours as much as the node.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ async def test_overload_is_accounted_degrades_to_conflation_and_recovers() -> No
     # cheaper model (only distress does, and these loop-lag levels are far above a busy machine's)
     assert r.worst_mode_overload == "DEGRADED", r.modes
     assert any("feed demand" in reason for _, _, reason in r.modes)
-    # the full model served the overload, on bars conflated per symbol
+    # the full model served the overload (bars conflate only behind a backlog)
     assert r.forecasts["overload.full"] > 0 and r.forecasts["overload.cheap"] == 0
     assert r.forecasts["warm.full"] > 0
     assert set(r.models_overload) <= {"es-1m", "es-1m.calm", "es-1m.normal"}
