@@ -244,6 +244,32 @@ def write_skill_json(skill: RunSkill, path: str | Path) -> None:
 
 _PANEL_SYMBOLS = 3  # the run report scores the symbols with the most forecasts, at most this many
 _PANEL_BARS = 3000  # and at most each one's last this many bars (the report must stay quick)
+_MIN_HELD_OUT = 100  # forecasts after the models' validation periods needed for a held-out row
+
+
+def _fitted_until_ns(model_ids: Iterable[str], model_dir: Path | None = None) -> int:
+    """The latest end of a training or validation split among ``model_ids``' manifest entries
+    (ns; 0 when none is known): a forecast at or before it is in-sample for its model."""
+    import json
+    from datetime import datetime
+
+    from adapters.inference.manifest import DEFAULT_MODEL_DIR
+
+    path = (model_dir or DEFAULT_MODEL_DIR) / "manifest.json"
+    try:
+        models = json.loads(path.read_text())["models"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    out = 0
+    for mid in model_ids:
+        entry = models.get(mid) if isinstance(models, dict) else None
+        splits = (entry or {}).get("splits", {})
+        for part in ("train", "val"):
+            last = splits.get(part, {}).get("last_basis")
+            if last:
+                ts = datetime.fromisoformat(str(last).replace("Z", "+00:00"))
+                out = max(out, int(ts.timestamp() * 1e9))
+    return out
 
 
 def skill_panel(
@@ -276,18 +302,39 @@ def skill_panel(
         "each scored against the next bar; baselines one step ahead on the same bars (refitted every "
         "100 bars). Ratios below 1: the edge model's loss is lower. DM: Diebold-Mariano, HAC, two-sided."
     )
+    # A run over the models' own training or validation bars (the main job replays the bundled
+    # E-mini days es-1m was fitted on) scores in-sample: said so, with a held-out row beside it.
+    fitted = _fitted_until_ns({str(f.get("model_id", "")) for f in fcs if f.get("tier", "edge") == "edge"})
+    inside = sum(1 for f in fcs if int(f["ts_event"]) <= fitted) if fitted else 0
+    history = min(250, max(60, len(fcs) // 10))
     try:
-        sk = run_skill(fcs, bars, refit_every=100, min_history=min(250, max(60, len(fcs) // 10)))
+        sk = run_skill(fcs, bars, refit_every=100, min_history=history)
+        held = (
+            run_skill(fcs, bars, start_ns=fitted + 1, refit_every=100, min_history=history)
+            if inside and len(fcs) - inside >= _MIN_HELD_OUT
+            else None
+        )
     except Exception as exc:  # the report is written whatever the panel's data
         return [("Skill", ["note"], [[f"not computed: {type(exc).__name__}: {exc}"]], "")], []
     m = sk.pooled
     rows = []
-    for b in ("rw", "ewma", "garch", "gjr", "har"):
-        if f"crps_ratio_vs_{b}" in m:
-            rows.append(
-                [b, _f(m[f"crps_ratio_vs_{b}"]), _f(m[f"dm_crps_pvalue_vs_{b}"]),
-                 _f(m[f"qlike_norm_ratio_vs_{b}"]), _f(m[f"dm_pvalue_vs_{b}"])]
-            )  # fmt: skip
+    for label, mm in (("", m), (" (held out)", held.pooled if held is not None else {})):
+        for b in ("rw", "ewma", "garch", "gjr", "har"):
+            if f"crps_ratio_vs_{b}" in mm:
+                rows.append(
+                    [b + label, _f(mm[f"crps_ratio_vs_{b}"]), _f(mm[f"dm_crps_pvalue_vs_{b}"]),
+                     _f(mm[f"qlike_norm_ratio_vs_{b}"]), _f(mm[f"dm_pvalue_vs_{b}"])]
+                )  # fmt: skip
+    if inside:
+        note += (
+            f" IN-SAMPLE WARNING: {inside} of {len(fcs)} forecasts fall inside the serving model's "
+            "training or validation period (its manifest's splits), where its skill is not evidence; "
+            + (
+                f"the '(held out)' rows score only the {int(held.pooled.get('n', 0))} after it."
+                if held is not None
+                else "too few come after it for a held-out row."
+            )
+        )
     calib = [[str(int(m["n"])), *(_f(m[k]) for k in ("coverage_80", "coverage_90", "pit_ks_pvalue"))]]
     calib[0] += [_f(m["hit_rate"]), _f(m["pt_pvalue"])]
     tables = [

@@ -73,6 +73,8 @@ def test_the_main_job_runs_shortened(tmp_path: Path, capsys: pytest.CaptureFixtu
     html = (out / "report.html").read_text()
     assert "Skill: edge vs baselines" in html and "not computed" not in html
     assert "<td>garch</td>" in html
+    # ...and says that these bars are ones es-1m was fitted on (its manifest's splits)
+    assert "IN-SAMPLE WARNING" in html and "too few come after it" in html
     # every block mailbox held: nothing was shed while the replay ran (a verdict the sanity
     # checker releases on stop after its sink has stopped is shed "closed": counted, and known)
     running_sheds = {
