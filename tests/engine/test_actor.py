@@ -140,34 +140,27 @@ class Batcher(Actor[Any]):
         Batcher.seen.append(len(msgs))
 
 
-@pytest.mark.asyncio
-async def test_on_batch_receives_bounded_batches() -> None:
-    rt = plain_runtime()
-    Batcher.seen = []
-    cell = ActorCell("b", lambda ctx: Batcher(msgspec.Struct(), ctx), mailbox("b"), runtime=rt)
-    for i in range(7):
-        cell.mailbox.offer(Trade(symbol="ES", ts_event=i, price=1.0, size=1.0))
-    cell.mailbox.close()
-    await cell.run()
-    assert Batcher.seen == [3, 3, 1]
-    assert rt.metrics.counter("messages_processed_total", actor="b").value == 7
-
-
 class ConfiguredBatcher(Batcher):
     async def on_start(self) -> None:
         self.batch_size = 2  # per instance, from its config say: the loop reads it after on_start
 
 
 @pytest.mark.asyncio
-async def test_an_instance_sets_its_batch_size_in_on_start() -> None:
+@pytest.mark.parametrize(
+    ("cls", "n", "expected"),
+    [(Batcher, 7, [3, 3, 1]), (ConfiguredBatcher, 5, [2, 2, 1])],
+    ids=["per-class", "per-instance-in-on_start"],
+)
+async def test_on_batch_receives_bounded_batches(cls: type[Batcher], n: int, expected: list[int]) -> None:
     rt = plain_runtime()
     Batcher.seen = []
-    cell = ActorCell("b", lambda ctx: ConfiguredBatcher(msgspec.Struct(), ctx), mailbox("b"), runtime=rt)
-    for i in range(5):
+    cell = ActorCell("b", lambda ctx: cls(msgspec.Struct(), ctx), mailbox("b"), runtime=rt)
+    for i in range(n):
         cell.mailbox.offer(Trade(symbol="ES", ts_event=i, price=1.0, size=1.0))
     cell.mailbox.close()
     await cell.run()
-    assert Batcher.seen == [2, 2, 1]
+    assert Batcher.seen == expected
+    assert rt.metrics.counter("messages_processed_total", actor="b").value == n
 
 
 def test_dead_letter_without_subscribers_still_logs_and_counts() -> None:
