@@ -247,29 +247,25 @@ _PANEL_BARS = 3000  # and at most each one's last this many bars (the report mus
 _MIN_HELD_OUT = 100  # forecasts after the models' validation periods needed for a held-out row
 
 
-def _fitted_until_ns(model_ids: Iterable[str], model_dir: Path | None = None) -> int:
-    """The latest end of a training or validation split among ``model_ids``' manifest entries
-    (ns; 0 when none is known): a forecast at or before it is in-sample for its model."""
-    import json
-    from datetime import datetime
+def _fitted_until_ns(model_ids: Iterable[str]) -> int:
+    """The latest end of a training or validation split among ``model_ids`` in the shipped
+    manifest (ns; 0 when none is known, or the manifest is refused): a forecast at or before it
+    is in-sample for its model."""
+    from adapters.inference.errors import InferenceError
+    from adapters.inference.manifest import load_manifest
 
-    from adapters.inference.manifest import DEFAULT_MODEL_DIR
-
-    path = (model_dir or DEFAULT_MODEL_DIR) / "manifest.json"
     try:
-        models = json.loads(path.read_text())["models"]
-    except (OSError, ValueError, KeyError):
+        models = load_manifest().models
+    except InferenceError:
         return 0
-    out = 0
-    for mid in model_ids:
-        entry = models.get(mid) if isinstance(models, dict) else None
-        splits = (entry or {}).get("splits", {})
-        for part in ("train", "val"):
-            last = splits.get(part, {}).get("last_basis")
-            if last:
-                ts = datetime.fromisoformat(str(last).replace("Z", "+00:00"))
-                out = max(out, int(ts.timestamp() * 1e9))
-    return out
+    ends = [
+        int(np.datetime64(str(last).rstrip("Z"), "ns").astype(np.int64))
+        for mid in model_ids
+        if mid in models
+        for part in ("train", "val")
+        if (last := models[mid].splits.get(part, {}).get("last_basis"))
+    ]
+    return max(ends, default=0)
 
 
 def skill_panel(
