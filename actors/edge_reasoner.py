@@ -106,10 +106,10 @@ from typing import Any, Final, Literal
 import msgspec
 import numpy as np
 
-from adapters.features import FEATURE_NAMES, FeatureEngine, FeatureRow
+from adapters.features import FEATURE_NAMES, FeatureRow
 from adapters.inference.batcher import MicroBatcher
 from adapters.inference.errors import BackendUnavailable
-from adapters.inference.gate import GateConfig, GateDecision, VarianceGate
+from adapters.inference.gate import GateConfig, GateDecision, SymbolGates, gated_features
 from adapters.inference.manifest import DEFAULT_MODEL_DIR, ModelSpec, load_manifest
 from adapters.inference.model import EdgeModel, load_edge_model
 from adapters.inference.registry import RegimeRegistry
@@ -202,26 +202,16 @@ class _Pending(msgspec.Struct, gc=False):
 class _Served:
     """Everything one model id needs: its features, regimes and regime registry."""
 
-    __slots__ = ("detector", "features", "gate", "gates", "registry", "spec")
+    __slots__ = ("detector", "features", "gates", "registry", "spec")
 
     def __init__(
         self, spec: ModelSpec, registry: RegimeRegistry, regime: RegimeConfig, gate: GateConfig
     ) -> None:
         self.spec = spec
-        # The range baseline's decay is the gate's setting; it feeds no model input.
-        self.features = FeatureEngine(
-            msgspec.structs.replace(spec.feature_config, range_lambda=gate.range_lambda)
-        )
+        self.features = gated_features(spec.feature_config, gate)
         self.detector = RegimeDetector(regime)
         self.registry = registry
-        self.gate = gate
-        self.gates: dict[str, VarianceGate] = {}  # symbol -> its gate state
-
-    def gate_for(self, symbol: str) -> VarianceGate:
-        g = self.gates.get(symbol)
-        if g is None:
-            g = self.gates[symbol] = VarianceGate(self.gate, self.spec.quantile_levels)
-        return g
+        self.gates = SymbolGates(gate, spec.quantile_levels)
 
 
 class EdgeReasoner(Actor[EdgeReasonerConfig]):
@@ -591,7 +581,7 @@ class EdgeReasoner(Actor[EdgeReasonerConfig]):
         gate: GateDecision | None = None
         switched = False
         if cfg.gate.enabled and vol > 0.0:
-            gate = self._served[p.model_id].gate_for(sym).decide(row, out[:k], vol)
+            gate = self._served[p.model_id].gates[sym].decide(row, out[:k], vol)
             q = gate.quantiles
             vol = math.sqrt(gate.variance)
             self._m_gate[gate.served].inc()

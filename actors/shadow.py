@@ -54,9 +54,8 @@ from typing import IO, Any, Final, Literal
 import msgspec
 import numpy as np
 
-from adapters.features import FeatureEngine
 from adapters.inference.errors import InferenceError
-from adapters.inference.gate import GateConfig, VarianceGate
+from adapters.inference.gate import GateConfig, SymbolGates, gated_features
 from adapters.inference.manifest import DEFAULT_MODEL_DIR, load_manifest
 from adapters.inference.model import EdgeModel, load_edge_model
 from adapters.scoring import crps_one, diebold_mariano
@@ -200,11 +199,8 @@ class ShadowEvaluator(Actor[ShadowConfig]):
             self._publish("reject", None, reason=f"candidate refused: {exc}")
             return
         self._shadow = self._candidate
-        # The range baseline's decay is the gate's, as in the edge; it feeds no model input.
-        self._features = FeatureEngine(
-            msgspec.structs.replace(self._candidate.spec.feature_config, range_lambda=cfg.gate.range_lambda)
-        )
-        self._gates: dict[str, VarianceGate] = {}
+        self._features = gated_features(self._candidate.spec.feature_config, cfg.gate)
+        self._gates = SymbolGates(cfg.gate, self._candidate.spec.quantile_levels)
         self._mid = self._candidate.spec.quantile_levels.index(0.5)
         self._publish("shadow", None, reason=f"candidate {self._label(self._candidate)} on trial")
 
@@ -296,10 +292,7 @@ class ShadowEvaluator(Actor[ShadowConfig]):
             q = tuple(float(v) for v in out[:k])
             vol = float(out[k])
             if gate.enabled and vol > 0.0:
-                g = self._gates.get(row.symbol)
-                if g is None:
-                    g = self._gates[row.symbol] = VarianceGate(gate, model.spec.quantile_levels)
-                gd = g.decide(row, out[:k], vol)
+                gd = self._gates[row.symbol].decide(row, out[:k], vol)
                 q, vol = gd.quantiles, math.sqrt(gd.variance)
             fc = Forecast(
                 forecast_id=f"{row.symbol}-{row.seq}-shadow",
@@ -358,7 +351,7 @@ class ShadowEvaluator(Actor[ShadowConfig]):
             # regression, on fresh pairs only.
             self._stage = "serving"
             self._shadow = self._incumbent
-            self._gates.clear()
+            self._gates = SymbolGates(self.config.gate, self._incumbent.spec.quantile_levels)
             self._pairs.clear()
             for opened in self._open.values():
                 opened.clear()

@@ -53,9 +53,17 @@ from typing import Final
 import msgspec
 import numpy as np
 
-from adapters.features import FeatureRow
+from adapters.features import FeatureConfig, FeatureEngine, FeatureRow
 
-__all__ = ["BASELINE_CANDIDATES", "GateConfig", "GateDecision", "VarianceGate", "normal_quantiles"]
+__all__ = [
+    "BASELINE_CANDIDATES",
+    "GateConfig",
+    "GateDecision",
+    "SymbolGates",
+    "VarianceGate",
+    "gated_features",
+    "normal_quantiles",
+]
 
 BASELINE_CANDIDATES: Final = ("anchor", "ewma", "range", "rv")
 _LABELS: Final = {
@@ -338,6 +346,26 @@ class VarianceGate:
             tuple(self._factor[j] for j in idx) if self._cal_decay else (),
             math.exp(self._log_spread) if rate else 1.0,
         )
+
+
+class SymbolGates(dict[str, VarianceGate]):
+    """Symbol -> its :class:`VarianceGate` for one model, each made on first use (a dict:
+    ``clear()`` starts every symbol afresh, as after a promotion)."""
+
+    def __init__(self, cfg: GateConfig, levels: Sequence[float]) -> None:
+        super().__init__()
+        self._cfg = cfg
+        self._levels = levels
+
+    def __missing__(self, symbol: str) -> VarianceGate:
+        g = self[symbol] = VarianceGate(self._cfg, self._levels)
+        return g
+
+
+def gated_features(cfg: FeatureConfig, gate: GateConfig) -> FeatureEngine:
+    """A feature engine for ``cfg`` whose range baseline decays at the gate's ``range_lambda``
+    (that baseline feeds the gate only, no model input)."""
+    return FeatureEngine(msgspec.structs.replace(cfg, range_lambda=gate.range_lambda))
 
 
 def _anchor_var(row: FeatureRow) -> float:
