@@ -228,6 +228,14 @@ def test_guarantee_language_of_bonds_is_not_promotion(text: str) -> None:
         ("Bank of America Neither Admitted Nor Denied CFPB Findings", False),
         ("Pfizer says obesity pill approval does not change full-year outlook", False),
         ("Board has approved the split, the company said", False),
+        # (second pass, after the second blind set)
+        ("Correction: Meridian Trust Bank story", True),
+        ("Amazon says North Carolina investment figure was misreported", True),
+        ("Delta clarifies it did not change its earnings forecast", True),
+        ("Solvane Airlines Says It Has Not Filed for Bankruptcy", True),
+        ("The correction in tech stocks deepened on Friday", False),
+        ("Northcove says veltanumab approval does not change 2026 guidance", False),
+        ("Meta says it will appeal EU fine, neither confirms nor denies breach", False),
     ],
 )
 def test_denials_that_name_no_report(text: str, want: bool) -> None:
@@ -333,22 +341,6 @@ def test_registry_ownership_and_trailing_wire_credits() -> None:
     )
     assert r.origin(r.resolve("bloomberg"), "Apple (AP) shares rose on Monday.") == "bloomberg"
     assert r.origin(r.resolve("wsj"), "Reuters contributed to this report.") == "reuters"
-
-
-@pytest.mark.parametrize(
-    ("text", "want"),
-    [
-        ("Correction: Meridian Trust Bank story", True),
-        ("Amazon says North Carolina investment figure was misreported", True),
-        ("Delta clarifies it did not change its earnings forecast", True),
-        ("Solvane Airlines Says It Has Not Filed for Bankruptcy", True),
-        ("The correction in tech stocks deepened on Friday", False),
-        ("Northcove says veltanumab approval does not change 2026 guidance", False),
-        ("Meta says it will appeal EU fine, neither confirms nor denies breach", False),
-    ],
-)
-def test_second_pass_denials(text: str, want: bool) -> None:
-    assert denial_cue(text) is want
 
 
 @pytest.mark.parametrize(
