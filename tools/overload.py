@@ -68,6 +68,14 @@ capacities (the capacity drifts between runs on a shared machine).
 
 ``--no-controller`` runs the same schedule with the mode pinned at NORMAL (the
 baseline that shows what the modes buy).
+
+``--rounds K`` measures the goodput goal with paired rounds instead (:func:`run_rounds`): on a
+shared machine the capacity moves by +-15% within minutes, more than the goal's margin, so one
+capacity step before a 60 s overload cannot decide it.  The rounds alternate a capacity step and
+a short overload (``--round-s`` at ``--factor`` x the capacity just measured, controller on), K
+times, ending with a capacity step; each round's full-path goodput is divided by the mean of the
+two capacity steps either side of it, seconds apart.  Reported: every round's ratio, their mean
+and the one-sided 95% lower bound of the mean (Student t over the rounds).
 """
 
 from __future__ import annotations
@@ -81,6 +89,7 @@ import gc
 import json
 import math
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -115,6 +124,7 @@ __all__ = [
     "NewsLoadConfig",
     "OverloadParams",
     "OverloadResult",
+    "RoundsResult",
     "SourceConfig",
     "StandInConfig",
     "StandInForecaster",
@@ -123,6 +133,7 @@ __all__ = [
     "TapeLoadConfig",
     "main",
     "run_experiment",
+    "run_rounds",
 ]
 
 _NS: Final = 1_000_000_000
@@ -756,6 +767,91 @@ async def run_experiment(p: OverloadParams) -> OverloadResult:
     )
 
 
+class RoundsResult(msgspec.Struct, kw_only=True):
+    """Paired capacity / overload rounds (:func:`run_rounds`); rates in forecasts per second."""
+
+    capacities_forecasts_per_s: list[float]
+    """The K + 1 capacity steps, in order."""
+    goodput_full_per_s: list[float]
+    """Round i's full-path goodput, between capacity steps i and i + 1."""
+    goodput_cheap_per_s: list[float]
+    ratios: list[float]
+    """Round i's full-path goodput over the mean of its two capacity steps."""
+    ratio_mean: float
+    ratio_median: float
+    ratio_lower95: float
+    """One-sided 95% lower confidence bound of the mean ratio (Student t, K - 1 degrees of freedom)."""
+    p99_ratios: list[float]
+    unaccounted: int
+    worst_modes: list[str]
+    wall_s: float
+
+
+# One-sided 95% quantiles of Student's t for 1..30 degrees of freedom (scipy is not a dependency).
+_T95: Final = (
+    6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812,
+    1.796, 1.782, 1.771, 1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725,
+    1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697,
+)  # fmt: skip
+
+
+def lower95(xs: list[float]) -> float:
+    """The one-sided 95% lower bound of the mean of ``xs`` (NaN for fewer than two values)."""
+    n = len(xs)
+    if n < 2:
+        return math.nan
+    t = _T95[min(n - 1, len(_T95)) - 1]
+    return statistics.fmean(xs) - t * statistics.stdev(xs) / math.sqrt(n)
+
+
+async def run_rounds(p: OverloadParams, rounds: int, round_s: float) -> RoundsResult:
+    """``rounds`` paired rounds: capacity, overload of ``round_s`` at ``p.factor`` x that capacity
+    (controller as ``p.controller``), ..., capacity; see the module docstring."""
+    if rounds < 2:
+        raise ValueError(f"rounds must be at least 2 (a lower bound needs two), got {rounds}")
+    t_wall = time.perf_counter()
+    caps = [await _capacity(p)]
+    full: list[float] = []
+    cheap: list[float] = []
+    p99: list[float] = []
+    worst: list[str] = []
+    unaccounted = caps[0].unaccounted
+    for _ in range(rounds):
+        q = msgspec.structs.replace(
+            p,
+            seconds=round_s,
+            settle_s=min(p.settle_s, 2.0),
+            warm_s=min(p.warm_s, 3.0),
+            recovery_s=min(p.recovery_s, 3.0),
+            capacity_per_s=caps[-1].records_per_s,
+            capacity_forecasts_per_s=caps[-1].forecasts_per_s,
+            capacity_after=False,
+        )
+        r = await run_experiment(q)
+        full.append(r.goodput_full_per_s)
+        cheap.append(r.goodput_cheap_per_s)
+        p99.append(r.p99_ratio)
+        worst.append(r.worst_mode_overload)
+        unaccounted += r.unaccounted
+        caps.append(await _capacity(p))
+        unaccounted += caps[-1].unaccounted
+    fc = [c.forecasts_per_s for c in caps]
+    ratios = [g / ((a + b) / 2.0) for g, a, b in zip(full, fc, fc[1:], strict=False)]
+    return RoundsResult(
+        capacities_forecasts_per_s=fc,
+        goodput_full_per_s=full,
+        goodput_cheap_per_s=cheap,
+        ratios=ratios,
+        ratio_mean=statistics.fmean(ratios),
+        ratio_median=statistics.median(ratios),
+        ratio_lower95=lower95(ratios),
+        p99_ratios=p99,
+        unaccounted=unaccounted,
+        worst_modes=worst,
+        wall_s=time.perf_counter() - t_wall,
+    )
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 
@@ -778,6 +874,10 @@ def _params(argv: list[str]) -> tuple[OverloadParams, argparse.Namespace]:
     ap.add_argument("--news-per-s", type=float, default=d.news_per_s)
     ap.add_argument("--no-embeddings", action="store_true", help="narrative without MiniLM")
     ap.add_argument("--no-controller", action="store_true")
+    ap.add_argument(
+        "--rounds", type=int, default=0, help="paired capacity/overload rounds instead of one run (>= 2)"
+    )
+    ap.add_argument("--round-s", type=float, default=15.0, help="each round's overload, seconds")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     ap.add_argument("--json", action="store_true", help="JSON lines (benchlib format)")
     ap.add_argument("--raw", action="store_true", help="print the whole result as one JSON object")
@@ -874,6 +974,8 @@ def main(argv: list[str]) -> int:
 
     # The controller logs every mode change; the timeline is printed below, keep stdout for figures.
     configure_logging("console", a.log_level)
+    if a.rounds:
+        return _main_rounds(p, a)
     r = run_on_loop(run_experiment(p), p.loop)
     if a.raw:
         print(json.dumps(msgspec.to_builtins(r)))
@@ -906,6 +1008,31 @@ def main(argv: list[str]) -> int:
         emit("overload", "returned_to_normal", back, "bool", as_json=a.json, **ctx, **modes)
     if not a.json:
         _print_details(r)
+    return 0
+
+
+def _main_rounds(p: OverloadParams, a: argparse.Namespace) -> int:
+    rr = run_on_loop(run_rounds(p, a.rounds, a.round_s), p.loop)
+    if a.raw:
+        print(json.dumps(msgspec.to_builtins(rr)))
+        return 0
+    ctx: dict[str, Any] = {"rounds": a.rounds, "round_s": a.round_s, "factor": p.factor, "loop": p.loop}
+    emit(
+        "overload",
+        "goodput_full_ratio_rounds",
+        rr.ratio_mean,
+        "ratio",
+        as_json=a.json,
+        lower95=rr.ratio_lower95,
+        median=rr.ratio_median,
+        ratios=[round(x, 3) for x in rr.ratios],
+        capacities=[round(x) for x in rr.capacities_forecasts_per_s],
+        cheap_per_s=[round(x) for x in rr.goodput_cheap_per_s],
+        p99_ratios=[round(x, 2) for x in rr.p99_ratios],
+        worst_modes=rr.worst_modes,
+        unaccounted=rr.unaccounted,
+        **ctx,
+    )
     return 0
 
 

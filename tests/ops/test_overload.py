@@ -12,11 +12,13 @@ neighbours as much as the node.
 from __future__ import annotations
 
 import json
+import math
 
+import msgspec
 import pytest
 import structlog
 
-from tools.overload import OverloadParams, main, run_experiment
+from tools.overload import OverloadParams, lower95, main, run_experiment, run_rounds
 
 # A nominal capacity, no calibration run: 3x of it overloads the feed's demand signal whatever
 # this machine sustains.  Neighbours stall the loop: that must not keep the node from NORMAL.
@@ -87,3 +89,30 @@ def test_the_command_prints_json_figures(capsys: pytest.CaptureFixture[str]) -> 
     assert next(f for f in figs if f["figure"] == "unaccounted")["value"] == 0
     p99 = next(f for f in figs if f["figure"] == "p99_overload_us")
     assert p99["baseline"] == "unloaded"
+
+
+def test_lower95_is_the_one_sided_student_bound() -> None:
+    # mean 1.0, sd 0.1, n = 4: t(0.95, 3) = 2.353, so 1.0 - 2.353 * 0.1 / 2
+    xs = [1.0 + 0.1 * d for d in (-1.0, 1.0, -1.0, 1.0)]
+    sd = 0.1 * math.sqrt(4 / 3)
+    assert lower95(xs) == pytest.approx(1.0 - 2.353 * sd / 2.0)
+    assert math.isnan(lower95([1.0]))
+    assert lower95([0.9, 0.9, 0.9]) == pytest.approx(0.9)
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_paired_rounds_divide_each_round_by_the_capacity_steps_either_side() -> None:
+    # A nominal guess saturates: each capacity step measures what this machine sustains right then.
+    p = msgspec.structs.replace(FAST, capacity_per_s=0.0, capacity_forecasts_per_s=0.0,
+                                capacity_guess=4000.0, calibrate_s=1.0)  # fmt: skip
+    rr = await run_rounds(p, 2, 1.5)
+    assert len(rr.capacities_forecasts_per_s) == 3 and len(rr.ratios) == 2
+    assert all(c > 0 for c in rr.capacities_forecasts_per_s)
+    caps = rr.capacities_forecasts_per_s
+    for i, (g, r) in enumerate(zip(rr.goodput_full_per_s, rr.ratios, strict=True)):
+        assert r == pytest.approx(g / ((caps[i] + caps[i + 1]) / 2))
+    assert rr.ratio_mean == pytest.approx(sum(rr.ratios) / 2)
+    assert rr.ratio_lower95 <= rr.ratio_mean
+    assert rr.unaccounted == 0
+    with pytest.raises(ValueError, match="at least 2"):
+        await run_rounds(p, 1, 1.5)
