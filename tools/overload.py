@@ -86,6 +86,7 @@ import bisect
 import collections
 import functools
 import gc
+import itertools
 import json
 import math
 import os
@@ -781,6 +782,12 @@ class RoundsResult(msgspec.Struct, kw_only=True):
     ratio_median: float
     ratio_lower95: float
     """One-sided 95% lower confidence bound of the mean ratio (Student t, K - 1 degrees of freedom)."""
+    ratios_loop: list[float]
+    """``ratios`` with the in-process load generator's share of the loop taken out of both sides
+    (as ``OverloadResult.goodput_full_ratio_loop``): an estimate for a loop-bound node whose
+    records arrive from another process."""
+    ratio_loop_mean: float
+    ratio_loop_lower95: float
     p99_ratios: list[float]
     unaccounted: int
     worst_modes: list[str]
@@ -815,6 +822,7 @@ async def run_rounds(p: OverloadParams, rounds: int, round_s: float) -> RoundsRe
     cheap: list[float] = []
     p99: list[float] = []
     worst: list[str] = []
+    share: list[float] = []
     unaccounted = caps[0].unaccounted
     for _ in range(rounds):
         q = msgspec.structs.replace(
@@ -832,11 +840,14 @@ async def run_rounds(p: OverloadParams, rounds: int, round_s: float) -> RoundsRe
         cheap.append(r.goodput_cheap_per_s)
         p99.append(r.p99_ratio)
         worst.append(r.worst_mode_overload)
+        share.append(r.load_share_overload)
         unaccounted += r.unaccounted
         caps.append(await _capacity(p))
         unaccounted += caps[-1].unaccounted
     fc = [c.forecasts_per_s for c in caps]
     ratios = [g / ((a + b) / 2.0) for g, a, b in zip(full, fc, fc[1:], strict=False)]
+    cap_share = [(a.load_share + b.load_share) / 2.0 for a, b in itertools.pairwise(caps)]
+    loop = [r * (1.0 - c) / (1.0 - o) for r, c, o in zip(ratios, cap_share, share, strict=True)]
     return RoundsResult(
         capacities_forecasts_per_s=fc,
         goodput_full_per_s=full,
@@ -845,6 +856,9 @@ async def run_rounds(p: OverloadParams, rounds: int, round_s: float) -> RoundsRe
         ratio_mean=statistics.fmean(ratios),
         ratio_median=statistics.median(ratios),
         ratio_lower95=lower95(ratios),
+        ratios_loop=loop,
+        ratio_loop_mean=statistics.fmean(loop),
+        ratio_loop_lower95=lower95(loop),
         p99_ratios=p99,
         unaccounted=unaccounted,
         worst_modes=worst,
@@ -1026,6 +1040,8 @@ def _main_rounds(p: OverloadParams, a: argparse.Namespace) -> int:
         lower95=rr.ratio_lower95,
         median=rr.ratio_median,
         ratios=[round(x, 3) for x in rr.ratios],
+        ratio_loop_mean=rr.ratio_loop_mean,
+        ratio_loop_lower95=rr.ratio_loop_lower95,
         capacities=[round(x) for x in rr.capacities_forecasts_per_s],
         cheap_per_s=[round(x) for x in rr.goodput_cheap_per_s],
         p99_ratios=[round(x, 2) for x in rr.p99_ratios],
