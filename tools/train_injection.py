@@ -4,7 +4,7 @@ Usage::
 
     python -m tools.train_injection [--out models/injection] [--head logreg|mlp]
 
-Data (written by this project; never a held-out set that is still blind, e.g. ``tools/data/heldout2/``):
+Data (written by this project; never a held-out set that is still blind: ``heldout3``, ``heldout4``):
 
 * ``tools/data/injection_train.jsonl`` (``tools/data/make_injection_train.py``): passages with
   ``benign`` / ``injection`` / ``pump`` labels; a fixed 15% (by id hash) is kept for validation;
@@ -12,9 +12,11 @@ Data (written by this project; never a held-out set that is still blind, e.g. ``
 * ``tools/data/adversarial_diverse.jsonl`` (``python -m tools.data.make_adversarial --diverse``):
   passages of many paraphrase families, other languages and obfuscations; 80% train, 20%
   validation (by id hash);
-* ``tools/data/heldout/`` (the first held-out set, no longer blind since it was used for tuning
-  on 2026-12-02): its attacks and benign hard negatives, cut into passages as the product cuts
-  them; 70% train, 30% validation (by id hash);
+* ``tools/data/heldout/`` and ``tools/data/heldout2/`` (held-out sets no longer blind: each was
+  used for tuning after its first run): attacks, benign hard negatives and the stories' prose,
+  cut into passages as the product cuts them; 70% train, 30% validation (by id hash);
+* ``tools/data/injection_extra/*.jsonl``: passages written as training data by helpers who had
+  not seen the held-out sets; 80% train, 20% validation (by id hash);
 * ``tools/data/adversarial_fresh.jsonl`` and ``adversarial_holdout.jsonl``: validation only.
 
 Each item is scored as the product scores it (:func:`adapters.text.classifier.passages`, max
@@ -97,9 +99,30 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _heldout_rows() -> list[dict[str, Any]]:
-    """The first held-out set (no longer blind): attack texts and benign hard negatives as passages."""
-    d = DATA / "heldout"
+# Held-out sets that are no longer blind (each was used for tuning after its first run); the
+# sets still held out (``heldout3``, ``heldout4``) are never read here.
+_SPENT: tuple[str, ...] = ("heldout", "heldout2")
+
+
+def _extra_rows(leave_out: Any = ()) -> list[dict[str, Any]]:
+    """``tools/data/injection_extra/*.jsonl``: passages written as training data by helpers who had
+    not seen the held-out sets (each file's README says who and how)."""
+    rows: list[dict[str, Any]] = []
+    for f in sorted((DATA / "injection_extra").glob("*.jsonl")):
+        if f.stem in leave_out:
+            continue
+        for x in _jsonl_rows(f):
+            rows.append({"id": x["id"], "group": x["id"], "headline": "", "body": x["text"],
+                         "label": _LABEL[x["label"]],
+                         # "hard" marks hard negatives; the writers also marked subtle attacks so
+                         "hard": bool(x.get("hard")) and x["label"] == "benign"})  # fmt: skip
+    return rows
+
+
+def _heldout_rows(name: str = "heldout") -> list[dict[str, Any]]:
+    """A spent held-out set (no longer blind): attack texts and benign hard negatives as passages."""
+    assert name in _SPENT, name
+    d = DATA / name
     rows: list[dict[str, Any]] = []
     for name, benign in (("attacks.jsonl", False), ("benign_hard.jsonl", True)):
         for x in _jsonl_rows(d / name):
@@ -108,7 +131,9 @@ def _heldout_rows() -> list[dict[str, Any]]:
             for j, ptxt in enumerate(ps):
                 plab = lab
                 if not benign and len(ps) > 1 and j == 0 and not _CUE.search(ptxt):
-                    plab = "benign"
+                    # Likely the market-prose lead of the fragment, but the cue list is short
+                    # ("act on it", "untrusted content" carry none): not taught either way.
+                    continue
                 rows.append({"id": f"{x['id']}-{j}", "group": x["id"], "headline": "", "body": ptxt,
                              "label": plab, "hard": benign})  # fmt: skip
     # Its news stories (true, same-owner, fabricated, denials): real-looking prose, benign for the
@@ -122,6 +147,39 @@ def _heldout_rows() -> list[dict[str, Any]]:
                     rows.append({"id": f"{it.get('id')}-{name}-{j}", "group": group, "headline": "",
                                  "body": ptxt, "label": "benign", "hard": False})  # fmt: skip
     return rows
+
+
+def _left_out_rates(names: list[str], head: InjectionHead, emb: Any) -> dict[str, dict[str, float]]:
+    """Item-level flag rates of the head alone (no rules) on each left-out source: how it does on
+    a writer's wordings it never saw.  An item is an attack when any of its passages is one."""
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        if name in _SPENT:
+            rows = _heldout_rows(name)
+        else:
+            rows = [r for r in _extra_rows() if r["id"].split("-")[0] == _extra_prefix(name)]
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault(r["group"], []).append(r)
+        items = list(groups.values())
+        scores = head.score_passages([[r["body"] for r in g] for g in items], emb)
+        res: dict[str, list[bool]] = {"attack": [], "benign_hard": [], "benign": []}
+        for g, sc in zip(items, scores, strict=True):
+            flagged = sc.injection >= head.injection_threshold or sc.pump >= head.pump_threshold
+            if any(r["label"] != "benign" for r in g):
+                res["attack"].append(flagged)
+            else:
+                res["benign_hard" if any(r.get("hard") for r in g) else "benign"].append(flagged)
+        out[name] = {f"{k}_flagged": round(float(np.mean(v)), 4) for k, v in res.items() if v}
+        out[name] |= {f"{k}_n": len(v) for k, v in res.items() if v}
+    return out
+
+
+def _extra_prefix(stem: str) -> str:
+    """The id prefix of an injection_extra file (its first row's id up to the dash)."""
+    for x in _jsonl_rows(DATA / "injection_extra" / f"{stem}.jsonl"):
+        return str(x["id"]).split("-")[0]
+    raise SystemExit(f"--leave-out {stem}: no tools/data/injection_extra/{stem}.jsonl and not a spent set")
 
 
 def _items_to_passages(rows: list[dict[str, Any]]) -> list[list[str]]:
@@ -156,11 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=INJECTION_DIR)
     ap.add_argument("--head", choices=("logreg", "mlp"), default="logreg")
     ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic head")
+    ap.add_argument("--alpha", type=float, default=1e-3, help="L2 strength of the MLP head")
+    ap.add_argument("--hidden", type=int, default=64, help="hidden units of the MLP head")
     ap.add_argument("--cache", type=Path, default=None, help="embedding cache (.npz), reused when present")
     ap.add_argument("--max-fp", type=float, default=0.01, help="benign validation items flagged, at most")
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--without-heldout", action="store_true",
-                    help="leave tools/data/heldout/ out (to measure what the rest teaches)")  # fmt: skip
+                    help="leave the spent held-out sets out (to measure what the rest teaches)")  # fmt: skip
+    ap.add_argument("--leave-out", action="append", default=[], metavar="NAME",
+                    help="leave one source out of training and validation: a spent set (heldout2) or "
+                    "an injection_extra file stem (writer_a); repeatable, for cross-set checks")  # fmt: skip
     ap.add_argument("--min-injection-threshold", type=float, default=0.8,
                     help="floor of the injection threshold (0.8: chosen on tools/data/injection_dev and "
                     "the real-news benign split, where the validation quantile was too low)")  # fmt: skip
@@ -183,9 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     div = _load(DATA / "adversarial_diverse.jsonl", adversarial=False)
     train += [r for r in div if zlib.crc32(r["id"].encode()) % 100 >= 20]
     val += [r for r in div if zlib.crc32(r["id"].encode()) % 100 < 20]
-    held = [] if args.without_heldout else _heldout_rows()
+    spent = [n for n in _SPENT if n not in args.leave_out]
+    held = [] if args.without_heldout else [r for name in spent for r in _heldout_rows(name)]
     train += [r for r in held if zlib.crc32(r["group"].encode()) % 100 >= 30]
     val += [r for r in held if zlib.crc32(r["group"].encode()) % 100 < 30]
+    extra = _extra_rows(leave_out=args.leave_out)
+    train += [r for r in extra if zlib.crc32(r["id"].encode()) % 100 >= 20]
+    val += [r for r in extra if zlib.crc32(r["id"].encode()) % 100 < 20]
     val_ext: list[dict[str, Any]] = []
     for f in ("adversarial_fresh.jsonl", "adversarial_holdout.jsonl"):
         val_ext += _load(DATA / f, adversarial=True)
@@ -217,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     emb.save()
     y = np.asarray(labels)
     if args.head == "mlp":
-        clf: Any = MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=400, random_state=args.seed)
+        clf: Any = MLPClassifier(
+            hidden_layer_sizes=(args.hidden,), alpha=args.alpha, max_iter=400, random_state=args.seed
+        )
     else:
         clf = LogisticRegression(C=args.c, max_iter=3000, class_weight="balanced")
     clf.fit(x, y)
@@ -250,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     vi, vp = scored(val)
     emb.save()
     vlab = np.asarray([r["label"] for r in val])
-    vhard = np.asarray([bool(r.get("hard")) for r in val])
+    vhard = np.asarray([bool(r.get("hard")) and r["label"] == "benign" for r in val])
     q = 1.0 - args.max_fp
 
     def bound(x: np.ndarray) -> float:
@@ -278,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             res[f"{name}_n"] = int(m.sum())
         return res
 
-    hard = np.asarray([bool(r.get("hard")) for r in val])
+    hard = vhard
     th = manifest["thresholds"]
     hard_flagged = (vi[hard] >= th["injection"]) | (vp[hard] >= th["pump"])
     manifest["metrics"] = {
@@ -291,12 +360,14 @@ def main(argv: list[str] | None = None) -> int:
             str(gen.relative_to(DATA.parents[1])),
             "tools/data/adversarial.jsonl",
             "80% of tools/data/adversarial_diverse.jsonl",
-            "70% of tools/data/heldout/ attacks and benign_hard (no longer blind)",
+            "70% of tools/data/heldout/ and tools/data/heldout2/ (no longer blind), by story or text",
+            "80% of tools/data/injection_extra/*.jsonl",
         ],
         "validation": [
             "15% of injection_train.jsonl",
             "20% of adversarial_diverse.jsonl",
-            "30% of tools/data/heldout/ attacks and benign_hard",
+            "30% of tools/data/heldout/ and tools/data/heldout2/",
+            "20% of tools/data/injection_extra/*.jsonl",
             "tools/data/adversarial_fresh.jsonl",
             "tools/data/adversarial_holdout.jsonl",
         ],
@@ -310,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
                 "adversarial_diverse.jsonl",
                 "heldout/attacks.jsonl",
                 "heldout/benign_hard.jsonl",
+                "heldout2/attacks.jsonl",
+                "heldout2/benign_hard.jsonl",
+                *(f"injection_extra/{f.name}" for f in sorted((DATA / "injection_extra").glob("*.jsonl"))),
             )
         },
         "n_train": len(train),
@@ -318,11 +392,20 @@ def main(argv: list[str] | None = None) -> int:
     manifest["hyperparameters"] = {
         "head": args.head,
         "C": args.c,
+        "alpha": args.alpha,
+        "hidden": args.hidden,
         "max_fp": args.max_fp,
         "seed": args.seed,
         "min_thresholds": [args.min_injection_threshold, args.min_pump_threshold],
+        "leave_out": list(args.leave_out),
     }
+
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if args.leave_out:
+        # Scored by the head as written (its final thresholds), as the product would load it.
+        manifest["metrics"]["left_out"] = _left_out_rates(args.leave_out, InjectionHead(out), emb)
+        emb.save()
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({"thresholds": manifest["thresholds"], "metrics": manifest["metrics"]}, indent=1))
     print(f"trained in {time.perf_counter() - t0:.1f}s -> {out}")
     return 0
