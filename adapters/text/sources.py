@@ -56,6 +56,16 @@ class Outlet:
     syndication: tuple[re.Pattern[str], ...] = field(default=())
 
 
+_DESK_TEXT = (
+    "news business markets market money finance financial economy economics breakingviews wire "
+    "newswire newswires agency service online digital edition english international global live "
+    "tv radio europe asia uk us usa america americas africa india australia canada japan china "
+    "emea apac"
+)
+_DESK_WORDS = frozenset(_DESK_TEXT.split())
+"""Words an outlet's desk, edition or service adds to its name (``resolve`` drops them from the end)."""
+
+
 def _squash(name: str) -> str:
     return _NOT_ALNUM.sub("", name.casefold())
 
@@ -148,6 +158,15 @@ class SourceRegistry:
             return self._names[sq]
         if raw.upper() in self._tickers and len(raw) <= 5:
             return self._tickers[raw.upper()]
+        # A known outlet with a desk, edition or service word ("AFP News", "BBC Business",
+        # "Politico Europe", "Reuters Markets"): the outlet.  Only trailing words are dropped,
+        # so a distinct title built on another's name ("Business Insider") is left alone.
+        words = s.split()
+        while len(words) > 1 and words[-1] in _DESK_WORDS:
+            words.pop()
+            hit = self._names.get(_squash(" ".join(words)))
+            if hit is not None:
+                return hit
         return s
 
     def _web(self, s: str) -> str | None:

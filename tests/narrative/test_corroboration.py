@@ -41,6 +41,14 @@ def _run(an: Analyzer, core: SanityCore, items: list[NewsItem]) -> dict[str, Dec
         ("Bloomberg News", "bloomberg"),
         ("twitter.com/reuters", "twitter/reuters"),  # an account on twitter, not Reuters
         ("reuters.com.evil.example", "web:reuters.com.evil.example"),
+        # desk, edition and service words after a known name
+        ("AFP News", "agence france-presse"),
+        ("BBC Business", "bbc"),
+        ("Politico Europe", "politico"),
+        ("Reuters Breakingviews", "reuters"),
+        # ...but never a distinct title built on another name, nor an unknown outlet's desk
+        ("Business Insider", "business insider"),
+        ("Acme Markets News", "acme markets news"),
     ],
 )
 def test_source_names_domains_and_tickers_resolve_to_one_outlet(name: str, expected: str) -> None:
