@@ -282,9 +282,20 @@ _FOREIGN = re.compile(
 # Second pass (after the first run on the second blind set, 2026-12-02): text that names the
 # reader model's own output, addresses automated readers by what they do, or binds them to a label.
 _MODEL_NOUN = (
-    r"(?:ai|a\.i\.|llms?|llm-based\s+\w+|language\s+models?|models?|assistants?|chatbots?|bots?|agents?|"
+    r"(?:ai\s+(?:tools?|agents?|assistants?|systems?|readers?)|software\s+agents?|voice\s+assistants?|"
+    r"(?:review|processing|reading)\s+(?:tools?|systems?)|ai|a\.i\.|llms?|llm-based\s+\w+|language\s+models?|models?|assistants?|chatbots?|bots?|agents?|"
     r"classifiers?|summari[sz]ers?|newsreaders?|reading\s+systems?|automated\s+\w+|pipelines?|"
     r"(?:ai|vision|language)\s+(?:and\s+language\s+)?(?:systems?|models?))"
+)
+_THIS_DOC = (
+    r"\b(?:this|the\s+following)\s+(?:page|story|article|report|filing|item|text|release|piece|document|"
+    r"feed|site|transcript)\b"
+)
+_BOUND_TO = (
+    r"\b(?:should|must|shall|agrees?\s+to|are\s+(?:asked|expected|required|instructed)\s+to|is\s+to)\s+"
+    r"(?:not\s+)?(?:\w+\s+)?(?:describe|classify|recommend|add|state|mention|say|report|rate|label|treat|"
+    r"tell|summari[sz]e|set|replace|omit|call|present|characteri[sz]e|post|be\s+(?:set|rated|treated|"
+    r"described|classified|labell?ed))\b"
 )
 _MODEL_OUTPUT = re.compile(
     r"\b(?:in|to|into|from)\s+your\s+(?:final\s+)?(?:response|answer|output|reply|summary|summaries)\b|"
@@ -311,14 +322,29 @@ _MODEL_OUTPUT = re.compile(
 _AI_READERS = re.compile(
     r"\b" + _MODEL_NOUN + r"\s+(?:that\s+(?:are\s+|is\s+)?|which\s+(?:are\s+|is\s+)?)?(?:reading|processing|"
     r"parsing|summari[sz]ing|analy[sz]ing|ingesting|scanning|indexing)\s+(?:this|these|the\s+following)\b|"
-    r"\b(?:note|message|attention|instructions?|memo|housekeeping|reminder|notice|directive|heads[- ]up)\s+"
+    r"\b(?:note|message|attention|instructions?|memo|housekeeping|reminder|notice|directive|heads[- ]up|"
+    r"caption|guide|guidance|alt\s+text)\s+"
     r"(?:to|for)\s+(?:the\s+|any\s+|all\s+|our\s+)?(?:[\w-]+\s+){0,2}" + _MODEL_NOUN + r"\s*[:,]|"
     r"\b(?:partners'?|downstream|your)\s+(?:classifiers?|models?|summari[sz]ers?|pipelines?)\b[^.\n]{0,40}"
     r"\b(?:must|should|are\s+(?:contractually\s+)?required|have\s+to)\b|"
     r"\b[A-Z][A-Z0-9]*_(?:API_KEY|SECRET\w*|TOKEN|PASSWORD|ACCESS_KEY|KEY|URL)\b|"
     r"\b(?:the\s+current\s+user|this\s+account'?s?)\b[^.\n]{0,40}\b(?:id|email|watchlist|positions?|notes|"
     r"cost\s+basis|address)\b|\bother\s+(?:clients|users|customers)\b[^.\n]{0,40}\byou\b|"
-    r"\bprivate\s+notes\s+attached\b",
+    r"\bprivate\s+notes\s+attached\b|"
+    # Third pass: a model bound by this very text to do something ("any AI agent that processes
+    # this page agrees to describe...", "review tools should classify this filing as...").
+    # (No comma or semicolon inside: "AI systems must label images, this article explains" is news.)
+    r"\b" + _MODEL_NOUN + r"\b[^.\n,;]{0,40}" + _THIS_DOC + r"[^.\n,;]{0,20}" + _BOUND_TO + r"|"
+    r"\b"
+    + _MODEL_NOUN
+    + r"\b[^.\n,;]{0,20}"
+    + _BOUND_TO
+    + r"[^.\n,;]{0,30}"
+    + _THIS_DOC
+    + r"|"
+    + _THIS_DOC
+    + r"[^.\n,;]{0,40}"
+    + _BOUND_TO,
     _I,
 )
 _JSON_BREAKOUT = re.compile(
