@@ -47,7 +47,7 @@ import msgspec
 import numpy as np
 
 from adapters.text.claims import Claim, ClaimIndex, View, content_tokens, direction_cue
-from adapters.text.classifier import passages
+from adapters.text.classifier import passages, unquote_reported
 from adapters.text.credibility import CredibilityBook, MarketTracker
 from adapters.text.dedup import Deduplicator
 from adapters.text.entities import DEFAULT_UNIVERSE, EntityLinker, Universe
@@ -278,20 +278,10 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
 _EXCLAIM = re.compile(r"!{2,}|(?:!\s*){3,}")
 
 
-_QUOTED = re.compile(r"\"[^\"]{0,300}\"|\u201c[^\u201d]{0,300}\u201d")
-# News about enforcement quotes the promoter's words; they are the story, not a promotion.
-_ENFORCEMENT = re.compile(
-    r"\b(?:fined|fines|charged|charges|accused|alleged|allegedly|prosecutors?|regulators?|sec|fca|finra|"
-    r"court|lawsuit|complaint|indicted|convicted|sued|ban(?:ned|s)?|warned|warning|scheme)\b",
-    re.I,
-)
-
-
 def hype_score(text: str) -> float:
     """Pump-and-dump language score in [0, 1]: ``1 - prod(1 - w)`` over matched cues.  Quoted words
     in news about enforcement (a regulator fining "guaranteed returns" adverts) are not scored."""
-    if _ENFORCEMENT.search(text):
-        text = _QUOTED.sub(" ", text)
+    text = unquote_reported(text)
     s = 1.0
     for pat, w in _HYPE:
         if pat.search(text):

@@ -43,6 +43,7 @@ __all__ = [
     "addressed",
     "latin_share",
     "passages",
+    "unquote_reported",
 ]
 
 CLASSES = ("benign", "injection", "pump")
@@ -117,10 +118,39 @@ _PROMO = re.compile(
 )
 
 
+# Markdown that feeds use for tables, lists and headings (not a role heading such as "### System"):
+# layout, not an address to the reader.
+_MARKDOWN = re.compile(
+    r"(?m)^[ \t]*#{1,6}[ \t]+(?!(?:system|instructions?|response|assistant|user|human|input|output)\b)|"
+    r"\|?(?:[ \t]*:?-{3,}:?[ \t]*\|)+|(?<=\s)\|(?=\s)|^[ \t]*\||\|[ \t]*$|"
+    r"^[ \t]*[-*+][ \t]+",
+    re.I,
+)
+_QUOTED = re.compile(
+    r"\"[^\"]{0,300}\"|\u201c[^\u201d]{0,300}\u201d|\u2018[^\u2019]{0,300}\u2019|(?<!\w)'[^'\n]{1,200}'(?!\w)"
+)
+# News about enforcement quotes the promoter's (or the attacker's) words: they are the story.
+_ENFORCEMENT = re.compile(
+    r"\b(?:fined|fines|charged|charges|accused|alleged|allegedly|prosecutors?|regulators?|sec|fca|finra|"
+    r"court|lawsuit|complaint|indicted|convicted|sued|ban(?:ned|s)?|warned|warning|scheme|red\s+flags?|"
+    r"alerts?)\b",
+    re.I,
+)
+
+
+def unquote_reported(text: str) -> str:
+    """``text`` with its quoted spans blanked when it reports enforcement (a regulator fining
+    "guaranteed returns" adverts), else ``text`` itself.  An attacker can hide behind this by
+    dressing an instruction as a quoted warning; the rules still read the unquoted rest."""
+    if _ENFORCEMENT.search(text):
+        return _QUOTED.sub(" ", text)
+    return text
+
+
 def addressed(text: str) -> bool:
     """True when ``text`` reads as written to its reader (see ``_ADDRESSED``): a necessary sign of
-    an instruction, absent from most third-person news."""
-    return _ADDRESSED.search(text) is not None
+    an instruction, absent from most third-person news.  Table and list markdown does not count."""
+    return _ADDRESSED.search(_MARKDOWN.sub(" ", text)) is not None
 
 
 def latin_share(text: str) -> float:
@@ -194,7 +224,9 @@ class InjectionHead:
         left to the rules, :mod:`adapters.text.injection`)."""
         out = np.array(probs, copy=True)
         for i, t in enumerate(texts):
-            if latin_share(t) < 0.5 or len(t.split()) < _MIN_WORDS:
+            if latin_share(t) < 0.5 or len(t.split()) < _MIN_WORDS or unquote_reported(t) != t:
+                # (A passage quoting the words an enforcement story is about is scored by the
+                # rules on its unquoted rest, as :func:`adapters.text.checker.hype_score` does.)
                 out[i] = 0.0
                 out[i, 0] = 1.0
             elif out[i, 1] < _SOLO and not addressed(t):
@@ -203,8 +235,10 @@ class InjectionHead:
                 # head is all but certain.
                 out[i, 0] += out[i, 1]
                 out[i, 1] = 0.0
-            if out[i, 2] < _SOLO and not _PROMO.search(t):
-                # Promotion names what to buy and what it will gain; without either it is news.
+            if not _PROMO.search(t):
+                # Promotion names what to buy and what it will gain; without either it is news,
+                # however sure the head is (the MLP is overconfident on short odd sentences:
+                # "Trading begins the following day." read 0.992).
                 out[i, 0] += out[i, 2]
                 out[i, 2] = 0.0
         return out

@@ -394,6 +394,27 @@ _FOREIGN_3 = re.compile(
     _I,
 )
 
+# An AI or model named, in any of the languages the head cannot read, next to a request or an
+# imperative in that language: a note to the machine reading the item.  (News about AI products
+# names them without asking anything of the reader.)
+_AI_NOUN_ANY = (
+    # (No \b around the Latin letters: "AI는" runs straight into a Korean particle.)
+    r"(?:(?<![A-Za-z])(?:AI|A\.I\.|IA|KI)(?![A-Za-z])|(?<![А-Яа-яІі])(?:ИИ|ШІ)(?![А-Яа-яІі])|人工智能|人工知能|인공지능|الذكاء\s*الاصطناعي|एआई|"
+    r"कृत्रिम\s+बुद्धि|yapay\s+zek[aâ]|τεχνητ\w+\s+νοημοσύνη|αυτόματα\s+συστήματα|בינה\s+מלאכותית|"
+    r"ปัญญาประดิษฐ์|trí\s+tuệ\s+nhân\s+tạo|sztuczn\w+\s+inteligencj\w+|uměl\w+\s+inteligenc\w+|"
+    r"модел\w*|模型|نموذج|मॉडल|μοντέλ\w*|מודל|โมเดล|assistentes?\s+de\s+IA|asistentes?\s+de\s+IA)"
+)
+_ASK_ANY = (
+    r"(?:请|請|你|您|ください|して|せよ|세요|십시오|하라|당신|يرجى|الرجاء|اكتب|कृपया|लिखें|करें|बताएं|"
+    r"lütfen|ekle|yaz|sana|παρακαλ\w*|παρουσιάστε|παραλείψτε|γράψτε|אנא|כתוב|הצג|กรุณา|โปรด|แสดง|hãy|"
+    r"vui\s+lòng|proszę|napisz|prosím|napište|пожалуйста|напиши|укажи|опиши|выведи|считать|descrevam|"
+    r"omitam|descrevem|describan|omitan|escriban|beschreib\w*|décrivez|omettez|descrivete|omettete)"
+)
+_SAME_SENTENCE = r"[^.。!！?？\n]{0,60}"
+_FOREIGN_AI = re.compile(
+    _AI_NOUN_ANY + _SAME_SENTENCE + _ASK_ANY + r"|" + _ASK_ANY + _SAME_SENTENCE + _AI_NOUN_ANY
+)
+
 # (pattern, kind, weight).  A single strong finding (>= 0.5) rejects an item;
 # the weak ones only combine.
 _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
@@ -418,6 +439,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
     (_JSON_BREAKOUT, "forged_tool_output", 0.6),
     (_FOREIGN_2, "foreign_instruction", 0.6),
     (_FOREIGN_3, "foreign_instruction", 0.6),
+    (_FOREIGN_AI, "foreign_instruction", 0.6),
 )
 
 
