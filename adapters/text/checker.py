@@ -211,6 +211,23 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             0.45,
         ),
         (r"\bguaranteed?\b", 0.15),
+        # Fifth pass: "buy now" in more languages, private channels, and "no risk" promises
+        # (these combine with the rest, alone they are not enough).
+        (
+            r"\b(?:jetzt\s+(?:kaufen|zugreifen|einsteigen)|kaufen\s+sie\s+jetzt|kupuj\s+(?:teraz|dziś)|"
+            r"beli\s+sekarang|bumili\s+na\s+ngayon|compre\s+(?:hoy|ya|agora)|compra\s+(?:ya|ahora|subito)|"
+            r"achetez\s+(?:maintenant|dès\s+maintenant)|koop\s+nu|nu\s+instappen|instappen\s+kan\s+nog|"
+            r"osta\s+nyt|köp\s+nu|kjøp\s+nå|cumpărați\s+acum|vásárolj\s+most|şimdi\s+al)\b|"
+            r"(?:купите\s+одмах|купуйте\s+зараз|покупайте\s+сейчас|купите\s+сейчас)|"
+            r"\bjoin\s+(?:our|the|my)\s+(?:\w+\s+)?(?:telegram|signal|whatsapp|discord|wechat)\b",
+            0.55,
+        ),
+        (
+            r"\b(?:ohne\s+risiko|sin\s+riesgo|senza\s+rischi|sans\s+risque|sem\s+risco|tiada\s+risiko|"
+            r"walang\s+panganib|ryzyko\s+zerowe|risico\s+is\s+nul|winst\s+gegarandeerd|no\s+risk|zero\s+risk|"
+            r"risk\s+is\s+(?:zero|nil))\b|ризика\s+нема|без\s+риска",
+            0.35,
+        ),
         (
             r"\bset to (?:surge|soar|explode|double|triple|skyrocket)\b|"
             r"\b(?:surge|soar|jump|rise|climb|run)\s+(?:by\s+)?\d{3,}\s?%|"

@@ -415,6 +415,28 @@ _FOREIGN_AI = re.compile(
     _AI_NOUN_ANY + _SAME_SENTENCE + _ASK_ANY + r"|" + _ASK_ANY + _SAME_SENTENCE + _AI_NOUN_ANY
 )
 
+# Fifth pass (after the first run on the sixth blind set): an imperative that sets a field or a
+# label to a value, "when asked about X, say...", greetings to a bot, and questions about the
+# account or the scoring behind the reader.
+_SET_VALUE = re.compile(
+    r"(?:^|[.!?:;]\s+)(?:please\s+)?(?:set|mark|label|tag|record|classify|rate|score|treat|flag|log)\b"
+    r"[^.\n]{0,80}\b(?:to|as)\s+['\"\u2018\u201c]?(?:a\s+|an\s+)?(?:strong\s+)?(?:buy|sell|hold|up|down|neutral|"
+    r"positive|negative|bullish|bearish|confirmed|verified|credible|trusted|not\s+material|immaterial|true|"
+    r"false|denial|routine|low[- ]risk|safe)\b|"
+    r"\bwhen\s+(?:anyone\s+|someone\s+|a\s+user\s+|users\s+|you\s+are\s+|you're\s+)?ask(?:s|ed)?\s+about\s+"
+    r"[^,.\n]{1,60},\s*(?:say|tell|answer|reply|respond|state|the\s+(?:direction|answer|forecast)\s+is)\b|"
+    r"\b(?:hey|hi|dear|attention|psst|yo)[,\s]+(?:assistant|bot|ai|model|chatbot|agent|summari[sz]er)\b|"
+    r"\bfor\s+the\s+bot\b|\b(?:account|fund|client|user|principal)\s+(?:you\s+serve|that\s+runs\s+you|"
+    r"running\s+you)\b|\byour\s+(?:principal|owner|checker|scorer|scoring\s+rules)\b|"
+    r"\b(?:ur|your)\s+(?:database|db)\s+(?:connection|password)\b|\bbroker\s+login\b|"
+    r"\b(?:machine|machines|bots?|aggregators?|crawlers?|scrapers?|agents?)\s+(?:that\s+(?:are\s+)?|which\s+)?"
+    r"(?:condensing|republishing|aggregating|repackaging|rewriting|paraphrasing|quoting|scraping|crawling|"
+    r"ingesting|indexing)\s+this\b|"
+    r"\bif\s+you\s+are\s+(?:a|an)\s+(?:machine|bot|ai|model|program|language\s+model|automated\s+\w+)\b|"
+    r"\(for\s+(?:ai|llm|bots?|machines?|aggregators?|automated\s+\w+)\s+(?:\w+\s+)?only\)",
+    _I,
+)
+
 # (pattern, kind, weight).  A single strong finding (>= 0.5) rejects an item;
 # the weak ones only combine.
 _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
@@ -440,6 +462,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
     (_FOREIGN_2, "foreign_instruction", 0.6),
     (_FOREIGN_3, "foreign_instruction", 0.6),
     (_FOREIGN_AI, "foreign_instruction", 0.6),
+    (_SET_VALUE, "output_dictation", 0.6),
 )
 
 
