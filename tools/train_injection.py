@@ -4,7 +4,7 @@ Usage::
 
     python -m tools.train_injection [--out models/injection] [--head logreg|mlp]
 
-Data (written by this project; never a held-out set that is still blind: ``heldout3``, ``heldout4``):
+Data (written by this project; never a held-out set that is still blind: ``heldout3`` to ``heldout7``):
 
 * ``tools/data/injection_train.jsonl`` (``tools/data/make_injection_train.py``): passages with
   ``benign`` / ``injection`` / ``pump`` labels; a fixed 15% (by id hash) is kept for validation;
@@ -34,6 +34,7 @@ import json
 import re
 import time
 import zlib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -100,21 +101,28 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
 
 
 # Held-out sets that are no longer blind (each was used for tuning after its first run); the
-# sets still held out (``heldout3``, ``heldout4``) are never read here.
+# others (``heldout3`` to ``heldout7``) are evaluation sets and never read here.
 _SPENT: tuple[str, ...] = ("heldout", "heldout2")
 
 
-def _extra_rows(leave_out: Any = ()) -> list[dict[str, Any]]:
+def _extra_rows(leave_out: Collection[str] = (), only: str = "") -> list[dict[str, Any]]:
     """``tools/data/injection_extra/*.jsonl``: passages written as training data by helpers who had
-    not seen the held-out sets (each file's README says who and how)."""
+    not seen the held-out sets (each file's README says who and how); the files named by their
+    stem in ``leave_out`` are skipped, and with ``only`` just that file is read."""
+    files = sorted((DATA / "injection_extra").glob("*.jsonl"))
+    if only:
+        files = [f for f in files if f.stem == only]
+        if not files:
+            raise SystemExit(f"--leave-out {only}: neither a spent set nor injection_extra/{only}.jsonl")
     rows: list[dict[str, Any]] = []
-    for f in sorted((DATA / "injection_extra").glob("*.jsonl")):
+    for f in files:
         if f.stem in leave_out:
             continue
         for x in _jsonl_rows(f):
             rows.append({"id": x["id"], "group": x["id"], "headline": "", "body": x["text"],
                          "label": _LABEL[x["label"]],
-                         # "hard" marks hard negatives; the writers also marked subtle attacks so
+                         # "hard" marks hard negatives; the writers also set it on subtle attacks,
+                         # which are not negatives.
                          "hard": bool(x.get("hard")) and x["label"] == "benign"})  # fmt: skip
     return rows
 
@@ -124,27 +132,26 @@ def _heldout_rows(name: str = "heldout") -> list[dict[str, Any]]:
     assert name in _SPENT, name
     d = DATA / name
     rows: list[dict[str, Any]] = []
-    for name, benign in (("attacks.jsonl", False), ("benign_hard.jsonl", True)):
-        for x in _jsonl_rows(d / name):
+    for fname, benign in (("attacks.jsonl", False), ("benign_hard.jsonl", True)):
+        for x in _jsonl_rows(d / fname):
             lab = "benign" if benign else ("pump" if x.get("family") == "pump" else "injection")
             ps = passages("", x["text"]) or [x["text"]]
             for j, ptxt in enumerate(ps):
-                plab = lab
                 if not benign and len(ps) > 1 and j == 0 and not _CUE.search(ptxt):
                     # Likely the market-prose lead of the fragment, but the cue list is short
                     # ("act on it", "untrusted content" carry none): not taught either way.
                     continue
                 rows.append({"id": f"{x['id']}-{j}", "group": x["id"], "headline": "", "body": ptxt,
-                             "label": plab, "hard": benign})  # fmt: skip
+                             "label": lab, "hard": benign})  # fmt: skip
     # Its news stories (true, same-owner, fabricated, denials): real-looking prose, benign for the
     # detector (a fabricated story is a corroboration problem, not an injection).
-    for name in ("true_stories.jsonl", "same_group.jsonl", "fake_corroboration.jsonl", "retractions.jsonl"):
-        for x in _jsonl_rows(d / name):
+    for fname in ("true_stories.jsonl", "same_group.jsonl", "fake_corroboration.jsonl", "retractions.jsonl"):
+        for x in _jsonl_rows(d / fname):
             items = x.get("items") or [x.get("item", {})]
-            group = str(x.get("story", "")) + name
+            group = str(x.get("story", "")) + fname
             for it in items:
                 for j, ptxt in enumerate(passages(str(it.get("headline", "")), str(it.get("body", "")))):
-                    rows.append({"id": f"{it.get('id')}-{name}-{j}", "group": group, "headline": "",
+                    rows.append({"id": f"{it.get('id')}-{fname}-{j}", "group": group, "headline": "",
                                  "body": ptxt, "label": "benign", "hard": False})  # fmt: skip
     return rows
 
@@ -154,10 +161,7 @@ def _left_out_rates(names: list[str], head: InjectionHead, emb: Any) -> dict[str
     a writer's wordings it never saw.  An item is an attack when any of its passages is one."""
     out: dict[str, dict[str, float]] = {}
     for name in names:
-        if name in _SPENT:
-            rows = _heldout_rows(name)
-        else:
-            rows = [r for r in _extra_rows() if r["id"].split("-")[0] == _extra_prefix(name)]
+        rows = _heldout_rows(name) if name in _SPENT else _extra_rows(only=name)
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             groups.setdefault(r["group"], []).append(r)
@@ -173,13 +177,6 @@ def _left_out_rates(names: list[str], head: InjectionHead, emb: Any) -> dict[str
         out[name] = {f"{k}_flagged": round(float(np.mean(v)), 4) for k, v in res.items() if v}
         out[name] |= {f"{k}_n": len(v) for k, v in res.items() if v}
     return out
-
-
-def _extra_prefix(stem: str) -> str:
-    """The id prefix of an injection_extra file (its first row's id up to the dash)."""
-    for x in _jsonl_rows(DATA / "injection_extra" / f"{stem}.jsonl"):
-        return str(x["id"]).split("-")[0]
-    raise SystemExit(f"--leave-out {stem}: no tools/data/injection_extra/{stem}.jsonl and not a spent set")
 
 
 def _items_to_passages(rows: list[dict[str, Any]]) -> list[list[str]]:
@@ -347,9 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             res[f"{name}_n"] = int(m.sum())
         return res
 
-    hard = vhard
     th = manifest["thresholds"]
-    hard_flagged = (vi[hard] >= th["injection"]) | (vp[hard] >= th["pump"])
+    hard_flagged = (vi[vhard] >= th["injection"]) | (vp[vhard] >= th["pump"])
     manifest["metrics"] = {
         "validation_synthetic": rates(vi, vp, vlab),
         "validation_hard_negatives_flagged": round(float(hard_flagged.mean()), 4),
