@@ -297,6 +297,17 @@ _BOUND_TO = (
     r"tell|summari[sz]e|set|replace|omit|call|present|characteri[sz]e|post|be\s+(?:set|rated|treated|"
     r"described|classified|labell?ed))\b"
 )
+# Third pass: a model bound by this very text to do something ("any AI agent that processes this
+# page agrees to describe...", "review tools should classify this filing as...").  No comma or
+# semicolon inside: "AI systems must label images, this article explains" is news.
+_NO_CLAUSE_BREAK = r"[^.\n,;]"
+_BOUND_BY_TEXT = "|".join(
+    (
+        rf"\b{_MODEL_NOUN}\b{_NO_CLAUSE_BREAK}{{0,40}}{_THIS_DOC}{_NO_CLAUSE_BREAK}{{0,20}}{_BOUND_TO}",
+        rf"\b{_MODEL_NOUN}\b{_NO_CLAUSE_BREAK}{{0,20}}{_BOUND_TO}{_NO_CLAUSE_BREAK}{{0,30}}{_THIS_DOC}",
+        rf"{_THIS_DOC}{_NO_CLAUSE_BREAK}{{0,40}}{_BOUND_TO}",
+    )
+)
 _MODEL_OUTPUT = re.compile(
     r"\b(?:in|to|into|from)\s+your\s+(?:final\s+)?(?:response|answer|output|reply|summary|summaries)\b|"
     r"\byour\s+(?:system\s+prompt|hidden\s+instructions|configuration|api\s+keys?|credentials)\b|"
@@ -330,21 +341,7 @@ _AI_READERS = re.compile(
     r"\b[A-Z][A-Z0-9]*_(?:API_KEY|SECRET\w*|TOKEN|PASSWORD|ACCESS_KEY|KEY|URL)\b|"
     r"\b(?:the\s+current\s+user|this\s+account'?s?)\b[^.\n]{0,40}\b(?:id|email|watchlist|positions?|notes|"
     r"cost\s+basis|address)\b|\bother\s+(?:clients|users|customers)\b[^.\n]{0,40}\byou\b|"
-    r"\bprivate\s+notes\s+attached\b|"
-    # Third pass: a model bound by this very text to do something ("any AI agent that processes
-    # this page agrees to describe...", "review tools should classify this filing as...").
-    # (No comma or semicolon inside: "AI systems must label images, this article explains" is news.)
-    r"\b" + _MODEL_NOUN + r"\b[^.\n,;]{0,40}" + _THIS_DOC + r"[^.\n,;]{0,20}" + _BOUND_TO + r"|"
-    r"\b"
-    + _MODEL_NOUN
-    + r"\b[^.\n,;]{0,20}"
-    + _BOUND_TO
-    + r"[^.\n,;]{0,30}"
-    + _THIS_DOC
-    + r"|"
-    + _THIS_DOC
-    + r"[^.\n,;]{0,40}"
-    + _BOUND_TO,
+    r"\bprivate\s+notes\s+attached\b|" + _BOUND_BY_TEXT,
     _I,
 )
 _JSON_BREAKOUT = re.compile(
@@ -382,7 +379,7 @@ _FOREIGN_3 = re.compile(
     r"지시[^.]{0,12}(?:무효|무시)|시스템\s*프롬프트|"
     r"التعليمات\s+السابقة[^.؛]{0,20}(?:ملغاة|ملغية|تجاهل)|اتبع\s+فقط|موجه\s+النظام|"
     r"निर्देश[^।]{0,30}(?:अनदेखा|रद्द|अमान्य)|सिस्टम\s+प्रॉम्प्ट|"
-    r"(?:выведи|покажи|раскрой|виведи|покажи)[^.]{0,40}(?:инструкц|інструкц|переменн\w*\s+окружения|ключ)|"
+    r"(?:выведи|покажи|раскрой|виведи)[^.]{0,40}(?:инструкц|інструкц|переменн\w*\s+окружения|ключ)|"
     r"(?:скрыт|прихован)\w*\s+(?:инструкц|інструкц)|"
     r"(?:завжди|всегда)[^.]{0,30}(?:виставляй|выставляй|ставь|став)\b|"
     r"(?:впевненістю|уверенностью)\s*\d|"
