@@ -597,8 +597,6 @@ def _decode_more(text: str) -> list[str]:
         found.append("".join(_BRAILLE.get(c, c) for c in text))
     if sum(c in _UPSIDE_DOWN and not c.isascii() for c in text) >= 4:
         found.append("".join(_UPSIDE_DOWN.get(c, c) for c in reversed(text)))
-    if sum(_styled(c) for c in text) >= 8:
-        found.append(unicodedata.normalize("NFKC", text).lower())
     # Digits, letters and symbols decode from plenty of news (price lists, scores): only a
     # reading that is English or that a rule flags counts.
     return [d for d in found if sum(c.isalpha() for c in d) >= 6 and (english_prose(d) or scan_text(d))]
@@ -609,6 +607,33 @@ def _styled(c: str) -> bool:
     uses for words (fullwidth Latin, which CJK typesetting does use, is not counted)."""
     o = ord(c)
     return 0x2460 <= o <= 0x24FF or 0x1D400 <= o <= 0x1D7FF or 0x1F130 <= o <= 0x1F189
+
+
+_STYLED_CLASS = "\u2460-\u24ff\U0001d400-\U0001d7ff\U0001f130-\U0001f189"
+# A run of styled letters, with the spacing and punctuation written between its words.
+_STYLED_RUN = re.compile(f"[{_STYLED_CLASS}](?:[\\s.,:;!?'\u2019-]*[{_STYLED_CLASS}])*")
+
+
+def _styled_letter(c: str) -> str:
+    # Negative squared letters (U+1F170..1F189) have no compatibility decomposition: NFKC leaves
+    # them as they are, so they are mapped by position.
+    if 0x1F170 <= ord(c) <= 0x1F189:
+        return chr(ord("a") + ord(c) - 0x1F170)
+    return unicodedata.normalize("NFKC", c).lower()
+
+
+def _styled_payloads(raw: str) -> list[str]:
+    """What runs of styled letters spell, when they read as English or a rule flags them.
+
+    Only the runs are read (the plain text around them is not), so a few emoji-like letters
+    (the parking sign) in ordinary English never make the item read as decoded prose."""
+    runs = _STYLED_RUN.findall(raw)
+    if sum(_styled(c) for r in runs for c in r) < 8:
+        return []
+    reading = " ".join("".join(_styled_letter(c) if _styled(c) else c for c in r) for r in runs)
+    if sum(c.isalpha() for c in reading) >= 6 and (english_prose(reading) or scan_text(reading)):
+        return [reading]
+    return []
 
 
 # Common English words (function words and the verbs instructions use): text decoded out of an
@@ -732,7 +757,7 @@ def scan(raw: str, normalized: NormalizedText | None = None) -> InjectionReport:
             findings.append(Finding("bidi_override", 0.5, f"{overrides} bidi overrides"))
 
     # (Styled letters are folded away by the normalizer: they are decoded from the raw text.)
-    styled = _decode_more(raw) if any(_styled(c) for c in raw) else []
+    styled = _styled_payloads(raw)
     decoded = _decode_payloads(nt.text) + [p for h in nt.hidden for p in _decode_payloads(h)]
     for payload in decoded + [p for p in styled if p not in decoded]:
         inner = scan_text(payload)
