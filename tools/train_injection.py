@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m tools.train_injection [--out models/injection] [--head logreg|mlp]
+    python -m tools.train_injection [--out models/injection] [--head logreg|mlp|tuned]
 
 Data (written by this project; never a held-out set that is still blind: ``heldout3`` to ``heldout7``):
 
@@ -201,15 +201,92 @@ class _Cached:
                 self.memo[t] = v
         return np.stack([self.memo[t] for t in texts]) if len(texts) else np.zeros((0, 384), np.float32)
 
+    def encode_with_top(self, texts: Any, top: Any, *, top_from: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        # A fine-tuned top's vectors change with every training run: not cached.
+        return self.inner.encode_with_top(texts, top, top_from=top_from)
+
     def save(self) -> None:
         if self.path is not None and self.memo:
             np.savez(self.path, texts=np.asarray(list(self.memo)), vecs=np.stack(list(self.memo.values())))
 
 
+def _fine_tune_top(
+    embedder: Embedder, texts: list[str], labels: list[int], *, epochs: int, lr: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Fine-tune a copy of MiniLM's last layer and a linear head on its pooled output.
+
+    The lower five layers stay frozen (their states are computed once); the shipped arrays are the
+    layer (``top.*``, float16) and the head (``w``, ``b``).  Class-balanced cross-entropy, AdamW;
+    deterministic for one seed on one machine."""
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    # Batches of texts of similar length (little padding), fixed; their order is shuffled.
+    order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+    bs = 32
+    groups = [order[i : i + bs] for i in range(0, len(order), bs)]
+    embedder.batch_size = bs
+    flat = [texts[i] for g in groups for i in g]
+    states = embedder.states_below_top(flat)
+    ys = [torch.tensor([labels[i] for i in g], dtype=torch.long) for g in groups]
+    top = {k: torch.nn.Parameter(v.clone()) for k, v in embedder.top_layer().items()}
+    head = torch.nn.Linear(384, len(CLASSES))
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
+    weight = torch.tensor(len(labels) / (len(CLASSES) * np.maximum(counts, 1.0)), dtype=torch.float32)
+    opt = torch.optim.AdamW(
+        [{"params": list(top.values()), "lr": lr}, {"params": list(head.parameters()), "lr": 2e-3}],
+        weight_decay=0.01,
+    )
+    drop = torch.nn.Dropout(0.1)
+    steps = epochs * len(groups)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: max(0.0, 1.0 - k / max(steps, 1)))
+    with torch.enable_grad():
+        for ep in range(epochs):
+            total = 0.0
+            for j in rng.permutation(len(groups)):
+                x, mask = states[j]
+                z = head(drop(embedder.run_top(x, mask, top)) * 8.0)
+                loss = torch.nn.functional.cross_entropy(z, ys[j], weight=weight)
+                opt.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves backward unannotated
+                opt.step()
+                sched.step()
+                total += float(loss.detach())
+            print(f"epoch {ep + 1}/{epochs}: loss {total / len(groups):.4f}", flush=True)
+    out: dict[str, np.ndarray] = {f"top.{k}": v.detach().numpy().astype(np.float16) for k, v in top.items()}
+    # The pooled vector is scaled by 8 in training (unit vectors give small logits): folded in.
+    out["w"] = (head.weight.detach().numpy().T * 8.0).astype(np.float32)
+    out["b"] = head.bias.detach().numpy().astype(np.float32)
+    return out
+
+
+def _fit_head(args: argparse.Namespace, emb: _Cached, texts: list[str], labels: list[int]) -> dict[str, Any]:
+    """The logistic or MLP head over MiniLM's frozen sentence vectors."""
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+    from sklearn.neural_network import MLPClassifier  # type: ignore[import-untyped]
+
+    x = emb.encode(texts)
+    emb.save()
+    y = np.asarray(labels)
+    if args.head == "mlp":
+        clf: Any = MLPClassifier(
+            hidden_layer_sizes=(args.hidden,), alpha=args.alpha, max_iter=400, random_state=args.seed
+        )
+        clf.fit(x, y)
+        return {"w1": clf.coefs_[0], "b1": clf.intercepts_[0], "w2": clf.coefs_[1], "b2": clf.intercepts_[1]}
+    clf = LogisticRegression(C=args.c, max_iter=3000, class_weight="balanced")
+    clf.fit(x, y)
+    return {"w": clf.coef_.T, "b": clf.intercept_}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=INJECTION_DIR)
-    ap.add_argument("--head", choices=("logreg", "mlp"), default="logreg")
+    ap.add_argument("--head", choices=("logreg", "mlp", "tuned"), default="logreg",
+                    help="tuned: fine-tune MiniLM's last layer with a linear head")  # fmt: skip
+    ap.add_argument("--epochs", type=int, default=4, help="epochs of the tuned head")
+    ap.add_argument("--lr", type=float, default=5e-5, help="learning rate of the tuned layer")
     ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic head")
     ap.add_argument("--alpha", type=float, default=1e-3, help="L2 strength of the MLP head")
     ap.add_argument("--hidden", type=int, default=64, help="hidden units of the MLP head")
@@ -226,9 +303,6 @@ def main(argv: list[str] | None = None) -> int:
                     "the real-news benign split, where the validation quantile was too low)")  # fmt: skip
     ap.add_argument("--min-pump-threshold", type=float, default=0.8, help="floor of the pump threshold")
     args = ap.parse_args(argv)
-    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
-    from sklearn.neural_network import MLPClassifier  # type: ignore[import-untyped]
-
     t0 = time.perf_counter()
     gen = DATA / "injection_train.jsonl"
     synth = _load(gen, adversarial=False)
@@ -277,24 +351,17 @@ def main(argv: list[str] | None = None) -> int:
         whole = (r["headline"] + " " + r["body"]).strip()
         texts.append(whole)
         labels.append(CLASSES.index(r["label"]))
-    x = emb.encode(texts)
-    emb.save()
-    y = np.asarray(labels)
-    if args.head == "mlp":
-        clf: Any = MLPClassifier(
-            hidden_layer_sizes=(args.hidden,), alpha=args.alpha, max_iter=400, random_state=args.seed
-        )
+    if args.head == "tuned":
+        w = _fine_tune_top(emb.inner, texts, labels, epochs=args.epochs, lr=args.lr, seed=args.seed)
+        emb.inner.batch_size = 64
     else:
-        clf = LogisticRegression(C=args.c, max_iter=3000, class_weight="balanced")
-    clf.fit(x, y)
+        w = _fit_head(args, emb, texts, labels)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    if args.head == "mlp":
-        w = {"w1": clf.coefs_[0], "b1": clf.intercepts_[0], "w2": clf.coefs_[1], "b2": clf.intercepts_[1]}
-    else:
-        w = {"w": clf.coef_.T, "b": clf.intercept_}
     wpath = out / "weights.npz"
-    arrays: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in w.items()}
+    arrays: dict[str, Any] = {
+        k: np.asarray(v, dtype=np.float16 if k.startswith("top.") else np.float32) for k, v in w.items()
+    }
     np.savez(wpath, **arrays)
     # Write a provisional manifest, load the head as the product does, then pick thresholds.
     manifest: dict[str, Any] = {

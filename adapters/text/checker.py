@@ -408,9 +408,14 @@ class Analyzer:
         )
         sizes = [len(g) for g in groups]
         flat = [p for g in groups for p in g]
-        emb: np.ndarray = self.embedder.encode([a.headline for a in pre] + flat)
+        texts = [a.headline for a in pre] + flat
+        learned = None
+        if det is not None:
+            emb, head_in = det.vectors(self.embedder, texts, top_from=n)
+            learned = det.pool(det.readable(det.probabilities(head_in), flat), sizes)
+        else:
+            emb = self.embedder.encode(texts)
         clf = self.classifier.scores(emb[:n]) if self.classifier is not None else None
-        learned = det.pool(det.readable(det.probabilities(emb[n:]), flat), sizes) if det is not None else None
         starts = np.cumsum([n, *sizes])
         out = []
         for i, a in enumerate(pre):

@@ -19,20 +19,27 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from adapters.text.errors import ModelFileError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Encoder(Protocol):
     """What the head needs of an embedder (:class:`adapters.text.embed.Embedder`)."""
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_with_top(
+        self, texts: Sequence[str], top: Mapping[str, torch.Tensor], *, top_from: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 __all__ = [
@@ -188,7 +195,15 @@ class InjectionHead:
         if got != want:
             raise ModelFileError(f"{w_path}: sha256 {got} does not match the manifest ({want})")
         with np.load(w_path) as z:
-            self._w = {k: np.asarray(z[k], dtype=np.float32) for k in z.files}
+            self._w = {k: np.asarray(z[k], dtype=np.float32) for k in z.files if not k.startswith("top.")}
+            top = {k[4:]: np.asarray(z[k], dtype=np.float32) for k in z.files if k.startswith("top.")}
+        self.top: dict[str, torch.Tensor] | None = None
+        """The fine-tuned last encoder layer the head reads (``None``: the head reads MiniLM's
+        own sentence vectors)."""
+        if top:
+            import torch
+
+            self.top = {k: torch.from_numpy(v) for k, v in top.items()}
         th = self.manifest.get("thresholds", {})
         self.injection_threshold = float(th.get("injection", 0.5))
         self.pump_threshold = float(th.get("pump", 0.5))
@@ -212,8 +227,19 @@ class InjectionHead:
         flat = [p for g in groups for p in g]
         if not flat:
             return [LearnedScore(0.0, 0.0, -1) for _ in groups]
-        probs = self.readable(self.probabilities(embedder.encode(flat)), flat)
+        _, head_in = self.vectors(embedder, flat)
+        probs = self.readable(self.probabilities(head_in), flat)
         return self.pool(probs, [len(g) for g in groups])
+
+    def vectors(
+        self, embedder: Encoder, texts: Sequence[str], top_from: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """MiniLM's sentence vectors of ``texts`` and what the head reads for ``texts[top_from:]``
+        (the same vectors, or the fine-tuned top layer's when the head has one), in one pass."""
+        if self.top is None:
+            base = embedder.encode(texts)
+            return base, base[top_from:]
+        return embedder.encode_with_top(texts, self.top, top_from=top_from)
 
     @staticmethod
     def readable(probs: np.ndarray, texts: Sequence[str]) -> np.ndarray:

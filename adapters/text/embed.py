@@ -14,10 +14,11 @@ at a time, and it sets torch to at most ``threads`` threads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from adapters.text.errors import ModelFileError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["EMBED_DIM", "Embedder", "model_dir"]
+__all__ = ["EMBED_DIM", "Embedder", "model_dir", "pool", "run_layer"]
 
 EMBED_DIM = 384
 """Dimension of every MiniLM embedding."""
@@ -76,69 +77,156 @@ class Embedder:
         """Embed ``texts``; returns shape ``(len(texts), EMBED_DIM)`` float32, rows of norm 1."""
         if not texts:
             return np.zeros((0, EMBED_DIM), dtype=np.float32)
+        return np.concatenate([b for b, _ in self._batches(texts, None, len(texts))], axis=0)
+
+    def encode_with_top(
+        self, texts: Sequence[str], top: Mapping[str, torch.Tensor], *, top_from: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``encode(texts)`` and, for ``texts[top_from:]``, the vectors the encoder gives with its
+        last layer replaced by ``top`` (a fine-tuned copy, weights named as in
+        :meth:`top_layer`), rows of norm 1.  The lower layers run once for both."""
+        if not texts:
+            z = np.zeros((0, EMBED_DIM), dtype=np.float32)
+            return z, z
+        base, tuned = [], []
+        for b, t in self._batches(texts, top, top_from):
+            base.append(b)
+            if t is not None:
+                tuned.append(t)
+        tz = np.concatenate(tuned, axis=0) if tuned else np.zeros((0, EMBED_DIM), dtype=np.float32)
+        return np.concatenate(base, axis=0), tz
+
+    def top_layer(self) -> dict[str, torch.Tensor]:
+        """A copy of the last layer's weights, named without the ``encoder.layer.N.`` prefix
+        (what :meth:`encode_with_top` takes; the starting point of a fine-tuned copy)."""
+        p = f"encoder.layer.{self._layers - 1}."
+        return {k[len(p) :]: v.clone() for k, v in self._w.items() if k.startswith(p)}
+
+    def run_top(self, x: torch.Tensor, mask: torch.Tensor, top: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``top`` (a last layer, as :meth:`top_layer` names it) over states from
+        :meth:`states_below_top`, pooled and normalized: what :meth:`encode_with_top` gives."""
+        return pool(run_layer(x, mask, top, self._heads, self._eps), mask)
+
+    def states_below_top(self, texts: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per batch of ``batch_size`` texts: the hidden states before the last layer, shape
+        ``(b, n, EMBED_DIM)``, and the attention mask ``(b, n)`` (for fine-tuning the top)."""
         out = []
         with self._lock:
             import torch
 
-            prev = torch.get_num_threads()
-            torch.set_num_threads(self._threads)
-            try:
-                with torch.inference_mode():
-                    for i in range(0, len(texts), self.batch_size):
-                        out.append(self._forward(list(texts[i : i + self.batch_size])))
-            finally:
-                torch.set_num_threads(prev)
-        return np.concatenate(out, axis=0)
+            # (no_grad, not inference_mode: autograd must be able to use these states.)
+            with self._threads_set(), torch.no_grad():
+                for i in range(0, len(texts), self.batch_size):
+                    ids, mask = self._tokens(list(texts[i : i + self.batch_size]))
+                    x = self._input(ids)
+                    for li in range(self._layers - 1):
+                        x = run_layer(x, mask, self._layer_weights(li), self._heads, self._eps)
+                    out.append((x, mask))
+        return out
 
-    def _forward(self, texts: list[str]) -> np.ndarray:
+    def _batches(
+        self, texts: Sequence[str], top: Mapping[str, torch.Tensor] | None, top_from: int
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        out = []
+        with self._lock:
+            import torch
+
+            with self._threads_set(), torch.inference_mode():
+                for i in range(0, len(texts), self.batch_size):
+                    chunk = list(texts[i : i + self.batch_size])
+                    ids, mask = self._tokens(chunk)
+                    x = self._input(ids)
+                    for li in range(self._layers - 1):
+                        x = run_layer(x, mask, self._layer_weights(li), self._heads, self._eps)
+                    last = self._layer_weights(self._layers - 1)
+                    base = pool(run_layer(x, mask, last, self._heads, self._eps), mask)
+                    tuned = None
+                    if top is not None and i + len(chunk) > top_from:
+                        j = max(0, top_from - i)
+                        y = run_layer(x[j:], mask[j:], top, self._heads, self._eps)
+                        tuned = pool(y, mask[j:]).numpy().astype(np.float32)
+                    out.append((base.numpy().astype(np.float32), tuned))
+        return out
+
+    def _threads_set(self) -> contextlib.AbstractContextManager[None]:
+        return _torch_threads(self._threads)
+
+    def _layer_weights(self, li: int) -> dict[str, torch.Tensor]:
+        p = f"encoder.layer.{li}."
+        return {k[len(p) :]: v for k, v in self._w.items() if k.startswith(p)}
+
+    def _tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        enc = self._tok.encode_batch(texts)
+        ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
+        mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.float32)
+        return ids, mask
+
+    def _input(self, ids: torch.Tensor) -> torch.Tensor:
         import torch
 
         F = torch.nn.functional
         w = self._w
-        enc = self._tok.encode_batch(texts)
-        ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
-        mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.float32)
-        b, n = ids.shape
-        pos = torch.arange(n).unsqueeze(0)
+        pos = torch.arange(ids.shape[1]).unsqueeze(0)
         x = (
             w["embeddings.word_embeddings.weight"][ids]
             + w["embeddings.position_embeddings.weight"][pos]
             + w["embeddings.token_type_embeddings.weight"][torch.zeros_like(ids)]
         )
-        x = F.layer_norm(
+        return F.layer_norm(
             x, (x.shape[-1],), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self._eps
         )
-        h = self._heads
-        dh = x.shape[-1] // h
-        bias = (1.0 - mask)[:, None, None, :] * -1e9
-        for li in range(self._layers):
-            p = f"encoder.layer.{li}."
 
-            def lin(t: torch.Tensor, name: str, p: str = p) -> torch.Tensor:
-                return F.linear(t, w[p + name + ".weight"], w[p + name + ".bias"])
 
-            q = lin(x, "attention.self.query").view(b, n, h, dh).transpose(1, 2)
-            k = lin(x, "attention.self.key").view(b, n, h, dh).transpose(1, 2)
-            v = lin(x, "attention.self.value").view(b, n, h, dh).transpose(1, 2)
-            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh) + bias, dim=-1)
-            ctx = (att @ v).transpose(1, 2).reshape(b, n, h * dh)
-            x = F.layer_norm(
-                x + lin(ctx, "attention.output.dense"),
-                (x.shape[-1],),
-                w[p + "attention.output.LayerNorm.weight"],
-                w[p + "attention.output.LayerNorm.bias"],
-                self._eps,
-            )
-            ff = lin(F.gelu(lin(x, "intermediate.dense")), "output.dense")
-            x = F.layer_norm(
-                x + ff,
-                (x.shape[-1],),
-                w[p + "output.LayerNorm.weight"],
-                w[p + "output.LayerNorm.bias"],
-                self._eps,
-            )
-        summed = (x * mask.unsqueeze(-1)).sum(dim=1)
-        pooled = summed / mask.sum(dim=1, keepdim=True).clamp(min=1e-9)
-        pooled = F.normalize(pooled, p=2, dim=1)
-        result: np.ndarray = pooled.numpy().astype(np.float32)
-        return result
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
+def run_layer(
+    x: torch.Tensor, mask: torch.Tensor, w: Mapping[str, torch.Tensor], heads: int, eps: float
+) -> torch.Tensor:
+    """One BERT encoder layer (post-norm) over ``x`` ``(b, n, d)`` with padding ``mask``
+    ``(b, n)``; ``w`` names its weights without the layer prefix.  Differentiable (fine-tuning
+    runs it with autograd on)."""
+    import torch
+
+    F = torch.nn.functional
+    b, n, d = x.shape
+    dh = d // heads
+    bias = (1.0 - mask)[:, None, None, :] * -1e9
+
+    def lin(t: torch.Tensor, name: str) -> torch.Tensor:
+        return F.linear(t, w[name + ".weight"], w[name + ".bias"])
+
+    q = lin(x, "attention.self.query").view(b, n, heads, dh).transpose(1, 2)
+    k = lin(x, "attention.self.key").view(b, n, heads, dh).transpose(1, 2)
+    v = lin(x, "attention.self.value").view(b, n, heads, dh).transpose(1, 2)
+    att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh) + bias, dim=-1)
+    ctx = (att @ v).transpose(1, 2).reshape(b, n, d)
+    x = F.layer_norm(
+        x + lin(ctx, "attention.output.dense"),
+        (d,),
+        w["attention.output.LayerNorm.weight"],
+        w["attention.output.LayerNorm.bias"],
+        eps,
+    )
+    ff = lin(F.gelu(lin(x, "intermediate.dense")), "output.dense")
+    return F.layer_norm(x + ff, (d,), w["output.LayerNorm.weight"], w["output.LayerNorm.bias"], eps)
+
+
+def pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens, then L2 normalization (the sentence-transformers recipe)."""
+    import torch
+
+    summed = (x * mask.unsqueeze(-1)).sum(dim=1)
+    pooled = summed / mask.sum(dim=1, keepdim=True).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
