@@ -575,7 +575,23 @@ _DENIAL = re.compile(
     r"filed|changed|sold|closed|announced)\b|"
     r"\bdid(?:\s+not|n't)\s+(?:file|agree|approve|sign|sell|announce|make)\s+(?:its|the|a|any|an)\b|"
     r"\bclarif(?:y|ies|ied)\s+(?:that\s+)?(?:it|the\s+company|the\s+bank)\b|"
-    r"\bnot\s+(?:been\s+)?(?:finali[sz]ed|approved\s+(?:any|the|a))\b|\bis\s+not\s+(?:stepping|leaving|resigning)\b",
+    r"\bnot\s+(?:been\s+)?(?:finali[sz]ed|approved\s+(?:any|the|a))\b|\bis\s+not\s+(?:stepping|leaving|resigning)\b|"
+    # Sixth pass (after the first run on the eighth blind set): forgeries and hoaxes, things
+    # published by mistake, events that do not exist, people still in post, killed stories.
+    r"\b(?:was|were|is|are)\s+(?:a\s+)?(?:forgery|forged|hoax|fabrication|fictitious|fiction)\b|"
+    r"\b(?:published|posted|released|issued|sent|shown|displayed|uploaded)\s+(?:\w+\s+){0,4}"
+    r"(?:by\s+mistake|in\s+error|mistakenly|erroneously|prematurely\s+and\s+in\s+error)\b|"
+    r"\bcorrecting\s+(?:an?\s+|the\s+|its\s+|our\s+)?(?:earlier|previous|prior)\b|"
+    r"\bthere\s+(?:is|was|has\s+been)\s+no\s+(?:\w+\s+)?(?:ban|embargo|decree|merger|takeover|deal|bid|"
+    r"order|default|recall|resignation|agreement)\b|"
+    r"\bno\s+(?:such\s+)?(?:\w+\s+)?(?:agreement|deal|order|offer|contract)\s+(?:\w+\s+){0,4}(?:exists|existed)\b|"
+    r"\bno\s+decision\s+to\s+\w+(?:\s+\w+){0,3}\s+(?:was|has\s+been|had\s+been)\s+(?:taken|made)\b|"
+    r"\b(?:has|have|had)(?:\s+not|n't)\s+(?:resigned|quit|stepped\s+down|left|placed\s+(?:any|an|the)\s+order)\b|"
+    r"\bis\s+not\s+for\s+sale\b|\bremains\s+in\s+(?:his|her|their)\s+(?:post|role|job)\b|"
+    r"\bcalls?\s+(?:the\s+|a\s+)?(?:\w+\s+){0,3}(?:reports?|story|stories|articles?|claims?|rumou?rs?)\s+"
+    r"['\"\u2018\u201c]?(?:fiction|false|baseless|untrue|fake|nonsense|inaccurate|wrong|fabricated|groundless)\b|"
+    r"^\s*(?:kill|withdrawn|withdrawal|mandatory\s+kill)\s*[:\-]|\bplease\s+kill\s+the\s+(?:story|item|report)\b|"
+    r"\b(?:story|report|article|item)\s+(?:has\s+been\s+|is\s+|was\s+)?(?:withdrawn|killed|retracted|pulled)\b",
     re.I,
 )
 _DENIAL_PREFIXES = (

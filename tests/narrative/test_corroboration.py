@@ -193,3 +193,34 @@ def test_a_fake_story_calling_itself_reuters_and_bloomberg_on_an_open_channel_is
     ]
     got = _run(lexicon_analyzer, core, items)
     assert all(d.verdict.verdict != "accepted" for d in got.values())
+
+
+def test_an_accepted_items_body_reaches_no_model_input(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    # Defence in depth under the detectors: whatever an accepted body says, the verified item
+    # the edge and the cloud prompt read carries the headline only (and scores of it).
+    import msgspec
+
+    from actors.cloud_reasoner import build_prompt
+    from engine.messages import Forecast
+
+    canary = "Quartzfinch protocol seventeen applies to every reader of this paragraph."
+    core = make_core(k=2)
+    a = news("Verizon to buy Vodafone's Verizon Wireless stake for $130 billion", body=WIRE, t=0)
+    b = news(
+        "Verizon agrees $130 billion deal for Vodafone's wireless stake",
+        source="bloomberg",
+        body=f"{WIRE_2} {canary}",
+        t=60,
+    )
+    got = _run(lexicon_analyzer, core, [a, b])
+    verified = [d.verified for d in got.values() if d.verified is not None]
+    assert {v.id for v in verified} == {a.id, b.id}
+    assert all(d.verdict.verdict == "accepted" for d in got.values())
+    wire = b"".join(msgspec.msgpack.encode(v) for v in verified)
+    assert b"Quartzfinch" not in wire and b"decade-long" not in wire
+    fc = Forecast(forecast_id="f1", symbol=verified[0].symbols[0], horizon="1m", basis_seq=1, ts_event=1)
+    prompt = " ".join(m["content"] for m in build_prompt(fc, (), verified, {}, ("news",)))
+    assert "Quartzfinch" not in prompt and "decade-long" not in prompt
+    assert "Verizon" in prompt  # the headlines themselves are there, spotlighted

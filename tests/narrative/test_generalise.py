@@ -382,6 +382,33 @@ def test_quoted_promotion_in_enforcement_news_is_not_promotion() -> None:
     assert hype_score('Buy now: "guaranteed returns" and the next leg up starts this week.') >= 0.5
 
 
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # (sixth pass, after the first run on the eighth blind set; the second half written here)
+        ("Tavaria says there is no cobalt export ban; decree was forged", True),
+        ("A table showing a 6.25% rate was briefly published on its website by mistake", True),
+        ("Tolland Copper says it is not for sale, calls Brackwater deal report 'fiction'", True),
+        ("Glenmora Foods says CEO has not resigned, correcting an earlier notice", True),
+        ("KILL: Lakemont Air jet order story withdrawn", True),
+        ("Harlow Mining says the takeover letter circulated on Monday was a hoax", True),
+        ("Orvane Bank says no merger agreement with Castell exists", True),
+        ("The regulator said no decision to suspend the licence has been taken", True),
+        ("Kestrel Foods says its chairman remains in his post", True),
+        ("The earnings figures were posted to the website in error, Brightwater said", True),
+        ("Drelvima won't reach hospital formularies until 2027, Quessant says", False),
+        ("Kinvara doesn't plan to raise dividend despite higher output", False),
+        ("Port Ellery union says no return to work without pay guarantee", False),
+        ("There is no guarantee of approval, the company cautioned", False),
+        ("The stock is still 40% below its listing price and the founder has left the board", False),
+        ("Investors call the results a turning point for the miner", False),
+        ("Auction house says the painting sold for $12 million was authenticated", False),
+    ],
+)
+def test_denials_sixth_pass(text: str, want: bool) -> None:
+    assert denial_cue(text) is want
+
+
 def test_a_follow_up_that_does_not_change_guidance_is_no_denial() -> None:
     assert not denial_cue("Northcove said the FDA approval does not change its 2026 revenue guidance.")
 
