@@ -578,8 +578,62 @@ _BRAILLE = {_BRAILLE_LETTERS[i + 1]: _BRAILLE_LETTERS[i] for i in range(0, len(_
 _UPSIDE_DOWN = dict(zip("ɐqɔpǝɟƃɥᴉɾʞlɯuodbɹsʇnʌʍxʎz˙", "abcdefghijklmnopqrstuvwxyz.", strict=True))
 
 
+# English spelled in another alphabet (2026-12-02, sixth pass): Cyrillic read by sound and by
+# shape (faux Cyrillic, where Cyrillic capitals that look like Latin ones spell English), Greek
+# and Georgian by sound.  A reading counts only when it is English prose, which Russian, Greek or
+# Georgian news never becomes ("_" reads as nothing).
+
+
+def _alphabet(letters: str, readings: str) -> dict[str, str]:
+    return dict(zip(letters, readings.split(), strict=True))
+
+
+_CYR_SOUND = _alphabet(
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєґўјљњћџђѕќѓ",
+    "a b v g d e yo zh z i y k l m n o p r s t u f kh ts ch sh shch _ y _ e yu ya i yi ye g u j lj nj c "
+    "dz dj dz k g",
+)
+_CYR_SHAPE = _alphabet(
+    "абвгдеёєжзийклмнопрстуфхцчшщъыьэюяғҕіїѕј",
+    "a b b r a e e e x 3 n n k l m h o n p c t y o x u y w w b bi b e io r f f i i s j",
+)
+_GREEK_SOUND = _alphabet(
+    "αβγδεζηθικλμνξοπρσςτυφχψωάέήίόύώ", "a b g d e z i th i k l m n x o p r s s t y f ch ps o a e i i o y o"
+)
+_GEORGIAN_SOUND = _alphabet(
+    "აბგდევზთიკლმნოპჟრსტუფქღყშჩცძწჭხჯჰ",
+    "a b g d e v z t i k l m n o p zh r s t u p k gh y sh ch c dz ts ch kh j h",
+)
+_OTHER_ALPHABETS = (_CYR_SOUND, _CYR_SHAPE, _GREEK_SOUND, _GEORGIAN_SOUND)
+
+
+def _other_alphabet_readings(text: str) -> list[str]:
+    low = text.lower()
+    out = []
+    for table in _OTHER_ALPHABETS:
+        if sum(c in table for c in low) < 12:
+            continue
+        out.append("".join(table.get(c, c).replace("_", "") for c in low))
+    return out
+
+
+_INVISIBLE_RUN = 16
+
+
+def _invisible_run(raw: str) -> int:
+    """The longest run of invisible characters other than tag characters (counted apart)."""
+    best = cur = 0
+    for ch in raw:
+        if is_invisible(ch) and not 0xE0000 <= ord(ch) <= 0xE007F:
+            cur += 1
+            best = max(best, cur)
+        else:
+            cur = 0
+    return best
+
+
 def _decode_more(text: str) -> list[str]:
-    found: list[str] = []
+    found: list[str] = _other_alphabet_readings(text)
     for m in _DEC_CODES.finditer(text):
         found.append("".join(chr(int(x)) for x in re.findall(r"\d+", m.group(0))))
     for m in _BINARY.finditer(text):
@@ -750,6 +804,11 @@ def scan(raw: str, normalized: NormalizedText | None = None) -> InjectionReport:
 
     if nt.tags and not all(_benign_tag_payload(h, nt) for h in nt.hidden):
         findings.append(Finding("tag_smuggling", 0.8, f"{nt.tags} tag characters"))
+    run = _invisible_run(raw)
+    if run >= _INVISIBLE_RUN:
+        # Nothing a reader sees takes 16 invisible characters in a row: bits or bytes written in
+        # zero-width characters, invisible operators or variation selectors carry a payload.
+        findings.append(Finding("invisible_payload", 0.8, f"{run} invisible characters in a row"))
     if nt.bidi:
         # Overrides reorder what a reader sees versus what a parser reads.
         overrides = sum(raw.count(c) for c in "\u202a\u202b\u202d\u202e\u2066\u2067\u2068")
