@@ -26,7 +26,9 @@ analyzer and checker the node's actors use (MiniLM, the learned detector, the so
   stories wrongly accepted (counted as corroborated);
 * ``retractions``: an accepted story followed by a credible denial; share detected
   (the denial's verdict names ``retracts:``);
-* ``fake_corroboration``: a story that claims corroboration it does not have; share accepted.
+* ``fake_corroboration``: a story that claims corroboration it does not have; share accepted;
+* ``attacks_in_headline``: each attack text as the second report's headline instead (the part
+  of an accepted item that reaches the models: the body reaches none); shares as for ``attacks``.
 
 Each set was written in a separate pass by someone who had not read the rules.  The first
 (``tools/data/heldout``) is no longer blind: it was used for tuning and 70% of its attack and
@@ -112,8 +114,11 @@ def _check(items: list[dict[str, Any]], analyzer: Analyzer, core: SanityCore) ->
         return {str(r["id"]): r for r in check_file(p, analyzer, core)}
 
 
-def _embedded(texts: Iterable[str], tag: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Two corroborating reports per text; the text goes into the second one's body."""
+def _embedded(
+    texts: Iterable[str], tag: str, *, headline: bool = False
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Two corroborating reports per text; the text goes into the second one's body (or, with
+    ``headline``, becomes its headline: the part of an accepted item that reaches the models)."""
     items: list[dict[str, Any]] = []
     carriers: list[str] = []
     for i, text in enumerate(texts):
@@ -122,8 +127,9 @@ def _embedded(texts: Iterable[str], tag: str) -> tuple[list[dict[str, Any]], lis
         t = T0 + i * 7200
         items.append({"id": f"{tag}-{i}-a", "ts": _iso(t), "source": a, "headline": h1, "body": body,
                       "symbols": [sym]})  # fmt: skip
-        items.append({"id": f"{tag}-{i}-b", "ts": _iso(t + 300), "source": b, "headline": h2,
-                      "body": f"{body} {text}", "symbols": [sym]})  # fmt: skip
+        second = {"headline": text, "body": body} if headline else {"headline": h2, "body": f"{body} {text}"}
+        items.append({"id": f"{tag}-{i}-b", "ts": _iso(t + 300), "source": b, **second,
+                      "symbols": [sym]})  # fmt: skip
         carriers.append(f"{tag}-{i}-b")
     return items, carriers
 
@@ -195,6 +201,16 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     if retr and stories:
         an, core = _fresh(acfg, base)
         _retraction_figure(retr, stories, an, core, fig, args.verbose)
+    if attacks:
+        # The same attacks written as the second report's headline: accepted, they would reach
+        # the edge (as scores) and the cloud prompt (spotlighted), which read headlines only.
+        items, carriers = _embedded((_text_of(r) for r in attacks), "hdl", headline=True)
+        an, core = _fresh(acfg, base)
+        v = _check(items, an, core)
+        acc = sum(v[c]["verdict"] == "accepted" for c in carriers)
+        det = sum(_detected(v[c]) for c in carriers)
+        fig("attacks_in_headline_accepted_pct", 100.0 * acc / len(carriers), len(carriers))
+        fig("attacks_in_headline_rejected_by_detectors_pct", 100.0 * det / len(carriers), len(carriers))
     return out
 
 
