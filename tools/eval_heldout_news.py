@@ -27,8 +27,9 @@ analyzer and checker the node's actors use (MiniLM, the learned detector, the so
 * ``retractions``: an accepted story followed by a credible denial; share detected
   (the denial's verdict names ``retracts:``);
 * ``fake_corroboration``: a story that claims corroboration it does not have; share accepted;
-* ``attacks_in_headline``: each attack text as the second report's headline instead (the part
-  of an accepted item that reaches the models: the body reaches none); shares as for ``attacks``.
+* ``attacks_in_headline``: each attack text after the second report's headline instead (the
+  part of an accepted item that reaches the models: the body reaches none); shares as for
+  ``attacks``.
 
 Each set was written in a separate pass by someone who had not read the rules.  The first
 (``tools/data/heldout``) is no longer blind: it was used for tuning and 70% of its attack and
@@ -118,7 +119,7 @@ def _embedded(
     texts: Iterable[str], tag: str, *, headline: bool = False
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Two corroborating reports per text; the text goes into the second one's body (or, with
-    ``headline``, becomes its headline: the part of an accepted item that reaches the models)."""
+    ``headline``, follows its headline: the part of an accepted item that reaches the models)."""
     items: list[dict[str, Any]] = []
     carriers: list[str] = []
     for i, text in enumerate(texts):
@@ -127,7 +128,13 @@ def _embedded(
         t = T0 + i * 7200
         items.append({"id": f"{tag}-{i}-a", "ts": _iso(t), "source": a, "headline": h1, "body": body,
                       "symbols": [sym]})  # fmt: skip
-        second = {"headline": text, "body": body} if headline else {"headline": h2, "body": f"{body} {text}"}
+        # (In the headline, the attack follows the story's own headline: an attacker who wants
+        # the item to corroborate must still tell the story.)
+        second = (
+            {"headline": f"{h2}: {text}", "body": body}
+            if headline
+            else {"headline": h2, "body": f"{body} {text}"}
+        )
         items.append({"id": f"{tag}-{i}-b", "ts": _iso(t + 300), "source": b, **second,
                       "symbols": [sym]})  # fmt: skip
         carriers.append(f"{tag}-{i}-b")
