@@ -29,7 +29,7 @@ analyzer and checker the node's actors use (MiniLM, the learned detector, the so
 * ``fake_corroboration``: a story that claims corroboration it does not have; share accepted;
 * ``attacks_in_headline``: each attack text after the second report's headline instead (the
   part of an accepted item that reaches the models: the body reaches none); shares as for
-  ``attacks``.
+  ``attacks``, and ``benign_hard_in_headline`` likewise.
 
 Each set was written in a separate pass by someone who had not read the rules.  The first
 (``tools/data/heldout``) is no longer blind: it was used for tuning and 70% of its attack and
@@ -218,6 +218,12 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
         det = sum(_detected(v[c]) for c in carriers)
         fig("attacks_in_headline_accepted_pct", 100.0 * acc / len(carriers), len(carriers))
         fig("attacks_in_headline_rejected_by_detectors_pct", 100.0 * det / len(carriers), len(carriers))
+    if benign:
+        items, carriers = _embedded((_text_of(r) for r in benign), "bhd", headline=True)
+        an, core = _fresh(acfg, base)
+        v = _check(items, an, core)
+        fp = sum(_detected(v[c]) for c in carriers)
+        fig("benign_hard_in_headline_rejected_pct", 100.0 * fp / len(carriers), len(carriers))
     return out
 
 

@@ -68,14 +68,24 @@ INJECTION_DIR = _default_dir()
 _SENT = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|\n+|(?<=-->)\s*|\s*(?=<!--)")
 
 
+# Where a headline breaks into parts: sentences, a colon, a dash between words, a semicolon.
+_HEADLINE_PARTS = re.compile(_SENT.pattern + r"|(?<=\w)[:;]\s+|\s+[-\u2013\u2014]\s+")
+
+
 def passages(headline: str, body: str = "", *, max_passages: int = 16, max_words: int = 48) -> list[str]:
     """The passages of an item, in order: the headline, then the body's sentences (fragments of
-    fewer than 6 words joined to the next, sentences over ``max_words`` words split), at most
-    ``max_passages`` in all (the first ones: bounded cost per item, whatever its length)."""
+    fewer than 6 words joined to the next, sentences over ``max_words`` words split), then the
+    parts of a headline that has several (at least ``_MIN_WORDS`` words each: an attack after a
+    story's headline is scored on its own, not averaged into the headline), at most
+    ``max_passages`` in all (bounded cost per item, whatever its length)."""
     out: list[str] = []
     h = " ".join(headline.split())
     if h:
         out.append(" ".join(h.split()[:max_words]))
+    parts = [" ".join(p.split()[:max_words]) for p in _HEADLINE_PARTS.split(h) if p and p.strip()]
+    tail = [p for p in parts if len(p.split()) >= _MIN_WORDS] if len(parts) > 1 else []
+    tail = tail[: max(max_passages - 2, 0)]
+    max_passages -= len(tail)
     buf: list[str] = []
     for part in _SENT.split(body[: 64 * 1024]):
         words = part.split()
@@ -92,7 +102,7 @@ def passages(headline: str, body: str = "", *, max_passages: int = 16, max_words
             break
     if buf and len(out) < max_passages:
         out.append(" ".join(buf))
-    return out
+    return out + tail
 
 
 _MIN_WORDS = 4
