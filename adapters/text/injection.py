@@ -96,7 +96,9 @@ _OVERRIDE_SHORT = re.compile(
 _SPECIAL_TOKEN = re.compile(
     r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|"
     r"end_header_id|begin_of_text|end_of_text|fim_\w+|tool_call|channel|message)\s*\|>|"
-    r"<</?SYS>>|\[/?INST\]|\[/?SYSTEM\]|<\s*/?\s*(?:system|assistant|user)_?(?:prompt)?\s*>",
+    r"<</?SYS>>|\[/?INST\]|\[/?SYSTEM\]|<\s*/?\s*(?:system|assistant|user)_?(?:prompt)?\s*>|"
+    # Any token in a chat template's shape: news never writes <|word|> (nor its full-width form).
+    r"<[|\uff5c][\w.\-\u2581]{1,32}[|\uff5c]>",
     _I,
 )
 _ROLE_LINE = re.compile(
@@ -236,10 +238,13 @@ _PERSONA = re.compile(
 )
 _SECRETS = re.compile(
     r"\b(?:print|reveal|disclose|list|output|show|dump|share|quote\s+back|repeat|echo|write\s+out|"
-    r"tell\s+(?:me|us)|include|append|send)\b[^.\n]{0,80}\byour\s+(?:full\s+|entire\s+|hidden\s+|"
-    r"complete\s+|original\s+)?(?:system\s+)?(?:prompt|instructions|configuration|config|credentials|"
-    r"api\s+keys?|tokens?|environment\s+variables|private\s+keys?|signing\s+keys?|model\s+weights|"
-    r"host\s*name|rules|thresholds?|previous\s+messages)\b|"
+    r"tell\s+(?:me|us)|include|append|send|reproduce|recite|restate|paste|type\s+out|spell\s+out|"
+    r"transcribe|read\s+out|copy|display|leak|give\s+(?:me|us))\b[^.\n]{0,80}\byour\s+"
+    r"(?:(?:full|entire|hidden|complete|original|secret|private|internal|confidential|initial|underlying|"
+    r"operating|exact|unredacted|real)\s+)*(?:system\s+)?(?:prompt|instructions|configuration|config|"
+    r"credentials|api\s+keys?|tokens?|environment\s+variables|private\s+keys?|signing\s+keys?|model\s+weights|"
+    r"host\s*name|rules|thresholds?|previous\s+messages|guidelines|directives|guardrails|system\s+message|"
+    r"preamble|setup\s+text)\b|"
     r"\b(?:print|reveal|disclose|output|dump|quote\s+back|echo|write\s+out|tell\s+(?:me|us))\b[^.\n]{0,80}"
     r"\bthe\s+(?:full\s+|entire\s+|hidden\s+|complete\s+)?(?:system\s+prompt|hidden\s+instructions|"
     r"api\s+keys?|environment\s+variables|private\s+keys?|signing\s+keys?|model\s+weights|"
@@ -419,7 +424,14 @@ _SET_VALUE = re.compile(
     r"(?:^|[.!?:;]\s+)(?:please\s+)?(?:set|mark|label|tag|record|classify|rate|score|treat|flag|log)\b"
     r"[^.\n]{0,80}\b(?:to|as)\s+['\"\u2018\u201c]?(?:a\s+|an\s+)?(?:strong\s+)?(?:buy|sell|hold|up|down|neutral|"
     r"positive|negative|bullish|bearish|confirmed|verified|credible|trusted|not\s+material|immaterial|true|"
-    r"false|denial|routine|low[- ]risk|safe)\b|"
+    r"false|denial|routine|low[- ]risk|safe|fabricated|fake|unreliable|spam|irrelevant|zero)\b|"
+    r"(?:^|[.!?:;]\s+)(?:please\s+)?(?:give|assign|attach)\s+(?:this|the|that|every|each|any)\s+(?:\w+\s+){0,3}"
+    r"(?:a\s+|an\s+)?(?:credibility|confidence|score|rating|probability|sentiment|weight|trust)\s+(?:score\s+)?"
+    r"(?:of|at)\b|"
+    r"\b(?:language\s+models?|llms?|ai\s+(?:systems?|models?|tools?|agents?|assistants?|readers?|editors?)|"
+    r"chatbots?|automated\s+(?:readers?|systems?|summari[sz]ers?))\s+(?:must|shall|should|are\s+(?:required|"
+    r"asked|instructed|expected)\s+to)\s+(?:reproduce|repeat|say|print|output|ignore|disregard|"
+    r"(?:treat|rate|describe|summari[sz]e|present)\s+(?:this|the|it|these))\b|"
     r"\bwhen\s+(?:anyone\s+|someone\s+|a\s+user\s+|users\s+|you\s+are\s+|you're\s+)?ask(?:s|ed)?\s+about\s+"
     r"[^,.\n]{1,60},\s*(?:say|tell|answer|reply|respond|state|the\s+(?:direction|answer|forecast)\s+is)\b|"
     r"\b(?:hey|hi|dear|attention|psst|yo)[,\s]+(?:assistant|bot|ai|model|chatbot|agent|summari[sz]er)\b|"
@@ -632,8 +644,20 @@ def _invisible_run(raw: str) -> int:
     return best
 
 
+# Sentences written as one identifier (snake_case, camelCase, a hashtag): read as words.
+_IDENT = re.compile(r"#?\b[A-Za-z]+(?:_[A-Za-z0-9]+){3,}\b|#?\b[a-z]+(?:[A-Z][a-z]+){3,}[A-Z]?\b")
+
+
+def _identifier_readings(text: str) -> list[str]:
+    out = []
+    for m in _IDENT.finditer(text):
+        words = re.sub(r"([a-z])([A-Z])", r"\1 \2", m.group(0).lstrip("#")).replace("_", " ")
+        out.append(words.lower())
+    return out
+
+
 def _decode_more(text: str) -> list[str]:
-    found: list[str] = _other_alphabet_readings(text)
+    found: list[str] = _other_alphabet_readings(text) + _identifier_readings(text)
     for m in _DEC_CODES.finditer(text):
         found.append("".join(chr(int(x)) for x in re.findall(r"\d+", m.group(0))))
     for m in _BINARY.finditer(text):
