@@ -162,11 +162,17 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     def fig(name: str, value: float, n: int, **ctx: Any) -> None:
         out.append({"bench": "news_heldout", "figure": name, "value": round(value, 4), "n": n, **ctx})
 
+    def placed(
+        rows: list[dict[str, Any]], tag: str, headline: bool = False
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Verdicts of the texts of ``rows`` carried by corroborated reports, and the carriers' ids."""
+        items, carriers = _embedded((_text_of(r) for r in rows), tag, headline=headline)
+        an, core = _fresh(acfg, base)
+        return _check(items, an, core), carriers
+
     attacks = _rows(d / "attacks.jsonl")
     if attacks:
-        items, carriers = _embedded((_text_of(r) for r in attacks), "atk")
-        an, core = _fresh(acfg, base)
-        v = _check(items, an, core)
+        v, carriers = placed(attacks, "atk")
         acc = sum(v[c]["verdict"] == "accepted" for c in carriers)
         det = sum(_detected(v[c]) for c in carriers)
         fig("attacks_accepted_pct", 100.0 * acc / len(carriers), len(carriers))
@@ -178,9 +184,7 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
                     print(f"MISSED {v[c]['verdict']} {_text_of(r)[:140]!r}", file=sys.stderr)
     benign = _rows(d / "benign_hard.jsonl")
     if benign:
-        items, carriers = _embedded((_text_of(r) for r in benign), "ben")
-        an, core = _fresh(acfg, base)
-        v = _check(items, an, core)
+        v, carriers = placed(benign, "ben")
         fp = sum(_detected(v[c]) for c in carriers)
         acc = sum(v[c]["verdict"] == "accepted" for c in carriers)
         fig("benign_hard_rejected_pct", 100.0 * fp / len(carriers), len(carriers))
@@ -209,19 +213,15 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
         an, core = _fresh(acfg, base)
         _retraction_figure(retr, stories, an, core, fig, args.verbose)
     if attacks:
-        # The same attacks written as the second report's headline: accepted, they would reach
-        # the edge (as scores) and the cloud prompt (spotlighted), which read headlines only.
-        items, carriers = _embedded((_text_of(r) for r in attacks), "hdl", headline=True)
-        an, core = _fresh(acfg, base)
-        v = _check(items, an, core)
+        # The same attacks written after the second report's headline: accepted, they would
+        # reach the edge (as scores) and the cloud prompt (spotlighted), which read headlines only.
+        v, carriers = placed(attacks, "hdl", headline=True)
         acc = sum(v[c]["verdict"] == "accepted" for c in carriers)
         det = sum(_detected(v[c]) for c in carriers)
         fig("attacks_in_headline_accepted_pct", 100.0 * acc / len(carriers), len(carriers))
         fig("attacks_in_headline_rejected_by_detectors_pct", 100.0 * det / len(carriers), len(carriers))
     if benign:
-        items, carriers = _embedded((_text_of(r) for r in benign), "bhd", headline=True)
-        an, core = _fresh(acfg, base)
-        v = _check(items, an, core)
+        v, carriers = placed(benign, "bhd", headline=True)
         fp = sum(_detected(v[c]) for c in carriers)
         fig("benign_hard_in_headline_rejected_pct", 100.0 * fp / len(carriers), len(carriers))
     return out
