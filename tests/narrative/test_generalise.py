@@ -267,6 +267,13 @@ def test_guarantee_language_of_bonds_is_not_promotion(text: str) -> None:
         ("The stock is still 40% below its listing price and the founder has left the board", False),
         ("Investors call the results a turning point for the miner", False),
         ("Auction house says the painting sold for $12 million was authenticated", False),
+        # (after heldout9's first run; the second half written here)
+        ("Regulator says $410 million fine concerned Halsworth Capital, not Halsworth Bank", True),
+        ("Tannfeld says bond coupon was paid in full; funds were held up at paying agent", True),
+        ("Statistics office says growth was 1.2%, not 2.1%", True),
+        ("Veltro says the new plant will be in Ohio, not Texas as first planned", False),
+        ("Shares rose, not least because of the buyback", False),
+        ("The loan is expected to be paid in full by 2028", False),
     ],
 )
 def test_denials_that_name_no_report(text: str, want: bool) -> None:
