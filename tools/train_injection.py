@@ -226,9 +226,8 @@ def _fine_tune_top(
     order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
     bs = 32
     groups = [order[i : i + bs] for i in range(0, len(order), bs)]
-    embedder.batch_size = bs
     flat = [texts[i] for g in groups for i in g]
-    states = embedder.states_below_top(flat)
+    states = embedder.states_below_top(flat, batch_size=bs)
     ys = [torch.tensor([labels[i] for i in g], dtype=torch.long) for g in groups]
     top = {k: torch.nn.Parameter(v.clone()) for k, v in embedder.top_layer().items()}
     head = torch.nn.Linear(384, len(CLASSES))
@@ -353,7 +352,6 @@ def main(argv: list[str] | None = None) -> int:
         labels.append(CLASSES.index(r["label"]))
     if args.head == "tuned":
         w = _fine_tune_top(emb.inner, texts, labels, epochs=args.epochs, lr=args.lr, seed=args.seed)
-        emb.inner.batch_size = 64
     else:
         w = _fit_head(args, emb, texts, labels)
     out: Path = args.out

@@ -68,6 +68,11 @@ class Embedder:
         self._threads = threads
         self._lock = threading.Lock()
         self._w = {k: v.float() for k, v in load_file(str(d / "model.safetensors")).items()}
+        # Each layer's weights named without its prefix, built once (not per batch).
+        self._layer_w = [
+            {k[len(p) :]: v for k, v in self._w.items() if k.startswith(p)}
+            for p in (f"encoder.layer.{li}." for li in range(self._layers))
+        ]
         tok = Tokenizer.from_file(str(d / "tokenizer.json"))
         tok.enable_truncation(max_length=max_tokens)
         tok.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -99,30 +104,26 @@ class Embedder:
     def top_layer(self) -> dict[str, torch.Tensor]:
         """A copy of the last layer's weights, named without the ``encoder.layer.N.`` prefix
         (what :meth:`encode_with_top` takes; the starting point of a fine-tuned copy)."""
-        p = f"encoder.layer.{self._layers - 1}."
-        return {k[len(p) :]: v.clone() for k, v in self._w.items() if k.startswith(p)}
+        return {k: v.clone() for k, v in self._layer_w[-1].items()}
 
     def run_top(self, x: torch.Tensor, mask: torch.Tensor, top: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``top`` (a last layer, as :meth:`top_layer` names it) over states from
         :meth:`states_below_top`, pooled and normalized: what :meth:`encode_with_top` gives."""
         return pool(run_layer(x, mask, top, self._heads, self._eps), mask)
 
-    def states_below_top(self, texts: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per batch of ``batch_size`` texts: the hidden states before the last layer, shape
-        ``(b, n, EMBED_DIM)``, and the attention mask ``(b, n)`` (for fine-tuning the top)."""
-        out = []
+    def states_below_top(
+        self, texts: Sequence[str], *, batch_size: int | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per batch of ``batch_size`` texts (default: the embedder's): the hidden states before
+        the last layer, shape ``(b, n, EMBED_DIM)``, and the attention mask ``(b, n)`` (for
+        fine-tuning the top)."""
+        bs = batch_size or self.batch_size
         with self._lock:
             import torch
 
             # (no_grad, not inference_mode: autograd must be able to use these states.)
             with self._threads_set(), torch.no_grad():
-                for i in range(0, len(texts), self.batch_size):
-                    ids, mask = self._tokens(list(texts[i : i + self.batch_size]))
-                    x = self._input(ids)
-                    for li in range(self._layers - 1):
-                        x = run_layer(x, mask, self._layer_weights(li), self._heads, self._eps)
-                    out.append((x, mask))
-        return out
+                return [self._below_top(list(texts[i : i + bs])) for i in range(0, len(texts), bs)]
 
     def _batches(
         self, texts: Sequence[str], top: Mapping[str, torch.Tensor] | None, top_from: int
@@ -134,12 +135,8 @@ class Embedder:
             with self._threads_set(), torch.inference_mode():
                 for i in range(0, len(texts), self.batch_size):
                     chunk = list(texts[i : i + self.batch_size])
-                    ids, mask = self._tokens(chunk)
-                    x = self._input(ids)
-                    for li in range(self._layers - 1):
-                        x = run_layer(x, mask, self._layer_weights(li), self._heads, self._eps)
-                    last = self._layer_weights(self._layers - 1)
-                    base = pool(run_layer(x, mask, last, self._heads, self._eps), mask)
+                    x, mask = self._below_top(chunk)
+                    base = pool(run_layer(x, mask, self._layer_w[-1], self._heads, self._eps), mask)
                     tuned = None
                     if top is not None and i + len(chunk) > top_from:
                         j = max(0, top_from - i)
@@ -151,9 +148,13 @@ class Embedder:
     def _threads_set(self) -> contextlib.AbstractContextManager[None]:
         return _torch_threads(self._threads)
 
-    def _layer_weights(self, li: int) -> dict[str, torch.Tensor]:
-        p = f"encoder.layer.{li}."
-        return {k[len(p) :]: v for k, v in self._w.items() if k.startswith(p)}
+    def _below_top(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens through every layer but the last: the states and the attention mask."""
+        ids, mask = self._tokens(texts)
+        x = self._input(ids)
+        for w in self._layer_w[:-1]:
+            x = run_layer(x, mask, w, self._heads, self._eps)
+        return x, mask
 
     def _tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         import torch

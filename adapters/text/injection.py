@@ -636,7 +636,8 @@ def _invisible_run(raw: str) -> int:
     """The longest run of invisible characters other than tag characters (counted apart)."""
     best = cur = 0
     for ch in raw:
-        if is_invisible(ch) and not 0xE0000 <= ord(ch) <= 0xE007F:
+        # (No ASCII character is invisible: the common case skips the Unicode lookup.)
+        if not ch.isascii() and is_invisible(ch) and not 0xE0000 <= ord(ch) <= 0xE007F:
             cur += 1
             best = max(best, cur)
         else:
@@ -675,19 +676,25 @@ def _decode_more(text: str) -> list[str]:
         found.append("".join(_BRAILLE.get(c, c) for c in text))
     if sum(c in _UPSIDE_DOWN and not c.isascii() for c in text) >= 4:
         found.append("".join(_UPSIDE_DOWN.get(c, c) for c in reversed(text)))
+    return [d for d in found if _worth_reading(d)]
+
+
+def _worth_reading(decoded: str) -> bool:
     # Digits, letters and symbols decode from plenty of news (price lists, scores): only a
     # reading that is English or that a rule flags counts.
-    return [d for d in found if sum(c.isalpha() for c in d) >= 6 and (english_prose(d) or scan_text(d))]
+    return sum(c.isalpha() for c in decoded) >= 6 and (english_prose(decoded) or scan_text(decoded) != [])
+
+
+# Enclosed (circled, parenthesised), mathematical and squared letters: styling no news copy uses
+# for words (fullwidth Latin, which CJK typesetting does use, is not counted).
+_STYLED_CLASS = "\u2460-\u24ff\U0001d400-\U0001d7ff\U0001f130-\U0001f189"
+_STYLED_CHAR = re.compile(f"[{_STYLED_CLASS}]")
 
 
 def _styled(c: str) -> bool:
-    """Enclosed (circled, parenthesised), mathematical and squared letters: styling no news copy
-    uses for words (fullwidth Latin, which CJK typesetting does use, is not counted)."""
-    o = ord(c)
-    return 0x2460 <= o <= 0x24FF or 0x1D400 <= o <= 0x1D7FF or 0x1F130 <= o <= 0x1F189
+    return _STYLED_CHAR.match(c) is not None
 
 
-_STYLED_CLASS = "\u2460-\u24ff\U0001d400-\U0001d7ff\U0001f130-\U0001f189"
 # A run of styled letters, with the spacing and punctuation written between its words.
 _STYLED_RUN = re.compile(f"[{_STYLED_CLASS}](?:[\\s.,:;!?'\u2019-]*[{_STYLED_CLASS}])*")
 
@@ -709,9 +716,7 @@ def _styled_payloads(raw: str) -> list[str]:
     if sum(_styled(c) for r in runs for c in r) < 8:
         return []
     reading = " ".join("".join(_styled_letter(c) if _styled(c) else c for c in r) for r in runs)
-    if sum(c.isalpha() for c in reading) >= 6 and (english_prose(reading) or scan_text(reading)):
-        return [reading]
-    return []
+    return [reading] if _worth_reading(reading) else []
 
 
 # Common English words (function words and the verbs instructions use): text decoded out of an
