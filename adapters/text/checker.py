@@ -14,6 +14,7 @@ tests run exactly the same logic:
   - rejected: prompt injection, an instrument disguised by homoglyphs or
     invisible characters, a duplicate, pump language, a blocked source;
   - quarantined: no instrument (or only ambiguous names), unknown symbols,
+    text the detectors cannot read (another language or script, symbol runs),
     a claim contradicted by another item within the window, a claimed
     direction the market has clearly refuted, or no corroboration by
     ``k`` independent credible sources within the window;
@@ -48,6 +49,7 @@ import numpy as np
 
 from adapters.text.claims import Claim, ClaimIndex, View, content_tokens, direction_cue
 from adapters.text.classifier import passages, unquote_reported
+from adapters.text.coverage import unscreened
 from adapters.text.credibility import CredibilityBook, MarketTracker
 from adapters.text.dedup import Deduplicator
 from adapters.text.entities import DEFAULT_UNIVERSE, EntityLinker, Universe
@@ -131,6 +133,10 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     A credible denial or correction retracts accepted items of the last ``retract_window_s``
     seconds that share a symbol and either ``retract_jaccard`` of their content tokens or a
     cosine of ``retract_cosine``.
+    ``unscreened``: what becomes of an item with a passage no detector can read
+    (:mod:`adapters.text.coverage`: another language, another script, a run of symbols):
+    ``hold`` quarantines it as ``unscreened_text:<kind>`` (the detectors did not clear it, they
+    could not read it), ``accept`` lets it on to corroboration like any other item.
     """
 
     k: int = 2
@@ -157,6 +163,7 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     story_margin: float = 0.1
     story_jaccard: float = 0.05
     corroborate_untracked: bool = True
+    unscreened: Literal["hold", "accept"] = "hold"
 
 
 class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news"):
@@ -168,7 +175,8 @@ class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news
     mean of the vectors of the item's first :data:`LEAD_PASSAGES` passages (headline and lead
     sentences; empty unless the learned detector embedded them) and ``lead_tokens`` their
     content tokens, by which independent accounts of one
-    event are matched (:mod:`adapters.text.claims`).
+    event are matched (:mod:`adapters.text.claims`).  ``unscreened`` is why some passage of the
+    item could not be screened (:data:`adapters.text.coverage.UnscreenedKind`), ``""`` if none.
     """
 
     item: NewsItem
@@ -193,6 +201,7 @@ class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news
     embedding: tuple[float, ...] = ()
     lead_tokens: tuple[str, ...] = ()
     story_embedding: tuple[float, ...] = ()
+    unscreened: str = ""
 
 
 _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
@@ -491,6 +500,7 @@ class Analyzer:
             scores={"lm": round(lm, 6), "vader": round(vader, 6)},
             tokens=tuple(sorted(content_tokens(headline))),
             lead_tokens=tuple(sorted(content_tokens(" ".join(passages("", text)[:LEAD_PASSAGES])))),
+            unscreened=unscreened(passages(head_nt.text, normalize(it.body).text, max_passages=64)),
         )
 
 
@@ -798,6 +808,8 @@ class SanityCore:
             scores["untracked_symbols"] = float(len(untracked))
         if a.unknown_cashtags:
             reasons.append("unknown_cashtags:" + ",".join(a.unknown_cashtags))
+        if a.unscreened and cfg.unscreened == "hold":
+            reasons.append("unscreened_text:" + a.unscreened)
         if reasons:
             out.append(self._final(a, "quarantined", reasons, scores))
             return out

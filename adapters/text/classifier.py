@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from adapters.text.coverage import passage_kind
 from adapters.text.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -260,7 +261,12 @@ class InjectionHead:
         left to the rules, :mod:`adapters.text.injection`)."""
         out = np.array(probs, copy=True)
         for i, t in enumerate(texts):
-            if latin_share(t) < 0.5 or len(t.split()) < _MIN_WORDS or unquote_reported(t) != t:
+            if (
+                latin_share(t) < 0.5
+                or len(t.split()) < _MIN_WORDS
+                or unquote_reported(t) != t
+                or passage_kind(t) == "language"
+            ):
                 # (A passage quoting the words an enforcement story is about is scored by the
                 # rules on its unquoted rest, as :func:`adapters.text.checker.hype_score` does.)
                 out[i] = 0.0

