@@ -75,7 +75,11 @@ capacity step before a 60 s overload cannot decide it.  The rounds alternate a c
 a short overload (``--round-s`` at ``--factor`` x the capacity just measured, controller on), K
 times, ending with a capacity step; each round's full-path goodput is divided by the mean of the
 two capacity steps either side of it, seconds apart.  Reported: every round's ratio, their mean
-and the one-sided 95% lower bound of the mean (Student t over the rounds).
+and the one-sided 95% lower bound of the mean (Student t over the rounds); the same for the
+ratio of forecasts per second of the node's own loop CPU (``ratios_cpu``: the loop thread's CPU
+time less the generator's offering time), which takes out how much CPU the shared machine gave
+the node in each step and leaves what the node made of it, with the loop's busy share per step
+to show the loop was saturated in both.
 """
 
 from __future__ import annotations
@@ -400,6 +404,11 @@ class OverloadResult(msgspec.Struct, kw_only=True):
     capacity step (NaN when the capacity was given) and during the overload: loop time the node
     did not have.  At 3x the generator offers twice the records of the capacity step."""
     load_share_overload: float
+    goodput_full_per_cpu_s: float
+    """Full-path forecasts per second of the node's own loop CPU in the overload (the load
+    generator's offering time taken out): what the node made of the CPU it got."""
+    loop_busy_overload: float
+    """The loop thread's CPU time over the overload's wall time (1.0: a core's worth)."""
     goodput_full_ratio_loop: float
     """``goodput_full_ratio`` with the generator's share taken out of both sides (forecasts per
     second of loop time left to the node): an estimate that assumes the node is loop-bound."""
@@ -448,7 +457,8 @@ class _Rig:
         self.bounds: tuple[int, ...] = ()
         """Phase start times (wall clock, ns), then the schedule's end; set by :meth:`run`."""
         self.marks: list[dict[str, int]] = []
-        """Counters at each of :attr:`bounds` (``records_in``, ``news_no_embed``, ``load_busy_ns``)."""
+        """Counters at each of :attr:`bounds` (``records_in``, ``news_no_embed``, ``load_busy_ns``,
+        ``loop_cpu_ns``: the loop thread's CPU time)."""
         self._add_actors()
         self.modes = Probe(self.engine.bus, "control.mode")
 
@@ -524,6 +534,9 @@ class _Rig:
                 "records_in": _counter(m, "md_events_in_total"),
                 "news_no_embed": _counter(m, "news_embeddings_skipped_total"),
                 "load_busy_ns": _counter(m, "load_busy_ns_total"),
+                # (_mark runs on the loop thread: its CPU time is the loop's, where the feed, the
+                # sanity checker and the edge model run; the news analysis runs in an executor)
+                "loop_cpu_ns": time.thread_time_ns(),
             }
         )
 
@@ -579,6 +592,12 @@ class _Rig:
         """Per second, of mark ``key`` over phase ``phase``."""
         seconds = (self.bounds[phase + 1] - self.bounds[phase]) / _NS
         return (self.marks[phase + 1][key] - self.marks[phase][key]) / seconds
+
+    def node_cpu_s(self, phase: int) -> float:
+        """Seconds of loop-thread CPU the node itself spent in phase ``phase``: the loop's CPU time
+        less the load generator's offering time (which runs on the same loop)."""
+        d = {k: self.marks[phase + 1][k] - self.marks[phase][k] for k in ("loop_cpu_ns", "load_busy_ns")}
+        return max(d["loop_cpu_ns"] - d["load_busy_ns"], 0) / _NS
 
 
 @functools.cache
@@ -649,6 +668,10 @@ class _Capacity(NamedTuple):
     """Chunks the feed's mailbox shed (0: the offered rate did not saturate the pipeline)."""
     load_share: float = math.nan
     """Share of the wall time the load generator spent offering (on the node's own loop)."""
+    forecasts_per_cpu_s: float = math.nan
+    """Forecasts per second of the node's own loop CPU (:meth:`_Rig.node_cpu_s`)."""
+    loop_busy: float = math.nan
+    """The loop thread's CPU time over the wall time of the step (1.0: a core's worth, saturated)."""
 
 
 async def _capacity(p: OverloadParams) -> _Capacity:
@@ -669,6 +692,8 @@ async def _capacity(p: OverloadParams) -> _Capacity:
         downstream,
         front,
         rig.rate("load_busy_ns", 1) / _NS,
+        forecasts / max(rig.node_cpu_s(1), 1e-9),
+        rig.rate("loop_cpu_ns", 1) / _NS,
     )
 
 
@@ -739,6 +764,8 @@ async def run_experiment(p: OverloadParams) -> OverloadResult:
         goodput_cheap_ratio=ratio(cheap / p.seconds),
         load_share_capacity=measured.load_share,
         load_share_overload=(over_share := rig.rate("load_busy_ns", 2) / _NS),
+        goodput_full_per_cpu_s=full / max(rig.node_cpu_s(2), 1e-9),
+        loop_busy_overload=rig.rate("loop_cpu_ns", 2) / _NS,
         goodput_full_ratio_loop=ratio(full / p.seconds) * (1.0 - measured.load_share) / (1.0 - over_share),
         p50_unloaded_us=warm.percentile(0.5),
         p99_unloaded_us=warm.percentile(0.99),
@@ -788,6 +815,17 @@ class RoundsResult(msgspec.Struct, kw_only=True):
     records arrive from another process."""
     ratio_loop_mean: float
     ratio_loop_lower95: float
+    ratios_cpu: list[float]
+    """Round i's full-path forecasts per second of the node's own loop CPU over the mean of the
+    same rate in its two capacity steps: the machine's noise (steal, neighbours) changes how much
+    CPU the node gets, not what it makes of it, so this ratio is about the node alone.  Valid
+    while the loop is saturated in both (``loop_busy_capacity`` and ``loop_busy_overload``)."""
+    ratio_cpu_mean: float
+    ratio_cpu_median: float
+    ratio_cpu_lower95: float
+    loop_busy_capacity: list[float]
+    """The loop thread's CPU time over wall time in each capacity step (1.0: a core's worth)."""
+    loop_busy_overload: list[float]
     p99_ratios: list[float]
     unaccounted: int
     worst_modes: list[str]
@@ -823,6 +861,8 @@ async def run_rounds(p: OverloadParams, rounds: int, round_s: float) -> RoundsRe
     p99: list[float] = []
     worst: list[str] = []
     share: list[float] = []
+    per_cpu: list[float] = []
+    busy: list[float] = []
     unaccounted = caps[0].unaccounted
     for _ in range(rounds):
         q = msgspec.structs.replace(
@@ -841,6 +881,8 @@ async def run_rounds(p: OverloadParams, rounds: int, round_s: float) -> RoundsRe
         p99.append(r.p99_ratio)
         worst.append(r.worst_mode_overload)
         share.append(r.load_share_overload)
+        per_cpu.append(r.goodput_full_per_cpu_s)
+        busy.append(r.loop_busy_overload)
         unaccounted += r.unaccounted
         caps.append(await _capacity(p))
         unaccounted += caps[-1].unaccounted
@@ -848,6 +890,8 @@ async def run_rounds(p: OverloadParams, rounds: int, round_s: float) -> RoundsRe
     ratios = [g / ((a + b) / 2.0) for g, a, b in zip(full, fc, fc[1:], strict=False)]
     cap_share = [(a.load_share + b.load_share) / 2.0 for a, b in itertools.pairwise(caps)]
     loop = [r * (1.0 - c) / (1.0 - o) for r, c, o in zip(ratios, cap_share, share, strict=True)]
+    cap_cpu = [(a.forecasts_per_cpu_s + b.forecasts_per_cpu_s) / 2.0 for a, b in itertools.pairwise(caps)]
+    cpu = [g / c for g, c in zip(per_cpu, cap_cpu, strict=True)]
     return RoundsResult(
         capacities_forecasts_per_s=fc,
         goodput_full_per_s=full,
@@ -859,6 +903,12 @@ async def run_rounds(p: OverloadParams, rounds: int, round_s: float) -> RoundsRe
         ratios_loop=loop,
         ratio_loop_mean=statistics.fmean(loop),
         ratio_loop_lower95=lower95(loop),
+        ratios_cpu=cpu,
+        ratio_cpu_mean=statistics.fmean(cpu),
+        ratio_cpu_median=statistics.median(cpu),
+        ratio_cpu_lower95=lower95(cpu),
+        loop_busy_capacity=[c.loop_busy for c in caps],
+        loop_busy_overload=busy,
         p99_ratios=p99,
         unaccounted=unaccounted,
         worst_modes=worst,
@@ -1042,6 +1092,11 @@ def _main_rounds(p: OverloadParams, a: argparse.Namespace) -> int:
         ratios=[round(x, 3) for x in rr.ratios],
         ratio_loop_mean=rr.ratio_loop_mean,
         ratio_loop_lower95=rr.ratio_loop_lower95,
+        ratios_cpu=[round(x, 3) for x in rr.ratios_cpu],
+        ratio_cpu_mean=rr.ratio_cpu_mean,
+        ratio_cpu_lower95=rr.ratio_cpu_lower95,
+        loop_busy_capacity=[round(x, 3) for x in rr.loop_busy_capacity],
+        loop_busy_overload=[round(x, 3) for x in rr.loop_busy_overload],
         capacities=[round(x) for x in rr.capacities_forecasts_per_s],
         cheap_per_s=[round(x) for x in rr.goodput_cheap_per_s],
         p99_ratios=[round(x, 2) for x in rr.p99_ratios],

@@ -113,6 +113,11 @@ async def test_paired_rounds_divide_each_round_by_the_capacity_steps_either_side
         assert r == pytest.approx(g / ((caps[i] + caps[i + 1]) / 2))
     assert rr.ratio_mean == pytest.approx(sum(rr.ratios) / 2)
     assert rr.ratio_lower95 <= rr.ratio_mean
+    # the CPU-normalised ratio: rates per second of the loop's own CPU, saturated loop in every step
+    assert len(rr.ratios_cpu) == 2 and all(r > 0 for r in rr.ratios_cpu)
+    assert len(rr.loop_busy_capacity) == 3 and len(rr.loop_busy_overload) == 2
+    assert all(0.3 < b <= 1.05 for b in rr.loop_busy_capacity + rr.loop_busy_overload)
+    assert rr.ratio_cpu_lower95 <= rr.ratio_cpu_mean
     assert rr.unaccounted == 0
     with pytest.raises(ValueError, match="at least 2"):
         await run_rounds(p, 1, 1.5)
