@@ -18,9 +18,10 @@ analyzer and checker the node's actors use (MiniLM, the learned detector, the so
   true event by two reputable, independent outlets (the other report is clean).  Figures: share
   of carriers ``accepted`` (the attack would reach the cloud prompt), share ``rejected`` by the
   detectors themselves (``prompt_injection``, ``pump_language``, ``obfuscated_instrument``), the
-  rest held (quarantined for lack of corroboration);
+  rest held (quarantined for lack of corroboration or, ``attacks_held_unscreened``, because some
+  passage is text the detectors cannot read: :mod:`adapters.text.coverage`);
 * ``benign_hard``: each benign text embedded the same way; share whose carrier is rejected by a
-  detector (a false positive);
+  detector (a false positive), share accepted, share held as unscreened;
 * ``true_stories``: multi-outlet stories as given; share of items accepted;
 * ``same_group``: stories carried by outlets of one owner or as syndicated copies; share of
   stories wrongly accepted (counted as corroborated);
@@ -178,6 +179,8 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
         fig("attacks_accepted_pct", 100.0 * acc / len(carriers), len(carriers))
         fig("attacks_rejected_by_detectors_pct", 100.0 * det / len(carriers), len(carriers))
         fig("attacks_held_pct", 100.0 * (len(carriers) - acc - det) / len(carriers), len(carriers))
+        uns = sum(_unscreened(v[c]) for c in carriers)
+        fig("attacks_held_unscreened_pct", 100.0 * uns / len(carriers), len(carriers))
         if args.verbose:
             for r, c in zip(attacks, carriers, strict=True):
                 if not _detected(v[c]):
@@ -189,6 +192,8 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
         acc = sum(v[c]["verdict"] == "accepted" for c in carriers)
         fig("benign_hard_rejected_pct", 100.0 * fp / len(carriers), len(carriers))
         fig("benign_hard_accepted_pct", 100.0 * acc / len(carriers), len(carriers))
+        uns = sum(_unscreened(v[c]) for c in carriers)
+        fig("benign_hard_held_unscreened_pct", 100.0 * uns / len(carriers), len(carriers))
         if args.verbose:
             for r, c in zip(benign, carriers, strict=True):
                 if _detected(v[c]):
@@ -228,6 +233,12 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 _FIELDS = ("id", "ts", "source", "headline", "body", "symbols")
+
+
+def _unscreened(rec: dict[str, Any]) -> bool:
+    """Held because the detectors could not read some passage (``SanityConfig.unscreened``)."""
+    why = rec["reasons"]
+    return rec["verdict"] == "quarantined" and any(str(x).startswith("unscreened_text:") for x in why)
 
 
 def _item(it: dict[str, Any]) -> dict[str, Any]:
