@@ -826,6 +826,8 @@ class RoundsResult(msgspec.Struct, kw_only=True):
     loop_busy_capacity: list[float]
     """The loop thread's CPU time over wall time in each capacity step (1.0: a core's worth)."""
     loop_busy_overload: list[float]
+    capacity_front_shed: list[int]
+    """Chunks the feed's mailbox shed in each capacity step (above 0: the step saturated the pipeline)."""
     p99_ratios: list[float]
     unaccounted: int
     worst_modes: list[str]
@@ -909,6 +911,7 @@ async def run_rounds(p: OverloadParams, rounds: int, round_s: float) -> RoundsRe
         ratio_cpu_lower95=lower95(cpu),
         loop_busy_capacity=[c.loop_busy for c in caps],
         loop_busy_overload=busy,
+        capacity_front_shed=[c.front_shed for c in caps],
         p99_ratios=p99,
         unaccounted=unaccounted,
         worst_modes=worst,
@@ -1097,6 +1100,7 @@ def _main_rounds(p: OverloadParams, a: argparse.Namespace) -> int:
         ratio_cpu_lower95=rr.ratio_cpu_lower95,
         loop_busy_capacity=[round(x, 3) for x in rr.loop_busy_capacity],
         loop_busy_overload=[round(x, 3) for x in rr.loop_busy_overload],
+        capacity_front_shed=rr.capacity_front_shed,
         capacities=[round(x) for x in rr.capacities_forecasts_per_s],
         cheap_per_s=[round(x) for x in rr.goodput_cheap_per_s],
         p99_ratios=[round(x, 2) for x in rr.p99_ratios],
