@@ -29,10 +29,12 @@ from typing import Literal
 
 __all__ = ["ENGLISH_SHARE", "MIN_WORDS", "UnscreenedKind", "english_share", "passage_kind", "unscreened"]
 
-UnscreenedKind = Literal["", "script", "language", "symbols"]
+UnscreenedKind = Literal["", "script", "language", "symbols", "opaque"]
 """Why a passage is unscreened: mostly letters of a non-Latin script (``script``), Latin letters
-that are not English (``language``), a run of symbols or control characters (``symbols``); ``""``
-when every passage could be read."""
+that are not English (``language``), a run of symbols or control characters (``symbols``), an
+opaque token (``opaque``: 20 or more characters without a space mixing three of upper case, lower
+case, digits and punctuation, as base64, base91 or base32 text does; hex digests, URLs and e-mail
+addresses excepted); ``""`` when every passage could be read."""
 
 ENGLISH_SHARE = 0.5
 """The share of counted words, in [0, 1], at or above which a Latin-script passage is English."""
@@ -40,6 +42,9 @@ MIN_WORDS = 3
 """Counted words a passage needs before its language is judged."""
 _SYMBOLS = 12
 _WORD = re.compile(r"\w+")
+_OPAQUE_LEN = 20
+_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+")
+_ADDRESS = re.compile(r"://|^www\.|@[\w-]+\.\w|\.(?:com|org|net|io|gov|edu)\b")
 # Apostrophe contractions split into a stem the dictionary does not list.
 _CONTRACTIONS = frozenset(
     {"don", "doesn", "didn", "isn", "aren", "wasn", "weren", "won", "wouldn", "couldn", "shouldn"}
@@ -73,7 +78,9 @@ def english_share(text: str) -> tuple[float, int]:
     and are not English; CJK text counts each character as a word."""
     words = _words()
     eng = n = 0
-    for m in _WORD.finditer(unicodedata.normalize("NFKC", text)):
+    # Addresses (URLs, e-mail, domains) are not words in any language.
+    prose = " ".join(t for t in unicodedata.normalize("NFKC", text).split() if not _ADDRESS.search(t))
+    for m in _WORD.finditer(prose):
         w = m.group(0)
         if len(w) < 2 or any(c.isdigit() or c == "_" for c in w):
             continue
@@ -87,6 +94,19 @@ def english_share(text: str) -> tuple[float, int]:
         else:
             n += 1
     return (eng / n if n else 1.0), n
+
+
+def _opaque(token: str) -> bool:
+    t = token.strip(".,;:!?()[]\"'")
+    if len(t) < _OPAQUE_LEN or _HEX.fullmatch(t) or _ADDRESS.search(t):
+        return False
+    classes = (
+        any(c.isupper() for c in t),
+        any(c.islower() for c in t),
+        any(c.isdigit() for c in t),
+        any(not c.isalnum() for c in t),
+    )
+    return sum(classes) >= 3
 
 
 def _cjk(w: str) -> bool:
@@ -109,6 +129,8 @@ def passage_kind(passage: str) -> UnscreenedKind:
                 other += 1
     if sym >= _SYMBOLS and sym >= 0.3 * visible:
         return "symbols"
+    if any(_opaque(tok) for tok in passage.split()):
+        return "opaque"
     if other >= 4 and other > latin:
         return "script"
     share, n = english_share(passage)
