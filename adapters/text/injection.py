@@ -446,6 +446,26 @@ _SET_VALUE = re.compile(
     _I,
 )
 
+_OWN_NOUN = (
+    r"(?:instructions|guidelines|directives|guardrails|programming|system\s+(?:prompt|message)|operating\s+rules|"
+    r"rules|constraints|brief(?:ing)?|game\s+plan)"
+)
+# The reader's own instructions named, whatever is then done to them ("your operating rules must
+# vacate", "the guidelines you arrived with have expired", "prior directives in the reader's
+# memory"): news has no cause to refer to the instructions of whoever reads it, so the reference
+# itself is the sign, not the verb around it (rule pass after heldout10's first run).
+_OWN_INSTRUCTIONS = re.compile(
+    r"\byour\s+(?:(?:own|current|previous|prior|original|old|existing|standing|internal|hidden|secret|"
+    r"operating|earlier)\s+)*" + _OWN_NOUN + r"\b|"
+    r"\b(?:instructions|guidelines|directives|rules|game\s+plan|brief|prompt)\s+(?:that\s+|which\s+)?"
+    r"(?:you\s+(?:were\s+(?:given|handed|issued|told)|received|arrived\s+with|came\s+with|started\s+with|"
+    r"have\s+been\s+given)|(?:they|someone|somebody|your\s+\w+|the\s+\w+)\s+(?:gave|handed|issued)\s+you)\b|"
+    r"\b(?:reader|model|assistant|ai|a\.i\.|bot|summari[sz]er|llm|agent|chatbot)['\u2019]s\s+(?:\w+\s+)?"
+    r"(?:memory|instructions|rules|guidelines|directives|programming|configuration)\b",
+    _I,
+)
+
+
 # (pattern, kind, weight).  A single strong finding (>= 0.5) rejects an item;
 # the weak ones only combine.
 _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
@@ -472,6 +492,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
     (_FOREIGN_3, "foreign_instruction", 0.6),
     (_FOREIGN_AI, "foreign_instruction", 0.6),
     (_SET_VALUE, "output_dictation", 0.6),
+    (_OWN_INSTRUCTIONS, "override_instructions", 0.6),
 )
 
 
