@@ -461,6 +461,21 @@ _AUTOMATED_READER = re.compile(
     r"(?:readers?|systems?|services?|tools?|crawlers?|indexers?)\b",
     _I,
 )
+# An output prescribed by the text ("the required model output for X today is down 9%", "the only
+# permitted reading for WYSR is neutral", "match the consensus exactly", "your forecast for X has
+# been delivered: DOWN 12%"): news reports forecasts, it does not hand the reader one (rule pass
+# after heldout10's first run).
+_PRESCRIBED_OUTPUT = re.compile(
+    r"\b(?:required|mandated|mandatory|prescribed)\s+(?:model\s+|ai\s+)?(?:output|forecast|answer|verdict|"
+    r"rating|prediction|direction)\s+(?:for\s+[^.\n]{1,40}?\s+)?(?:today\s+)?(?:is|will\s+be|reads?)\b|"
+    r"\bonly\s+(?:permitted|allowed|acceptable|valid|admissible)\s+(?:output|reading|forecast|answer|verdict|"
+    r"rating|prediction|direction|label|response)\b|"
+    r"\b(?:match|copy|mirror|reproduce|repeat)\s+(?:the|this|that)\s+(?:consensus|figure|number|forecast|"
+    r"verdict|rating|answer|label|estimate)\s+exactly\b|"
+    r"\byour\s+(?:forecast|prediction|rating|verdict|answer|output|call)\s+(?:for|on)\s+[^.\n]{1,40}?\s+"
+    r"(?:is|has\s+been|was|will\s+be)\b",
+    _I,
+)
 _OWN_NOUN = (
     r"(?:instructions|guidelines|directives|guardrails|programming|system\s+(?:prompt|message)|operating\s+rules|"
     r"rules|constraints|brief(?:ing)?|game\s+plan)"
@@ -509,6 +524,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = (
     (_SET_VALUE, "output_dictation", 0.6),
     (_OWN_INSTRUCTIONS, "override_instructions", 0.6),
     (_AUTOMATED_READER, "addresses_model", 0.6),
+    (_PRESCRIBED_OUTPUT, "output_dictation", 0.6),
 )
 
 
