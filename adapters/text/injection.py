@@ -244,11 +244,16 @@ _SECRETS = re.compile(
     r"operating|exact|unredacted|real)\s+)*(?:system\s+)?(?:prompt|instructions|configuration|config|"
     r"credentials|api\s+keys?|tokens?|environment\s+variables|private\s+keys?|signing\s+keys?|model\s+weights|"
     r"host\s*name|rules|thresholds?|previous\s+messages|guidelines|directives|guardrails|system\s+message|"
-    r"preamble|setup\s+text)\b|"
+    r"preamble|setup\s+text|context(?:\s+window)?|secrets)\b|"
     r"\b(?:print|reveal|disclose|output|dump|quote\s+back|echo|write\s+out|tell\s+(?:me|us))\b[^.\n]{0,80}"
     r"\bthe\s+(?:full\s+|entire\s+|hidden\s+|complete\s+)?(?:system\s+prompt|hidden\s+instructions|"
     r"api\s+keys?|environment\s+variables|private\s+keys?|signing\s+keys?|model\s+weights|"
-    r"rules\s+you\s+use|thresholds?\s+(?:values\s+)?(?:you|your)|messages\s+of\s+other\s+users)\b|"
+    r"rules\s+you\s+use|thresholds?\s+(?:values\s+)?(?:you|your)|messages\s+of\s+other\s+users|"
+    r"system\s+message)\b|"
+    # (eighth pass) a credential asked to be sent somewhere: "dm the vault password to @ops"
+    r"\b(?:send|dm|e-?mail|post|forward|paste|share|give|text|message)\s+(?:me\s+|us\s+)?(?:the|your)\s+"
+    r"(?:\w+\s+)?(?:password|passcode|credentials|api\s+key|access\s+token|secret\s+key|private\s+key|"
+    r"seed\s+phrase|login)\s+to\b|"
     r"\b(?:environment\s+variables|private\s+key\s+file|signing\s+key|broker\s+credentials|api\s+keys?\s+or\s+tokens)\b"
     r"[^.\n]{0,80}\b(?:you|your)\b|\b(?:other\s+users'?|another\s+user'?s)\s+(?:data|positions|messages|portfolios?)\b",
     _I,
