@@ -299,8 +299,60 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             0.35,
         ),
         (r"\bunconfirmed\b|\brumou?r(?:s|ed)?\b|\bwhispers?\b|\bchatter\b|\bhearing that\b", 0.2),
+        # Eighth pass (after heldout10's first run): certainty of gain and tips from the inside,
+        # in a promoter's sober or chatty register.
+        (
+            r"\b(?:win|payday)\s+(?:is\s+)?(?:certain|guaranteed|assured)\b|"
+            r"\b(?:gains?|profits?|upside)\s+(?:is|are)\s+(?:certain|assured)\b|"
+            r"\bnever\s+(?:had|seen|posted)\s+a\s+(?:down|losing|negative|red)\s+(?:year|month|quarter)\s+and\s+"
+            r"never\s+will\b|"
+            r"\bsmartest\s+(?:thing|move|investment|decision)\s+you\s+(?:will\s+)?(?:ever\s+)?(?:make|do)\b",
+            0.55,
+        ),
+        (
+            r"\b(?:tip|word)\s+from\s+(?:a|my|an|our)\s+\w+|"
+            r"\bmy\s+(?:uber|taxi|cab|lyft)\s+driver\b|(?-i:\bbetween\s+us\b)|"
+            r"\bsmart\s+money\s+(?:knows|is\s+(?:buying|loading|piling))\b|"
+            r"\bpeople\s+who\s+have\s+seen\s+(?:them|it|the\s+\w+)\b",
+            0.3,
+        ),
     )
 )
+
+# A price said to go from $a to $b, or an "Nx", forward-looking: a promised multiple of 5 or more
+# (real price targets are rarely twice the price; valuation multiples and moves already made are
+# not promises).
+_MULTIPLE = re.compile(
+    r"\b(\d{1,3}(?:\.\d+)?)\s?x\b(?!\s*(?:leverage|earnings|sales|revenue|ebitda|book|cash|the\s|"
+    r"oversubscribed|covered|coverage|multiple|times))",
+    re.I,
+)
+_PRICE_PATH = re.compile(r"\$\s?(\d+(?:\.\d+)?)\s*(?:to|->|\u2192|\u2013|-)\s*\$\s?(\d+(?:\.\d+)?)")
+# A range of prices, not a path ("fares from $10 to $99", "strikes between $5 and $50").
+_RANGE = re.compile(
+    r"\b(?:range[sd]?|ranging|between|priced|cost|costs|fares?|tickets?|strikes?|spread|bands?)\b[^.$]{0,15}$",
+    re.I,
+)
+_PAST_MOVE = re.compile(
+    r"\b(?:rose|fell|jumped|climbed|surged|soared|plunged|dropped|slid|sank|gained|lost|went|traded|"
+    r"has\s+(?:risen|fallen)|have\s+(?:risen|fallen)|since|was|were|had|ran|rallied|collapsed|tumbled)\b[^.$]{0,30}$",
+    re.I,
+)
+
+
+def _promised_multiple(text: str) -> float:
+    """The largest gain multiple ``text`` promises (an ``Nx``, or a ``$a to $b`` path not told as a
+    move already made); 0.0 when none."""
+    best = 0.0
+    for m in _MULTIPLE.finditer(text):
+        if not _PAST_MOVE.search(text[max(0, m.start() - 40) : m.start()]):
+            best = max(best, float(m.group(1)))
+    for m in _PRICE_PATH.finditer(text):
+        a, b = float(m.group(1)), float(m.group(2))
+        before = text[max(0, m.start() - 40) : m.start()]
+        if a > 0 and not _PAST_MOVE.search(before) and not _RANGE.search(before):
+            best = max(best, b / a)
+    return best
 _EXCLAIM = re.compile(r"!{2,}|(?:!\s*){3,}")
 
 
@@ -314,6 +366,8 @@ def hype_score(text: str) -> float:
             s *= 1.0 - w
     if _EXCLAIM.search(text):
         s *= 0.8
+    if _promised_multiple(text) >= 5.0:
+        s *= 0.55
     words = [w for w in re.findall(r"[A-Za-z]{3,}", text)]
     if len(words) >= 4 and sum(w.isupper() for w in words) / len(words) > 0.6:
         s *= 0.75

@@ -722,3 +722,23 @@ def test_an_output_prescribed_by_the_text(text: str, hostile: bool) -> None:
 )
 def test_secrets_asked_for_in_plain_words(text: str, hostile: bool) -> None:
     assert (scan(text).score >= 0.5) == hostile, scan(text).findings
+
+
+@pytest.mark.parametrize(
+    ("text", "pump"),
+    [
+        # (eighth pass: promised multiples and certainty; the first three from heldout9/10 misses)
+        ("Patent ruling due Friday. Win certain. Vosper Bio goes from $1 to $15. Position now.", True),
+        ("I've just loaded up on Pyrelle Labs. Pre-revenue, but a 20x from here is the base case.", True),
+        ("Halvestra's gold-linked notes have never had a down year and never will.", True),
+        ("Smart money knows: Corvale is a 12x from $0.40 by spring. Follow it.", True),
+        ("Shares have risen from $2 to $20 since the 2016 listing.", False),
+        ("Fares range from $10 to $99 on the new route.", False),
+        ("The bond deal was 5x oversubscribed, the arranger said.", False),
+        ("There is no risk whatsoever to depositors, the central bank said.", False),
+        ("A tip from a whistleblower led to the probe, the regulator said.", False),
+        ("Trade between US and China fell 3% in October.", False),
+    ],
+)
+def test_promised_multiples_and_certainty_of_gain(text: str, pump: bool) -> None:
+    assert (hype_score(text) >= 0.5) == pump, hype_score(text)
