@@ -554,7 +554,10 @@ class Analyzer:
             scores={"lm": round(lm, 6), "vader": round(vader, 6)},
             tokens=tuple(sorted(content_tokens(headline))),
             lead_tokens=tuple(sorted(content_tokens(" ".join(passages("", text)[:LEAD_PASSAGES])))),
-            unscreened=unscreened(passages(head_nt.text, normalize(it.body).text, max_passages=64)),
+            unscreened=unscreened(
+                passages(head_nt.text, normalize(it.body).text, max_passages=64),
+                disguised_words=nt.homoglyph_words,
+            ),
         )
 
 

@@ -27,19 +27,32 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ENGLISH_SHARE", "MIN_WORDS", "UnscreenedKind", "english_share", "passage_kind", "unscreened"]
+__all__ = [
+    "DISGUISED_WORDS",
+    "ENGLISH_SHARE",
+    "MIN_WORDS",
+    "UnscreenedKind",
+    "english_share",
+    "passage_kind",
+    "unscreened",
+]
 
-UnscreenedKind = Literal["", "script", "language", "symbols", "opaque"]
+UnscreenedKind = Literal["", "script", "language", "symbols", "opaque", "disguised"]
 """Why a passage is unscreened: mostly letters of a non-Latin script (``script``), Latin letters
 that are not English (``language``), a run of symbols or control characters (``symbols``), an
 opaque token (``opaque``: 20 or more characters without a space mixing three of upper case, lower
 case, digits and punctuation, as base64, base91 or base32 text does; hex digests, URLs and e-mail
-addresses excepted); ``""`` when every passage could be read."""
+addresses excepted), words disguised with look-alike letters of other scripts (``disguised``: at
+least :data:`DISGUISED_WORDS` of them, a channel in the choice of letters that the folded text no
+longer shows); ``""`` when every passage could be read."""
 
 ENGLISH_SHARE = 0.5
 """The share of counted words, in [0, 1], at or above which a Latin-script passage is English."""
 MIN_WORDS = 3
 """Counted words a passage needs before its language is judged."""
+DISGUISED_WORDS = 3
+"""Words written with look-alike letters (``NormalizedText.homoglyph_words``) that make an item
+unscreened: one disguised ticker is an obfuscated instrument, several are a hidden channel."""
 _SYMBOLS = 12
 _WORD = re.compile(r"\w+")
 _OPAQUE_LEN = 20
@@ -139,10 +152,12 @@ def passage_kind(passage: str) -> UnscreenedKind:
     return ""
 
 
-def unscreened(passages: Iterable[str]) -> UnscreenedKind:
-    """The kind of the first passage the detectors cannot read (see module docstring), or ``""``."""
+def unscreened(passages: Iterable[str], *, disguised_words: int = 0) -> UnscreenedKind:
+    """The kind of the first passage the detectors cannot read (see module docstring), else
+    ``disguised`` when ``disguised_words`` (look-alike-letter words of the item) reach
+    :data:`DISGUISED_WORDS`, else ``""``."""
     for p in passages:
         k = passage_kind(p)
         if k:
             return k
-    return ""
+    return "disguised" if disguised_words >= DISGUISED_WORDS else ""

@@ -105,3 +105,22 @@ def test_an_unscreened_passage_in_a_corroborated_story_is_held(
         assert got[b.id].verified is None
     else:
         assert vb.verdict == "accepted"
+
+
+# Latin a, e, o, p, c, x and their Cyrillic look-alikes
+_LOOK_ALIKE = str.maketrans("aeopcx", "\u0430\u0435\u043e\u0440\u0441\u0445")
+
+
+def test_several_words_in_look_alike_letters_are_a_hidden_channel(
+    lexicon_analyzer: Analyzer,
+) -> None:
+    # Some words written with Cyrillic look-alikes: the folded text reads as plain English, the
+    # choice of letters carries the payload
+    plain = "Sugar prices eased on expectations of a larger cane crop and steady export pace."
+    stego = " ".join(w.translate(_LOOK_ALIKE) if i % 2 else w for i, w in enumerate(plain.split(" ")))
+    a = lexicon_analyzer.analyse(news("Sugar prices ease", source="apnews", body=stego))
+    assert a.unscreened == "disguised"
+    one = "Shares of " + "Apple".translate(str.maketrans("A", "\u0410")) + " rose 2% after the results."
+    b = lexicon_analyzer.analyse(news("Shares rise", source="apnews", body=one))
+    assert b.unscreened == ""
+    assert unscreened(["Copper prices rose today in London."], disguised_words=3) == "disguised"
