@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.text.checker import Analyzer, AnalyzerConfig, SanityConfig, SanityCore
+from adapters.text.checker import Analyzer, AnalyzerConfig, Decision, SanityConfig, SanityCore
 from adapters.text.entities import EntityLinker, Universe
 from engine.messages import NewsItem
 
@@ -70,3 +70,14 @@ def news(
         body=body,
         symbols=symbols,
     )
+
+
+def run_items(an: Analyzer, core: SanityCore, items: list[NewsItem]) -> dict[str, Decision]:
+    """Analyse and check ``items`` in order, then flush: the final decision of each item, by id."""
+    out: dict[str, Decision] = {}
+    for it in items:
+        for d in core.submit(an.analyse(it)):
+            out[d.verdict.id] = d
+    for d in core.flush():
+        out[d.verdict.id] = d
+    return out

@@ -6,26 +6,16 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.text.checker import Analyzer, Decision, SanityCore, denial_cue
+from adapters.text.checker import Analyzer, SanityCore, denial_cue
 from adapters.text.sources import SourceRegistry, assign_channel
 from engine.messages import NewsItem
-from tests.narrative.conftest import news
+from tests.narrative.conftest import news, run_items
 
 WIRE = (
     "Verizon Communications agreed to buy Vodafone Group's 45 percent stake in Verizon Wireless for "
     "$130 billion, the companies said on Monday, ending a decade-long partnership."
 )
 WIRE_2 = WIRE.replace("the companies said on Monday", "the two companies said Monday")
-
-
-def _run(an: Analyzer, core: SanityCore, items: list[NewsItem]) -> dict[str, Decision]:
-    out: dict[str, Decision] = {}
-    for it in items:
-        for d in core.submit(an.analyse(it)):
-            out[d.verdict.id] = d
-    for d in core.flush():
-        out[d.verdict.id] = d
-    return out
 
 
 @pytest.mark.parametrize(
@@ -74,7 +64,7 @@ def test_near_identical_copy_from_an_independent_outlet_corroborates_and_is_dedu
         body=WIRE_2,
         t=120,
     )
-    got = _run(lexicon_analyzer, core, [a, b])
+    got = run_items(lexicon_analyzer, core, [a, b])
     assert got[a.id].verdict.verdict == "accepted" and got[b.id].verdict.verdict == "accepted"
     first = got[a.id].verified
     assert first is not None and first.released and first.corroborated_by == (b.id,)
@@ -99,7 +89,7 @@ def test_copies_of_one_origin_do_not_corroborate(
     h = "Verizon to buy Vodafone's Verizon Wireless stake for $130 billion"
     a = news(h, source=src_a, body=WIRE)
     b = news(h, source=src_b, body=body_b, t=60)
-    got = _run(lexicon_analyzer, core, [a, b])
+    got = run_items(lexicon_analyzer, core, [a, b])
     assert got[a.id].verdict.verdict == "quarantined"
     assert got[a.id].verdict.reasons[0].startswith("uncorroborated:1/2")
     assert got[b.id].verdict.verdict == "rejected"
@@ -139,7 +129,7 @@ def test_a_credible_denial_retracts_accepted_news(
     assert core.counts["retracted"] == 2
     # The story is disputed from now on: a late copy is not accepted again.
     late = news("Verizon buys Vodafone's Verizon Wireless stake for $130 billion", source="cnbc", t=700)
-    got = _run(lexicon_analyzer, core, [late])
+    got = run_items(lexicon_analyzer, core, [late])
     assert got[late.id].verdict.verdict == "quarantined"
 
 
@@ -191,7 +181,7 @@ def test_a_fake_story_calling_itself_reuters_and_bloomberg_on_an_open_channel_is
         assign_channel(news(h, source="reuters"), "news", {}),
         assign_channel(news(h + ", sources say", source="bloomberg", t=30), "news", {}),
     ]
-    got = _run(lexicon_analyzer, core, items)
+    got = run_items(lexicon_analyzer, core, items)
     assert all(d.verdict.verdict != "accepted" for d in got.values())
 
 
@@ -214,7 +204,7 @@ def test_an_accepted_items_body_reaches_no_model_input(
         body=f"{WIRE_2} {canary}",
         t=60,
     )
-    got = _run(lexicon_analyzer, core, [a, b])
+    got = run_items(lexicon_analyzer, core, [a, b])
     verified = [d.verified for d in got.values() if d.verified is not None]
     assert {v.id for v in verified} == {a.id, b.id}
     assert all(d.verdict.verdict == "accepted" for d in got.values())

@@ -7,11 +7,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from adapters.text.checker import Analyzer, Decision, SanityCore
+from adapters.text.checker import Analyzer, SanityCore
 from adapters.text.classifier import InjectionHead
 from adapters.text.coverage import english_share, passage_kind, unscreened
-from engine.messages import NewsItem
-from tests.narrative.conftest import news
+from tests.narrative.conftest import news, run_items
 
 WIRE = (
     "Verizon Communications agreed to buy Vodafone Group's 45 percent stake in Verizon Wireless for "
@@ -75,16 +74,6 @@ def test_the_head_is_not_read_on_text_it_cannot_read() -> None:
     assert out[1, 1] == 1.0
 
 
-def _run(an: Analyzer, core: SanityCore, items: list[NewsItem]) -> dict[str, Decision]:
-    out: dict[str, Decision] = {}
-    for it in items:
-        for d in core.submit(an.analyse(it)):
-            out[d.verdict.id] = d
-    for d in core.flush():
-        out[d.verdict.id] = d
-    return out
-
-
 @pytest.mark.parametrize("policy", ["hold", "accept"])
 def test_an_unscreened_passage_in_a_corroborated_story_is_held(
     lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore], policy: str
@@ -98,7 +87,7 @@ def test_an_unscreened_passage_in_a_corroborated_story_is_held(
         body=WIRE.replace("the companies said on Monday", "the two companies said Monday") + " " + attack,
         t=120,
     )
-    got = _run(lexicon_analyzer, core, [a, b])
+    got = run_items(lexicon_analyzer, core, [a, b])
     vb = got[b.id].verdict
     if policy == "hold":
         assert vb.verdict == "quarantined" and vb.reasons == ("unscreened_text:language",)
