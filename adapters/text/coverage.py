@@ -41,10 +41,11 @@ UnscreenedKind = Literal["", "script", "language", "symbols", "opaque", "disguis
 """Why a passage is unscreened: mostly letters of a non-Latin script (``script``), Latin letters
 that are not English (``language``), a run of symbols or control characters (``symbols``), an
 opaque token (``opaque``: 20 or more characters without a space mixing three of upper case, lower
-case, digits and punctuation, as base64, base91 or base32 text does; hex digests, URLs and e-mail
-addresses excepted), words disguised with look-alike letters of other scripts (``disguised``: at
-least :data:`DISGUISED_WORDS` of them, a channel in the choice of letters that the folded text no
-longer shows); ``""`` when every passage could be read."""
+case, digits and punctuation, as base64, base91 or base32 text does; hex digests and UUIDs, URLs, e-mail
+addresses and words joined by hyphens or slashes excepted), words disguised with look-alike
+letters of other scripts (``disguised``: at least :data:`DISGUISED_WORDS` of them, a channel in
+the choice of letters that the folded text no longer shows); ``""`` when every passage could be
+read."""
 
 ENGLISH_SHARE = 0.5
 """The share of counted words, in [0, 1], at or above which a Latin-script passage is English."""
@@ -56,7 +57,10 @@ unscreened: one disguised ticker is an obfuscated instrument, several are a hidd
 _SYMBOLS = 12
 _WORD = re.compile(r"\w+")
 _OPAQUE_LEN = 20
-_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+")
+_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+(?:[-:][0-9a-fA-F]+)*")  # digests, UUIDs, MAC addresses
+# Words joined by hyphens, apostrophes, slashes or dots ("CORRECTED-Quarrendon", "state-of-the-art"):
+# letters only, so words, not an encoding.
+_COMPOUND = re.compile(r"[^\W\d_]+(?:[-'\u2019/.][^\W\d_]+)*")
 _ADDRESS = re.compile(r"://|^www\.|@[\w-]+\.\w|\.(?:com|org|net|io|gov|edu)\b")
 # Apostrophe contractions split into a stem the dictionary does not list.
 _CONTRACTIONS = frozenset(
@@ -111,7 +115,7 @@ def english_share(text: str) -> tuple[float, int]:
 
 def _opaque(token: str) -> bool:
     t = token.strip(".,;:!?()[]\"'")
-    if len(t) < _OPAQUE_LEN or _HEX.fullmatch(t) or _ADDRESS.search(t):
+    if len(t) < _OPAQUE_LEN or _HEX.fullmatch(t) or _ADDRESS.search(t) or _COMPOUND.fullmatch(t):
         return False
     classes = (
         any(c.isupper() for c in t),

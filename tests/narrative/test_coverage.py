@@ -28,6 +28,10 @@ WIRE = (
         "Stocks to watch: AAPL MSFT NVDA GOOG AMZN",
         "Brent rose 2%.",  # too short to judge
         "The filing is at https://www.sec.gov/Archives/edgar/data/0000320193/0001.htm for readers.",
+        # (heldout11's first run: a correction's slug was read as an encoding)
+        "CORRECTED-Quarrendon Bank buyback is $80 million, not $800 million",
+        "A state-of-the-art/high-throughput Ostberg-Chemie-Aktiengesellschaft plant opened.",
+        "Each shipment is tagged with a UUID such as 3f2c9a7e-1b4d-4e8a-9c21-7d5e0b6a4f13 for tracking.",
         "Its SHA-256 digest is 9f2c1e7a0b44d3e58c61a9f0b44d3e58c61a9f0b44d3e58c61a9f.",
         "Renée Müller-Öztürk joined Škoda Ålesund from Øresund Bank in June.",  # names from anywhere
         "🚀🚀 Shares of the miner jumped 40% 🚀🚀",  # a few emoji are decoration, not a payload
