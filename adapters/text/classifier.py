@@ -165,10 +165,32 @@ def unquote_reported(text: str) -> str:
     return text
 
 
+# Reported speech: a quotation attributed to a speaker, an interview's questions.  "Will you raise
+# prices?" in a Q&A, or "when asked about acquisitions" after a chief executive's quote, address
+# the person interviewed, not whoever reads the story.
+_SPEECH = re.compile(r"\b(?:said|says|told|added|replied|answered|according\s+to)\b", re.I)
+_INTERVIEW_Q = re.compile(r"(?m)^\s*Q\s*[:.][^\n]*")
+_INTERVIEW_A = re.compile(r"(?m)^\s*A\s*[:.]")
+_WHEN_ASKED = re.compile(r"\bwhen\s+asked\b", re.I)
+# A Markdown table's separator row: a table is data, and the head's reading of one is noise (it
+# was all but certain of an injection in a table of index closes).
+_TABLE_ROW = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+
+
+def _unreported(text: str) -> str:
+    """``text`` less what it reports others saying (attributed quotations, interview questions)."""
+    if _INTERVIEW_A.search(text):
+        text = _INTERVIEW_Q.sub(" ", text)
+    if _SPEECH.search(text):
+        text = _WHEN_ASKED.sub(" ", _QUOTED.sub(" ", text))
+    return text
+
+
 def addressed(text: str) -> bool:
     """True when ``text`` reads as written to its reader (see ``_ADDRESSED``): a necessary sign of
-    an instruction, absent from most third-person news.  Table and list markdown does not count."""
-    return _ADDRESSED.search(_MARKDOWN.sub(" ", text)) is not None
+    an instruction, absent from most third-person news.  Table and list markdown does not count,
+    nor does reported speech (an attributed quotation, an interview's questions)."""
+    return _ADDRESSED.search(_MARKDOWN.sub(" ", _unreported(text))) is not None
 
 
 def latin_share(text: str) -> float:
@@ -266,6 +288,7 @@ class InjectionHead:
                 or len(t.split()) < _MIN_WORDS
                 or unquote_reported(t) != t
                 or passage_kind(t) == "language"
+                or _TABLE_ROW.search(t)
             ):
                 # (A passage quoting the words an enforcement story is about is scored by the
                 # rules on its unquoted rest, as :func:`adapters.text.checker.hype_score` does.)
