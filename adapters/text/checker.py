@@ -662,7 +662,14 @@ _DENIAL = re.compile(
     # (after heldout9's first run) "X, not Y": the figure or the name put right; a payment
     # said to be missed was made in full.
     r",\s+not\s+(?:by\s+|to\s+|at\s+|in\s+)?(?:\$?\d|(?-i:[A-Z]\w+\s+[A-Z]\w+))|"
-    r"\b(?:was|were|has\s+been|had\s+been)\s+paid\s+in\s+full\b",
+    r"\b(?:was|were|has\s+been|had\s+been)\s+paid\s+in\s+full\b|"
+    # (after heldout11's first run) reports called wrong without a verb, a document that was a
+    # draft, a decision not yet made
+    r"\b(?:reports?|stories|claims?|articles?)\s+(?:were\s+|are\s+|was\s+|is\s+)?(?:inaccurate|incorrect|"
+    r"wrong|false|untrue|baseless|unfounded|mistaken)\b|"
+    r"\b(?:list|statement|release|table|notice|document|filing|figure)\s+was\s+(?:a|an)\s+"
+    r"(?:draft|error|mistake|test|placeholder)\b|"
+    r"\bnot\s+yet\s+(?:been\s+)?(?:issued|published|taken|announced|approved|signed|decided)\b",
     re.I,
 )
 _DENIAL_PREFIXES = (

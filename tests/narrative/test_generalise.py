@@ -742,3 +742,20 @@ def test_secrets_asked_for_in_plain_words(text: str, hostile: bool) -> None:
 )
 def test_promised_multiples_and_certainty_of_gain(text: str, pump: bool) -> None:
     assert (hype_score(text) >= 0.5) == pump, hype_score(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # (after heldout11's first run: the first three from its misses)
+        ("Tollerton Tyres says prices unchanged; dealer list was a draft", True),
+        ("Ostberg Chemie says no decision on split; reports inaccurate", True),
+        ("Vossane says EU decision on Elvaquin not yet issued", True),
+        ("The regulator said claims of a data breach were unfounded.", True),
+        ("The final report was published on Monday.", False),
+        ("The company said the draft was approved by the board.", False),
+        ("Shares rose after the results were announced.", False),
+    ],
+)
+def test_reports_called_wrong_drafts_and_decisions_not_yet_made(text: str, want: bool) -> None:
+    assert denial_cue(text) == want
