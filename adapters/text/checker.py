@@ -665,8 +665,8 @@ _DENIAL = re.compile(
     r"\b(?:was|were|has\s+been|had\s+been)\s+paid\s+in\s+full\b|"
     # (after heldout11's first run) reports called wrong without a verb, a document that was a
     # draft, a decision not yet made
-    r"\b(?:reports?|stories|claims?|articles?)\s+(?:were\s+|are\s+|was\s+|is\s+)?(?:inaccurate|incorrect|"
-    r"wrong|false|untrue|baseless|unfounded|mistaken)\b|"
+    r"\b(?:reports?|stories|claims?|articles?)(?:\s+(?:of|about|that)\s+[^.;\n]{1,40}?)?\s+"
+    r"(?:were\s+|are\s+|was\s+|is\s+)?(?:inaccurate|incorrect|wrong|false|untrue|baseless|unfounded|mistaken)\b|"
     r"\b(?:list|statement|release|table|notice|document|filing|figure)\s+was\s+(?:a|an)\s+"
     r"(?:draft|error|mistake|test|placeholder)\b|"
     r"\bnot\s+yet\s+(?:been\s+)?(?:issued|published|taken|announced|approved|signed|decided)\b",
