@@ -341,8 +341,8 @@ _PAST_MOVE = re.compile(
 
 
 def _promised_multiple(text: str) -> float:
-    """The largest gain multiple ``text`` promises (an ``Nx``, or a ``$a to $b`` path not told as a
-    move already made); 0.0 when none."""
+    """The largest gain multiple ``text`` promises (an ``Nx``, or a ``$a to $b`` path that is neither
+    a move already made nor a range of prices); 0.0 when none."""
     best = 0.0
     for m in _MULTIPLE.finditer(text):
         if not _PAST_MOVE.search(text[max(0, m.start() - 40) : m.start()]):
@@ -353,12 +353,15 @@ def _promised_multiple(text: str) -> float:
         if a > 0 and not _PAST_MOVE.search(before) and not _RANGE.search(before):
             best = max(best, b / a)
     return best
+
+
 _EXCLAIM = re.compile(r"!{2,}|(?:!\s*){3,}")
 
 
 def hype_score(text: str) -> float:
-    """Pump-and-dump language score in [0, 1]: ``1 - prod(1 - w)`` over matched cues.  Quoted words
-    in news about enforcement (a regulator fining "guaranteed returns" adverts) are not scored."""
+    """Pump-and-dump language score in [0, 1]: ``1 - prod(1 - w)`` over matched cues (a promised
+    multiple of 5 or more is one, weight 0.45).  Quoted words in news about enforcement (a
+    regulator fining "guaranteed returns" adverts) are not scored."""
     text = unquote_reported(text)
     s = 1.0
     for pat, w in _HYPE:
