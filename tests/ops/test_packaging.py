@@ -30,6 +30,11 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     }
 
 
+# Absolute: the subprocesses run in another directory, and a relative interpreter path (python
+# found through a relative PATH entry) would not resolve there.
+_PY = str(Path(sys.executable).absolute())
+
+
 def _env(site: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYTEST"))}
     env["PYTHONPATH"] = str(site)  # the installed copy first; the repository is not on the path
@@ -42,7 +47,7 @@ def test_a_non_editable_install_runs_the_main_job_from_another_directory(tmp_pat
     shutil.copytree(REPO, src, ignore=_ignore)
     site = tmp_path / "site"
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+        [_PY, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
          "--quiet", "--target", str(site), str(src)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -57,7 +62,7 @@ def test_a_non_editable_install_runs_the_main_job_from_another_directory(tmp_pat
     work.mkdir()
     env = _env(site)
     where = subprocess.run(
-        [sys.executable, "-c",
+        [_PY, "-c",
          "import json, actors, adapters, config, engine, models, tools; ms = (actors, adapters, config, "
          "engine, models, tools); print(json.dumps({m.__name__: m.__file__ for m in ms}))"],
         cwd=work, env=env, capture_output=True, text=True, timeout=120,
@@ -68,7 +73,7 @@ def test_a_non_editable_install_runs_the_main_job_from_another_directory(tmp_pat
 
     runs = tmp_path / "runs"
     run = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", "--runs", str(runs), "--profile", "edge-only",
+        [_PY, "-m", "engine.cli", "run", "--runs", str(runs), "--profile", "edge-only",
          "--set", "actors[feed].config.limit=20000", "--set", "actors[feed].config.progress=false",
          "--strict"],
         cwd=work, env=env, capture_output=True, text=True, timeout=600,
