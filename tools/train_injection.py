@@ -129,8 +129,9 @@ def _extra_rows(leave_out: Collection[str] = (), only: str = "") -> list[dict[st
 
 def _heldout_rows(name: str = "heldout") -> list[dict[str, Any]]:
     """A spent held-out set (no longer blind): attack texts and benign hard negatives as passages."""
-    assert name in _SPENT, name
     d = DATA / name
+    if not (d / "attacks.jsonl").is_file():
+        raise SystemExit(f"{d}: not a held-out set (no attacks.jsonl)")
     rows: list[dict[str, Any]] = []
     for fname, benign in (("attacks.jsonl", False), ("benign_hard.jsonl", True)):
         for x in _jsonl_rows(d / fname):
@@ -161,7 +162,7 @@ def _left_out_rates(names: list[str], head: InjectionHead, emb: Any) -> dict[str
     a writer's wordings it never saw.  An item is an attack when any of its passages is one."""
     out: dict[str, dict[str, float]] = {}
     for name in names:
-        rows = _heldout_rows(name) if name in _SPENT else _extra_rows(only=name)
+        rows = _heldout_rows(name) if name.startswith("heldout") else _extra_rows(only=name)
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             groups.setdefault(r["group"], []).append(r)
@@ -297,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--leave-out", action="append", default=[], metavar="NAME",
                     help="leave one source out of training and validation: a spent set (heldout2) or "
                     "an injection_extra file stem (writer_a); repeatable, for cross-set checks")  # fmt: skip
+    ap.add_argument("--spent", action="append", default=[], metavar="NAME",
+                    help="another spent held-out set (heldout3, ...) whose attacks, benign texts and "
+                    "stories join the data like heldout and heldout2 (70%% train, 30%% validation); "
+                    "repeatable; never a set still blind")  # fmt: skip
     ap.add_argument("--min-injection-threshold", type=float, default=0.8,
                     help="floor of the injection threshold (0.8: chosen on tools/data/injection_dev and "
                     "the real-news benign split, where the validation quantile was too low)")  # fmt: skip
@@ -316,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     div = _load(DATA / "adversarial_diverse.jsonl", adversarial=False)
     train += [r for r in div if zlib.crc32(r["id"].encode()) % 100 >= 20]
     val += [r for r in div if zlib.crc32(r["id"].encode()) % 100 < 20]
-    spent = [n for n in _SPENT if n not in args.leave_out]
+    spent = [n for n in (*_SPENT, *args.spent) if n not in args.leave_out]
     held = [] if args.without_heldout else [r for name in spent for r in _heldout_rows(name)]
     train += [r for r in held if zlib.crc32(r["group"].encode()) % 100 >= 30]
     val += [r for r in held if zlib.crc32(r["group"].encode()) % 100 < 30]
@@ -422,12 +427,14 @@ def main(argv: list[str] | None = None) -> int:
             "tools/data/adversarial.jsonl",
             "80% of tools/data/adversarial_diverse.jsonl",
             "70% of tools/data/heldout/ and tools/data/heldout2/ (no longer blind), by story or text",
+            *(f"70% of tools/data/{n}/ (spent), by story or text" for n in args.spent),
             "80% of tools/data/injection_extra/*.jsonl",
         ],
         "validation": [
             "15% of injection_train.jsonl",
             "20% of adversarial_diverse.jsonl",
             "30% of tools/data/heldout/ and tools/data/heldout2/",
+            *(f"30% of tools/data/{n}/" for n in args.spent),
             "20% of tools/data/injection_extra/*.jsonl",
             "tools/data/adversarial_fresh.jsonl",
             "tools/data/adversarial_holdout.jsonl",
@@ -444,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                 "heldout/benign_hard.jsonl",
                 "heldout2/attacks.jsonl",
                 "heldout2/benign_hard.jsonl",
+                *(f"{n}/{f}" for n in args.spent for f in ("attacks.jsonl", "benign_hard.jsonl")),
                 *(f"injection_extra/{f.name}" for f in sorted((DATA / "injection_extra").glob("*.jsonl"))),
             )
         },
@@ -459,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "min_thresholds": [args.min_injection_threshold, args.min_pump_threshold],
         "leave_out": list(args.leave_out),
+        "spent": list(args.spent),
     }
 
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
