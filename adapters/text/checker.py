@@ -49,7 +49,7 @@ import numpy as np
 
 from adapters.text.claims import Claim, ClaimIndex, View, content_tokens, direction_cue
 from adapters.text.classifier import passages, unquote_reported
-from adapters.text.coverage import unscreened
+from adapters.text.coverage import is_english_word, unscreened
 from adapters.text.credibility import CredibilityBook, MarketTracker
 from adapters.text.dedup import Deduplicator
 from adapters.text.entities import DEFAULT_UNIVERSE, EntityLinker, Universe
@@ -720,6 +720,31 @@ _DENIAL_PREFIXES = (
 )  # fmt: skip
 
 
+# Where a denial's headline turns from what it denies to what it takes as given ("denies plans to
+# sell X as the strike continues", "rejects claims of lapses as the plant stays shut").
+_AFFIRMING_CLAUSE = re.compile(r"\s(?:as|after|amid|despite|following|while)\s", re.I)
+
+
+def _denied_and_affirmed(headline: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Content tokens of what a denial's headline denies and of the clause it takes as given
+    (empty without such a clause), names left out: words outside the English word list (the
+    company, the site) are in both parts and tell nothing about which claim is denied."""
+    parts = _AFFIRMING_CLAUSE.split(headline, maxsplit=1)
+    if len(parts) < 2:
+        return frozenset(), frozenset()
+
+    def words(text: str) -> frozenset[str]:
+        known = " ".join(w for w in re.findall(r"[^\W\d_]+", text) if is_english_word(w))
+        return frozenset(_singular(t) for t in content_tokens(known) if not t.startswith(_DENIAL_PREFIXES))
+
+    return words(parts[0]), words(parts[1])
+
+
+def _singular(token: str) -> str:
+    """``jobs`` and ``cuts`` as ``job`` and ``cut`` (content tokens leave short words unstemmed)."""
+    return token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
+
+
 def denial_cue(text: str) -> bool:
     """True when ``text`` reads as a denial or correction of an earlier report."""
     return _DENIAL.search(text) is not None
@@ -972,6 +997,7 @@ class SanityCore:
             self._accepted.popleft()
         syms = set(self._keys(a))
         core = frozenset(t for t in tokens if not t.startswith(_DENIAL_PREFIXES))
+        denied, affirmed = _denied_and_affirmed(a.headline)
         hit: list[_Accepted] = []
         for e in self._accepted:
             if e.retracted or e.ts > ts or not (syms & e.symbols):
@@ -980,6 +1006,11 @@ class SanityCore:
             mine = core - frozenset(s.lower() for s in syms)
             jac = len(mine & other) / len(mine | other) if (mine or other) else 0.0
             cos = float(emb @ e.emb) if emb is not None and e.emb is not None else 0.0
+            seen = frozenset(map(_singular, other))
+            if affirmed & seen and len(affirmed & seen) >= len(denied & seen):
+                # "denies plans to sell the mine as the strike continues": the story (the strike)
+                # is what the denial takes as given, not what it denies.
+                continue
             if jac >= cfg.retract_jaccard or cos >= cfg.retract_cosine:
                 hit.append(e)
         ids: list[str] = []

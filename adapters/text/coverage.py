@@ -33,6 +33,7 @@ __all__ = [
     "MIN_WORDS",
     "UnscreenedKind",
     "english_share",
+    "is_english_word",
     "passage_kind",
     "unscreened",
 ]
@@ -87,6 +88,11 @@ def _words() -> frozenset[str]:
         if line.strip():
             out.add(line.strip().lower())
     return frozenset(out | _CONTRACTIONS)
+
+
+def is_english_word(word: str) -> bool:
+    """True when ``word`` (any case) is in the English word list this module judges by."""
+    return word.lower() in _words()
 
 
 def english_share(text: str) -> tuple[float, int]:

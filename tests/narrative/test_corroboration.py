@@ -133,6 +133,26 @@ def test_a_credible_denial_retracts_accepted_news(
     assert got[late.id].verdict.verdict == "quarantined"
 
 
+@pytest.mark.parametrize(
+    ("headline", "retracts"),
+    [
+        # what the denial takes as given (after "as", "after", "despite"...) is the story itself
+        ("Verizon denies plans to sell its towers as the Vodafone stake purchase goes ahead", False),
+        ("Verizon denies job cuts after agreeing to buy Vodafone's Verizon Wireless stake", False),
+        # the denied claim is the story: retracted, with or without a clause after it
+        ("Verizon denies report it agreed to buy Vodafone's Verizon Wireless stake", True),
+        ("Verizon denies it agreed to buy Vodafone's Verizon Wireless stake as shares slide", True),
+    ],
+)
+def test_a_denial_retracts_only_what_it_denies_not_what_it_takes_as_given(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore], headline: str, retracts: bool
+) -> None:
+    core = make_core(k=2)
+    _accepted_story(lexicon_analyzer, core)
+    [d] = core.submit(lexicon_analyzer.analyse(news(headline, source="AP", t=600)))
+    assert (d.retraction is not None) == retracts, d.verdict.reasons
+
+
 def test_a_denial_from_an_uncredible_source_retracts_nothing(
     lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
 ) -> None:
