@@ -151,7 +151,7 @@ _QUOTED = re.compile(
 _ENFORCEMENT = re.compile(
     r"\b(?:fined|fines|charged|charges|accused|alleged|allegedly|prosecutors?|regulators?|sec|fca|finra|"
     r"court|lawsuit|complaint|indicted|convicted|sued|ban(?:ned|s)?|warned|warning|scheme|red\s+flags?|"
-    r"alerts?)\b",
+    r"alerts?|(?:at|on)\s+trial|jury|investigators?|indictment|testified|testimony|watchdog)\b",
     re.I,
 )
 
@@ -170,6 +170,12 @@ def unquote_reported(text: str) -> str:
 # the person interviewed, not whoever reads the story.
 _SPEECH = re.compile(r"\b(?:said|says|told|added|replied|answered|according\s+to)\b", re.I)
 _INTERVIEW_Q = re.compile(r"(?m)^\s*Q\s*[:.][^\n]*")
+# An earnings call's moderator ("Operator: Our next question comes from ... Please go ahead.").
+# Only the moderator's own sentences go: what follows them on the line is read as usual.
+_CALL_OPERATOR = re.compile(
+    r"(?im)^\s*Operator\s*:(?:\s*[^.!?\n]*\b(?:question|line\s+of|go\s+ahead|conference|welcome|"
+    r"turn\s+the\s+call)\b[^.!?\n]*[.!?]?)+"
+)
 _INTERVIEW_A = re.compile(r"(?m)^\s*A\s*[:.]")
 _WHEN_ASKED = re.compile(r"\bwhen\s+asked\b", re.I)
 # A Markdown table's separator row: a table is data, and the head's reading of one is noise (it
@@ -178,9 +184,11 @@ _TABLE_ROW = re.compile(r"\|\s*:?-{3,}:?\s*\|")
 
 
 def _unreported(text: str) -> str:
-    """``text`` less what it reports others saying (attributed quotations, interview questions)."""
+    """``text`` less what it reports others saying (attributed quotations, interview questions, an
+    earnings call's operator)."""
     if _INTERVIEW_A.search(text):
         text = _INTERVIEW_Q.sub(" ", text)
+    text = _CALL_OPERATOR.sub(" ", text)
     if _SPEECH.search(text):
         text = _WHEN_ASKED.sub(" ", _QUOTED.sub(" ", text))
     return text
