@@ -1003,14 +1003,15 @@ class SanityCore:
             if e.retracted or e.ts > ts or not (syms & e.symbols):
                 continue
             other = e.tokens - frozenset(s.lower() for s in e.symbols)
+            if affirmed:
+                seen = frozenset(map(_singular, other))
+                if affirmed & seen and len(affirmed & seen) >= len(denied & seen):
+                    # "denies plans to sell the mine as the strike continues": the story (the
+                    # strike) is what the denial takes as given, not what it denies.
+                    continue
             mine = core - frozenset(s.lower() for s in syms)
             jac = len(mine & other) / len(mine | other) if (mine or other) else 0.0
             cos = float(emb @ e.emb) if emb is not None and e.emb is not None else 0.0
-            seen = frozenset(map(_singular, other))
-            if affirmed & seen and len(affirmed & seen) >= len(denied & seen):
-                # "denies plans to sell the mine as the strike continues": the story (the strike)
-                # is what the denial takes as given, not what it denies.
-                continue
             if jac >= cfg.retract_jaccard or cos >= cfg.retract_cosine:
                 hit.append(e)
         ids: list[str] = []
