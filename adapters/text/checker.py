@@ -559,7 +559,7 @@ class Analyzer:
             lead_tokens=tuple(sorted(content_tokens(" ".join(passages("", text)[:LEAD_PASSAGES])))),
             unscreened=unscreened(
                 passages(head_nt.text, normalize(it.body).text, max_passages=64),
-                disguised_words=nt.homoglyph_words,
+                disguised_words=nt.homoglyph_words + nt.styled_words,
             ),
         )
 

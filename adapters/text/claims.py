@@ -73,7 +73,8 @@ def _stem(w: str) -> str:
 
 
 # Outcome words with an opposite: a claim saying one and a claim saying the other disagree,
-# whatever a sentiment model makes of either.
+# whatever a sentiment model makes of either.  ("contract" is not one: in company news it is the
+# noun far more often than the verb, and "wins order" against "lands contract" read as opposites.)
 _UP_CUES = frozenset(
     _words(
         "beat beats tops topped exceed exceeds exceeded raise raises raised rise surge surges soar "
@@ -87,7 +88,7 @@ _DOWN_CUES = frozenset(
     _words(
         "miss misses missed fall cut cuts slash slashes lower lowered slump slumps plunge plunges "
         "tumble sink sinks drop lose loses lost block blocks blocked reject rejects rejected "
-        "downgrade downgrades downgraded below contract contracts slow slows slowed loss weak "
+        "downgrade downgrades downgraded below slow slows slowed loss weak "
         "weaker gloomy warn warns warning halt halts lowers trim trims trimmed reduce reduces "
         "reduced softer softens softened"
     )

@@ -305,8 +305,10 @@ class InjectionHead:
             elif out[i, 1] < _SOLO and not addressed(t):
                 # An injection speaks to its reader; third-person news that only shares its words
                 # (an insolvency administrator, FDIC-guaranteed notes) does not count, unless the
-                # head is all but certain.
-                out[i, 0] += out[i, 1]
+                # head is all but certain.  A passage that promotes a stock is a pitch whichever
+                # attack class the head chose (it confuses the two on whisper numbers and price
+                # targets), so there the mass moves to pump and meets the pump threshold.
+                out[i, 2 if _PROMO.search(t) else 0] += out[i, 1]
                 out[i, 1] = 0.0
             if not _PROMO.search(t):
                 # Promotion names what to buy and what it will gain; without either it is news,

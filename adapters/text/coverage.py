@@ -44,16 +44,17 @@ that are not English (``language``), a run of symbols or control characters (``s
 opaque token (``opaque``: 20 or more characters without a space mixing three of upper case, lower
 case, digits and punctuation, as base64, base91 or base32 text does; hex digests and UUIDs, URLs, e-mail
 addresses and words joined by hyphens or slashes excepted), words disguised with look-alike
-letters of other scripts (``disguised``: at least :data:`DISGUISED_WORDS` of them, a channel in
-the choice of letters that the folded text no longer shows); ``""`` when every passage could be
-read."""
+letters of other scripts or in styled letters (``disguised``: at least :data:`DISGUISED_WORDS` of
+them, a channel in the choice of letters that the folded text no longer shows); ``""`` when every
+passage could be read."""
 
 ENGLISH_SHARE = 0.5
 """The share of counted words, in [0, 1], at or above which a Latin-script passage is English."""
 MIN_WORDS = 3
 """Counted words a passage needs before its language is judged."""
 DISGUISED_WORDS = 3
-"""Words written with look-alike letters (``NormalizedText.homoglyph_words``) that make an item
+"""Words written with look-alike or styled letters (``NormalizedText.homoglyph_words`` plus
+``styled_words``) that make an item
 unscreened: one disguised ticker is an obfuscated instrument, several are a hidden channel."""
 _SYMBOLS = 12
 _WORD = re.compile(r"\w+")

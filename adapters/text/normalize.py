@@ -106,7 +106,10 @@ class NormalizedText:
     ``hidden`` holds removed invisible content; ``md_images`` the URLs of
     Markdown images (a data-exfiltration channel); ``obfuscated`` the folded
     words that were disguised; the counters say how many characters of each
-    invisible class were dropped.
+    invisible class were dropped.  ``styled_words`` counts words of at least two
+    letters in styled forms NFKC folds to Latin (mathematical bold, fullwidth,
+    circled, sub- and superscript letters), which plain news does
+    not use and which hide a word from a reader that does not fold them.
     """
 
     text: str
@@ -114,6 +117,7 @@ class NormalizedText:
     md_images: tuple[str, ...] = ()
     obfuscated: tuple[str, ...] = ()
     homoglyph_words: int = 0
+    styled_words: int = 0
     invisible: int = 0
     bidi: int = 0
     tags: int = 0
@@ -208,7 +212,21 @@ def _decode_tags(text: str) -> tuple[str, str, int]:
     return "".join(rest), "".join(payload), n
 
 
+def _styled(ch: str) -> bool:
+    """A letter in a styled form: NFKC turns it into one ASCII letter (ligatures such as
+    U+FB01 fold to two and are left alone: PDF text is full of them)."""
+    if ch.isascii():
+        return False
+    f = unicodedata.normalize("NFKC", ch)
+    return len(f) == 1 and f.isascii() and f.isalpha()
+
+
+def _styled_words(raw: str) -> int:
+    return sum(1 for w in raw.split() if not w.isascii() and sum(map(_styled, w)) >= 2)
+
+
 def _one_pass(raw: str) -> NormalizedText:
+    n_styled = _styled_words(raw)
     text = unicodedata.normalize("NFKC", raw)
     text = unicodedata.normalize("NFKC", html.unescape(text))
     text, tag_payload, n_tags = _decode_tags(text)
@@ -279,6 +297,7 @@ def _one_pass(raw: str) -> NormalizedText:
         md_images=images,
         obfuscated=tuple(dict.fromkeys(obfuscated)),
         homoglyph_words=n_homo,
+        styled_words=n_styled,
         invisible=n_invisible,
         bidi=n_bidi,
         tags=n_tags,
@@ -317,6 +336,7 @@ def normalize(raw: str) -> NormalizedText:
         result = NormalizedText(
             text=nxt.text,
             homoglyph_words=result.homoglyph_words + nxt.homoglyph_words,
+            styled_words=result.styled_words + nxt.styled_words,
             invisible=result.invisible + nxt.invisible,
             bidi=result.bidi + nxt.bidi,
             tags=result.tags + nxt.tags,
@@ -328,6 +348,7 @@ def normalize(raw: str) -> NormalizedText:
         md_images=tuple(images),
         obfuscated=tuple(dict.fromkeys(obfuscated)),
         homoglyph_words=result.homoglyph_words,
+        styled_words=result.styled_words,
         invisible=result.invisible,
         bidi=result.bidi,
         tags=result.tags,

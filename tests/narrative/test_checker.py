@@ -116,6 +116,19 @@ def test_contradicting_claims_are_both_quarantined(
     )
 
 
+def test_winning_an_order_and_landing_a_contract_are_the_same_claim(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    # (after heldout13's first run: "contract" read as the verb, a downward outcome word)
+    core = make_core()
+    body = "Oracle said on Monday it had won a $2.4 billion contract to supply cloud services."
+    a = news("Oracle wins $2.4 billion cloud order", source="reuters", body=body)
+    b = news("Oracle lands $2.4 billion contract for cloud services", source="bloomberg", t=300, body=body)
+    got = run(lexicon_analyzer, core, [a, b])
+    assert got[b.id].verdict.verdict == "accepted", got[b.id].verdict.reasons
+    assert not any(r.startswith("contradict") for r in got[a.id].verdict.reasons)
+
+
 @pytest.mark.parametrize(
     ("headline", "reason"),
     [

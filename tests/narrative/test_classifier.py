@@ -133,3 +133,17 @@ def test_an_earnings_call_operator_and_quotes_shown_at_trial_are_reported_speech
     pitch = "'Load up on KALV now, it goes from $1 to $9 by Friday. Buy before it is too late.'"
     assert hype_score(f"Messages shown at trial read: {pitch}") < 0.5
     assert hype_score(pitch) >= 0.5
+
+
+def test_a_pitch_the_head_called_an_injection_counts_as_a_pump() -> None:
+    # (after heldout13's first run: whisper numbers and price targets scored as injection, not
+    # addressed to the reader, were zeroed instead of meeting the pump threshold)
+    texts = [
+        "The whisper number is double consensus and the stock goes +80% after hours, buy it now.",
+        "The insolvency administrator said all creditors would be repaid by March.",
+    ]
+    probs = np.array([[0.0, 0.98, 0.02], [0.05, 0.95, 0.0]], dtype=np.float32)
+    out = InjectionHead.readable(probs, texts)
+    assert not addressed(texts[0]) and not addressed(texts[1])
+    assert out[0].tolist() == pytest.approx([0.0, 0.0, 1.0])
+    assert out[1].tolist() == pytest.approx([1.0, 0.0, 0.0])
