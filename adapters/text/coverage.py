@@ -31,6 +31,7 @@ __all__ = [
     "DISGUISED_WORDS",
     "ENGLISH_SHARE",
     "MIN_WORDS",
+    "NUMBER_RUN",
     "UnscreenedKind",
     "english_share",
     "is_english_word",
@@ -38,12 +39,15 @@ __all__ = [
     "unscreened",
 ]
 
-UnscreenedKind = Literal["", "script", "language", "symbols", "opaque", "disguised"]
+UnscreenedKind = Literal["", "script", "language", "symbols", "opaque", "numbers", "disguised"]
 """Why a passage is unscreened: mostly letters of a non-Latin script (``script``), Latin letters
 that are not English (``language``), a run of symbols or control characters (``symbols``), an
 opaque token (``opaque``: 20 or more characters without a space mixing three of upper case, lower
 case, digits and punctuation, as base64, base91 or base32 text does; hex digests and UUIDs, URLs, e-mail
-addresses and words joined by hyphens or slashes excepted), words disguised with look-alike
+addresses and words joined by hyphens or slashes excepted), a run of numbers that carries no words
+(``numbers``: :data:`NUMBER_RUN` or more bare integers, binary or hex groups in a row, as character
+codes, bit groups and digit ciphers are written, or a hex string of 24 or more characters that is
+not a digest's length), words disguised with look-alike
 letters of other scripts or in styled letters (``disguised``: at least :data:`DISGUISED_WORDS` of
 them, a channel in the choice of letters that the folded text no longer shows); ``""`` when every
 passage could be read."""
@@ -56,8 +60,16 @@ DISGUISED_WORDS = 3
 """Words written with look-alike or styled letters (``NormalizedText.homoglyph_words`` plus
 ``styled_words``) that make an item
 unscreened: one disguised ticker is an obfuscated instrument, several are a hidden channel."""
+NUMBER_RUN = 8
+"""Bare numbers in a row (integers, bit groups, hex bytes; "1,204" is one number) that make a
+passage unscreened.  No benign text or story of heldout2-13 and no benign training row has more
+than four; figures in news carry units, signs, decimals or words between them."""
 _SYMBOLS = 12
 _WORD = re.compile(r"\w+")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_BARE_NUMBER = re.compile(r"[-+]?(?:\d+|(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]+)")
+_LONG_HEX = re.compile(r"\b(?=[0-9A-Fa-f]*\d)(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{24,}\b")
+_DIGEST_LENGTHS = frozenset({32, 40, 64, 128})  # MD5, SHA-1, SHA-256, SHA-512 in hex
 _OPAQUE_LEN = 20
 _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+(?:[-:][0-9a-fA-F]+)*")  # digests, UUIDs, MAC addresses
 # Words joined by hyphens, apostrophes, slashes or dots ("CORRECTED-Quarrendon", "state-of-the-art"):
@@ -133,6 +145,22 @@ def _opaque(token: str) -> bool:
     return sum(classes) >= 3
 
 
+def _numbers(passage: str) -> bool:
+    if any(len(m.group(0)) not in _DIGEST_LENGTHS for m in _LONG_HEX.finditer(passage)):
+        return True
+    run = 0
+    for token in passage.split():
+        t = token.strip("()[]{}.;:\"'")
+        for part in [t] if _THOUSANDS.fullmatch(t) else t.split(",") or [""]:
+            if part and _BARE_NUMBER.fullmatch(part) and not _THOUSANDS.fullmatch(part):
+                run += 1
+                if run >= NUMBER_RUN:
+                    return True
+            elif part:
+                run = 0
+    return False
+
+
 def _cjk(w: str) -> bool:
     return any("\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in w)
 
@@ -155,6 +183,8 @@ def passage_kind(passage: str) -> UnscreenedKind:
         return "symbols"
     if any(_opaque(tok) for tok in passage.split()):
         return "opaque"
+    if _numbers(passage):
+        return "numbers"
     if other >= 4 and other > latin:
         return "script"
     share, n = english_share(passage)
