@@ -327,6 +327,18 @@ _MULTIPLE = re.compile(
     r"oversubscribed|covered|coverage|multiple|times))",
     re.I,
 )
+_NUMBER_WORDS = {
+    "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0, "six": 6.0, "seven": 7.0, "eight": 8.0,
+    "nine": 9.0, "ten": 10.0, "twelve": 12.0, "fifteen": 15.0, "twenty": 20.0, "thirty": 30.0,
+    "forty": 40.0, "fifty": 50.0, "hundred": 100.0, "thousand": 1000.0,
+}  # fmt: skip
+_NUMBER_WORD = "|".join(_NUMBER_WORDS)
+# A multiple in words: "tenfold", "a 20-fold move", "ten times higher", "50 times its price".
+_WORD_MULTIPLE = re.compile(
+    rf"\b(?:({_NUMBER_WORD}|\d{{1,4}})[- ]?fold\b|({_NUMBER_WORD}|\d{{1,4}})\s+times\s+"
+    r"(?:higher|more|over|its\s+(?:price|value)|the\s+(?:price|value)|what\s+you\s+paid|as\s+(?:high|much)))",
+    re.I,
+)
 _PRICE_PATH = re.compile(r"\$\s?(\d+(?:\.\d+)?)\s*(?:to|->|\u2192|\u2013|-)\s*\$\s?(\d+(?:\.\d+)?)")
 # A range of prices, not a path ("fares from $10 to $99", "strikes between $5 and $50").
 _RANGE = re.compile(
@@ -341,12 +353,17 @@ _PAST_MOVE = re.compile(
 
 
 def _promised_multiple(text: str) -> float:
-    """The largest gain multiple ``text`` promises (an ``Nx``, or a ``$a to $b`` path that is neither
-    a move already made nor a range of prices); 0.0 when none."""
+    """The largest gain multiple ``text`` promises (an ``Nx``, "tenfold", "ten times higher", or a
+    ``$a to $b`` path) that is neither a move already made nor a range of prices; 0.0 when none."""
     best = 0.0
     for m in _MULTIPLE.finditer(text):
         if not _PAST_MOVE.search(text[max(0, m.start() - 40) : m.start()]):
             best = max(best, float(m.group(1)))
+    for m in _WORD_MULTIPLE.finditer(text):
+        n = m.group(1) or m.group(2)
+        k = float(n) if n.isdigit() else _NUMBER_WORDS[n.lower()]
+        if not _PAST_MOVE.search(text[max(0, m.start() - 40) : m.start()]):
+            best = max(best, k)
     for m in _PRICE_PATH.finditer(text):
         a, b = float(m.group(1)), float(m.group(2))
         before = text[max(0, m.start() - 40) : m.start()]

@@ -738,6 +738,11 @@ def test_secrets_asked_for_in_plain_words(text: str, hostile: bool) -> None:
         ("There is no risk whatsoever to depositors, the central bank said.", False),
         ("A tip from a whistleblower led to the probe, the regulator said.", False),
         ("Trade between US and China fell 3% in October.", False),
+        # (after heldout13's first run: multiples in words)
+        ("After the split retail will push it ten times higher within a month. Load up now.", True),
+        ("Buy now: Corvale goes tenfold by Easter.", True),
+        ("Shares jumped tenfold last year after the drug was approved.", False),
+        ("Few stocks deliver a tenfold return, the study found.", False),
     ],
 )
 def test_promised_multiples_and_certainty_of_gain(text: str, pump: bool) -> None:
