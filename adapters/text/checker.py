@@ -762,8 +762,22 @@ def _singular(token: str) -> str:
     return token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
 
 
+# A wire correction that fixes only the form of a report (a name's spelling, a typo, the byline),
+# not a fact in it: "(Corrects spelling of chief executive's surname in paragraph 2)".
+_COSMETIC_CORRECTION = re.compile(
+    r"\(\s*corrects?\s+(?:the\s+)?(?:spelling|misspelling|typo|typographical\s+error|byline|dateline|"
+    r"(?:photo\s+)?caption|punctuation|formatting)\b(?:[^()\d%$]|\b(?:paragraph|para|line)\s+\d+\b)*\)",
+    re.I,
+)
+_CORRECTED_SLUG = re.compile(r"\bcorrected\s*[-:]\s*", re.I)
+
+
 def denial_cue(text: str) -> bool:
-    """True when ``text`` reads as a denial or correction of an earlier report."""
+    """True when ``text`` reads as a denial or correction of an earlier report (a correction of
+    form only, such as a name's spelling, is neither)."""
+    m = _COSMETIC_CORRECTION.search(text)
+    if m is not None:
+        text = _CORRECTED_SLUG.sub("", text[: m.start()] + " " + text[m.end() :])
     return _DENIAL.search(text) is not None
 
 

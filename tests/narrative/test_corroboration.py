@@ -173,6 +173,13 @@ def test_a_denial_from_an_uncredible_source_retracts_nothing(
         ("Company says the report was false", True),
         ("Stocks slide into correction territory as yields rise", False),
         ("Intel shares fall after false start to product launch", False),
+        # (after heldout14's first run) a correction of form only is not a denial; of a fact it is
+        (
+            "CORRECTED-Exxon puts storm loss at $1.1 bln (Corrects spelling of CEO's name in paragraph 2)",
+            False,
+        ),
+        ("CORRECTED-Exxon profit rises (Corrects percentage rise in paragraph 1 to 4% from 14%)", True),
+        ("Exxon says it has not agreed a deal (Corrects spelling of name in paragraph 2)", True),
     ],
 )
 def test_denial_cue(text: str, cue: bool) -> None:
