@@ -355,19 +355,21 @@ _PAST_MOVE = re.compile(
 def _promised_multiple(text: str) -> float:
     """The largest gain multiple ``text`` promises (an ``Nx``, "tenfold", "ten times higher", or a
     ``$a to $b`` path) that is neither a move already made nor a range of prices; 0.0 when none."""
+
+    def before(m: re.Match[str]) -> str:
+        return text[max(0, m.start() - 40) : m.start()]
+
     best = 0.0
     for m in _MULTIPLE.finditer(text):
-        if not _PAST_MOVE.search(text[max(0, m.start() - 40) : m.start()]):
+        if not _PAST_MOVE.search(before(m)):
             best = max(best, float(m.group(1)))
     for m in _WORD_MULTIPLE.finditer(text):
-        n = m.group(1) or m.group(2)
-        k = float(n) if n.isdigit() else _NUMBER_WORDS[n.lower()]
-        if not _PAST_MOVE.search(text[max(0, m.start() - 40) : m.start()]):
-            best = max(best, k)
+        if not _PAST_MOVE.search(before(m)):
+            n = m.group(1) or m.group(2)
+            best = max(best, float(n) if n.isdigit() else _NUMBER_WORDS[n.lower()])
     for m in _PRICE_PATH.finditer(text):
         a, b = float(m.group(1)), float(m.group(2))
-        before = text[max(0, m.start() - 40) : m.start()]
-        if a > 0 and not _PAST_MOVE.search(before) and not _RANGE.search(before):
+        if a > 0 and not _PAST_MOVE.search(before(m)) and not _RANGE.search(before(m)):
             best = max(best, b / a)
     return best
 

@@ -291,6 +291,7 @@ class InjectionHead:
         left to the rules, :mod:`adapters.text.injection`)."""
         out = np.array(probs, copy=True)
         for i, t in enumerate(texts):
+            promo = _PROMO.search(t) is not None
             if (
                 latin_share(t) < 0.5
                 or len(t.split()) < _MIN_WORDS
@@ -308,9 +309,9 @@ class InjectionHead:
                 # head is all but certain.  A passage that promotes a stock is a pitch whichever
                 # attack class the head chose (it confuses the two on whisper numbers and price
                 # targets), so there the mass moves to pump and meets the pump threshold.
-                out[i, 2 if _PROMO.search(t) else 0] += out[i, 1]
+                out[i, 2 if promo else 0] += out[i, 1]
                 out[i, 1] = 0.0
-            if not _PROMO.search(t):
+            if not promo:
                 # Promotion names what to buy and what it will gain; without either it is news,
                 # however sure the head is (the MLP is overconfident on short odd sentences:
                 # "Trading begins the following day." read 0.992).

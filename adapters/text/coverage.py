@@ -61,9 +61,10 @@ DISGUISED_WORDS = 3
 ``styled_words``) that make an item
 unscreened: one disguised ticker is an obfuscated instrument, several are a hidden channel."""
 NUMBER_RUN = 8
-"""Bare numbers in a row (integers, bit groups, hex bytes; "1,204" is one number) that make a
-passage unscreened.  No benign text or story of heldout2-13 and no benign training row has more
-than four; figures in news carry units, signs, decimals or words between them."""
+"""Bare numbers in a row (integers, bit groups, hex bytes; a figure with a thousands separator,
+"1,204", ends a run) that make a passage unscreened.  No benign text or story of heldout2-13 and
+no benign training row has more than four; figures in news carry units, signs, decimals or words
+between them."""
 _SYMBOLS = 12
 _WORD = re.compile(r"\w+")
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -151,8 +152,9 @@ def _numbers(passage: str) -> bool:
     run = 0
     for token in passage.split():
         t = token.strip("()[]{}.;:\"'")
-        for part in [t] if _THOUSANDS.fullmatch(t) else t.split(",") or [""]:
-            if part and _BARE_NUMBER.fullmatch(part) and not _THOUSANDS.fullmatch(part):
+        # "1,204" is a figure and ends a run; "80,114,105" is three bare numbers.
+        for part in [t] if _THOUSANDS.fullmatch(t) else t.split(","):
+            if part and _BARE_NUMBER.fullmatch(part):
                 run += 1
                 if run >= NUMBER_RUN:
                     return True
