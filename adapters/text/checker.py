@@ -336,9 +336,60 @@ _NUMBER_WORD = "|".join(_NUMBER_WORDS)
 # A multiple in words: "tenfold", "a 20-fold move", "ten times higher", "50 times its price".
 _WORD_MULTIPLE = re.compile(
     rf"\b(?:({_NUMBER_WORD}|\d{{1,4}})[- ]?fold\b|({_NUMBER_WORD}|\d{{1,4}})\s+times\s+"
-    r"(?:higher|more|over|its\s+(?:price|value)|the\s+(?:price|value)|what\s+you\s+paid|as\s+(?:high|much)))",
+    r"(?:higher|more|over|its\s+(?:price|value)|the\s+(?:price|value)|what\s+you\s+paid|as\s+(?:high|much))|"
+    # (rule pass before heldout16) a bare multiple: "Ten times, minimum.", "ten times today's price"
+    rf"({_NUMBER_WORD}|\d{{1,4}})\s+times(?=\s*(?:[,.;:!)]|$|minimum|at\s+(?:least|minimum)|from\s+here|today|"
+    r"the\s+(?:current|quote)|current|your\s+money|in\s+(?:a|one|two)\s+\w+)))",
     re.I,
 )
+# A share price: "$1.40", "35 cents", "40-cent", "1,400p" (not an amount in millions or a commodity's
+# price per unit).
+_SHARE_PRICE = re.compile(
+    r"(?<![\w$])\$\s?(\d{1,4}(?:,\d{3})*(?:\.\d+)?)(?!\d|,\d|\.\d|\s*(?:bn|billion|million|mln|m\b|k\b|trillion|"
+    r"tn|thousand|%)|\s*(?:a|per)\s+(?:barrel|tonne|ton|ounce|pound|kg|kilo|litre|gallon|bushel))|"
+    r"\b(\d{1,2}(?:\.\d+)?)[- ]cents?\b|\b(\d{1,3}(?:,\d{3})*)p\b",
+    re.I,
+)
+_PRICE_CHANGE = re.compile(r"\b(?:by|up|down|plus|minus)\s*$", re.I)
+_PRICE_FUTURE = re.compile(
+    r"\b(?:will|would|could|should|target|objective|worth|becomes?|re-?rat\w+|list\s+at|into\s+the|"
+    r"by\s+(?:summer|christmas|year-end|spring|autumn|the\s+end|\w+day)|today|sell\s+(?:to\s+\w+\s+)?at|"
+    r"going\s+to|heading|on\s+its\s+way)\b",
+    re.I,
+)
+_PRICE_PAST = re.compile(
+    r"\b(?:rose|fell|jumped|climbed|surged|soared|plunged|dropped|slid|sank|gained|lost|went|has\s+(?:risen|fallen)|"
+    r"have\s+(?:risen|fallen)|since|was|were|had|ran|rallied|collapsed|tumbled|between|range|ranging)\b",
+    re.I,
+)
+_OWN_VIEW = re.compile(r"\b(?:we|our|us)\b", re.I)
+_REPORTED_VIEW = re.compile(
+    r"\b(?:said|says|say|according|told|reported|estimated|order|charged|alleged)\b", re.I
+)
+
+
+def _price_gap(text: str) -> float:
+    """The ratio of the highest to the lowest share price in ``text`` when one of them is a target or
+    a future price and the text is neither a past move nor someone else's reported view (unless it
+    speaks as "we")
+    ("it will be a $30 stock. It trades at $1.40": 21.4); 0.0 otherwise."""
+    prices: list[float] = []
+    for m in _SHARE_PRICE.finditer(text):
+        if _PRICE_CHANGE.search(text, max(0, m.start() - 8), m.start()):
+            continue
+        if m.group(1):
+            v = float(m.group(1).replace(",", ""))
+        else:
+            v = float((m.group(2) or m.group(3)).replace(",", "")) / 100
+        if v > 0:
+            prices.append(v)
+    if len(prices) < 2 or not _PRICE_FUTURE.search(text):
+        return 0.0
+    if (_PRICE_PAST.search(text) or _REPORTED_VIEW.search(text)) and not _OWN_VIEW.search(text):
+        return 0.0
+    return max(prices) / min(prices)
+
+
 _PRICE_PATH = re.compile(r"\$\s?(\d+(?:\.\d+)?)\s*(?:to|->|\u2192|\u2013|-)\s*\$\s?(\d+(?:\.\d+)?)")
 # A range of prices, not a path ("fares from $10 to $99", "strikes between $5 and $50").
 _RANGE = re.compile(
@@ -365,13 +416,15 @@ def _promised_multiple(text: str) -> float:
             best = max(best, float(m.group(1)))
     for m in _WORD_MULTIPLE.finditer(text):
         if not _PAST_MOVE.search(before(m)):
-            n = m.group(1) or m.group(2)
+            n = m.group(1) or m.group(2) or m.group(3)
             best = max(best, float(n) if n.isdigit() else _NUMBER_WORDS[n.lower()])
     for m in _PRICE_PATH.finditer(text):
         a, b = float(m.group(1)), float(m.group(2))
-        if a > 0 and not _PAST_MOVE.search(before(m)) and not _RANGE.search(before(m)):
+        # ("raised its target by $15 to $265": a change, then the new level)
+        change = _PRICE_CHANGE.search(before(m)) is not None
+        if a > 0 and not change and not _PAST_MOVE.search(before(m)) and not _RANGE.search(before(m)):
             best = max(best, b / a)
-    return best
+    return max(best, _price_gap(text))
 
 
 _EXCLAIM = re.compile(r"!{2,}|(?:!\s*){3,}")
@@ -759,6 +812,32 @@ def _denied_and_affirmed(headline: str) -> tuple[frozenset[str], frozenset[str]]
     return words(parts[0]), words(parts[1])
 
 
+# Words every report of a company's site or stock shares, which say nothing of which claim is denied.
+_GENERIC_CLAIM_WORDS = frozenset({"plant", "site", "share", "company", "group", "said", "say", "new", "unit"})
+_NAME_WORD = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")
+# The verbs whose object is the denied claim ("denies approaching X about a merger"); corrections
+# and things "issued in error" name their claim before the cue, and keep the overlap test alone.
+_DENY_VERB = re.compile(r"\b(?:den(?:y|ies|ied)|refut(?:e|es|ed)|dismiss(?:es|ed)?|reject(?:s|ed)?)\b", re.I)
+
+
+def _denied_claim(headline: str, body: str) -> frozenset[str]:
+    """Content words of what a denial's headline denies: the object of its verb of denial, up to a
+    clause it takes as given or the next clause; English words only, less the words of names in its
+    body (capitalised mid-sentence: "Wexhallow Chemicals") and generic words.  Empty when the
+    headline has no such verb."""
+    m = _DENY_VERB.search(headline)
+    if m is None:
+        return frozenset()
+    denied = _AFFIRMING_CLAUSE.split(re.split(r"[;:]", headline[m.end() :], maxsplit=1)[0], maxsplit=1)[0]
+    known = " ".join(w for w in re.findall(r"[^\W\d_]+", denied) if is_english_word(w))
+    names = {_singular(t) for t in content_tokens(" ".join(_NAME_WORD.findall(body)))}
+    return frozenset(
+        t
+        for t in map(_singular, content_tokens(known))
+        if not t.startswith(_DENIAL_PREFIXES) and t not in names and t not in _GENERIC_CLAIM_WORDS
+    )
+
+
 def _singular(token: str) -> str:
     """``jobs`` and ``cuts`` as ``job`` and ``cut`` (content tokens leave short words unstemmed)."""
     return token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
@@ -1031,11 +1110,16 @@ class SanityCore:
         syms = set(self._keys(a))
         core = frozenset(t for t in tokens if not t.startswith(_DENIAL_PREFIXES))
         denied, affirmed = _denied_and_affirmed(a.headline)
+        claim = _denied_claim(a.headline, a.item.body)
         hit: list[_Accepted] = []
         for e in self._accepted:
             if e.retracted or e.ts > ts or not (syms & e.symbols):
                 continue
             other = e.tokens - frozenset(s.lower() for s in e.symbols)
+            if claim and not claim & frozenset(map(_singular, other)):
+                # "Ashwater denies approaching Brackhaven about merger" does not deny "Brackhaven
+                # profit beats forecasts": a denial withdraws the stories that carry what it denies.
+                continue
             if affirmed:
                 seen = frozenset(map(_singular, other))
                 if affirmed & seen and len(affirmed & seen) >= len(denied & seen):

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
+    "CIPHER_LETTERS",
     "DISGUISED_WORDS",
     "ENGLISH_SHARE",
+    "MIN_SENTENCE_WORDS",
     "MIN_WORDS",
     "NUMBER_RUN",
     "UnscreenedKind",
@@ -39,7 +41,7 @@ __all__ = [
     "unscreened",
 ]
 
-UnscreenedKind = Literal["", "script", "language", "symbols", "opaque", "numbers", "disguised"]
+UnscreenedKind = Literal["", "script", "language", "symbols", "opaque", "numbers", "letters", "disguised"]
 """Why a passage is unscreened: mostly letters of a non-Latin script (``script``), Latin letters
 that are not English (``language``), a run of symbols or control characters (``symbols``), an
 opaque token (``opaque``: 20 or more characters without a space mixing three of upper case, lower
@@ -47,13 +49,24 @@ case, digits and punctuation, as base64, base91 or base32 text does; hex digests
 addresses and words joined by hyphens or slashes excepted), a run of numbers that carries no words
 (``numbers``: :data:`NUMBER_RUN` or more bare integers, binary or hex groups in a row, as character
 codes, bit groups and digit ciphers are written, or a hex string of 24 or more characters that is
-not a digest's length), words disguised with look-alike
+not a digest's length), capital letters that spell no word (``letters``: one run of
+:data:`CIPHER_LETTERS` or more capitals that is no English word and no join of a few, or three or more
+capital groups of five or more letters in a row, none a word, as transposition and substitution
+ciphers are written), words disguised with look-alike
 letters of other scripts or in styled letters (``disguised``: at least :data:`DISGUISED_WORDS` of
 them, a channel in the choice of letters that the folded text no longer shows); ``""`` when every
 passage could be read."""
 
 ENGLISH_SHARE = 0.5
-"""The share of counted words, in [0, 1], at or above which a Latin-script passage is English."""
+"""The share of counted words, in [0, 1], at or above which a Latin-script passage is English.  A sentence of
+at least :data:`MIN_SENTENCE_WORDS` counted words inside an English passage is judged by the same share: one
+sentence in another language wrapped in English market prose is as unread as a whole passage."""
+MIN_SENTENCE_WORDS = 4
+"""Counted words a sentence needs before its language is judged on its own."""
+CIPHER_LETTERS = 15
+"""Capital letters in one token that spell no word (nor a join of up to four words) and make a passage
+unscreened (``letters``).  English's long words are in the dictionary; names are capitalised, not
+all capitals, and an all-capital name this long is rare in news."""
 MIN_WORDS = 3
 """Counted words a passage needs before its language is judged."""
 DISGUISED_WORDS = 3
@@ -163,6 +176,56 @@ def _numbers(passage: str) -> bool:
     return False
 
 
+def _joined_words(w: str, parts: int = 4) -> bool:
+    """True when lowercase ``w`` is a join of at most ``parts`` English words of two or more letters
+    ("goldpricerose"), British -ise spellings read as -ize.  Linear in ``len(w)`` (words are at most
+    :data:`_LONGEST_WORD` letters)."""
+    if len(w) > parts * _LONGEST_WORD:
+        return False
+    for v in {w, w.replace("is", "iz")}:
+        # fewest[i]: the fewest words that spell v[:i] (parts + 1: none found)
+        fewest = [0] + [parts + 1] * len(v)
+        for i in range(2, len(v) + 1):
+            for j in range(max(0, i - _LONGEST_WORD), i - 1):
+                if fewest[j] < parts and is_english_word(v[j:i]):
+                    fewest[i] = min(fewest[i], fewest[j] + 1)
+        if fewest[-1] <= parts:
+            return True
+    return False
+
+
+_LONGEST_WORD = 24
+_CIPHER_GROUP = 5
+
+
+def _letters(passage: str) -> bool:
+    run = letters = 0
+    for token in passage.split():
+        t = token.strip(".,;:!?()[]{}\"'")
+        if t.isascii() and t.isalpha() and t.isupper() and not is_english_word(t):
+            if len(t) >= CIPHER_LETTERS and not _joined_words(t.lower()):
+                return True
+            if len(t) >= _CIPHER_GROUP:
+                run += 1
+                letters += len(t)
+                if run >= 3 and letters >= 20:
+                    return True
+                continue
+        run = letters = 0
+    return False
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+")
+
+
+def _foreign_sentence(passage: str) -> bool:
+    for m in _SENTENCE.finditer(passage):
+        share, n = english_share(m.group(0))
+        if n >= MIN_SENTENCE_WORDS and share < ENGLISH_SHARE:
+            return True
+    return False
+
+
 def _cjk(w: str) -> bool:
     return any("\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af" for c in w)
 
@@ -187,6 +250,8 @@ def passage_kind(passage: str) -> UnscreenedKind:
         return "opaque"
     if _numbers(passage):
         return "numbers"
+    if _letters(passage):
+        return "letters"
     if other >= 4 and other > latin:
         return "script"
     share, n = english_share(passage)
@@ -196,11 +261,12 @@ def passage_kind(passage: str) -> UnscreenedKind:
 
 
 def unscreened(passages: Iterable[str], *, disguised_words: int = 0) -> UnscreenedKind:
-    """The kind of the first passage the detectors cannot read (see module docstring), else
-    ``disguised`` when ``disguised_words`` (look-alike-letter words of the item) reach
-    :data:`DISGUISED_WORDS`, else ``""``."""
+    """The kind of the first passage the detectors cannot read (see module docstring; a passage
+    read as English with one sentence that is not, counts as ``language``), else ``disguised`` when
+    ``disguised_words`` (look-alike-letter words of the item) reach :data:`DISGUISED_WORDS`, else
+    ``""``."""
     for p in passages:
-        k = passage_kind(p)
+        k = passage_kind(p) or ("language" if _foreign_sentence(p) else "")
         if k:
             return k
     return "disguised" if disguised_words >= DISGUISED_WORDS else ""

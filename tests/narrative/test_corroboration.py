@@ -142,6 +142,11 @@ def test_a_credible_denial_retracts_accepted_news(
         # the denied claim is the story: retracted, with or without a clause after it
         ("Verizon denies report it agreed to buy Vodafone's Verizon Wireless stake", True),
         ("Verizon denies it agreed to buy Vodafone's Verizon Wireless stake as shares slide", True),
+        # (rule pass before heldout16, from heldout8-15's false retractions) a denial of another claim
+        # about the same companies leaves the story standing
+        ("Verizon denies approaching Vodafone about a merger of their European networks", False),
+        ("Verizon rejects claims of network outages in the Midwest", False),
+        ("Verizon rejects reports that it will pay for the Vodafone stake in shares", True),
     ],
 )
 def test_a_denial_retracts_only_what_it_denies_not_what_it_takes_as_given(
@@ -149,8 +154,10 @@ def test_a_denial_retracts_only_what_it_denies_not_what_it_takes_as_given(
 ) -> None:
     core = make_core(k=2)
     _accepted_story(lexicon_analyzer, core)
-    [d] = core.submit(lexicon_analyzer.analyse(news(headline, source="AP", t=600)))
-    assert (d.retraction is not None) == retracts, d.verdict.reasons
+    # (a denial that withdraws nothing is a claim of its own, held for corroboration: no decision yet)
+    out = core.submit(lexicon_analyzer.analyse(news(headline, source="AP", t=600)))
+    assert any(d.retraction is not None for d in out) == retracts, [d.verdict.reasons for d in out]
+    assert core.counts["retracted"] == (2 if retracts else 0)
 
 
 def test_a_denial_from_an_uncredible_source_retracts_nothing(
