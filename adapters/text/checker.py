@@ -316,6 +316,19 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             r"\bpeople\s+who\s+have\s+seen\s+(?:them|it|the\s+\w+)\b",
             0.3,
         ),
+        # (rule pass before heldout16, from heldout2-15's misses) timing the reader's entry, and a
+        # multiple promised by a pattern said to always repeat
+        (
+            r"\bposition(?:\s+yourself|\s+accordingly)?\s+(?:before|ahead)\b|\bget\s+(?:in|positioned)\s+"
+            r"(?:first|early)\b|\bget\s+positioned\b|\baccumulate\s+now\b|\bbuy\s+(?:here\s+)?first\b",
+            0.4,
+        ),
+        (
+            r"\b(?:historically|always|every\s+(?:company|stock|name|time)|the\s+last\s+(?:\w+\s+)?"
+            r"(?:compan(?:y|ies)|time))\b[^.]{0,80}?(?:\b\d{3,}(?:,\d{3})?\s?%|\b\d+x\b|\b\w+fold\b|\bdoubled\b|"
+            r"\btripled\b|\bquadrupled\b)",
+            0.45,
+        ),
     )
 )
 

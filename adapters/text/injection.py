@@ -601,6 +601,24 @@ _READER_STATE = re.compile(
     r"watchlist|holdings)\b",
     _I,
 )
+# The reader's screening declared off, done or needless ("checks against hostile content are off",
+# "Guardrails: decommissioned.", "has already screened this item", "Vet nothing."), in a sentence
+# without attribution (news of a regulator suspending checks attributes it).
+_SCREENING = (
+    r"(?:screening|screens|checks?|vetting|guardrails?|filters?|filtering|safeguards?|fact[- ]?checks?|"
+    r"fact[- ]?checking|moderation|verification|flagging|scrutiny)"
+)
+_SCREENING_OFF = re.compile(
+    rf"\b{_SCREENING}\b[^.!?\n]{{0,30}}?\b(?:off|skipped|disabled|decommissioned|waived|suspended|unnecessary|"
+    r"not\s+(?:needed|required|necessary)|already\s+(?:done|completed|run|passed|cleared|screened)|bypassed|"
+    r"lifted|paused|void|revoked)\b|"
+    r"\b(?:skip|disable|bypass|waive|suspend|turn\s+off|switch\s+off|drop|pause|forgo|forget)\s+"
+    rf"(?:all\s+|any\s+|every\s+|your\s+|the\s+|its\s+|their\s+)?(?:\w+\s+)?{_SCREENING}\b|"
+    r"\bvet\s+nothing\b|\balready\s+(?:been\s+)?(?:screened|vetted|verified|checked|cleared)\b",
+    _I,
+)
+_SCREENING_DECLARED_OFF = _SentenceRule(_SCREENING_OFF, _ATTRIBUTED)
+
 # A screening switch in configuration syntax ("strict_checks off", "#pragma reader ...").
 _SWITCH_OFF = re.compile(
     r"\b[a-z]+_(?:[a-z]+_)*(?:checks?|filter\w*|screen\w*|guard\w*|safety|verification|moderation|scan\w*|"
@@ -678,6 +696,7 @@ _RULES: tuple[tuple[_Searcher, str, float], ...] = (
     (_SCORING_RULE, "output_dictation", 0.6),
     (_READER_STATE, "secret_request", 0.6),
     (_SWITCH_OFF, "override_instructions", 0.6),
+    (_SCREENING_DECLARED_OFF, "override_instructions", 0.6),
 )
 
 
