@@ -526,7 +526,10 @@ _DIALOGUE = re.compile(
     r"Answer|Host)(?:\s*\([^)]*\))?\s*:|^[A-Z][\w.'-]+(?:\s[A-Z][\w.'-]+){0,3},\s[^:\n]{2,40}:",
     re.M,
 )
-_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|yourselves|thou|thee|thy|thine|ye|yer)\b", _I)
+# (with the archaic and dialect forms: "thou reading engine", "yow put this un down")
+_SECOND_PERSON = re.compile(
+    r"\b(?:you|your|yours|yourself|yourselves|thou|thee|thy|thine|ye|yer|yow|youse|yous)\b", _I
+)
 # The generic "you" of explanations and offers ("if you hold shares through a broker", "the app
 # lets you set alerts", "what you need to know", "sign up to get these in your inbox").
 _GENERIC_YOU = re.compile(
