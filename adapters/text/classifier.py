@@ -145,7 +145,9 @@ _MARKDOWN = re.compile(
     re.I,
 )
 _QUOTED = re.compile(
-    r"\"[^\"]{0,300}\"|\u201c[^\u201d]{0,300}\u201d|\u2018[^\u2019]{0,300}\u2019|(?<!\w)'[^'\n]{1,200}'(?!\w)"
+    r"\"[^\"]{0,300}\"|\u201c[^\u201d]{0,300}\u201d|\u2018[^\u2019]{0,300}\u2019|"
+    # (an apostrophe inside a word does not close a single-quoted span: 'buy before it's too late')
+    r"(?<!\w)'(?:[^'\n]|(?<=\w)'(?=\w)){1,200}'(?!\w)"
 )
 # News about enforcement quotes the promoter's (or the attacker's) words: they are the story.
 _ENFORCEMENT = re.compile(

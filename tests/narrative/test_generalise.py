@@ -908,6 +908,10 @@ def test_this_items_summaries_and_labels_dictated(text: str, hostile: bool) -> N
         ("Even a cautious saver ought to put a large slice of their savings into Lowenmark Foods.", True),
         ("Short sellers are about to get wiped out. The squeeze of the century begins at the open.", True),
         ("Pensioners put a large share of their savings into bonds last year, the survey found.", False),
+        # (after heldout17-18) a regulator's words: "penny stock" alone, a quote with an apostrophe in it
+        ("The regulator fined a promoter who called a penny stock 'the next hundred-bagger'.", False),
+        ("The watchdog warned about posts urging them to 'buy before it's too late'.", False),
+        ("Penny stock PKVX could become the next mega-cap, worth twenty times today's price.", True),
     ],
 )
 def test_baggers_savings_and_squeezes(text: str, pump: bool) -> None:
