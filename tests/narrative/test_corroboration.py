@@ -187,6 +187,11 @@ def test_a_denial_from_an_uncredible_source_retracts_nothing(
         ),
         ("CORRECTED-Exxon profit rises (Corrects percentage rise in paragraph 1 to 4% from 14%)", True),
         ("Exxon says it has not agreed a deal (Corrects spelling of name in paragraph 2)", True),
+        # (after heldout17's first run) a figure put right by a few per cent mends a detail; a figure
+        # off by a multiple, or a rate, withdraws the report
+        ("CORRECTION: Exxon breach affected 2.1 million customers, not 2 million", False),
+        ("CORRECTED-Exxon buyback is $80 million, not $800 million", True),
+        ("Central bank corrects: rate raised by 25 basis points, not 75", True),
     ],
 )
 def test_denial_cue(text: str, cue: bool) -> None:
