@@ -342,7 +342,8 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
         ),
         # (rule pass after heldout17's first run) savings steered into one stock
         (
-            r"\b(?:ought\s+to|should|must|needs?\s+to|ha(?:ve|s)\s+to)\s+put\s+(?:a\s+(?:large|big|good)\s+(?:slice|share|part|chunk)\s+of|all(?:\s+of)?|most\s+of|everything\s+in)\s+"
+            r"\b(?:ought\s+to|should|must|needs?\s+to|ha(?:ve|s)\s+to)\s+put\s+"
+            r"(?:a\s+(?:large|big|good)\s+(?:slice|share|part|chunk)\s+of|all(?:\s+of)?|most\s+of|everything\s+in)\s+"
             r"(?:your|their|his|her)\s+savings\s+into\b|\bsqueeze\s+of\s+the\s+(?:century|decade|year)\b",
             0.55,
         ),
@@ -389,11 +390,12 @@ _PRICE_FUTURE = re.compile(
     r"going\s+to|heading|on\s+its\s+way|leaked|terms)\b",
     re.I,
 )
-_PRICE_PAST = re.compile(
-    r"\b(?:rose|fell|jumped|climbed|surged|soared|plunged|dropped|slid|sank|gained|lost|went|has\s+(?:risen|fallen)|"
-    r"have\s+(?:risen|fallen)|since|was|were|had|ran|rallied|collapsed|tumbled|between|range|ranging)\b",
-    re.I,
+# A move already made (the words of _PAST_MOVE, less "traded", and a range of prices).
+_PAST_WORDS = (
+    r"rose|fell|jumped|climbed|surged|soared|plunged|dropped|slid|sank|gained|lost|went|"
+    r"has\s+(?:risen|fallen)|have\s+(?:risen|fallen)|since|was|were|had|ran|rallied|collapsed|tumbled"
 )
+_PRICE_PAST = re.compile(rf"\b(?:{_PAST_WORDS}|between|range|ranging)\b", re.I)
 _OWN_VIEW = re.compile(r"\b(?:we|our|us)\b", re.I)
 _REPORTED_VIEW = re.compile(
     r"\b(?:said|says|say|according|told|reported|estimated|order|charged|alleged)\b", re.I
@@ -428,11 +430,7 @@ _RANGE = re.compile(
     r"\b(?:range[sd]?|ranging|between|priced|cost|costs|fares?|tickets?|strikes?|spread|bands?)\b[^.$]{0,15}$",
     re.I,
 )
-_PAST_MOVE = re.compile(
-    r"\b(?:rose|fell|jumped|climbed|surged|soared|plunged|dropped|slid|sank|gained|lost|went|traded|"
-    r"has\s+(?:risen|fallen)|have\s+(?:risen|fallen)|since|was|were|had|ran|rallied|collapsed|tumbled)\b[^.$]{0,30}$",
-    re.I,
-)
+_PAST_MOVE = re.compile(rf"\b(?:{_PAST_WORDS}|traded)\b[^.$]{{0,30}}$", re.I)
 
 
 def _promised_multiple(text: str) -> float:
@@ -448,13 +446,13 @@ def _promised_multiple(text: str) -> float:
             best = max(best, float(m.group(1)))
     for m in _WORD_MULTIPLE.finditer(text):
         if not _PAST_MOVE.search(before(m)):
-            n = m.group(1) or m.group(2) or m.group(3) or m.group(4)
+            n = next(g for g in m.groups() if g)
             best = max(best, float(n) if n.isdigit() else _NUMBER_WORDS[n.lower()])
     for m in _PRICE_PATH.finditer(text):
         a, b = float(m.group(1)), float(m.group(2))
+        lead = before(m)
         # ("raised its target by $15 to $265": a change, then the new level)
-        change = _PRICE_CHANGE.search(before(m)) is not None
-        if a > 0 and not change and not _PAST_MOVE.search(before(m)) and not _RANGE.search(before(m)):
+        if a > 0 and not any(p.search(lead) for p in (_PRICE_CHANGE, _PAST_MOVE, _RANGE)):
             best = max(best, b / a)
     return max(best, _price_gap(text))
 
@@ -1166,22 +1164,21 @@ class SanityCore:
         syms = set(self._keys(a))
         core = frozenset(t for t in tokens if not t.startswith(_DENIAL_PREFIXES))
         denied, affirmed = _denied_and_affirmed(a.headline)
-        claim = _denied_claim(a.headline, a.item.body)
+        denied_object = _denied_claim(a.headline, a.item.body)
         hit: list[_Accepted] = []
         for e in self._accepted:
             if e.retracted or e.ts > ts or not (syms & e.symbols):
                 continue
             other = e.tokens - frozenset(s.lower() for s in e.symbols)
-            if claim and not claim & frozenset(map(_singular, other)):
+            seen = frozenset(map(_singular, other))
+            if denied_object and not denied_object & seen:
                 # "Ashwater denies approaching Brackhaven about merger" does not deny "Brackhaven
                 # profit beats forecasts": a denial withdraws the stories that carry what it denies.
                 continue
-            if affirmed:
-                seen = frozenset(map(_singular, other))
-                if affirmed & seen and len(affirmed & seen) >= len(denied & seen):
-                    # "denies plans to sell the mine as the strike continues": the story (the
-                    # strike) is what the denial takes as given, not what it denies.
-                    continue
+            if affirmed & seen and len(affirmed & seen) >= len(denied & seen):
+                # "denies plans to sell the mine as the strike continues": the story (the
+                # strike) is what the denial takes as given, not what it denies.
+                continue
             mine = core - frozenset(s.lower() for s in syms)
             jac = len(mine & other) / len(mine | other) if (mine or other) else 0.0
             cos = float(emb @ e.emb) if emb is not None and e.emb is not None else 0.0

@@ -83,6 +83,7 @@ _WORD = re.compile(r"\w+")
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _BARE_NUMBER = re.compile(r"[-+]?(?:\d+|(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]+)")
 _LONG_HEX = re.compile(r"\b(?=[0-9A-Fa-f]*\d)(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{24,}\b")
+_NUMBER_SEPARATOR = re.compile(r"[,+/]")
 _HUGE_INTEGER = re.compile(r"(?<![\w.,])\d{20,}(?![\w.,]\d)")
 _BIT_GROUPS = re.compile(r"(?<![\w])(?:[01]{6,}[\s,/]+){4,}[01]{6,}(?![\w])")
 _DIGEST_LENGTHS = frozenset({32, 40, 64, 128})  # MD5, SHA-1, SHA-256, SHA-512 in hex
@@ -171,7 +172,7 @@ def _numbers(passage: str) -> bool:
     for token in passage.split():
         t = token.strip("()[]{}.;:\"'")
         # "1,204" is a figure and ends a run; "80,114,105" is three bare numbers; "941+1336/852" three.
-        for part in [t] if _THOUSANDS.fullmatch(t) else re.split(r"[,+/]", t):
+        for part in [t] if _THOUSANDS.fullmatch(t) else _NUMBER_SEPARATOR.split(t):
             if part and _BARE_NUMBER.fullmatch(part):
                 run += 1
                 if run >= NUMBER_RUN:

@@ -520,9 +520,11 @@ class _Searcher(Protocol):
 # Wire copy reports; it does not speak to whoever reads it.  A sentence outside quotes, transcripts
 # and attribution that addresses the reader in the second person, or opens with an order to do
 # something to an object ("state which brokerage...", "mark it verified"), is written for the reader.
-_QUOTED = re.compile(
-    r"[\"\u201c][^\"\u201d\n]*[\"\u201d]|(?<!\w)['\u2018](?:[^'\u2019\n]|(?<=\w)['\u2019](?=\w))*['\u2019](?!\w)"
-)
+# The text of a double- or single-quoted span on one line; an apostrophe inside a word ("Daddy's",
+# "it's") does not end a single-quoted one.
+_IN_DOUBLE = r"[^\"\u201d\n]"
+_IN_SINGLE = r"(?:[^'\u2019\n]|(?<=\w)['\u2019](?=\w))"
+_QUOTED = re.compile(rf"[\"\u201c]{_IN_DOUBLE}*[\"\u201d]|(?<!\w)['\u2018]{_IN_SINGLE}*['\u2019](?!\w)")
 # Interviews and earnings calls ("Q: Will you raise prices?", "Analyst: Can you walk us through...",
 # "CFO, Draycott Insurance: ...") ask and answer "you" between people.
 _DIALOGUE = re.compile(
@@ -613,9 +615,7 @@ _MACHINE_ORDER = re.compile(
     _I,
 )
 _QUOTE_SPAN = re.compile(
-    r"[\"\u201c]([^\"\u201d\n]{8,})[\"\u201d]|"
-    # (an apostrophe inside a word, "Daddy's", does not end a single-quoted span)
-    r"(?<!\w)['\u2018]((?:[^'\u2019\n]|(?<=\w)['\u2019](?=\w)){8,})['\u2019](?!\w)"
+    rf"[\"\u201c]({_IN_DOUBLE}{{8,}})[\"\u201d]|(?<!\w)['\u2018]({_IN_SINGLE}{{8,}})['\u2019](?!\w)"
 )
 
 
@@ -624,8 +624,7 @@ class _QuotedMachineOrder:
 
     def search(self, text: str) -> re.Match[str] | None:
         for q in _QUOTE_SPAN.finditer(text):
-            i = 1 if q.group(1) is not None else 2
-            if _MACHINE_ORDER.search(q.group(i)):
+            if _MACHINE_ORDER.search(q.group(1) or q.group(2)):
                 return q
         return None
 
