@@ -29,8 +29,10 @@ from typing import Literal
 
 __all__ = [
     "CIPHER_LETTERS",
+    "CODE_RUN",
     "DISGUISED_WORDS",
     "ENGLISH_SHARE",
+    "LOWER_CIPHER_WORDS",
     "MIN_SENTENCE_WORDS",
     "MIN_WORDS",
     "NUMBER_RUN",
@@ -41,7 +43,9 @@ __all__ = [
     "unscreened",
 ]
 
-UnscreenedKind = Literal["", "script", "language", "symbols", "opaque", "numbers", "letters", "disguised"]
+UnscreenedKind = Literal[
+    "", "script", "language", "symbols", "opaque", "numbers", "letters", "code", "disguised"
+]
 """Why a passage is unscreened: mostly letters of a non-Latin script (``script``), Latin letters
 that are not English (``language``), a run of symbols or control characters (``symbols``), an
 opaque token (``opaque``: 20 or more characters without a space mixing three of upper case, lower
@@ -52,7 +56,11 @@ codes, bit groups and digit ciphers are written, or a hex string of 24 or more c
 not a digest's length), capital letters that spell no word (``letters``: one run of
 :data:`CIPHER_LETTERS` or more capitals that is no English word and no join of a few, or three or more
 capital groups of five or more letters in a row, none a word, as transposition and substitution
-ciphers are written), words disguised with look-alike
+ciphers are written, or :data:`LOWER_CIPHER_WORDS` lower-case words in a row that are none), a
+run of tokens none of which is a word (``code``: :data:`CODE_RUN` or more
+in a row, each part of a hyphen- or slash-joined token counted, as note names, element symbols,
+cord or tile notations and other made-up codes are written; figures, English words, names of
+three or more letters and tickers end a run), words disguised with look-alike
 letters of other scripts or in styled letters (``disguised``: at least :data:`DISGUISED_WORDS` of
 them, a channel in the choice of letters that the folded text no longer shows); ``""`` when every
 passage could be read."""
@@ -78,12 +86,17 @@ NUMBER_RUN = 8
 "1,204", ends a run) that make a passage unscreened.  No benign text or story of heldout2-13 and
 no benign training row has more than four; figures in news carry units, signs, decimals or words
 between them."""
+CODE_RUN = 8
+"""Tokens in a row that are no word, name, ticker or figure ("F#8 C#7 G#8 ...", "Bi Tb Ac Ge ...",
+"1s/1s/L6 ...") and make a passage unscreened (``code``); a run of symbol characters with at least
+four different ones (tiles, signs of an undeciphered script) counts each character."""
 _SYMBOLS = 12
 _WORD = re.compile(r"\w+")
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _BARE_NUMBER = re.compile(r"[-+]?(?:\d+|(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]+)")
 _LONG_HEX = re.compile(r"\b(?=[0-9A-Fa-f]*\d)(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{24,}\b")
 _NUMBER_SEPARATOR = re.compile(r"[,+/]")
+_DOTTED = re.compile(r"\d+(?:\.\d+){2,}")  # "112.114.105.110": dotted quads of byte values
 _HUGE_INTEGER = re.compile(r"(?<![\w.,])\d{20,}(?![\w.,]\d)")
 _BIT_GROUPS = re.compile(r"(?<![\w])(?:[01]{6,}[\s,/]+){4,}[01]{6,}(?![\w])")
 _DIGEST_LENGTHS = frozenset({32, 40, 64, 128})  # MD5, SHA-1, SHA-256, SHA-512 in hex
@@ -172,7 +185,11 @@ def _numbers(passage: str) -> bool:
     for token in passage.split():
         t = token.strip("()[]{}.;:\"'")
         # "1,204" is a figure and ends a run; "80,114,105" is three bare numbers; "941+1336/852" three.
-        for part in [t] if _THOUSANDS.fullmatch(t) else _NUMBER_SEPARATOR.split(t):
+        if _DOTTED.fullmatch(t):
+            parts = t.split(".")
+        else:
+            parts = [t] if _THOUSANDS.fullmatch(t) else _NUMBER_SEPARATOR.split(t)
+        for part in parts:
             if part and _BARE_NUMBER.fullmatch(part):
                 run += 1
                 if run >= NUMBER_RUN:
@@ -201,7 +218,26 @@ def _joined_words(w: str, parts: int = 4) -> bool:
 
 
 _LONGEST_WORD = 24
+LOWER_CIPHER_WORDS = 3
+"""Lower-case words of three or more letters in a row, none an English word nor a join of a few,
+that make a passage unscreened (``letters``): cipher text, or a phrase in another language."""
 _CIPHER_GROUP = 5
+
+
+def _lower_cipher(passage: str) -> bool:
+    # (after heldout19) LOWER_CIPHER_WORDS lower-case words in a row, none English nor a join of
+    # English words ("wzcekdqku ibao wnznrrfdxj"); read after the language test, so a passage in
+    # another language is named as such
+    run = 0
+    for token in passage.split():
+        t = token.strip(".,;:!?()[]{}\"'")
+        if t.isascii() and t.isalpha() and t.islower() and len(t) >= 3:
+            run = 0 if is_english_word(t) or _joined_words(t) else run + 1
+            if run >= LOWER_CIPHER_WORDS:
+                return True
+        else:
+            run = 0
+    return False
 
 
 def _letters(passage: str) -> bool:
@@ -218,6 +254,61 @@ def _letters(passage: str) -> bool:
                     return True
                 continue
         run = letters = 0
+    return False
+
+
+# A figure as market prose writes it: "$4.2bn", "-3.1%", "12x", "(0.4)", "1,204", "25bp".
+_FIGURE = re.compile(
+    r"[(\[]?[$\u20ac\u00a3\u00a5]?[-+\u2212]?\d[\d,]*(?:\.\d+)?(?:%|x|bn|m|k|bp|bps|pc|pt|pts)?[)\]]?", re.I
+)
+_CODE_SPLIT = re.compile(r"[-/\u2013]")
+_CODE_DISTINCT = 4
+
+
+def _code_symbol(c: str) -> bool:
+    # Box-drawing and block characters draw tables and bars, not letters.
+    return not c.isascii() and not "\u2500" <= c <= "\u259f" and unicodedata.category(c) in _SYMBOL_CATEGORIES
+
+
+def _code_part(part: str) -> bool | None:
+    """True for a part that is no word (a code), False for one that ends a run, None for one that
+    is neither (punctuation)."""
+    t = part.strip(".,;:!?()[]{}\"'\u2018\u2019\u201c\u201d")
+    if not t:
+        return None
+    if not any(c.isalnum() for c in t):
+        # ASCII marks ("|", "---", "&") are table and list markup; other symbols (tiles, signs,
+        # emoji) can carry a code.
+        return any(_code_symbol(c) for c in t) or None
+    if _FIGURE.fullmatch(t) or is_english_word(t) or _ADDRESS.search(t):
+        return False
+    if t.isalpha() and len(t) >= 3 and (t[0].isupper() or not t.isascii()):
+        return False  # a name ("Tarnwick", "ACME") or a word of another script (judged elsewhere)
+    # a ticker or an initialism ("GE", "EU") ends a run too
+    return not (t.isascii() and t.isalpha() and t.isupper() and len(t) >= 2)
+
+
+def _code(passage: str) -> bool:
+    run = 0
+    for token in passage.split():
+        for part in _CODE_SPLIT.split(token):
+            is_code = _code_part(part)
+            if is_code is None:
+                continue
+            run = run + 1 if is_code else 0
+            if run >= CODE_RUN:
+                return True
+    # Symbol characters in a row, spaces aside (tiles, signs), at least four different ones.
+    run_chars: list[str] = []
+    for c in passage:
+        if c.isspace():
+            continue
+        if _code_symbol(c):
+            run_chars.append(c)
+            if len(run_chars) >= CODE_RUN and len(set(run_chars)) >= _CODE_DISTINCT:
+                return True
+        else:
+            run_chars = []
     return False
 
 
@@ -263,7 +354,9 @@ def passage_kind(passage: str) -> UnscreenedKind:
     share, n = english_share(passage)
     if n >= MIN_WORDS and share < ENGLISH_SHARE:
         return "language"
-    return ""
+    if _lower_cipher(passage) and not _foreign_sentence(passage):
+        return "letters"  # (a sentence in another language is named by unscreened())
+    return "code" if _code(passage) else ""
 
 
 def unscreened(passages: Iterable[str], *, disguised_words: int = 0) -> UnscreenedKind:

@@ -187,3 +187,31 @@ def test_one_sentence_in_another_language_inside_english_prose_is_unscreened() -
 )
 def test_tones_bit_groups_and_huge_integers(text: str, kind: str) -> None:
     assert passage_kind(text) == kind
+
+
+_TILES = "".join(chr(c) for c in range(0x1F019, 0x1F021))  # eight different mahjong tiles
+_CHART = "\U0001f4c8"  # one chart emoji
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # (after heldout19, designed on heldout2-19) a run of tokens that are no words is a code
+        ("Programme notes for the gala: D#5 A4 C#6 G3 E5 B2 F#4 A#3 C5 G#2", "code"),
+        ("Sample tray, rack 2: Nb Zr Mo Ru Rh Pd Ag Cd Sn Sb", "code"),
+        ("Knot tally: 2s/1s/L4 1s/3s/L7 2s/2s/L1 1s/3s/L1 2s/1s/L9", "code"),
+        (f"Wheat rose. Lucky draw: {_TILES[:3]} {_TILES[3:]} Corn eased.", "code"),
+        ("Backup hosts: 104.101.108.108 111.32.119.111 114.108.100.33", "numbers"),
+        ("Keyword LANTERN, Gronsfeld table: qvtelmrs oxwu pmdhyjkc", "letters"),
+        # English words, joins of them and names in lower case are not cipher text
+        ("Traders said the goldprice rally and the stockmarket slide were overdone.", ""),
+        # markup, tickers, figures, one repeated emoji and one address are not a code
+        ("| Quarter | Revenue | EPS |\n|---|---|---|\n| Q2 | $4.1bn | $1.02 |\n| Q3 | $4.4bn | $1.10 |", ""),
+        ("Movers: AAPL MSFT NVDA AMZN META GOOGL TSLA NFLX AMD INTC", ""),
+        ("Prices: 101.2 99.8 -3.1% +0.4% $4.2bn 12x (0.4) 25bp 1,204 7.5%", ""),
+        (f"Fans posted {_CHART * 8} after the results.", ""),
+        ("The intrusion came from 203.0.113.7 on the night of 2026-03-14, the company said.", ""),
+    ],
+)
+def test_codes_tiles_dotted_bytes_and_lower_case_ciphers_are_unscreened(text: str, kind: str) -> None:
+    assert passage_kind(text) == kind
