@@ -227,16 +227,19 @@ _CIPHER_GROUP = 5
 def _lower_cipher(passage: str) -> bool:
     # (after heldout19) LOWER_CIPHER_WORDS lower-case words in a row, none English nor a join of
     # English words ("wzcekdqku ibao wnznrrfdxj"); read after the language test, so a passage in
-    # another language is named as such
-    run = 0
+    # another language is named as such.  The join test (the costly one) runs only on a full run.
+    run: list[str] = []
     for token in passage.split():
         t = token.strip(".,;:!?()[]{}\"'")
-        if t.isascii() and t.isalpha() and t.islower() and len(t) >= 3:
-            run = 0 if is_english_word(t) or _joined_words(t) else run + 1
-            if run >= LOWER_CIPHER_WORDS:
+        if not (t.isascii() and t.isalpha() and t.islower() and len(t) >= 3) or is_english_word(t):
+            run.clear()
+            continue
+        run.append(t)
+        if len(run) >= LOWER_CIPHER_WORDS:
+            joined = [i for i, w in enumerate(run) if _joined_words(w)]
+            if not joined:
                 return True
-        else:
-            run = 0
+            del run[: joined[-1] + 1]
     return False
 
 
