@@ -873,14 +873,16 @@ def _singular(token: str) -> str:
     return token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
 
 
-# A wire correction that fixes only the form of a report (a name's spelling, a typo, the byline),
-# not a fact in it: "(Corrects spelling of chief executive's surname in paragraph 2)".
+# A wire correction that fixes only the form of a report (a name's spelling, a typo, the byline)
+# or a detail of it (the day of the week, a job title, an age), not the event it reports:
+# "(Corrects spelling of chief executive's surname in paragraph 2)".
 _COSMETIC_CORRECTION = re.compile(
-    r"\(\s*corrects?\s+(?:the\s+)?(?:spelling|misspelling|typo|typographical\s+error|byline|dateline|"
-    r"(?:photo\s+)?caption|punctuation|formatting)\b(?:[^()\d%$]|\b(?:paragraph|para|line)\s+\d+\b)*\)",
+    r"\(\s*corrects?\s+(?:(?:the|his|her|its|their)\s+)?"
+    r"(?:spelling|misspelling|typo|typographical\s+error|byline|dateline|"
+    r"(?:photo\s+)?caption|punctuation|formatting|day\s+of\s+(?:the\s+)?week|(?:job\s+)?title|age)\b"
+    r"(?:[^()\d%$]|\b(?:paragraph|para|line)\s+\d+\b)*\)",
     re.I,
 )
-_CORRECTED_SLUG = re.compile(r"\bcorrected\s*[-:]\s*", re.I)
 
 
 # A figure put right by a few per cent ("affected 2.1 million customers, not 2 million"): the report
@@ -907,7 +909,7 @@ def denial_cue(text: str) -> bool:
     form only, such as a name's spelling, or of a figure by a few per cent, is neither)."""
     m = _COSMETIC_CORRECTION.search(text)
     if m is not None:
-        text = _CORRECTED_SLUG.sub("", text[: m.start()] + " " + text[m.end() :])
+        text = _CORRECTION_SLUG.sub("", text[: m.start()] + " " + text[m.end() :])
     close = [f for f in _FIGURE_CORRECTED.finditer(text) if _close_figure(f)]
     if close:
         for f in reversed(close):

@@ -187,6 +187,11 @@ def test_a_denial_from_an_uncredible_source_retracts_nothing(
         ),
         ("CORRECTED-Exxon profit rises (Corrects percentage rise in paragraph 1 to 4% from 14%)", True),
         ("Exxon says it has not agreed a deal (Corrects spelling of name in paragraph 2)", True),
+        # the slug may read "CORRECTION:" as well as "CORRECTED-"
+        ("CORRECTION: Exxon names new chief financial officer (Corrects spelling of her surname)", False),
+        ("CORRECTED-Exxon chief to retire (Corrects day of week in paragraph 1)", False),
+        ("CORRECTED-Exxon finance chief resigns (Corrects his job title in paragraph 3)", False),
+        ("CORRECTED-Exxon says it did not agree a merger (Corrects headline)", True),
         # (after heldout17's first run) a figure put right by a few per cent mends a detail; a figure
         # off by a multiple, or a rate, withdraws the report
         ("CORRECTION: Exxon breach affected 2.1 million customers, not 2 million", False),
