@@ -306,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="floor of the injection threshold (0.8: chosen on tools/data/injection_dev and "
                     "the real-news benign split, where the validation quantile was too low)")  # fmt: skip
     ap.add_argument("--min-pump-threshold", type=float, default=0.8, help="floor of the pump threshold")
+    ap.add_argument("--injection-threshold", type=float, default=None,
+                    help="fix the injection threshold instead of choosing it on the validation split "
+                    "(a choice made on held-out data outside it: models/injection/README.md)")  # fmt: skip
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     gen = DATA / "injection_train.jsonl"
@@ -397,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     # positives live, not to be diluted among ordinary news); never below 0.5.
     ben = vlab == "benign"
     t_inj = max(args.min_injection_threshold, bound(vi[ben]) + 1e-3, bound(vi[vhard]) + 1e-3)
+    if args.injection_threshold is not None:
+        t_inj = args.injection_threshold
     t_pump = max(args.min_pump_threshold, bound(vp[ben]) + 1e-3, bound(vp[vhard]) + 1e-3)
     manifest["thresholds"] = {"injection": round(min(t_inj, 0.99), 4), "pump": round(min(t_pump, 0.99), 4)}
     ei, ep = scored(val_ext)
@@ -466,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_fp": args.max_fp,
         "seed": args.seed,
         "min_thresholds": [args.min_injection_threshold, args.min_pump_threshold],
+        "injection_threshold": args.injection_threshold,
         "leave_out": list(args.leave_out),
         "spent": list(args.spent),
     }
