@@ -847,7 +847,9 @@ _GENERIC_CLAIM_WORDS = frozenset({"plant", "site", "share", "company", "group", 
 _NAME_WORD = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")
 # The verbs whose object is the denied claim ("denies approaching X about a merger"); corrections
 # and things "issued in error" name their claim before the cue, and keep the overlap test alone.
-_DENY_VERB = re.compile(r"\b(?:den(?:y|ies|ied)|refut(?:e|es|ed)|dismiss(?:es|ed)?|reject(?:s|ed)?)\b", re.I)
+_DENY_VERB = re.compile(
+    r"\b(?:den(?:y|ies|ied)|refut(?:e|es|ed)|dismiss(?:es|ed)?|reject(?:s|ed)?|rul(?:e|es|ed)\s+out)\b", re.I
+)
 
 
 def _denied_claim(headline: str, body: str) -> frozenset[str]:
@@ -858,7 +860,8 @@ def _denied_claim(headline: str, body: str) -> frozenset[str]:
     m = _DENY_VERB.search(headline)
     if m is None:
         return frozenset()
-    denied = _AFFIRMING_CLAUSE.split(re.split(r"[;:]", headline[m.end() :], maxsplit=1)[0], maxsplit=1)[0]
+    # The object ends at the next clause: "rejects arson speculation, mill remains shut".
+    denied = _AFFIRMING_CLAUSE.split(re.split(r"[;:]|,\s", headline[m.end() :], maxsplit=1)[0], maxsplit=1)[0]
     known = " ".join(w for w in re.findall(r"[^\W\d_]+", denied) if is_english_word(w))
     names = {_singular(t) for t in content_tokens(" ".join(_NAME_WORD.findall(body)))}
     return frozenset(

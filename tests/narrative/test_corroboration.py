@@ -48,7 +48,22 @@ def test_source_names_domains_and_tickers_resolve_to_one_outlet(name: str, expec
 def test_ownership_groups_and_syndication_markers() -> None:
     reg = SourceRegistry.load()
     groups = {reg.group(reg.resolve(s)) for s in ("WSJ", "marketwatch.com", "Barron's", "dowjones")}
-    assert groups == {"dow jones"}
+    assert groups == {"news corp"}
+    # (after heldout20's first run) national agencies and more papers are registered; News Corp,
+    # Axel Springer, Nine and the Times and Hindu groups are each one newsroom
+    agencies = (
+        ("Anadolu Agency", "anadolu agency"),
+        ("https://www.ptinews.com/story/x", "press trust of india"),
+        ("Yonhap", "yonhap"),
+        ("efe.com", "efe"),
+        ("https://www.aljazeera.com/economy/x", "al jazeera"),
+    )
+    for src, outlet in agencies:
+        assert reg.resolve(src) == outlet
+        assert reg.credibility(outlet, 0.3) >= 0.5
+    for pair in (("WSJ", "The Times"), ("Business Insider", "Politico Europe"), ("SMH", "afr.com"),
+                 ("The Hindu", "BusinessLine"), ("Economic Times", "Times of India")):  # fmt: skip
+        assert len({reg.group(reg.resolve(s)) for s in pair}) == 1, pair
     assert reg.origin("yahoo finance", "NEW YORK (Reuters) - Verizon agreed to buy") == "reuters"
     assert reg.origin("yahoo finance", "Verizon agreed to buy, Reuters reported") == "yahoo"
 
@@ -147,6 +162,8 @@ def test_a_credible_denial_retracts_accepted_news(
         ("Verizon denies approaching Vodafone about a merger of their European networks", False),
         ("Verizon rejects claims of network outages in the Midwest", False),
         ("Verizon rejects reports that it will pay for the Vodafone stake in shares", True),
+        # (after heldout20's first run) the denied claim ends at the next clause; "rules out" denies
+        ("Verizon rejects speculation about tower sales, Vodafone stake purchase goes ahead", False),
     ],
 )
 def test_a_denial_retracts_only_what_it_denies_not_what_it_takes_as_given(
@@ -158,6 +175,23 @@ def test_a_denial_retracts_only_what_it_denies_not_what_it_takes_as_given(
     out = core.submit(lexicon_analyzer.analyse(news(headline, source="AP", t=600)))
     assert any(d.retraction is not None for d in out) == retracts, [d.verdict.reasons for d in out]
     assert core.counts["retracted"] == (2 if retracts else 0)
+
+
+def test_what_a_headline_rules_out_is_the_denied_claim(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    # (after heldout20's first run) the denial is in the body; the headline names what is ruled out
+    core = make_core(k=2)
+    _accepted_story(lexicon_analyzer, core)
+    follow = news(
+        "Verizon rules out tower sales after agreeing to buy Vodafone's stake in Verizon Wireless",
+        source="AP",
+        t=600,
+        body="Verizon said it would keep its towers and denied that job cuts were planned.",
+    )
+    out = core.submit(lexicon_analyzer.analyse(follow))
+    assert not any(d.retraction is not None for d in out)
+    assert core.counts["retracted"] == 0
 
 
 def test_a_denial_from_an_uncredible_source_retracts_nothing(
