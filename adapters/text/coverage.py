@@ -91,12 +91,18 @@ CODE_RUN = 8
 "1s/1s/L6 ...") and make a passage unscreened (``code``); a run of symbol characters with at least
 four different ones (tiles, signs of an undeciphered script) counts each character."""
 _SYMBOLS = 12
+# Letters of the supplementary plane (Old Turkic, Osage, Linear B, Gothic...: historic and rare
+# scripts; styled Latin letters there are folded before this) that make a passage unscreened as
+# ``script`` even inside English prose (after heldout20): no news writes them, a cipher may.
+_RARE_LETTERS = 4
 _WORD = re.compile(r"\w+")
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _BARE_NUMBER = re.compile(r"[-+]?(?:\d+|(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]+)")
 _LONG_HEX = re.compile(r"\b(?=[0-9A-Fa-f]*\d)(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{24,}\b")
 _NUMBER_SEPARATOR = re.compile(r"[,+/]")
 _DOTTED = re.compile(r"\d+(?:\.\d+){2,}")  # "112.114.105.110": dotted quads of byte values
+# "06-06-3F": byte groups joined by hyphens (after heldout20); a date or an ISO week has one four-digit part
+_HEX_GROUPS = re.compile(r"[0-9A-Fa-f]{1,2}(?:-[0-9A-Fa-f]{1,2}){2,}")
 _HUGE_INTEGER = re.compile(r"(?<![\w.,])\d{20,}(?![\w.,]\d)")
 _BIT_GROUPS = re.compile(r"(?<![\w])(?:[01]{6,}[\s,/]+){4,}[01]{6,}(?![\w])")
 _DIGEST_LENGTHS = frozenset({32, 40, 64, 128})  # MD5, SHA-1, SHA-256, SHA-512 in hex
@@ -172,7 +178,13 @@ def _opaque(token: str) -> bool:
         any(c.isdigit() for c in t),
         any(not c.isalnum() for c in t),
     )
-    return sum(classes) >= 3
+    if sum(classes) >= 3:
+        return True
+    # (after heldout20) lower-case letters with digits among them, as base32 and geohash text is
+    # written ("fekqwt10fjn6b83p..."): at least three of each, and not a hex string (above).
+    # Identifiers (LEIs, ISINs) are written in capitals.
+    digits = sum(c.isdigit() for c in t)
+    return t.isascii() and t.isalnum() and t.islower() and digits >= 3 and len(t) - digits >= 3
 
 
 def _numbers(passage: str) -> bool:
@@ -187,6 +199,8 @@ def _numbers(passage: str) -> bool:
         # "1,204" is a figure and ends a run; "80,114,105" is three bare numbers; "941+1336/852" three.
         if _DOTTED.fullmatch(t):
             parts = t.split(".")
+        elif _HEX_GROUPS.fullmatch(t):
+            parts = t.split("-")
         else:
             parts = [t] if _THOUSANDS.fullmatch(t) else _NUMBER_SEPARATOR.split(t)
         for part in parts:
@@ -332,7 +346,7 @@ def _cjk(w: str) -> bool:
 
 def passage_kind(passage: str) -> UnscreenedKind:
     """Why the detectors cannot read ``passage`` (see :data:`UnscreenedKind`), or ``""``."""
-    sym = latin = other = visible = 0
+    sym = latin = other = visible = rare = 0
     for c in passage:
         if c.isspace():
             continue
@@ -344,8 +358,11 @@ def passage_kind(passage: str) -> UnscreenedKind:
                 latin += 1
             else:
                 other += 1
+                rare += 0x10000 <= ord(c) < 0x20000
     if sym >= _SYMBOLS and sym >= 0.3 * visible:
         return "symbols"
+    if rare >= _RARE_LETTERS:
+        return "script"
     if any(_opaque(tok) for tok in passage.split()):
         return "opaque"
     if _numbers(passage):

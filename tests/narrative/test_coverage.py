@@ -191,6 +191,7 @@ def test_tones_bit_groups_and_huge_integers(text: str, kind: str) -> None:
 
 _TILES = "".join(chr(c) for c in range(0x1F019, 0x1F021))  # eight different mahjong tiles
 _CHART = "\U0001f4c8"  # one chart emoji
+_OLD_ITALIC = "".join(chr(c) for c in range(0x10300, 0x10306))  # six Old Italic letters
 
 
 @pytest.mark.parametrize(
@@ -203,6 +204,12 @@ _CHART = "\U0001f4c8"  # one chart emoji
         (f"Wheat rose. Lucky draw: {_TILES[:3]} {_TILES[3:]} Corn eased.", "code"),
         ("Backup hosts: 104.101.108.108 111.32.119.111 114.108.100.33", "numbers"),
         ("Keyword LANTERN, Gronsfeld table: qvtelmrs oxwu pmdhyjkc", "letters"),
+        # (after heldout20) base32-style lower case with digits, hyphen-joined byte groups, letters of
+        # historic scripts inside English prose
+        ("Parcel reference, decode as bytes: qp7zk3mw9xr2tf6hvn84cd1y", "opaque"),
+        ("Panel codes: 0A-1F-3C 2B-2B-4D 7E-11-05 3F-06-5B", "numbers"),
+        (f"Wool prices eased. {_OLD_ITALIC} Cotton was steady.", "script"),
+        ("The issuer's LEI, 5493001KJTIIGC8Y1R12, was filed on 2026-03-14 with ISIN US0378331005.", ""),
         # English words, joins of them and names in lower case are not cipher text
         ("Traders said the goldprice rally and the stockmarket slide were overdone.", ""),
         # markup, tickers, figures, one repeated emoji and one address are not a code
