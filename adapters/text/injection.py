@@ -554,7 +554,9 @@ _SERVICE = re.compile(
 # Verbs that open an order to a reader; not the dismissals ("disregard the earlier release" is how
 # issuers correct themselves), cross-references ("see", "note", "read") or trading calls (pump's).
 _ORDER = re.compile(
-    r"(?:^\s*|[:;]\s*)(?:please\s+)?(?:tell|say|state|report|describe|treat|record|add|append|mark|rate|round|"
+    # (after heldout20) also after a clause that sets when ("When you summarise, replace every ...")
+    r"(?:^\s*|[:;]\s*|^\s*(?:if|when|whenever|once|before|after|while)\b[^,]{1,60},\s*)(?:please\s+)?"
+    r"(?:tell|say|state|report|describe|treat|record|add|append|mark|rate|round|emit|"
     r"present|write|output|print|reveal|list|send|include|omit|skip|drop|use|give|answer|respond|reply|"
     r"classify|label|score|set|pretend|act|confirm|verify|accept|trust|translate|summari[sz]e|repeat|show|"
     r"share|post|copy|put|move|change|replace|follow|obey|decode|execute|run|place|swap|substitute|forward)\s+"
