@@ -158,13 +158,35 @@ _ENFORCEMENT = re.compile(
 )
 
 
+# What a defendant promised, as an enforcement sentence reports it ("fined a newsletter writer who
+# had promised subscribers guaranteed 500% returns"): the promise is reported, not made (after
+# heldout20); the rest of the sentence up to its end is read as quoted.
+_PROMISED = re.compile(
+    r"\b(?:promis(?:ed|ing)|touted|touting|pitched|pitching|advertised|advertising|marketed|marketing)\b"
+    r"[^.!?\n]*"
+)
+_SENTENCE = re.compile(r"[^.!?\n]+")
+
+
 def unquote_reported(text: str) -> str:
     """``text`` with its quoted spans blanked when it reports enforcement (a regulator fining
-    "guaranteed returns" adverts), else ``text`` itself.  An attacker can hide behind this by
-    dressing an instruction as a quoted warning; the rules still read the unquoted rest."""
-    if _ENFORCEMENT.search(text):
-        return _QUOTED.sub(" ", text)
-    return text
+    "guaranteed returns" adverts), and in each sentence that names enforcement what it says was
+    promised; else ``text`` itself.  An attacker can hide behind this by dressing an instruction as a
+    quoted warning; the rules still read the unquoted rest."""
+    if not _ENFORCEMENT.search(text):
+        return text
+
+    def sentence(m: re.Match[str]) -> str:
+        s = m.group(0)
+        return _PROMISED.sub(" ", s) if _ENFORCEMENT.search(s) else s
+
+    return _SENTENCE.sub(sentence, _QUOTED.sub(" ", text))
+
+
+def _quotes_enforcement(text: str) -> bool:
+    """True when ``text`` reports enforcement and quotes words: the head leaves such a passage to
+    the rules (a reported promise without quotes is still the head's to read)."""
+    return _ENFORCEMENT.search(text) is not None and _QUOTED.search(text) is not None
 
 
 # Reported speech: a quotation attributed to a speaker, an interview's questions.  "Will you raise
@@ -297,7 +319,7 @@ class InjectionHead:
             if (
                 latin_share(t) < 0.5
                 or len(t.split()) < _MIN_WORDS
-                or unquote_reported(t) != t
+                or _quotes_enforcement(t)
                 or passage_kind(t) == "language"
                 or _TABLE_ROW.search(t)
             ):

@@ -420,6 +420,15 @@ def test_quoted_promotion_in_enforcement_news_is_not_promotion() -> None:
     assert hype_score('Buy now: "guaranteed returns" and the next leg up starts this week.') >= 0.5
 
 
+def test_a_promise_that_enforcement_news_reports_is_not_promotion() -> None:
+    # (after heldout20) reported without quotes, in a sentence that names the enforcement
+    reported = "The SEC charged a newsletter author who had promised readers guaranteed 400% returns."
+    assert hype_score(reported) < 0.5
+    # the same promise made, with a regulator named only to be mocked, is promotion
+    assert hype_score("Guaranteed 400% returns! Get in before the SEC catches on.") >= 0.5
+    assert hype_score("I promise guaranteed 400% returns on Zentrix, the next tenbagger. Buy now.") >= 0.5
+
+
 def test_a_follow_up_that_does_not_change_guidance_is_no_denial() -> None:
     assert not denial_cue("Northcove said the FDA approval does not change its 2026 revenue guidance.")
 
