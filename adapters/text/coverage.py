@@ -232,6 +232,8 @@ def _joined_words(w: str, parts: int = 4) -> bool:
 
 
 _LONGEST_WORD = 24
+# Punctuation around a word-like token ("wzcekdqku,", "(BLWOUMIW)") that is not part of it.
+_TOKEN_EDGE = ".,;:!?()[]{}\"'"
 LOWER_CIPHER_WORDS = 3
 """Lower-case words of three or more letters in a row, none an English word nor a join of a few,
 that make a passage unscreened (``letters``): cipher text, or a phrase in another language."""
@@ -244,7 +246,7 @@ def _lower_cipher(passage: str) -> bool:
     # another language is named as such.  The join test (the costly one) runs only on a full run.
     run: list[str] = []
     for token in passage.split():
-        t = token.strip(".,;:!?()[]{}\"'")
+        t = token.strip(_TOKEN_EDGE)
         if not (t.isascii() and t.isalpha() and t.islower() and len(t) >= 3) or is_english_word(t):
             run.clear()
             continue
@@ -260,7 +262,7 @@ def _lower_cipher(passage: str) -> bool:
 def _letters(passage: str) -> bool:
     run = letters = 0
     for token in passage.split():
-        t = token.strip(".,;:!?()[]{}\"'")
+        t = token.strip(_TOKEN_EDGE)
         if t.isascii() and t.isalpha() and t.isupper() and not is_english_word(t):
             if len(t) >= CIPHER_LETTERS and not _joined_words(t.lower()):
                 return True
@@ -290,7 +292,7 @@ def _code_symbol(c: str) -> bool:
 def _code_part(part: str) -> bool | None:
     """True for a part that is no word (a code), False for one that ends a run, None for one that
     is neither (punctuation)."""
-    t = part.strip(".,;:!?()[]{}\"'\u2018\u2019\u201c\u201d")
+    t = part.strip(_TOKEN_EDGE + "\u2018\u2019\u201c\u201d")
     if not t:
         return None
     if not any(c.isalnum() for c in t):
