@@ -366,7 +366,17 @@ async def test_a_sink_crash_restarts_the_trio_and_loses_nothing(
         async with asyncio.timeout(20):  # records must flow in while the node runs: many batches
             while not (getattr(cell.actor, "_tracker", None) and cell.actor._tracker.assigned()):  # noqa: ASYNC110 - no event to await
                 await asyncio.sleep(0.01)
-        expected = await produce_trades(tansu.bootstrap, t.md, SYMBOLS, 200, rate_per_s=2000)
+        # Four bursts, each awaited until the sink has taken a batch of it: on a loaded machine one
+        # burst of 200 per symbol reached the sink in two batches, and the crash never happened.
+        expected: set[tuple[str, int]] = set()
+        for burst in range(4):
+            before = calls
+            expected |= await produce_trades(
+                tansu.bootstrap, t.md, SYMBOLS, 50, start_seq=1 + 50 * burst, rate_per_s=2000
+            )
+            async with asyncio.timeout(20):
+                while calls <= before:  # noqa: ASYNC110 - no event to await
+                    await asyncio.sleep(0.01)
         async with ForecastReader(tansu.bootstrap, t.forecasts) as reader:
             seen = await reader.until(expected, timeout_s=40)
         missing = expected - seen.covered
