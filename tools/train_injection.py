@@ -170,7 +170,7 @@ def _left_out_rates(names: list[str], head: InjectionHead, emb: Any) -> dict[str
         scores = head.score_passages([[r["body"] for r in g] for g in items], emb)
         res: dict[str, list[bool]] = {"attack": [], "benign_hard": [], "benign": []}
         for g, sc in zip(items, scores, strict=True):
-            flagged = sc.injection >= head.injection_threshold or sc.pump >= head.pump_threshold
+            flagged = head.flagged(sc)
             if any(r["label"] != "benign" for r in g):
                 res["attack"].append(flagged)
             else:
@@ -309,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--injection-threshold", type=float, default=None,
                     help="fix the injection threshold instead of choosing it on the validation split "
                     "(a choice made on held-out data outside it: models/injection/README.md)")  # fmt: skip
+    ap.add_argument("--attack-threshold", type=float, default=None,
+                    help="also flag a passage whose injection plus pump mass reaches this (a choice "
+                    "made on held-out data: models/injection/README.md); default none")  # fmt: skip
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     gen = DATA / "injection_train.jsonl"
@@ -382,11 +385,15 @@ def main(argv: list[str] | None = None) -> int:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     head = InjectionHead(out)
 
-    def scored(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    def scored(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         s = head.score_passages(_items_to_passages(rows), emb)
-        return np.asarray([v.injection for v in s]), np.asarray([v.pump for v in s])
+        return (
+            np.asarray([v.injection for v in s]),
+            np.asarray([v.pump for v in s]),
+            np.asarray([v.attack for v in s]),
+        )
 
-    vi, vp = scored(val)
+    vi, vp, va = scored(val)
     emb.save()
     vlab = np.asarray([r["label"] for r in val])
     vhard = np.asarray([bool(r.get("hard")) and r["label"] == "benign" for r in val])
@@ -404,27 +411,33 @@ def main(argv: list[str] | None = None) -> int:
         t_inj = args.injection_threshold
     t_pump = max(args.min_pump_threshold, bound(vp[ben]) + 1e-3, bound(vp[vhard]) + 1e-3)
     manifest["thresholds"] = {"injection": round(min(t_inj, 0.99), 4), "pump": round(min(t_pump, 0.99), 4)}
-    ei, ep = scored(val_ext)
+    if args.attack_threshold is not None:
+        manifest["thresholds"]["attack"] = args.attack_threshold
+    ei, ep, ea = scored(val_ext)
     elab = np.asarray([r["label"] for r in val_ext])
+    th = manifest["thresholds"]
 
-    def rates(i: np.ndarray, p: np.ndarray, lab: np.ndarray) -> dict[str, float]:
-        ti, tp = manifest["thresholds"]["injection"], manifest["thresholds"]["pump"]
+    def flags(i: np.ndarray, p: np.ndarray, a: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (i >= th["injection"]) | (p >= th["pump"])
+        if "attack" in th:
+            out |= a >= th["attack"]
+        return out
+
+    def rates(i: np.ndarray, p: np.ndarray, a: np.ndarray, lab: np.ndarray) -> dict[str, float]:
         res: dict[str, float] = {}
         for name in CLASSES:
             m = lab == name
             if not m.any():
                 continue
-            flagged = (i[m] >= ti) | (p[m] >= tp)
-            res[f"{name}_flagged"] = round(float(flagged.mean()), 4)
+            res[f"{name}_flagged"] = round(float(flags(i[m], p[m], a[m]).mean()), 4)
             res[f"{name}_n"] = int(m.sum())
         return res
 
-    th = manifest["thresholds"]
-    hard_flagged = (vi[vhard] >= th["injection"]) | (vp[vhard] >= th["pump"])
+    hard_flagged = flags(vi[vhard], vp[vhard], va[vhard])
     manifest["metrics"] = {
-        "validation_synthetic": rates(vi, vp, vlab),
+        "validation_synthetic": rates(vi, vp, va, vlab),
         "validation_hard_negatives_flagged": round(float(hard_flagged.mean()), 4),
-        "validation_project_sets": rates(ei, ep, elab),
+        "validation_project_sets": rates(ei, ep, ea, elab),
     }
     manifest["data"] = {
         "train": [
@@ -472,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "min_thresholds": [args.min_injection_threshold, args.min_pump_threshold],
         "injection_threshold": args.injection_threshold,
+        "attack_threshold": args.attack_threshold,
         "leave_out": list(args.leave_out),
         "spent": list(args.spent),
     }

@@ -612,6 +612,21 @@ class Analyzer:
                     upd["injection_kinds"] = (*a.injection_kinds, "learned_injection")
                 if ls.pump >= det.pump_threshold:
                     upd["hype"] = max(a.hype, _over(ls.pump, det.pump_threshold))
+                ta = det.attack_threshold
+                scores["attack_model"] = ls.attack
+                if (
+                    ta is not None
+                    and ls.attack >= ta
+                    and ls.injection < det.injection_threshold
+                    and ls.pump < det.pump_threshold
+                ):
+                    # Neither class alone is sure, together they are: the head splits a pitch
+                    # that gives orders ("Position accordingly.") between its two attack classes.
+                    if ls.attack_kind == "pump":
+                        upd["hype"] = max(a.hype, _over(ls.attack, ta))
+                    else:
+                        upd["injection_score"] = max(a.injection_score, _over(ls.attack, ta))
+                        upd["injection_kinds"] = (*a.injection_kinds, "learned_attack")
             out.append(
                 msgspec.structs.replace(
                     a, sentiment=sentiment, scores=scores, embedding=vec, story_embedding=story, **upd

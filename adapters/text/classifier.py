@@ -107,7 +107,9 @@ def passages(headline: str, body: str = "", *, max_passages: int = 16, max_words
 
 
 _MIN_WORDS = 4
-_SOLO = 0.99
+# The head's injection probability above which a passage not addressed to its reader still counts
+# (0.99 until prereg-gate: at 0.95 the untrained parts of the spent sets lost no benign text).
+_SOLO = 0.95
 # Text addressed to its reader: second person (English and the main Latin-script languages), an
 # imperative opening a sentence, a model or its configuration named, or chat/markup syntax.
 _ADDRESSED = re.compile(
@@ -236,11 +238,15 @@ def latin_share(text: str) -> float:
 @dataclass(frozen=True, slots=True)
 class LearnedScore:
     """Per item: the highest ``injection`` and ``pump`` probabilities over its passages, in
-    [0, 1], and the index of the passage that gave the injection one."""
+    [0, 1], and the index of the passage that gave the injection one; ``attack`` the highest
+    injection plus pump mass of one passage (an attack the head splits between its two attack
+    classes), ``attack_kind`` the larger of the two in that passage."""
 
     injection: float
     pump: float
     passage: int
+    attack: float = 0.0
+    attack_kind: str = "injection"
 
 
 class InjectionHead:
@@ -272,6 +278,18 @@ class InjectionHead:
         th = self.manifest.get("thresholds", {})
         self.injection_threshold = float(th.get("injection", 0.5))
         self.pump_threshold = float(th.get("pump", 0.5))
+        attack = th.get("attack")
+        self.attack_threshold: float | None = None if attack is None else float(attack)
+        """Threshold on :attr:`LearnedScore.attack` (``None``: the head's manifest sets none)."""
+
+    def flagged(self, score: LearnedScore) -> bool:
+        """Whether ``score`` reaches any of the head's thresholds (injection, pump, attack)."""
+        ta = self.attack_threshold
+        return (
+            score.injection >= self.injection_threshold
+            or score.pump >= self.pump_threshold
+            or (ta is not None and score.attack >= ta)
+        )
 
     def probabilities(self, emb: np.ndarray) -> np.ndarray:
         """Rows of ``emb`` (n, 384) to class probabilities (n, 3) in :data:`CLASSES` order."""
@@ -354,6 +372,16 @@ class InjectionHead:
                 continue
             block = probs[i : i + n]
             j = int(np.argmax(block[:, 1]))
-            out.append(LearnedScore(round(float(block[j, 1]), 6), round(float(block[:, 2].max()), 6), j))
+            mass = block[:, 1] + block[:, 2]
+            k = int(np.argmax(mass))
+            out.append(
+                LearnedScore(
+                    round(float(block[j, 1]), 6),
+                    round(float(block[:, 2].max()), 6),
+                    j,
+                    round(float(mass[k]), 6),
+                    "pump" if block[k, 2] > block[k, 1] else "injection",
+                )
+            )
             i += n
         return out
