@@ -34,7 +34,7 @@ WIRE_2 = WIRE.replace("the companies said on Monday", "the two companies said Mo
         # desk, edition and service words after a known name
         ("AFP News", "agence france-presse"),
         ("BBC Business", "bbc"),
-        ("Politico Europe", "politico"),
+        ("Politico Europe", "politico europe"),  # registered on its own (one group with Politico)
         ("Reuters Breakingviews", "reuters"),
         # ...but never a distinct title built on another name, nor an unknown outlet's desk
         ("Business Insider", "business insider"),
@@ -43,6 +43,32 @@ WIRE_2 = WIRE.replace("the companies said on Monday", "the two companies said Mo
 )
 def test_source_names_domains_and_tickers_resolve_to_one_outlet(name: str, expected: str) -> None:
     assert SourceRegistry.load().resolve(name) == expected
+
+
+def test_every_name_and_domain_of_the_bundled_registry_names_one_outlet() -> None:
+    """A name or domain listed under two outlets would resolve to whichever came first, silently."""
+    import json
+    import re
+
+    from adapters.text.sources import DEFAULT_REGISTRY
+
+    doc = json.loads(DEFAULT_REGISTRY.read_text(encoding="utf-8"))
+    owner: dict[str, str] = {}
+    for o in doc["outlets"]:
+        oid = o["id"]
+        assert 0.0 <= o["credibility"] <= 1.0, oid
+        for key in [re.sub(r"[^0-9a-z]+", "", n.casefold()) for n in (oid, *o["names"])] + [
+            "domain:" + d.lower() for d in o["domains"]
+        ]:
+            assert owner.setdefault(key, oid) == oid, (key, owner[key], oid)
+        for pat in o.get("syndication", []):
+            re.compile(pat)
+    # A ticker ("RTRS") is also read as a name: no other outlet may be called by it.
+    for o in doc["outlets"]:
+        for t in o["tickers"]:
+            assert owner.get(t.casefold(), o["id"]) == o["id"], (t, owner[t.casefold()], o["id"])
+    reg = SourceRegistry.load()
+    assert all(reg.resolve(o["id"]) == o["id"] for o in doc["outlets"])
 
 
 def test_ownership_groups_and_syndication_markers() -> None:
