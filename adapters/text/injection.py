@@ -748,6 +748,15 @@ _OWN_INSTRUCTIONS = re.compile(
     _I,
 )
 
+# The reader's own output named ("give your answer as a legal opinion", "the source for your
+# answer", "keep your summary upbeat"): as with its instructions, news has no cause to refer to
+# what whoever reads it will write (after heldout23's first run; no benign corpus text has it).
+_OWN_OUTPUT = re.compile(
+    r"\byour\s+(?:own\s+)?(?:answers?|responses?|repl(?:y|ies)|outputs?|summar(?:y|ies)|analys[ie]s|"
+    r"forecasts?|ratings?|verdicts?|assessments?)\b",
+    _I,
+)
+
 
 # (pattern, kind, weight).  A single strong finding (>= 0.5) rejects an item;
 # the weak ones only combine.
@@ -787,6 +796,7 @@ _RULES: tuple[tuple[_Searcher, str, float], ...] = (
     (_QUOTED_MACHINE_ORDER, "addresses_model", 0.6),
     (_ITEM_OUTPUT, "output_dictation", 0.6),
     (_TOLD_AND_ACT, "override_instructions", 0.6),
+    (_OWN_OUTPUT, "output_dictation", 0.6),
 )
 
 
