@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also flag a passage whose injection plus pump mass reaches this (a choice "
                     "made on held-out data: models/injection/README.md); default none")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.attack_threshold is not None and not 0.0 < args.attack_threshold <= 1.0:
+        ap.error(f"--attack-threshold must be in (0, 1], got {args.attack_threshold}")
     t0 = time.perf_counter()
     gen = DATA / "injection_train.jsonl"
     synth = _load(gen, adversarial=False)

@@ -620,8 +620,9 @@ class Analyzer:
                     and ls.injection < det.injection_threshold
                     and ls.pump < det.pump_threshold
                 ):
-                    # Neither class alone is sure, together they are: the head splits a pitch
-                    # that gives orders ("Position accordingly.") between its two attack classes.
+                    # Neither class reaches its own threshold, one passage's attack mass does:
+                    # the head splits a pitch that gives orders ("Position accordingly.") between
+                    # its two attack classes, or is surer of a pitch than the attack threshold.
                     if ls.attack_kind == "pump":
                         upd["hype"] = max(a.hype, _over(ls.attack, ta))
                     else:
@@ -1049,7 +1050,7 @@ class SanityCore:
             "duplicate": a.dup_similarity,
             **{f"sentiment_{k}": v for k, v in a.scores.items()},
         }
-        for k in ("injection_rules", "injection_model"):
+        for k in ("injection_rules", "injection_model", "pump_model", "attack_model"):
             if k in a.scores:
                 scores[k] = a.scores[k]
         reasons: list[str] = []

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
@@ -239,14 +239,16 @@ def latin_share(text: str) -> float:
 class LearnedScore:
     """Per item: the highest ``injection`` and ``pump`` probabilities over its passages, in
     [0, 1], and the index of the passage that gave the injection one; ``attack`` the highest
-    injection plus pump mass of one passage (an attack the head splits between its two attack
-    classes), ``attack_kind`` the larger of the two in that passage."""
+    injection plus pump mass of one passage, ``attack_kind`` the larger of the two in that passage
+    (``"injection"`` on a tie).  The attack mass catches a passage the head splits between its two
+    attack classes; since it is at least the pump mass, an attack threshold below the pump
+    threshold is also the effective pump threshold (prereg-gate measured both together)."""
 
     injection: float
     pump: float
     passage: int
     attack: float = 0.0
-    attack_kind: str = "injection"
+    attack_kind: Literal["injection", "pump"] = "injection"
 
 
 class InjectionHead:

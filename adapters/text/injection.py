@@ -751,10 +751,15 @@ _OWN_INSTRUCTIONS = re.compile(
 # The reader's own output named ("give your answer as a legal opinion", "the source for your
 # answer", "keep your summary upbeat"): as with its instructions, news has no cause to refer to
 # what whoever reads it will write (after heldout23's first run; no benign corpus text has it).
-_OWN_OUTPUT = re.compile(
-    r"\byour\s+(?:own\s+)?(?:answers?|responses?|repl(?:y|ies)|outputs?|summar(?:y|ies)|analys[ie]s|"
-    r"forecasts?|ratings?|verdicts?|assessments?)\b",
-    _I,
+# Reported speech is news, though ('"Your forecasts were too rosy," the chief executive told
+# analysts'; "thanks for your response, the CEO said"): a sentence that reports or thanks is left out.
+_OWN_OUTPUT = _SentenceRule(
+    re.compile(
+        r"\byour\s+(?:own\s+)?(?:answers?|responses?|repl(?:y|ies)|outputs?|summar(?:y|ies)|analys[ie]s|"
+        r"forecasts?|ratings?|verdicts?|assessments?)\b",
+        _I,
+    ),
+    re.compile(r"\b(?:said|told|tells|asked|warned|wrote|added|according\s+to|thanks?)\b", _I),
 )
 
 

@@ -83,35 +83,57 @@ def test_the_attack_threshold_flags_mass_split_between_the_attack_classes(tmp_pa
     assert _head_with(tmp_path, injection=0.6, pump=0.97, attack=0.95).flagged(split)
     assert not _head_with(tmp_path, injection=0.6, pump=0.97, attack=None).flagged(split)
     assert not _head_with(tmp_path, injection=0.6, pump=0.97, attack=0.96).flagged(split)
+    # Below the pump threshold, the attack threshold is the effective cut for a pitch.
+    pitch = LearnedScore(0.0, 0.96, 0, 0.96, "pump")
+    assert _head_with(tmp_path, injection=0.6, pump=0.97, attack=0.95).flagged(pitch)
+    assert not _head_with(tmp_path, injection=0.6, pump=0.97, attack=None).flagged(pitch)
 
 
-class _SplitHead(InjectionHead):
-    """The shipped head's gates and thresholds over fixed probabilities: 0.5 injection, 0.46 pump."""
+class _FixedHead(InjectionHead):
+    """A head dir's gates and thresholds over fixed probabilities (benign, injection, pump)."""
+
+    def __init__(self, model_dir: Path, probs: tuple[float, float, float]) -> None:
+        super().__init__(model_dir)
+        self._fixed = probs
 
     def probabilities(self, emb: np.ndarray) -> np.ndarray:
         p = np.zeros((len(emb), 3), dtype=np.float32)
-        p[:] = (0.04, 0.5, 0.46)
+        p[:] = self._fixed
         return p
 
 
-def test_the_checker_rejects_an_item_the_head_reads_as_split_attack(  # type: ignore[no-untyped-def]
-    embedder, universe, tmp_path: Path
+@pytest.mark.parametrize(
+    ("probs", "attack", "kinds", "pitch"),
+    [
+        ((0.04, 0.5, 0.46), 0.95, ("learned_attack",), False),  # split, injection the larger
+        ((0.04, 0.5, 0.46), None, (), False),  # no attack threshold in the manifest
+        ((0.04, 0.46, 0.5), 0.95, (), True),  # split, pump the larger: a pitch
+        ((0.01, 0.7, 0.29), 0.95, ("learned_injection",), False),  # injection alone decides
+    ],
+)
+def test_the_checker_reads_the_attack_mass(  # type: ignore[no-untyped-def]
+    embedder,
+    universe,
+    tmp_path: Path,
+    probs: tuple[float, float, float],
+    attack: float | None,
+    kinds: tuple[str, ...],
+    pitch: bool,
 ) -> None:
     from adapters.text.checker import Analyzer, AnalyzerConfig
     from tests.narrative.conftest import news
 
     # Addressed ("you") and promotional ("shares"): both masses count; the rules see nothing.
     text = "Walmart shares were steady, you could say."
-    for attack, want in ((0.95, True), (None, False)):
-        head = _head_with(tmp_path, attack=attack)
-        split = _SplitHead(tmp_path / "head")
-        assert split.attack_threshold == head.attack_threshold
-        an = Analyzer(AnalyzerConfig(), universe=universe, embedder=embedder, detector=split)
-        a = an.analyse(news("Walmart shares steady", body=text, symbols=("WMT",)))
-        assert a.scores["attack_model"] == pytest.approx(0.96)
-        assert a.scores["injection_rules"] == 0.0
-        assert ("learned_attack" in a.injection_kinds) is want
-        assert (a.injection_score >= 0.5) is want
+    _head_with(tmp_path, injection=0.6, pump=0.97, attack=attack)
+    head = _FixedHead(tmp_path / "head", probs)
+    an = Analyzer(AnalyzerConfig(), universe=universe, embedder=embedder, detector=head)
+    a = an.analyse(news("Walmart shares steady", body=text, symbols=("WMT",)))
+    assert a.scores["attack_model"] == pytest.approx(0.96 if probs[1] < 0.6 else 0.99)
+    assert a.scores["injection_rules"] == 0.0
+    assert tuple(k for k in a.injection_kinds if k.startswith("learned_")) == kinds
+    assert (a.injection_score >= 0.5) is bool(kinds)
+    assert (a.hype >= 0.5) is pitch
 
 
 def test_the_shipped_head_flags_an_attack_sentence_inside_news_and_not_the_news(embedder) -> None:  # type: ignore[no-untyped-def]

@@ -46,7 +46,8 @@ def test_source_names_domains_and_tickers_resolve_to_one_outlet(name: str, expec
 
 
 def test_every_name_and_domain_of_the_bundled_registry_names_one_outlet() -> None:
-    """A name or domain listed under two outlets would resolve to whichever came first, silently."""
+    """A name, domain or ticker listed under two outlets (or a domain also a platform's) would
+    resolve to one of them silently: the first for names, the last for domains and tickers."""
     import json
     import re
 
@@ -57,16 +58,20 @@ def test_every_name_and_domain_of_the_bundled_registry_names_one_outlet() -> Non
     for o in doc["outlets"]:
         oid = o["id"]
         assert 0.0 <= o["credibility"] <= 1.0, oid
-        for key in [re.sub(r"[^0-9a-z]+", "", n.casefold()) for n in (oid, *o["names"])] + [
-            "domain:" + d.lower() for d in o["domains"]
-        ]:
+        for key in (
+            [re.sub(r"[^0-9a-z]+", "", n.casefold()) for n in (oid, *o["names"])]
+            + ["domain:" + d.lower() for d in o["domains"]]
+            + ["ticker:" + t.upper() for t in o["tickers"]]
+        ):
             assert owner.setdefault(key, oid) == oid, (key, owner[key], oid)
         for pat in o.get("syndication", []):
             re.compile(pat)
     # A ticker ("RTRS") is also read as a name: no other outlet may be called by it.
     for o in doc["outlets"]:
         for t in o["tickers"]:
-            assert owner.get(t.casefold(), o["id"]) == o["id"], (t, owner[t.casefold()], o["id"])
+            name = re.sub(r"[^0-9a-z]+", "", t.casefold())
+            assert owner.get(name, o["id"]) == o["id"], (t, owner[name], o["id"])
+    assert not {"domain:" + d.lower() for d in doc.get("platform_domains", {})} & owner.keys()
     reg = SourceRegistry.load()
     assert all(reg.resolve(o["id"]) == o["id"] for o in doc["outlets"])
 
