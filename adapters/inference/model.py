@@ -21,8 +21,12 @@ from adapters.inference.manifest import Manifest, ModelFiles, ModelSpec
 __all__ = ["EdgeModel", "Predictions", "load_edge_model"]
 
 
+_PROB_EPS = 1e-6
+
+
 class Predictions:
-    """Arrays for a batch: ``quantiles`` (n, k), ``volatility`` (n,), ``prob_up`` (n,); float64."""
+    """Arrays for a batch: ``quantiles`` (n, k), ``volatility`` (n,), ``prob_up`` (n,) in
+    [1e-6, 1 - 1e-6]; float64."""
 
     __slots__ = ("prob_up", "quantiles", "volatility")
 
@@ -30,7 +34,9 @@ class Predictions:
         out = raw.astype(np.float64)
         self.quantiles = out[:, :k]
         self.volatility = out[:, k]
-        self.prob_up = out[:, k + 1]
+        # A float32 sigmoid saturates to exactly 0 or 1 on extreme inputs (a property test found
+        # 0.0): no forecast is that certain, and log-loss and odds downstream need the open interval.
+        self.prob_up = np.clip(out[:, k + 1], _PROB_EPS, 1.0 - _PROB_EPS)
 
     def __len__(self) -> int:
         return len(self.volatility)
