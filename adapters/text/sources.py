@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -67,7 +68,10 @@ _DESK_WORDS = frozenset(_DESK_TEXT.split())
 
 
 def _squash(name: str) -> str:
-    return _NOT_ALNUM.sub("", name.casefold())
+    # Accents fold to their base letters first ("RTÉ" is "rte", "Expansión" "expansion"): dropping
+    # every non-ASCII letter made "RTÉ News" "rtnews", which named nobody.
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    return _NOT_ALNUM.sub("", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 def _canon(name: str) -> str:
