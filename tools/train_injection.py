@@ -40,7 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from adapters.text.classifier import CLASSES, INJECTION_DIR, InjectionHead, latin_share, passages
+from adapters.text.classifier import (
+    CLASSES,
+    INJECTION_DIR,
+    InjectionHead,
+    LearnedScore,
+    latin_share,
+    passages,
+)
 from adapters.text.embed import Embedder, model_dir
 
 __all__ = ["main"]
@@ -387,15 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     head = InjectionHead(out)
 
-    def scored(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        s = head.score_passages(_items_to_passages(rows), emb)
-        return (
-            np.asarray([v.injection for v in s]),
-            np.asarray([v.pump for v in s]),
-            np.asarray([v.attack for v in s]),
-        )
-
-    vi, vp, va = scored(val)
+    vs = head.score_passages(_items_to_passages(val), emb)
+    vi = np.asarray([v.injection for v in vs])
+    vp = np.asarray([v.pump for v in vs])
     emb.save()
     vlab = np.asarray([r["label"] for r in val])
     vhard = np.asarray([bool(r.get("hard")) and r["label"] == "benign" for r in val])
@@ -415,31 +416,30 @@ def main(argv: list[str] | None = None) -> int:
     manifest["thresholds"] = {"injection": round(min(t_inj, 0.99), 4), "pump": round(min(t_pump, 0.99), 4)}
     if args.attack_threshold is not None:
         manifest["thresholds"]["attack"] = args.attack_threshold
-    ei, ep, ea = scored(val_ext)
+    # The figures are the head's as the product loads it, with its final thresholds.
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    final = InjectionHead(out)
+    es = final.score_passages(_items_to_passages(val_ext), emb)
     elab = np.asarray([r["label"] for r in val_ext])
-    th = manifest["thresholds"]
 
-    def flags(i: np.ndarray, p: np.ndarray, a: np.ndarray) -> np.ndarray:
-        out: np.ndarray = (i >= th["injection"]) | (p >= th["pump"])
-        if "attack" in th:
-            out |= a >= th["attack"]
-        return out
+    def flags(scores: list[LearnedScore]) -> np.ndarray:
+        return np.asarray([final.flagged(sc) for sc in scores], dtype=bool)
 
-    def rates(i: np.ndarray, p: np.ndarray, a: np.ndarray, lab: np.ndarray) -> dict[str, float]:
+    def rates(f: np.ndarray, lab: np.ndarray) -> dict[str, float]:
         res: dict[str, float] = {}
         for name in CLASSES:
             m = lab == name
             if not m.any():
                 continue
-            res[f"{name}_flagged"] = round(float(flags(i[m], p[m], a[m]).mean()), 4)
+            res[f"{name}_flagged"] = round(float(f[m].mean()), 4)
             res[f"{name}_n"] = int(m.sum())
         return res
 
-    hard_flagged = flags(vi[vhard], vp[vhard], va[vhard])
+    vf = flags(vs)
     manifest["metrics"] = {
-        "validation_synthetic": rates(vi, vp, va, vlab),
-        "validation_hard_negatives_flagged": round(float(hard_flagged.mean()), 4),
-        "validation_project_sets": rates(ei, ep, ea, elab),
+        "validation_synthetic": rates(vf, vlab),
+        "validation_hard_negatives_flagged": round(float(vf[vhard].mean()), 4),
+        "validation_project_sets": rates(flags(es), elab),
     }
     manifest["data"] = {
         "train": [
