@@ -731,6 +731,7 @@ class _Accepted:
     tokens: frozenset[str]
     emb: np.ndarray | None
     claim: Claim
+    denies: bool = False  # it reads as a denial itself: another denial agrees with it, not against it
     retracted: bool = False
 
 
@@ -923,9 +924,53 @@ def _close_figure(m: re.Match[str]) -> bool:
     return a > 0 and b > 0 and max(a, b) / min(a, b) <= _CLOSE_FIGURE
 
 
-def denial_cue(text: str) -> bool:
+# General forms of a denial, read in a headline only, where a newsroom states what the item is:
+# a verb of denial with any object ("denies price cut"), an event said not to have happened
+# ("has not opened", "did not price", "not yet awarded", "no loan agreed") and a document or
+# result withdrawn.  In a body these forms are everywhere ("denied wrongdoing", "has not
+# commented"); a headline that leads with them is a denial.  A broad cue cannot withdraw
+# coverage that says the same thing: _retract spares accepted items that read as denials.
+# "Is not expected to", "does not rule out" and "rules out sabotage" forecast or narrow; they
+# are left out.
+_DENIAL_HEADLINE = re.compile(
+    r"\b(?:den(?:y|ies|ied)|refut(?:e|es|ed)|rebut(?:s|ted)?)\b|"
+    r"\b(?:has|have|had)(?:\s+not|n't)\s+(?:yet\s+)?(?:been\s+)?[a-z]+(?:ed|en|wn|ne)\b|"
+    r"\bdid(?:\s+not|n't)\s+[a-z]+\b|\bnot\s+yet\s+[a-z]+(?:ed|en|wn)\b|"
+    r"\bno\s+(?:[a-z]+\s+){1,2}(?:(?:was|were|has\s+been|have\s+been)\s+)?(?:agreed|signed|issued|awarded|"
+    r"approved|reached|made|taken|priced|granted|placed|filed|declared|ordered)\b|"
+    r"\bwithdr(?:aws?|ew|awn)\s+(?:the\s+|its\s+|an?\s+|earlier\s+)?(?:[a-z]+\s+){0,3}(?:filing|results|"
+    r"announcement|notice|statement|release|report|prospectus|circular|document|data|story)\b|"
+    r"\b(?:filing|results|announcement|notice|statement|release|prospectus|circular|document)\s+"
+    r"(?:has\s+been\s+|was\s+|is\s+)?(?:withdrawn|retracted|pulled)\b|\bnot\s+(?:genuine|authentic)\b",
+    re.I,
+)
+
+
+# A denial of scope ("denies recall extends to vans", "no further closures planned", "denies plan
+# to close second plant") narrows the story it answers; the story stands.
+_WIDER_SCOPE = re.compile(
+    r"\b(?:second|further|more|other|additional|another|wider|widen\w*|extend\w*|expand\w*|spread\w*|"
+    r"beyond)\b",
+    re.I,
+)
+
+
+def _denied_clause(headline: str) -> str:
+    """The clause of ``headline`` that holds its denial (clauses end at ``,``, ``;`` and ``:``);
+    its first clause when no denial form is found in it."""
+    clauses = re.split(r"[;:]|,\s", headline)
+    for c in clauses:
+        if _DENIAL_HEADLINE.search(c) or _DENIAL.search(c):
+            return c
+    return clauses[0]
+
+
+def denial_cue(text: str, *, headline: str = "") -> bool:
     """True when ``text`` reads as a denial or correction of an earlier report (a correction of
-    form only, such as a name's spelling, or of a figure by a few per cent, is neither)."""
+    form only, such as a name's spelling, or of a figure by a few per cent, is neither), or when
+    ``headline`` leads with one of the general forms of a denial (:data:`_DENIAL_HEADLINE`)."""
+    if headline and _DENIAL_HEADLINE.search(_COSMETIC_CORRECTION.sub(" ", headline)):
+        return True
     m = _COSMETIC_CORRECTION.search(text)
     if m is not None:
         text = _CORRECTION_SLUG.sub("", text[: m.start()] + " " + text[m.end() :])
@@ -1095,7 +1140,8 @@ class SanityCore:
 
         emb = np.asarray(a.embedding, dtype=np.float32) if a.embedding else None
         tokens = frozenset(a.tokens)
-        if cred >= cfg.min_corroborator_credibility and not copy_of and denial_cue(a.text):
+        credible = cred >= cfg.min_corroborator_credibility
+        if credible and not copy_of and denial_cue(a.text, headline=a.headline):
             retracted = self._retract(a, tokens, emb, out)
             if retracted:
                 scores["retracted"] = float(len(retracted))
@@ -1182,13 +1228,15 @@ class SanityCore:
         horizon = ts - int(cfg.retract_window_s * _S)
         while self._accepted and self._accepted[0].ts < horizon:
             self._accepted.popleft()
+        if _WIDER_SCOPE.search(_denied_clause(a.headline)):
+            return []
         syms = set(self._keys(a))
         core = frozenset(t for t in tokens if not t.startswith(_DENIAL_PREFIXES))
         denied, affirmed = _denied_and_affirmed(a.headline)
         denied_object = _denied_claim(a.headline, a.item.body)
         hit: list[_Accepted] = []
         for e in self._accepted:
-            if e.retracted or e.ts > ts or not (syms & e.symbols):
+            if e.retracted or e.denies or e.ts > ts or not (syms & e.symbols):
                 continue
             other = e.tokens - frozenset(s.lower() for s in e.symbols)
             seen = frozenset(map(_singular, other))
@@ -1389,6 +1437,7 @@ class SanityCore:
                         frozenset(a.tokens),
                         np.asarray(a.embedding, dtype=np.float32) if a.embedding else None,
                         claim,
+                        denial_cue(a.text, headline=a.headline),
                     )
                 )
                 if len(self._accepted) > 50_000:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
-from adapters.text.coverage import passage_kind
+from adapters.text.coverage import SENTENCE, passage_kind
 from adapters.text.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -167,7 +167,6 @@ _PROMISED = re.compile(
     r"\b(?:promis(?:ed|ing)|touted|touting|pitched|pitching|advertised|advertising|marketed|marketing)\b"
     r"[^.!?\n]*"
 )
-_SENTENCE = re.compile(r"[^.!?\n]+")
 
 
 def unquote_reported(text: str) -> str:
@@ -182,7 +181,7 @@ def unquote_reported(text: str) -> str:
         s = m.group(0)
         return _PROMISED.sub(" ", s) if _ENFORCEMENT.search(s) else s
 
-    return _SENTENCE.sub(sentence, _QUOTED.sub(" ", text))
+    return SENTENCE.sub(sentence, _QUOTED.sub(" ", text))
 
 
 def _quotes_enforcement(text: str) -> bool:

@@ -36,6 +36,7 @@ __all__ = [
     "MIN_SENTENCE_WORDS",
     "MIN_WORDS",
     "NUMBER_RUN",
+    "SENTENCE",
     "UnscreenedKind",
     "english_share",
     "is_english_word",
@@ -331,11 +332,13 @@ def _code(passage: str) -> bool:
     return False
 
 
-_SENTENCE = re.compile(r"[^.!?\n]+")
+SENTENCE = re.compile(r"[^.!?\n]+")
+"""A sentence (or a line of one): the text between sentence-ending marks and line breaks.  The
+detectors read instructions, reported speech and foreign phrases sentence by sentence with it."""
 
 
 def _foreign_sentence(passage: str) -> bool:
-    for m in _SENTENCE.finditer(passage):
+    for m in SENTENCE.finditer(passage):
         share, n = english_share(m.group(0))
         if n >= MIN_SENTENCE_WORDS and share < ENGLISH_SHARE:
             return True

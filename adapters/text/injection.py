@@ -32,6 +32,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
+from adapters.text.coverage import SENTENCE
 from adapters.text.normalize import NormalizedText, is_invisible, normalize
 
 __all__ = [
@@ -564,7 +565,6 @@ _ORDER = re.compile(
     r"nothing|everything|exactly|instead|now|immediately|previous|prior|me|us|[$\d'\"\u2018\u201c])\b",
     _I,
 )
-_CLAUSE = re.compile(r"[^.!?\n]+")
 
 
 class _ReaderAddressed:
@@ -575,12 +575,12 @@ class _ReaderAddressed:
             return None
         # Quotes blanked to spaces keep every offset of ``text``.
         bare = _QUOTED.sub(lambda q: " " * len(q.group(0)), text)
-        for m in _CLAUSE.finditer(bare):
+        for m in SENTENCE.finditer(bare):
             s = m.group(0)
             if _ATTRIBUTED.search(s) or _REPORTED.search(s) or _SERVICE.search(s):
                 continue
             if (_SECOND_PERSON.search(s) and not _GENERIC_YOU.search(s)) or _ORDER.search(s):
-                return _CLAUSE.match(text, m.start())
+                return SENTENCE.match(text, m.start())
         return None
 
 

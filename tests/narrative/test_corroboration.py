@@ -198,6 +198,15 @@ def test_a_credible_denial_retracts_accepted_news(
         ("Verizon rejects reports that it will pay for the Vodafone stake in shares", True),
         # (after heldout20's first run) the denied claim ends at the next clause; "rules out" denies
         ("Verizon rejects speculation about tower sales, Vodafone stake purchase goes ahead", False),
+        # (before heldout26) the general forms of a denial in a headline: a verb of denial with any
+        # object, an event said not to have happened, a filing withdrawn
+        ("Verizon denies buying Vodafone's stake in Verizon Wireless", True),
+        ("Verizon says it did not buy Vodafone's stake in Verizon Wireless", True),
+        ("Verizon withdraws filing on purchase of Vodafone's Verizon Wireless stake", True),
+        # a denial of scope narrows the story; forecasts and things ruled out deny nothing
+        ("Verizon denies the Vodafone stake deal extends to its European towers", False),
+        ("Verizon's Vodafone stake deal isn't expected to face antitrust hurdles", False),
+        ("Verizon does not rule out further purchases after Vodafone stake deal", False),
     ],
 )
 def test_a_denial_retracts_only_what_it_denies_not_what_it_takes_as_given(
@@ -225,6 +234,21 @@ def test_what_a_headline_rules_out_is_the_denied_claim(
     )
     out = core.submit(lexicon_analyzer.analyse(follow))
     assert not any(d.retraction is not None for d in out)
+    assert core.counts["retracted"] == 0
+
+
+def test_coverage_that_itself_reads_as_a_denial_is_not_withdrawn_by_the_next_report(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    # Three outlets report a dividend left unchanged; each headline negates an event.  The third
+    # says what the first two said: it corroborates them, it does not retract them.
+    core = make_core(k=2)
+    a = news("Verizon has not raised its dividend, keeps quarterly payout at 66.5 cents", source="reuters")
+    b = news("Verizon did not raise its quarterly dividend, payout stays at 66.5 cents", source="ft", t=60)
+    c = news("Verizon did not lift its dividend; payout unchanged at 66.5 cents", source="AP", t=120)
+    got = run_items(lexicon_analyzer, core, [a, b, c])
+    assert {got[x.id].verdict.verdict for x in (a, b, c)} == {"accepted"}
+    assert all(d.retraction is None for d in got.values())
     assert core.counts["retracted"] == 0
 
 
@@ -269,6 +293,37 @@ def test_a_denial_from_an_uncredible_source_retracts_nothing(
 )
 def test_denial_cue(text: str, cue: bool) -> None:
     assert denial_cue(text) is cue
+
+
+@pytest.mark.parametrize(
+    ("headline", "cue"),
+    [
+        ("Harrowgate Foods denies price cut", True),
+        ("Harrowgate Foods denies suspending exports to Japan", True),
+        ("Ministry says rail tender not yet awarded", True),
+        ("Harrowgate says it has not issued a recall", True),
+        ("Harrowgate did not price its shares, bookrunner says", True),
+        ("Government says no loan agreed for Harrowgate", True),
+        ("Harrowgate withdraws drill results after laboratory error", True),
+        ("Harrowgate says rate-cut statement not genuine", True),
+        # forecasts, narrowing and plain news
+        ("Harrowgate deal isn't expected to face antitrust hurdles", False),
+        ("Harrowgate does not rule out further dividend cuts", False),
+        ("Harrowgate rules out sabotage in plant outage", False),
+        ("Harrowgate withdraws full-year guidance as demand slumps", False),
+        ("Harrowgate profit beats forecasts, shares jump", False),
+    ],
+)
+def test_general_forms_of_a_denial_count_in_a_headline_only(headline: str, cue: bool) -> None:
+    assert denial_cue(headline, headline=headline) is cue
+
+
+def test_general_forms_of_a_denial_in_a_body_are_no_cue() -> None:
+    # In a body these forms are everywhere; the headline says what the item is.
+    body = "The company denied wrongdoing, has not commented on the fine and did not attend the hearing."
+    assert not denial_cue(body)
+    assert not denial_cue(body, headline="Regulator fines Harrowgate $40 million over reporting lapses")
+    assert denial_cue(body, headline="Harrowgate denies reporting lapses")
 
 
 def test_channel_assigns_the_source_and_keeps_the_declared_one() -> None:
