@@ -261,6 +261,9 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             r"\b(?:double|triple|10x|quadruple)\s+your\s+(?:money|savings|investment|portfolio)\b|"
             r"\bdoubled\s+their\s+money\b|\bevery\s+dollar\s+(?:put|invested)\b|\bbest[- ]kept\s+secret\b|"
             r"\bnext\s+leg\s+up\b|\bpocket\s+change\b|\bcan(?:not|'?t)\s+go\s+down\b|\bstrongest\s+buy\s+signal\b|"
+            # (after heldout26's first run, prereg-rules26.md) the same promise the other way up
+            r"\b(?:can|will)\s+only\s+go\s+up\b(?!\s+(?:so|to|by|if|when|as|slightly|a\s+little))|\bonly\s+goes\s+up\b|"
+            r"\brisk[- ]free\s+(?:yield|income|gains?)\b|"
             r"\blimited[- ]time\s+(?:alert|offer|opportunity)\b|\bnext\s+(?:big\s+)?pick\b|"
             r"\bsafer\s+way\s+to\s+(?:double|triple|grow)\b|\brisk[- ]free\s*[:,]|"
             r"\bshares\s+are\s+still\s+available\b|\bworth\s+more\s+than\s+\w+\s+by\s+20\d\d\b|"
