@@ -130,9 +130,11 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     feed, well-formed) is held for corroboration like any other and accepted once independent
     sources carry it (its verdict scores ``untracked_symbols``); off, it is quarantined as
     ``unknown_symbols``.  Cashtags in the text outside the universe are quarantined either way.
-    A credible denial or correction retracts accepted items of the last ``retract_window_s``
-    seconds that share a symbol and either ``retract_jaccard`` of their content tokens or a
-    cosine of ``retract_cosine``.
+    A credible denial or correction (:func:`denial_cue`, its headline read for the general forms)
+    retracts accepted items of the last ``retract_window_s`` seconds that share a symbol and either
+    ``retract_jaccard`` of their content tokens or a cosine of ``retract_cosine``; never an item
+    that reads as a denial itself (it agrees), and nothing when what it denies is a wider scope
+    ("denies the recall extends to vans": the story stands).
     ``unscreened``: what becomes of an item with a passage no detector can read
     (:mod:`adapters.text.coverage`: another language, another script, a run of symbols):
     ``hold`` quarantines it as ``unscreened_text:<kind>`` (the detectors did not clear it, they
