@@ -32,6 +32,11 @@ analyzer and checker the node's actors use (MiniLM, the learned detector, the so
   part of an accepted item that reaches the models: the body reaches none); shares as for
   ``attacks``, and ``benign_hard_in_headline`` likewise.
 
+``--unscreened withhold`` runs the checker with ``SanityConfig.unscreened="withhold"`` (reports in
+another language or script accepted as events, their words withheld from the models) and adds
+``attacks_accepted_text_withheld_pct`` and ``<set>_items_accepted_text_withheld_pct``: accepted
+carriers and items none of whose words reach a model (they are also in the accepted shares).
+
 Each set was written in a separate pass by someone who had not read the rules.  The first
 (``tools/data/heldout``) is no longer blind: it was used for tuning and 70% of its attack and
 benign texts train the learned head (``tools/train_injection.py``).  Figures print as a table
@@ -146,17 +151,20 @@ def _detected(rec: dict[str, Any]) -> bool:
     return rec["verdict"] == "rejected" and any(str(x).startswith(_DETECTORS) for x in rec["reasons"])
 
 
-def _fresh(acfg: AnalyzerConfig, analyzer: Analyzer | None = None) -> tuple[Analyzer, SanityCore]:
+def _fresh(
+    acfg: AnalyzerConfig, analyzer: Analyzer | None = None, scfg: SanityConfig | None = None
+) -> tuple[Analyzer, SanityCore]:
     an = analyzer or Analyzer.with_models(acfg)
     if analyzer is not None:  # a fresh dedup window, the same loaded models
         an = Analyzer(acfg, universe=an.universe, embedder=an.embedder, classifier=an.classifier,
                       detector=an.detector)  # fmt: skip
-    return an, SanityCore(SanityConfig())
+    return an, SanityCore(scfg or SanityConfig())
 
 
 def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     d: Path = args.dir
     acfg = AnalyzerConfig(learned_detector=not args.no_model, learned_detector_dir=args.detector_dir)
+    scfg = SanityConfig(unscreened=args.unscreened)
     base, _ = _fresh(acfg)
     out: list[dict[str, Any]] = []
 
@@ -168,7 +176,7 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     ) -> tuple[dict[str, Any], list[str]]:
         """Verdicts of the texts of ``rows`` carried by corroborated reports, and the carriers' ids."""
         items, carriers = _embedded((_text_of(r) for r in rows), tag, headline=headline)
-        an, core = _fresh(acfg, base)
+        an, core = _fresh(acfg, base, scfg)
         return _check(items, an, core), carriers
 
     attacks = _rows(d / "attacks.jsonl")
@@ -181,6 +189,10 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
         fig("attacks_held_pct", 100.0 * (len(carriers) - acc - det) / len(carriers), len(carriers))
         uns = sum(_unscreened(v[c]) for c in carriers)
         fig("attacks_held_unscreened_pct", 100.0 * uns / len(carriers), len(carriers))
+        if args.unscreened == "withhold":
+            # Accepted as an event, none of its words reaching a model: counted apart.
+            wh = sum(_withheld(v[c]) for c in carriers)
+            fig("attacks_accepted_text_withheld_pct", 100.0 * wh / len(carriers), len(carriers))
         if args.verbose:
             for r, c in zip(attacks, carriers, strict=True):
                 if not _detected(v[c]):
@@ -200,22 +212,22 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
                     print(f"FALSE POSITIVE {v[c]['reasons']} {_text_of(r)[:140]!r}", file=sys.stderr)
     stories = _rows(d / "true_stories.jsonl")
     if stories:
-        an, core = _fresh(acfg, base)
+        an, core = _fresh(acfg, base, scfg)
         _stories_figure("true_stories", stories, an, core, fig, args.verbose, accept_good=True)
     for name in ("same_group", "fake_corroboration"):
         rows = _rows(d / f"{name}.jsonl")
         if rows:
-            an, core = _fresh(acfg, base)
+            an, core = _fresh(acfg, base, scfg)
             _stories_figure(name, rows, an, core, fig, args.verbose, accept_good=False)
     fakes = _rows(d / "fake_corroboration.jsonl")
     if fakes:
         # The live node: both copies arrive on one open topic; the source comes from the channel.
-        an, core = _fresh(acfg, base)
+        an, core = _fresh(acfg, base, scfg)
         _stories_figure("fake_corroboration_open_topic", fakes, an, core, fig, args.verbose,
                         accept_good=False, channel="news.open")  # fmt: skip
     retr = _rows(d / "retractions.jsonl")
     if retr and stories:
-        an, core = _fresh(acfg, base)
+        an, core = _fresh(acfg, base, scfg)
         _retraction_figure(retr, stories, an, core, fig, args.verbose)
     if attacks:
         # The same attacks written after the second report's headline: accepted, they would
@@ -233,6 +245,11 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 _FIELDS = ("id", "ts", "source", "headline", "body", "symbols")
+
+
+def _withheld(rec: dict[str, Any]) -> bool:
+    """Accepted with its text withheld from the models (``SanityConfig.unscreened="withhold"``)."""
+    return rec["verdict"] == "accepted" and any(str(x).startswith("text_withheld:") for x in rec["reasons"])
 
 
 def _unscreened(rec: dict[str, Any]) -> bool:
@@ -276,6 +293,9 @@ def _stories_figure(name: str, rows: list[dict[str, Any]], an: Analyzer, core: S
     items = _sorted_items(_items_of(rows), channel)
     v = _check(items, an, core)
     acc = sum(v[str(it["id"])]["verdict"] == "accepted" for it in items)
+    withheld = sum(_withheld(v[str(it["id"])]) for it in items)
+    if withheld:
+        fig(f"{name}_items_accepted_text_withheld_pct", 100.0 * withheld / max(len(items), 1), len(items))
     story_acc = sum(any(v[str(it["id"])]["verdict"] == "accepted" for it in r["items"]) for r in rows)
     fig(f"{name}_items_accepted_pct", 100.0 * acc / max(len(items), 1), len(items))
     label = "stories_with_an_accepted_item_pct" if accept_good else "stories_wrongly_corroborated_pct"
@@ -314,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-model", action="store_true", help="rules only (no learned detector)")
     ap.add_argument("--detector-dir", default="", help="a learned head other than the shipped one")
     ap.add_argument("--verbose", action="store_true", help="list misses and false positives on stderr")
+    ap.add_argument(
+        "--unscreened",
+        choices=("hold", "accept", "withhold"),
+        default="hold",
+        help="SanityConfig.unscreened: what becomes of text no detector reads (default: the shipped hold)",
+    )
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     figs = _figures(args)

@@ -139,6 +139,11 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     (:mod:`adapters.text.coverage`: another language, another script, a run of symbols):
     ``hold`` quarantines it as ``unscreened_text:<kind>`` (the detectors did not clear it, they
     could not read it), ``accept`` lets it on to corroboration like any other item.
+    ``withhold`` lets an item whose unread passage is in another language or script (kinds
+    ``language`` and ``script``) on to corroboration, and an accepted one reaches the models as an
+    event only: its verdict carries ``text_withheld:<kind>``, its ``VerifiedNews`` a placeholder
+    headline naming its source, sentiment 0 and no embedding, so none of its words reach a model.
+    Other kinds are held as under ``hold``.
     """
 
     k: int = 2
@@ -165,7 +170,7 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     story_margin: float = 0.1
     story_jaccard: float = 0.05
     corroborate_untracked: bool = True
-    unscreened: Literal["hold", "accept"] = "hold"
+    unscreened: Literal["hold", "accept", "withhold"] = "hold"
 
 
 class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news"):
@@ -987,6 +992,18 @@ def denial_cue(text: str, *, headline: str = "") -> bool:
     return _DENIAL.search(text) is not None
 
 
+# What ``SanityConfig.unscreened == "withhold"`` lets through as an event with its text withheld:
+# a report in another language or script.  Runs of symbols, numbers, code and cipher letters are
+# held whatever the setting: news is not written in them.
+_WITHHELD_KINDS = frozenset({"language", "script"})
+
+
+def _withheld_headline(source: str, kind: str) -> str:
+    """The headline the models get for an item whose text is withheld (our words, not the item's)."""
+    what = "another language" if kind == "language" else "another script"
+    return f"[{source}: report in {what}; text withheld, no detector here reads it]"
+
+
 class SanityCore:
     """The checking stage (see module docstring).  Stateful; not thread-safe."""
 
@@ -1137,7 +1154,9 @@ class SanityCore:
             scores["untracked_symbols"] = float(len(untracked))
         if a.unknown_cashtags:
             reasons.append("unknown_cashtags:" + ",".join(a.unknown_cashtags))
-        if a.unscreened and cfg.unscreened == "hold":
+        if a.unscreened and (
+            cfg.unscreened == "hold" or (cfg.unscreened == "withhold" and a.unscreened not in _WITHHELD_KINDS)
+        ):
             reasons.append("unscreened_text:" + a.unscreened)
         if reasons:
             out.append(self._final(a, "quarantined", reasons, scores))
@@ -1422,6 +1441,11 @@ class SanityCore:
     ) -> Decision:
         self.counts[verdict] += 1
         it = a.item
+        withheld = (
+            a.unscreened if self.config.unscreened == "withhold" and a.unscreened in _WITHHELD_KINDS else ""
+        )
+        if verdict == "accepted" and withheld:
+            reasons = (*reasons, f"text_withheld:{withheld}")
         v = NewsVerdict(
             id=it.id,
             ts_event=it.ts_event,
@@ -1448,16 +1472,17 @@ class SanityCore:
                 if len(self._accepted) > 50_000:
                     self._accepted.popleft()
             if for_models:
+                sid = self.source_id(it.source)
                 verified = VerifiedNews(
                     id=it.id,
                     ts_event=it.ts_event,
-                    source=self.source_id(it.source),
-                    headline=a.headline,
+                    source=sid,
+                    headline=_withheld_headline(sid, withheld) if withheld else a.headline,
                     symbols=a.symbols,
-                    sentiment=a.sentiment,
+                    sentiment=0.0 if withheld else a.sentiment,
                     credibility=scores.get("credibility", 0.5),
                     corroboration=max(corroboration, 1),
-                    embedding=a.embedding,
+                    embedding=() if withheld else a.embedding,
                     corroborated_by=corroborated_by,
                     released=released,
                 )

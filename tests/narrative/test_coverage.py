@@ -91,7 +91,7 @@ def test_the_head_is_not_read_on_text_it_cannot_read() -> None:
     assert out[1, 1] == 1.0
 
 
-@pytest.mark.parametrize("policy", ["hold", "accept"])
+@pytest.mark.parametrize("policy", ["hold", "accept", "withhold"])
 def test_an_unscreened_passage_in_a_corroborated_story_is_held(
     lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore], policy: str
 ) -> None:
@@ -109,8 +109,31 @@ def test_an_unscreened_passage_in_a_corroborated_story_is_held(
     if policy == "hold":
         assert vb.verdict == "quarantined" and vb.reasons == ("unscreened_text:language",)
         assert got[b.id].verified is None
+    elif policy == "accept":
+        assert vb.verdict == "accepted" and got[b.id].verified is not None
+        assert got[b.id].verified.headline == b.headline
     else:
-        assert vb.verdict == "accepted"
+        # An event the models may count, with none of its words: a placeholder headline of ours,
+        # no sentiment, no embedding.
+        assert vb.verdict == "accepted" and "text_withheld:language" in vb.reasons
+        v = got[b.id].verified
+        assert v is not None and v.headline.startswith("[bloomberg") and "withheld" in v.headline
+        assert v.sentiment == 0.0 and v.embedding == ()
+        assert got[a.id].verified is not None and got[a.id].verified.headline == a.headline
+
+
+def test_withhold_still_holds_runs_of_code_and_cipher(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    # Only reports in another language or script are withheld events; news is not written in code.
+    code = "4B5B symbols: 0111011101 0111010100 0111001011 0111110011 1010011110 0111011011"
+    core = make_core(k=2, unscreened="withhold")
+    a = news("Verizon to buy Vodafone's Verizon Wireless stake for $130 billion", source="apnews", body=WIRE)
+    b = news("Verizon agrees to buy Vodafone's stake in Verizon Wireless", source="Bloomberg News",
+             body=WIRE.replace("the companies said on Monday", "the two companies said Monday") + " " + code,
+             t=120)  # fmt: skip
+    vb = run_items(lexicon_analyzer, core, [a, b])[b.id].verdict
+    assert vb.verdict != "accepted", vb.reasons
 
 
 # Latin a, e, o, p, c, x and their Cyrillic look-alikes
