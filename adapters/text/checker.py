@@ -1039,6 +1039,9 @@ class SanityCore:
         # corroborating near-copy from another newsroom from a copy of the same origin.
         self._origins: dict[str, tuple[str, int]] = {}
         self._accepted: deque[_Accepted] = deque()
+        # Denial cues read in submit, by item id, until the item's final verdict (the regex is the
+        # costliest part of a credible item's check; an accepted item needs its cue again).
+        self._cues: dict[str, bool] = {}
         self.now_ns = 0
         self.counts: dict[str, int] = {
             "accepted": 0,
@@ -1165,7 +1168,10 @@ class SanityCore:
         emb = np.asarray(a.embedding, dtype=np.float32) if a.embedding else None
         tokens = frozenset(a.tokens)
         credible = cred >= cfg.min_corroborator_credibility
-        if credible and not copy_of and denial_cue(a.text, headline=a.headline):
+        denies = credible and not copy_of and denial_cue(a.text, headline=a.headline)
+        if credible and not copy_of:
+            self._cues[it.id] = denies
+        if denies:
             retracted = self._retract(a, tokens, emb, out)
             if retracted:
                 scores["retracted"] = float(len(retracted))
@@ -1441,6 +1447,7 @@ class SanityCore:
     ) -> Decision:
         self.counts[verdict] += 1
         it = a.item
+        denies = self._cues.pop(it.id, None)
         withheld = (
             a.unscreened if self.config.unscreened == "withhold" and a.unscreened in _WITHHELD_KINDS else ""
         )
@@ -1466,7 +1473,7 @@ class SanityCore:
                         frozenset(a.tokens),
                         np.asarray(a.embedding, dtype=np.float32) if a.embedding else None,
                         claim,
-                        denial_cue(a.text, headline=a.headline),
+                        denial_cue(a.text, headline=a.headline) if denies is None else denies,
                     )
                 )
                 if len(self._accepted) > 50_000:
