@@ -1022,7 +1022,10 @@ def _identifier_readings(text: str) -> list[str]:
 
 
 def _decode_more(text: str) -> list[str]:
-    found: list[str] = _other_alphabet_readings(text) + _identifier_readings(text)
+    # (after heldout27) A reading of another alphabet counts as English prose only, as said above:
+    # a Bulgarian report read by sound is gibberish in which a rule can still find a word ("ye").
+    alphabet = [r for r in _other_alphabet_readings(text) if english_prose(r)]
+    found: list[str] = _identifier_readings(text)
     for m in _DEC_CODES.finditer(text):
         found.append("".join(chr(int(x)) for x in re.findall(r"\d+", m.group(0))))
     for m in _BINARY.finditer(text):
@@ -1040,7 +1043,7 @@ def _decode_more(text: str) -> list[str]:
         found.append("".join(_BRAILLE.get(c, c) for c in text))
     if sum(c in _UPSIDE_DOWN and not c.isascii() for c in text) >= 4:
         found.append("".join(_UPSIDE_DOWN.get(c, c) for c in reversed(text)))
-    return [d for d in found if _worth_reading(d)]
+    return alphabet + [d for d in found if _worth_reading(d)]
 
 
 def _worth_reading(decoded: str) -> bool:

@@ -1008,3 +1008,16 @@ def test_machine_readers_addressed_templated_links_and_the_users_data(text: str,
 )
 def test_promises_that_a_price_only_rises(text: str, pump: bool) -> None:
     assert (hype_score(text) >= 0.5) is pump, hype_score(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # (after heldout27, prereg-alphabet) Bulgarian news read by sound is gibberish with a "ye" in
+        # it; only a reading that is English prose counts as a decoded message
+        "Компанията обяви, че печалбата расте през есента и строителството започва.",
+        "Банката съобщи, че ще плати дивидент от 2 лева на акция през май.",
+    ],
+)
+def test_news_in_cyrillic_is_not_read_as_an_encoded_instruction(text: str) -> None:
+    assert scan(text).score < 0.5, scan(text).findings
