@@ -139,11 +139,13 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     (:mod:`adapters.text.coverage`: another language, another script, a run of symbols):
     ``hold`` quarantines it as ``unscreened_text:<kind>`` (the detectors did not clear it, they
     could not read it), ``accept`` lets it on to corroboration like any other item.
-    ``withhold`` lets an item whose unread passage is in another language or script (kinds
+    ``withhold`` lets an item whose first unread passage is in another language or script (kinds
     ``language`` and ``script``) on to corroboration, and an accepted one reaches the models as an
     event only: its verdict carries ``text_withheld:<kind>``, its ``VerifiedNews`` a placeholder
-    headline naming its source, sentiment 0 and no embedding, so none of its words reach a model.
-    Other kinds are held as under ``hold``.
+    headline of ours, sentiment 0 and no embedding, so none of its text reaches a model (its source
+    id travels as every item's does; live, that comes from the channel).  The whole text is withheld,
+    whatever follows the first unread passage; an item whose first unread passage is of another kind
+    (symbols, numbers, code, cipher letters) is held as under ``hold``.
     """
 
     k: int = 2
@@ -269,8 +271,7 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             r"\bdoubled\s+their\s+money\b|\bevery\s+dollar\s+(?:put|invested)\b|\bbest[- ]kept\s+secret\b|"
             r"\bnext\s+leg\s+up\b|\bpocket\s+change\b|\bcan(?:not|'?t)\s+go\s+down\b|\bstrongest\s+buy\s+signal\b|"
             # (after heldout26's first run, prereg-rules26.md) the same promise the other way up
-            r"\b(?:can|will)\s+only\s+go\s+up\b(?!\s+(?:so|to|by|if|when|as|slightly|a\s+little))|\bonly\s+goes\s+up\b|"
-            r"\brisk[- ]free\s+(?:yield|income|gains?)\b|"
+            r"\bcan\s+only\s+go\s+up\b(?!\s+(?:so|to|by|if|when|as|from|slightly|a\s+little))|"
             r"\blimited[- ]time\s+(?:alert|offer|opportunity)\b|\bnext\s+(?:big\s+)?pick\b|"
             r"\bsafer\s+way\s+to\s+(?:double|triple|grow)\b|\brisk[- ]free\s*[:,]|"
             r"\bshares\s+are\s+still\s+available\b|\bworth\s+more\s+than\s+\w+\s+by\s+20\d\d\b|"
@@ -741,7 +742,7 @@ class _Accepted:
     tokens: frozenset[str]
     emb: np.ndarray | None
     claim: Claim
-    denies: bool = False  # it reads as a denial itself: another denial agrees with it, not against it
+    denies: bool = False  # its headline reads as a denial: another denial agrees with it, not against it
     retracted: bool = False
 
 
@@ -935,17 +936,30 @@ def _close_figure(m: re.Match[str]) -> bool:
 
 
 # General forms of a denial, read in a headline only, where a newsroom states what the item is:
-# a verb of denial with any object ("denies price cut"), an event said not to have happened
-# ("has not opened", "did not price", "not yet awarded", "no loan agreed") and a document or
-# result withdrawn.  In a body these forms are everywhere ("denied wrongdoing", "has not
-# commented"); a headline that leads with them is a denial.  A broad cue cannot withdraw
-# coverage that says the same thing: _retract spares accepted items that read as denials.
-# "Is not expected to", "does not rule out" and "rules out sabotage" forecast or narrow; they
-# are left out.
+# a verb of denial ("denies price cut"), an event said not to have happened ("has not opened",
+# "did not price", "not yet awarded", "no loan agreed") and a document or result withdrawn.  In a
+# body these forms are everywhere ("denied wrongdoing", "has not commented").  Negation counts with
+# the verbs of events a story reports only: "did not disappoint", "have not looked this cheap",
+# "has not ruled out", "is not expected to" forecast, judge or narrow (review11).  A denial by an
+# authority of a request is a ruling ("Judge denies motion to dismiss", "FDA denies approval"), not a
+# denial of a report (:func:`_headline_denial`).
+_EVENT_VERB = (
+    r"(?:sign|agree|approve|file|issue|award|announce|price|buy|sell|acquire|close|open|launch|complete|"
+    r"reach|win|place|order|halt|suspend|cut|raise|lower|pay|default|recall|resign|quit|merge|list|start|"
+    r"submit|grant|declare|receive|make|take|hire|fire|shut|bid|offer|invest|build|export|import|ban|"
+    # a notice that did not concern, or come from, the company named
+    r"concern|involve|refer\s+to|apply\s+to|come\s+from|originate)"
+)
+_EVENT_PARTICIPLE = (
+    r"(?:signed|agreed|approved|filed|issued|awarded|announced|priced|bought|sold|acquired|closed|opened|"
+    r"launched|completed|reached|won|placed|ordered|halted|suspended|cut|raised|lowered|paid|defaulted|"
+    r"recalled|resigned|quit|merged|listed|started|begun|submitted|granted|declared|received|made|taken|"
+    r"hired|fired|shut|bid|offered|invested|built|exported|imported|banned|left|stepped\s+down)"
+)
 _DENIAL_HEADLINE = re.compile(
-    r"\b(?:den(?:y|ies|ied)|refut(?:e|es|ed)|rebut(?:s|ted)?)\b|"
-    r"\b(?:has|have|had)(?:\s+not|n't)\s+(?:yet\s+)?(?:been\s+)?[a-z]+(?:ed|en|wn|ne)\b|"
-    r"\bdid(?:\s+not|n't)\s+[a-z]+\b|\bnot\s+yet\s+[a-z]+(?:ed|en|wn)\b|"
+    r"\b(?P<deny>den(?:y|ies|ied)|refut(?:e|es|ed)|rebut(?:s|ted)?)\b|"
+    rf"\b(?:has|have|had)(?:\s+not|n't)\s+(?:yet\s+)?(?:been\s+)?{_EVENT_PARTICIPLE}\b|"
+    rf"\bdid(?:\s+not|n't)\s+{_EVENT_VERB}\b|\bnot\s+(?:yet\s+)?{_EVENT_PARTICIPLE}\b|"
     r"\bno\s+(?:[a-z]+\s+){1,2}(?:(?:was|were|has\s+been|have\s+been)\s+)?(?:agreed|signed|issued|awarded|"
     r"approved|reached|made|taken|priced|granted|placed|filed|declared|ordered)\b|"
     r"\bwithdr(?:aws?|ew|awn)\s+(?:the\s+|its\s+|an?\s+|earlier\s+)?(?:[a-z]+\s+){0,3}(?:filing|results|"
@@ -954,32 +968,58 @@ _DENIAL_HEADLINE = re.compile(
     r"(?:has\s+been\s+|was\s+|is\s+)?(?:withdrawn|retracted|pulled)\b|\bnot\s+(?:genuine|authentic)\b",
     re.I,
 )
-
-
-# A denial of scope ("denies recall extends to vans", "no further closures planned", "denies plan
-# to close second plant") narrows the story it answers; the story stands.
-_WIDER_SCOPE = re.compile(
-    r"\b(?:second|further|more|other|additional|another|wider|widen\w*|extend\w*|expand\w*|spread\w*|"
-    r"beyond)\b",
+# Who rules on requests, and what they rule on: "Court denies bail", "SEC denies application".
+_AUTHORITY = re.compile(
+    r"\b(?:judges?|courts?|justices?|tribunals?|regulators?|supervisors?|watchdogs?|agency|authority|"
+    r"commission|ministry|fda|sec|ema|cftc|finra|ftc|doj|ofcom|fca|panel|arbitrators?|board\s+of\s+appeal)\b",
+    re.I,
+)
+_REQUEST = re.compile(
+    r"\s+(?:[\w.'\u2019-]+\s+){0,3}?(?:motion|bail|appeal|application|approval|request|petition|permit|"
+    r"licen[cs]e|waiver|injunction|exemption|extension|visa|parole|bid\s+to)s?\b",
     re.I,
 )
 
 
-def _denied_clause(headline: str) -> str:
-    """The clause of ``headline`` that holds its denial (clauses end at ``,``, ``;`` and ``:``);
-    its first clause when no denial form is found in it."""
+def _headline_denial(headline: str) -> re.Match[str] | None:
+    """The first general form of a denial in ``headline`` (:data:`_DENIAL_HEADLINE`) that is not an
+    authority's ruling on a request; ``None`` when there is none."""
+    for m in _DENIAL_HEADLINE.finditer(headline):
+        ruling = _AUTHORITY.search(headline, 0, m.start()) and _REQUEST.match(headline, m.end())
+        if m.group("deny") and ruling:
+            continue
+        return m
+    return None
+
+
+# A denial of scope ("denies recall extends to vans", "no further closures planned", "denies plan
+# to close second plant") narrows the story it answers; the story stands.  Read in the denied
+# object only, and not "second-quarter" or "more than" (review11).
+_WIDER_SCOPE = re.compile(
+    r"\b(?:second(?![- ](?:quarter|half|largest|biggest))|further|other|additional|another|wider|widen\w*|"
+    r"spread\w*|beyond)\b|\bmore\s+(?!than\b)[a-z]+s\b|"
+    r"\b(?:extends?|extended|extending|expand\w*)\s+(?:[\w-]+\s+){0,3}?to\b",
+    re.I,
+)
+
+
+def _denied_object(headline: str) -> str:
+    """What ``headline`` denies: from its denial form to the end of that clause (clauses end at
+    ``,``, ``;`` and ``:``) or to a clause it takes as given ("... as shares fall"); its first
+    clause when no denial form is found in it."""
     clauses = re.split(r"[;:]|,\s", headline)
     for c in clauses:
-        if _DENIAL_HEADLINE.search(c) or _DENIAL.search(c):
-            return c
+        m = _headline_denial(c) or _DENIAL.search(c)
+        if m is not None:
+            return _AFFIRMING_CLAUSE.split(c[m.start() :], maxsplit=1)[0]
     return clauses[0]
 
 
 def denial_cue(text: str, *, headline: str = "") -> bool:
     """True when ``text`` reads as a denial or correction of an earlier report (a correction of
     form only, such as a name's spelling, or of a figure by a few per cent, is neither), or when
-    ``headline`` leads with one of the general forms of a denial (:data:`_DENIAL_HEADLINE`)."""
-    if headline and _DENIAL_HEADLINE.search(_COSMETIC_CORRECTION.sub(" ", headline)):
+    ``headline`` holds one of the general forms of a denial (:func:`_headline_denial`)."""
+    if headline and _headline_denial(_COSMETIC_CORRECTION.sub(" ", headline)) is not None:
         return True
     m = _COSMETIC_CORRECTION.search(text)
     if m is not None:
@@ -993,15 +1033,17 @@ def denial_cue(text: str, *, headline: str = "") -> bool:
 
 
 # What ``SanityConfig.unscreened == "withhold"`` lets through as an event with its text withheld:
-# a report in another language or script.  Runs of symbols, numbers, code and cipher letters are
-# held whatever the setting: news is not written in them.
+# a report in another language or script (its first unread passage decides; the whole text is
+# withheld).  An item whose first unread passage is symbols, numbers, code or cipher letters is held
+# as under "hold": news is not written in them.
 _WITHHELD_KINDS = frozenset({"language", "script"})
 
 
-def _withheld_headline(source: str, kind: str) -> str:
-    """The headline the models get for an item whose text is withheld (our words, not the item's)."""
+def _withheld_headline(kind: str) -> str:
+    """The headline the models get for an item whose text is withheld: our words only (not even
+    its source's name, which an unlisted source writes itself; review11)."""
     what = "another language" if kind == "language" else "another script"
-    return f"[{source}: report in {what}; text withheld, no detector here reads it]"
+    return f"[report in {what}; text withheld, no detector here reads it]"
 
 
 class SanityCore:
@@ -1039,9 +1081,6 @@ class SanityCore:
         # corroborating near-copy from another newsroom from a copy of the same origin.
         self._origins: dict[str, tuple[str, int]] = {}
         self._accepted: deque[_Accepted] = deque()
-        # Denial cues read in submit, by item id, until the item's final verdict (the regex is the
-        # costliest part of a credible item's check; an accepted item needs its cue again).
-        self._cues: dict[str, bool] = {}
         self.now_ns = 0
         self.counts: dict[str, int] = {
             "accepted": 0,
@@ -1168,10 +1207,7 @@ class SanityCore:
         emb = np.asarray(a.embedding, dtype=np.float32) if a.embedding else None
         tokens = frozenset(a.tokens)
         credible = cred >= cfg.min_corroborator_credibility
-        denies = credible and not copy_of and denial_cue(a.text, headline=a.headline)
-        if credible and not copy_of:
-            self._cues[it.id] = denies
-        if denies:
+        if credible and not copy_of and denial_cue(a.text, headline=a.headline):
             retracted = self._retract(a, tokens, emb, out)
             if retracted:
                 scores["retracted"] = float(len(retracted))
@@ -1258,7 +1294,7 @@ class SanityCore:
         horizon = ts - int(cfg.retract_window_s * _S)
         while self._accepted and self._accepted[0].ts < horizon:
             self._accepted.popleft()
-        if _WIDER_SCOPE.search(_denied_clause(a.headline)):
+        if _WIDER_SCOPE.search(_denied_object(a.headline)):
             return []
         syms = set(self._keys(a))
         core = frozenset(t for t in tokens if not t.startswith(_DENIAL_PREFIXES))
@@ -1447,7 +1483,6 @@ class SanityCore:
     ) -> Decision:
         self.counts[verdict] += 1
         it = a.item
-        denies = self._cues.pop(it.id, None)
         withheld = (
             a.unscreened if self.config.unscreened == "withhold" and a.unscreened in _WITHHELD_KINDS else ""
         )
@@ -1473,7 +1508,8 @@ class SanityCore:
                         frozenset(a.tokens),
                         np.asarray(a.embedding, dtype=np.float32) if a.embedding else None,
                         claim,
-                        denial_cue(a.text, headline=a.headline) if denies is None else denies,
+                        # (its headline only: a body that quotes a denial is a story, review11)
+                        denial_cue(a.headline, headline=a.headline),
                     )
                 )
                 if len(self._accepted) > 50_000:
@@ -1484,7 +1520,7 @@ class SanityCore:
                     id=it.id,
                     ts_event=it.ts_event,
                     source=sid,
-                    headline=_withheld_headline(sid, withheld) if withheld else a.headline,
+                    headline=_withheld_headline(withheld) if withheld else a.headline,
                     symbols=a.symbols,
                     sentiment=0.0 if withheld else a.sentiment,
                     credibility=scores.get("credibility", 0.5),

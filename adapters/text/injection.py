@@ -645,22 +645,38 @@ _MACHINE_VOCATIVE = re.compile(
     rf"(?:^|[.!?;]\s+|['\"\u2018\u201c]\s*)(?:dear\s+|hey\s+|attention\s+)?{_READER_NOUN}\s*[:,]\s*"
     rf"(?:please\s+)?(?:{_MACHINE_VERB}|ignore|forget|disregard|treat|mark|call|drop|skip|answer|respond|"
     r"reply|write|append|do\s+not|don't|never|always)\b|"
-    rf"\bif\s+you\s+(?:are|'re)\s+(?:an?\s+|the\s+)?(?:\w+\s+)?{_READER_NOUN}\b",
+    # (the machine noun ends its phrase: "if you are a computer science graduate" is no address)
+    rf"\bif\s+you(?:\s+are|['\u2019]?re)\s+(?:an?\s+|the\s+)?(?:\w+\s+)?{_READER_NOUN}\s*[,;:.\u2014-]",
     _I,
 )
 # A link whose address is a template to be filled in by the reader ("?u={username}&h={holdings}",
 # "%7Bportfolio%7D", "<account>", "${token}"): news links carry no placeholders; an attacker's
-# beacon carries what it wants the reader to send.
-_TEMPLATED_LINK = re.compile(
-    r"https?://[^\s]*(?:\{\{?\s*[A-Za-z_][\w.]*\s*\}?\}|%7B\s*[A-Za-z_]\w*\s*%7D|<\s*[A-Za-z_]\w*\s*>|\$\{\w+\})",
-    _I,
+# beacon carries what it wants the reader to send.  Read link by link: one pattern over the whole
+# text backtracks through every "http" of a long run (quadratic; review11).
+_LINK = re.compile(r"https?://\S+", _I)
+_TEMPLATE = re.compile(
+    r"\{\{?\s*[A-Za-z_][\w.]*\s*\}?\}|%7B\s*[A-Za-z_]\w*\s*%7D|<\s*[A-Za-z_]\w*\s*>|\$\{\w+\}", _I
 )
+
+
+class _TemplatedLink:
+    """A link with a template in its address (see above)."""
+
+    def search(self, text: str) -> re.Match[str] | None:
+        for m in _LINK.finditer(text):
+            if _TEMPLATE.search(m.group(0)):
+                return m
+        return None
+
+
+_TEMPLATED_LINK = _TemplatedLink()
+
 # The reading assistant's user and what it holds of them: news speaks of customers and
-# investors, not of "the user's messages" or "every user's portfolio".
+# investors, not of "the user's chat history" or "every user's portfolio" (accounts, passwords
+# and messages of users are breach news, review11).
 _USER_DATA = re.compile(
-    r"\b(?:the|this|each|every)\s+user'?s\s+(?:\w+\s+)?(?:messages?|portfolio|holdings|positions|account|"
-    r"balances?|passwords?|e-?mails?|chat\s+history|conversations?|watchlist|orders?|trades?|prompts?|"
-    r"queries|questions)\b",
+    r"\b(?:the|this|each|every)\s+user'?s\s+(?:\w+\s+)?(?:portfolio|holdings|positions|chat\s+history|"
+    r"conversations?|watchlist|prompts?|queries|questions)\b",
     _I,
 )
 

@@ -237,6 +237,49 @@ def test_what_a_headline_rules_out_is_the_denied_claim(
     assert core.counts["retracted"] == 0
 
 
+@pytest.mark.parametrize(
+    ("story", "body", "follow", "retracts"),
+    [
+        # (review11) follow-ups in negative words, and an authority's ruling on a request, are no
+        # denials of the story
+        ("Google sued by Justice Department over ad-tech dominance", "",
+         "Judge denies Google's motion to dismiss Justice Department ad-tech lawsuit", False),
+        ("Nvidia posts record quarterly results, shares hit record", "",
+         "Nvidia quarterly results did not disappoint, shares hit record", False),
+        ("Apple shares slump to cheapest valuation since 2019", "",
+         "Apple shares have not looked this cheap since 2019", False),
+        ("Tesla recalls 2 million vehicles over Autopilot", "",
+         "Tesla recall did not stop Autopilot crashes, regulator finds", False),
+        ("Microsoft cuts 10,000 jobs in cloud unit", "",
+         "Microsoft has not finished cloud job cuts, more layoffs coming", False),
+        # a scope word outside what is denied, or "second-quarter", narrows nothing
+        ("Apple overstated second-quarter iPhone revenue, auditor says", "",
+         "Apple denies report that it overstated second-quarter iPhone revenue", True),
+        ("Apple in merger talks with Disney, sources say", "",
+         "Apple denies merger talks with Disney as shares fall more than 5%", True),
+        # a story whose body quotes a denial can still be withdrawn
+        ("Apple in merger talks with Disney, sources say", "A Disney spokesman denied the reports.",
+         "Apple denies merger talks with Disney", True),
+    ],
+)  # fmt: skip
+def test_follow_ups_in_negative_words_withdraw_nothing_and_denials_still_do(
+    lexicon_analyzer: Analyzer,
+    make_core: Callable[..., SanityCore],
+    story: str,
+    body: str,
+    follow: str,
+    retracts: bool,
+) -> None:
+    core = make_core(k=2)
+    a = news(story, source="reuters", body=body)
+    b = news(story, source="ft", body=body, t=60)
+    c = news(follow, source="AP", t=600)
+    got = run_items(lexicon_analyzer, core, [a, b, c])
+    assert {got[a.id].verdict.verdict, got[b.id].verdict.verdict} == {"accepted"}
+    assert (got[c.id].retraction is not None) is retracts, got[c.id].verdict.reasons
+    assert core.counts["retracted"] == (2 if retracts else 0)
+
+
 def test_coverage_that_itself_reads_as_a_denial_is_not_withdrawn_by_the_next_report(
     lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
 ) -> None:
@@ -306,7 +349,12 @@ def test_denial_cue(text: str, cue: bool) -> None:
         ("Government says no loan agreed for Harrowgate", True),
         ("Harrowgate withdraws drill results after laboratory error", True),
         ("Harrowgate says rate-cut statement not genuine", True),
-        # forecasts, narrowing and plain news
+        # forecasts, narrowing and plain news; an authority's ruling on a request (review11)
+        ("Judge denies Harrowgate's motion to dismiss the lawsuit", False),
+        ("FDA denies approval for Harrowgate's migraine drug", False),
+        ("Harrowgate results did not disappoint", False),
+        ("Oil prices did not move much after the OPEC+ meeting", False),
+        ("Bank of Japan has not ruled out further easing", False),
         ("Harrowgate deal isn't expected to face antitrust hurdles", False),
         ("Harrowgate does not rule out further dividend cuts", False),
         ("Harrowgate rules out sabotage in plant outage", False),
