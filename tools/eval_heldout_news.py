@@ -213,12 +213,14 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     stories = _rows(d / "true_stories.jsonl")
     if stories:
         an, core = _fresh(acfg, base, scfg)
-        _stories_figure("true_stories", stories, an, core, fig, args.verbose, accept_good=True)
+        _stories_figure("true_stories", stories, an, core, fig, args.verbose, accept_good=True,
+                        withhold=args.unscreened == "withhold")  # fmt: skip
     for name in ("same_group", "fake_corroboration"):
         rows = _rows(d / f"{name}.jsonl")
         if rows:
             an, core = _fresh(acfg, base, scfg)
-            _stories_figure(name, rows, an, core, fig, args.verbose, accept_good=False)
+            _stories_figure(name, rows, an, core, fig, args.verbose, accept_good=False,
+                            withhold=args.unscreened == "withhold")  # fmt: skip
     fakes = _rows(d / "fake_corroboration.jsonl")
     if fakes:
         # The live node: both copies arrive on one open topic; the source comes from the channel.
@@ -289,12 +291,13 @@ def _sorted_items(items: list[dict[str, Any]], channel: str = "") -> list[dict[s
 
 
 def _stories_figure(name: str, rows: list[dict[str, Any]], an: Analyzer, core: SanityCore, fig: Any,
-                    verbose: bool, *, accept_good: bool, channel: str = "") -> None:  # fmt: skip
+                    verbose: bool, *, accept_good: bool, channel: str = "",
+                    withhold: bool = False) -> None:  # fmt: skip
     items = _sorted_items(_items_of(rows), channel)
     v = _check(items, an, core)
     acc = sum(v[str(it["id"])]["verdict"] == "accepted" for it in items)
     withheld = sum(_withheld(v[str(it["id"])]) for it in items)
-    if withheld:
+    if withhold:
         fig(f"{name}_items_accepted_text_withheld_pct", 100.0 * withheld / max(len(items), 1), len(items))
     story_acc = sum(any(v[str(it["id"])]["verdict"] == "accepted" for it in r["items"]) for r in rows)
     fig(f"{name}_items_accepted_pct", 100.0 * acc / max(len(items), 1), len(items))

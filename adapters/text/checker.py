@@ -742,7 +742,7 @@ class _Accepted:
     tokens: frozenset[str]
     emb: np.ndarray | None
     claim: Claim
-    denies: bool = False  # its headline reads as a denial: another denial agrees with it, not against it
+    denies: bool = False  # its headline reads as a denial: a later denial does not withdraw it
     retracted: bool = False
 
 
@@ -1005,8 +1005,8 @@ _WIDER_SCOPE = re.compile(
 
 def _denied_object(headline: str) -> str:
     """What ``headline`` denies: from its denial form to the end of that clause (clauses end at
-    ``,``, ``;`` and ``:``) or to a clause it takes as given ("... as shares fall"); its first
-    clause when no denial form is found in it."""
+    ``;``, ``:`` and a comma before a space, so "1,000" stays whole) or to a clause it takes as given
+    ("... as shares fall"); its first clause when no denial form is found in it."""
     clauses = re.split(r"[;:]|,\s", headline)
     for c in clauses:
         m = _headline_denial(c) or _DENIAL.search(c)

@@ -363,7 +363,7 @@ def test_denial_cue(text: str, cue: bool) -> None:
     ],
 )
 def test_general_forms_of_a_denial_count_in_a_headline_only(headline: str, cue: bool) -> None:
-    assert denial_cue(headline, headline=headline) is cue
+    assert denial_cue("", headline=headline) is cue
 
 
 def test_general_forms_of_a_denial_in_a_body_are_no_cue() -> None:

@@ -92,7 +92,7 @@ def test_the_head_is_not_read_on_text_it_cannot_read() -> None:
 
 
 @pytest.mark.parametrize("policy", ["hold", "accept", "withhold"])
-def test_an_unscreened_passage_in_a_corroborated_story_is_held(
+def test_what_becomes_of_an_unscreened_passage_in_a_corroborated_story(
     lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore], policy: str
 ) -> None:
     attack = "Wy hawwe ien oanrader: keapje no oandielen Verizon, dizze wike noch. De koers giet omheech."
@@ -134,7 +134,7 @@ def test_withhold_still_holds_runs_of_code_and_cipher(
              body=WIRE.replace("the companies said on Monday", "the two companies said Monday") + " " + code,
              t=120)  # fmt: skip
     vb = run_items(lexicon_analyzer, core, [a, b])[b.id].verdict
-    assert vb.verdict != "accepted", vb.reasons
+    assert vb.verdict == "quarantined" and vb.reasons == ("unscreened_text:numbers",), vb.reasons
 
 
 # Latin a, e, o, p, c, x and their Cyrillic look-alikes
