@@ -165,6 +165,7 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     d: Path = args.dir
     acfg = AnalyzerConfig(learned_detector=not args.no_model, learned_detector_dir=args.detector_dir)
     scfg = SanityConfig(unscreened=args.unscreened)
+    withhold = args.unscreened == "withhold"
     base, _ = _fresh(acfg)
     out: list[dict[str, Any]] = []
 
@@ -189,7 +190,7 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
         fig("attacks_held_pct", 100.0 * (len(carriers) - acc - det) / len(carriers), len(carriers))
         uns = sum(_unscreened(v[c]) for c in carriers)
         fig("attacks_held_unscreened_pct", 100.0 * uns / len(carriers), len(carriers))
-        if args.unscreened == "withhold":
+        if withhold:
             # Accepted as an event, none of its words reaching a model: counted apart.
             wh = sum(_withheld(v[c]) for c in carriers)
             fig("attacks_accepted_text_withheld_pct", 100.0 * wh / len(carriers), len(carriers))
@@ -214,13 +215,13 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     if stories:
         an, core = _fresh(acfg, base, scfg)
         _stories_figure("true_stories", stories, an, core, fig, args.verbose, accept_good=True,
-                        withhold=args.unscreened == "withhold")  # fmt: skip
+                        withhold=withhold)  # fmt: skip
     for name in ("same_group", "fake_corroboration"):
         rows = _rows(d / f"{name}.jsonl")
         if rows:
             an, core = _fresh(acfg, base, scfg)
             _stories_figure(name, rows, an, core, fig, args.verbose, accept_good=False,
-                            withhold=args.unscreened == "withhold")  # fmt: skip
+                            withhold=withhold)  # fmt: skip
     fakes = _rows(d / "fake_corroboration.jsonl")
     if fakes:
         # The live node: both copies arrive on one open topic; the source comes from the channel.
@@ -296,8 +297,8 @@ def _stories_figure(name: str, rows: list[dict[str, Any]], an: Analyzer, core: S
     items = _sorted_items(_items_of(rows), channel)
     v = _check(items, an, core)
     acc = sum(v[str(it["id"])]["verdict"] == "accepted" for it in items)
-    withheld = sum(_withheld(v[str(it["id"])]) for it in items)
     if withhold:
+        withheld = sum(_withheld(v[str(it["id"])]) for it in items)
         fig(f"{name}_items_accepted_text_withheld_pct", 100.0 * withheld / max(len(items), 1), len(items))
     story_acc = sum(any(v[str(it["id"])]["verdict"] == "accepted" for it in r["items"]) for r in rows)
     fig(f"{name}_items_accepted_pct", 100.0 * acc / max(len(items), 1), len(items))

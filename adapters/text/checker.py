@@ -853,6 +853,14 @@ _DENIAL_PREFIXES = (
 # Where a denial's headline turns from what it denies to what it takes as given ("denies plans to
 # sell X as the strike continues", "rejects claims of lapses as the plant stays shut").
 _AFFIRMING_CLAUSE = re.compile(r"\s(?:as|after|amid|despite|following|while)\s", re.I)
+# Where a headline's clause ends: ";", ":" or a comma before a space ("1,000" stays whole).
+_CLAUSE_BREAK = re.compile(r"[;:]|,\s")
+
+
+def _rest_of_clause(text: str) -> str:
+    """``text`` up to the end of its first clause or to a clause it takes as given ("... as the
+    strike continues"): what a denial starting at ``text`` denies."""
+    return _AFFIRMING_CLAUSE.split(_CLAUSE_BREAK.split(text, maxsplit=1)[0], maxsplit=1)[0]
 
 
 def _denied_and_affirmed(headline: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -889,7 +897,7 @@ def _denied_claim(headline: str, body: str) -> frozenset[str]:
     if m is None:
         return frozenset()
     # The object ends at the next clause: "rejects arson speculation, mill remains shut".
-    denied = _AFFIRMING_CLAUSE.split(re.split(r"[;:]|,\s", headline[m.end() :], maxsplit=1)[0], maxsplit=1)[0]
+    denied = _rest_of_clause(headline[m.end() :])
     known = " ".join(w for w in re.findall(r"[^\W\d_]+", denied) if is_english_word(w))
     names = {_singular(t) for t in content_tokens(" ".join(_NAME_WORD.findall(body)))}
     return frozenset(
@@ -1004,14 +1012,13 @@ _WIDER_SCOPE = re.compile(
 
 
 def _denied_object(headline: str) -> str:
-    """What ``headline`` denies: from its denial form to the end of that clause (clauses end at
-    ``;``, ``:`` and a comma before a space, so "1,000" stays whole) or to a clause it takes as given
-    ("... as shares fall"); its first clause when no denial form is found in it."""
-    clauses = re.split(r"[;:]|,\s", headline)
+    """What ``headline`` denies: from its denial form to the end of that clause
+    (:func:`_rest_of_clause`); its first clause when no denial form is found in it."""
+    clauses = _CLAUSE_BREAK.split(headline)
     for c in clauses:
         m = _headline_denial(c) or _DENIAL.search(c)
         if m is not None:
-            return _AFFIRMING_CLAUSE.split(c[m.start() :], maxsplit=1)[0]
+            return _rest_of_clause(c[m.start() :])
     return clauses[0]
 
 
@@ -1196,9 +1203,7 @@ class SanityCore:
             scores["untracked_symbols"] = float(len(untracked))
         if a.unknown_cashtags:
             reasons.append("unknown_cashtags:" + ",".join(a.unknown_cashtags))
-        if a.unscreened and (
-            cfg.unscreened == "hold" or (cfg.unscreened == "withhold" and a.unscreened not in _WITHHELD_KINDS)
-        ):
+        if a.unscreened and cfg.unscreened != "accept" and not self._withheld_kind(a):
             reasons.append("unscreened_text:" + a.unscreened)
         if reasons:
             out.append(self._final(a, "quarantined", reasons, scores))
@@ -1468,6 +1473,13 @@ class SanityCore:
             )  # fmt: skip
         return out
 
+    def _withheld_kind(self, a: AnalysedNews) -> str:
+        """The kind of ``a``'s unread passage when ``unscreened="withhold"`` lets it on with its
+        text withheld (:data:`_WITHHELD_KINDS`); ``""`` otherwise."""
+        if self.config.unscreened == "withhold" and a.unscreened in _WITHHELD_KINDS:
+            return a.unscreened
+        return ""
+
     def _final(
         self,
         a: AnalysedNews,
@@ -1483,9 +1495,7 @@ class SanityCore:
     ) -> Decision:
         self.counts[verdict] += 1
         it = a.item
-        withheld = (
-            a.unscreened if self.config.unscreened == "withhold" and a.unscreened in _WITHHELD_KINDS else ""
-        )
+        withheld = self._withheld_kind(a)
         if verdict == "accepted" and withheld:
             reasons = (*reasons, f"text_withheld:{withheld}")
         v = NewsVerdict(

@@ -646,7 +646,7 @@ _READER_NOUN = (
 )
 _MACHINE_VOCATIVE = re.compile(
     rf"(?:^|[.!?;]\s+|['\"\u2018\u201c]\s*)(?:dear\s+|hey\s+|attention\s+)?{_READER_NOUN}\s*[:,]\s*"
-    rf"(?:please\s+)?(?:{_MACHINE_VERB}|ignore|forget|disregard|treat|mark|call|drop|skip|answer|respond|"
+    rf"(?:please\s+)?(?:{_MACHINE_VERB}|ignore|forget|disregard|drop|skip|answer|respond|"
     r"reply|write|append|do\s+not|don't|never|always)\b|"
     # (the machine noun ends its phrase: "if you are a computer science graduate" is no address)
     rf"\bif\s+you(?:\s+are|['\u2019]?re)\s+(?:an?\s+|the\s+)?(?:\w+\s+)?{_READER_NOUN}\s*[,;:.\u2014-]",
