@@ -81,7 +81,9 @@ __all__ = [
 # Package data (adapters/text/data/README.md): the source registry (priors, groups, names).
 DEFAULT_SOURCES = Path(__file__).resolve().parent / "data" / "sources.json"
 _S = 10**9
-_TICKER = re.compile(r"\^?[A-Z0-9]{1,6}(?:[.\-=][A-Z0-9]{1,4})?")
+# A symbol as exchanges write them: Lagos, Dhaka and Mumbai list 8-12 character codes ("ZENITHBANK",
+# "SQURPHARMA", "BAJAJ-AUTO", "M&M"), so the base takes up to 12 characters and an ampersand.
+_TICKER = re.compile(r"\^?[A-Z0-9][A-Z0-9&]{0,11}(?:[.\-=][A-Z0-9]{1,4})?")
 LEAD_PASSAGES = 3
 """Passages (headline, then body sentences) whose mean embedding is an item's story vector."""
 

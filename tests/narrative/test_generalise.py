@@ -368,6 +368,21 @@ def test_untracked_symbols_are_held_and_corroborated_not_refused(universe, make_
     assert run(odd)[0].verdict.reasons == ("no_instrument",)
 
 
+@pytest.mark.parametrize("symbol", ["ZENITHBANK", "SQURPHARMA.DH", "BAJAJ-AUTO", "M&M", "LAGOONTB.LG"])
+def test_long_exchange_codes_key_a_claim(universe, make_core, symbol: str) -> None:  # type: ignore[no-untyped-def]
+    # Lagos, Dhaka and Mumbai codes run past six characters; they were refused as no_instrument.
+    an = Analyzer(AnalyzerConfig(embed=False, sentiment="lexicon"), universe=universe)
+    core: SanityCore = make_core()
+    items = [
+        news("Lagoon Trust Bank launches a rights issue to raise capital", source="reuters",
+             symbols=(symbol,), t=0),
+        news("Lagoon Trust Bank seeks fresh capital through a rights issue", source="bloomberg",
+             symbols=(symbol,), t=300),
+    ]  # fmt: skip
+    out = [d for a in an.analyse_batch(items) for d in core.submit(a)] + core.flush()
+    assert [d.verdict.verdict for d in out if d.verdict.id == items[1].id] == ["accepted"], out
+
+
 def test_registry_ownership_and_trailing_wire_credits() -> None:
     from adapters.text.sources import SourceRegistry
 
