@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from adapters.text.coverage import SENTENCE
+from adapters.text.foreign import default_lexicon
 from adapters.text.normalize import NormalizedText, is_invisible, normalize
 
 __all__ = [
@@ -813,6 +814,11 @@ _OWN_OUTPUT = _SentenceRule(
 )
 
 
+# The world's other languages by word role (adapters.text.foreign): a dismissal beside an
+# instruction noun, a reveal beside a secret, a note to a machine reader.
+_LEXICON = default_lexicon()
+
+
 # (pattern, kind, weight).  A single strong finding (>= 0.5) rejects an item;
 # the weak ones only combine.
 _RULES: tuple[tuple[_Searcher, str, float], ...] = (
@@ -855,6 +861,7 @@ _RULES: tuple[tuple[_Searcher, str, float], ...] = (
     (_MACHINE_VOCATIVE, "addresses_model", 0.6),
     (_TEMPLATED_LINK, "exfiltration_link", 0.6),
     (_USER_DATA, "secret_request", 0.6),
+    (_LEXICON, "foreign_instruction", 0.6),
 )
 
 
@@ -872,7 +879,9 @@ _FOREIGN_HINT = re.compile(
     r"modell\w*|modèle|modelo|sistema|orientações|qui|que|che|die|teraz|ты|altijd|zekerheid|consignes)\b",
     re.I,
 )
-_FOREIGN_RULES = frozenset({"foreign_instruction"})
+# The hand-written other-language patterns (kind ``foreign_instruction``); the lexicon's roles
+# (``_LEXICON``) run on every text, since Swahili or Tagalog needs no letter outside ASCII.
+_FOREIGN_RULES = frozenset({id(_FOREIGN), id(_FOREIGN_2), id(_FOREIGN_3), id(_FOREIGN_AI)})
 
 
 def _foreign_hint(text: str) -> bool:
@@ -884,7 +893,7 @@ def scan_text(text: str) -> list[Finding]:
     out: list[Finding] = []
     foreign: bool | None = None
     for pat, kind, w in _RULES:
-        if kind in _FOREIGN_RULES:
+        if id(pat) in _FOREIGN_RULES:
             if foreign is None:
                 foreign = _foreign_hint(text)
             if not foreign:
