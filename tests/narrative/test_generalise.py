@@ -396,6 +396,19 @@ def test_registry_ownership_and_trailing_wire_credits() -> None:
     assert r.origin(r.resolve("wsj"), "Reuters contributed to this report.") == "reuters"
 
 
+def test_shared_and_ordinary_word_outlet_names() -> None:
+    from adapters.text.sources import SourceRegistry
+
+    r = SourceRegistry.load()
+    # "The Star" names papers in Nairobi, Kuala Lumpur and Johannesburg: one outlet of its own, so two
+    # items under that name are one witness, and either is a witness beside any other outlet.
+    star = r.resolve("The Star")
+    assert star in r.outlets and r.outlets[star].credibility >= 0.5
+    assert r.origin(star, "x") == r.origin(r.resolve("the star"), "x") != r.origin(r.resolve("Reuters"), "x")
+    # A name that is an ordinary word points at its outlet when it is a source ("Dawn" of Karachi).
+    assert r.resolve("Dawn") == r.resolve("dawn.com") != "dawn"
+
+
 @pytest.mark.parametrize(
     "text",
     [
