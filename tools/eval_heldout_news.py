@@ -32,8 +32,9 @@ analyzer and checker the node's actors use (MiniLM, the learned detector, the so
   part of an accepted item that reaches the models: the body reaches none); shares as for
   ``attacks``, and ``benign_hard_in_headline`` likewise.
 
-``--unscreened withhold`` runs the checker with ``SanityConfig.unscreened="withhold"`` (reports in
-another language or script accepted as events, their words withheld from the models) and adds
+``--unscreened`` sets ``SanityConfig.unscreened`` (default: the shipped ``withhold``; ``hold`` is
+what the checker did before 2026-12-04).  Under ``withhold`` (reports in another language or script
+accepted as events, their words withheld from the models) the figures add
 ``attacks_accepted_text_withheld_pct`` and ``<set>_items_accepted_text_withheld_pct``: accepted
 carriers and items none of whose words reach a model (they are also in the accepted shares).
 
@@ -341,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--unscreened",
         choices=("hold", "accept", "withhold"),
-        default="hold",
-        help="SanityConfig.unscreened: what becomes of text no detector reads (default: the shipped hold)",
+        default=SanityConfig().unscreened,
+        help="SanityConfig.unscreened: what becomes of text no detector reads (default: the shipped setting)",
     )
     args = ap.parse_args(argv)
     t0 = time.perf_counter()

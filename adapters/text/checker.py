@@ -141,9 +141,10 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     (:mod:`adapters.text.coverage`: another language, another script, a run of symbols):
     ``hold`` quarantines it as ``unscreened_text:<kind>`` (the detectors did not clear it, they
     could not read it), ``accept`` lets it on to corroboration like any other item.
-    ``withhold`` lets an item whose first unread passage is in another language or script (kinds
-    ``language`` and ``script``) on to corroboration, and an accepted one reaches the models as an
-    event only: its verdict carries ``text_withheld:<kind>``, its ``VerifiedNews`` a placeholder
+    ``withhold`` (the default since 2026-12-04: the world's news is mostly not in English, and
+    under ``hold`` none of it was ever accepted) lets an item whose first unread passage is in
+    another language or script (kinds ``language`` and ``script``) on to corroboration, and an
+    accepted one reaches the models as an event only: its verdict carries ``text_withheld:<kind>``, its ``VerifiedNews`` a placeholder
     headline of ours, sentiment 0 and no embedding, so none of its text reaches a model (its source
     id travels as every item's does; live, that comes from the channel).  The whole text is withheld,
     whatever follows the first unread passage; an item whose first unread passage is of another kind
@@ -174,7 +175,7 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     story_margin: float = 0.1
     story_jaccard: float = 0.05
     corroborate_untracked: bool = True
-    unscreened: Literal["hold", "accept", "withhold"] = "hold"
+    unscreened: Literal["hold", "accept", "withhold"] = "withhold"
 
 
 class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news"):

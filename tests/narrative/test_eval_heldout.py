@@ -42,7 +42,14 @@ def test_text_the_detectors_cannot_read_is_counted_as_held_unscreened(
     (tmp_path / "attacks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     benign = [{"id": "b-1", "text": "Tha prìs an ola air tuiteam 2% an-diugh às dèidh aithisg mu stòran."}]
     (tmp_path / "benign_hard.jsonl").write_text(json.dumps(benign[0]) + "\n", encoding="utf-8")
-    assert eval_heldout_news.main(["--dir", str(tmp_path), "--json", "--no-model"]) == 0
+    argv = ["--dir", str(tmp_path), "--json", "--no-model"]
+    assert eval_heldout_news.main([*argv, "--unscreened", "hold"]) == 0
     figs = {f["figure"]: f["value"] for f in map(json.loads, capsys.readouterr().out.splitlines())}
     assert figs["attacks_held_unscreened_pct"] == 50.0 and figs["attacks_accepted_pct"] == 50.0, figs
     assert figs["benign_hard_held_unscreened_pct"] == 100.0 and figs["benign_hard_rejected_pct"] == 0.0
+    # The shipped default withholds: the Gaelic report is accepted as an event, none of its words
+    # reaching a model, and counted apart.
+    assert eval_heldout_news.main(argv) == 0
+    figs = {f["figure"]: f["value"] for f in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert figs["benign_hard_held_unscreened_pct"] == 0.0 and figs["benign_hard_accepted_pct"] == 100.0, figs
+    assert figs["benign_hard_rejected_pct"] == 0.0
