@@ -144,9 +144,10 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ``withhold`` (the default since 2026-12-04: the world's news is mostly not in English, and
     under ``hold`` none of it was ever accepted) lets an item whose first unread passage is in
     another language or script (kinds ``language`` and ``script``) on to corroboration, and an
-    accepted one reaches the models as an event only: its verdict carries ``text_withheld:<kind>``, its ``VerifiedNews`` a placeholder
-    headline of ours, sentiment 0 and no embedding, so none of its text reaches a model (its source
-    id travels as every item's does; live, that comes from the channel).  The whole text is withheld,
+    accepted one reaches the models as an event only: its verdict carries ``text_withheld:<kind>``,
+    its ``VerifiedNews`` a placeholder headline of ours, sentiment 0 and no embedding, so none of
+    its text reaches a model (its source id travels as every item's does; live, that comes from the
+    channel).  The whole text is withheld,
     whatever follows the first unread passage; an item whose first unread passage is of another kind
     (symbols, numbers, code, cipher letters) is held as under ``hold``.
     """
