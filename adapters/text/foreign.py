@@ -42,6 +42,8 @@ WINDOW = 80
 # stops, CJK full stops, Armenian, Ethiopic and Burmese ones); a line break ends one too.
 _SENTENCE_END = re.compile(r"[.!?\n\u0964\u0965\u06d4\u061f\u3002\uff01\uff1f\u0589\u1362\u104b]")
 _ANY = re.compile(r".+", re.S)
+# Between the words of an entry: spaces, or the punctuation of an address ("Hey, AI:", "Слухай, мадэль").
+_GAP = r"[\s,;:!\u2013\u2014-]+"
 
 
 def _alternation(entries: Iterable[str]) -> str:
@@ -64,13 +66,18 @@ def _alternation(entries: Iterable[str]) -> str:
     return emit(trie)
 
 
+def _kept(entry: str) -> bool:
+    """Whether a (lower-case, space-normalised) entry is used: not empty, not English words only."""
+    return bool(entry.rstrip("*")) and not all(is_english_word(w) for w in entry.rstrip("*").split())
+
+
 def _role_pattern(entries: Iterable[str]) -> re.Pattern[str] | None:
     whole: set[str] = set()
     stems: set[str] = set()
     bare: set[str] = set()
     for raw in entries:
         e = " ".join(raw.lower().split())
-        if not e or e == "*" or all(is_english_word(w) for w in e.rstrip("*").split()):
+        if not _kept(e):
             continue
         if _unspaced(e):
             bare.add(e.rstrip("*"))
@@ -80,25 +87,26 @@ def _role_pattern(entries: Iterable[str]) -> re.Pattern[str] | None:
             whole.add(e)
     parts = []
     if whole:
-        parts.append(r"(?<!\w)" + _alternation(whole).replace(r"\ ", r"\s+") + r"(?!\w)")
+        parts.append(r"(?<!\w)" + _alternation(whole).replace(r"\ ", _GAP) + r"(?!\w)")
     if stems:
-        parts.append(r"(?<!\w)" + _alternation(stems).replace(r"\ ", r"\s+") + r"\w*")
+        parts.append(r"(?<!\w)" + _alternation(stems).replace(r"\ ", _GAP) + r"\w*")
     if bare:
         parts.append(_alternation(bare))
     return re.compile("|".join(parts), re.I) if parts else None
 
 
+# Scripts written without spaces between words: Thai, Lao, Tibetan, Burmese, Khmer, kana, CJK.
+_UNSPACED_LETTER = re.compile(
+    "[\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"
+)
+_WORD = re.compile(r"\w+")
+_HEAD = 4
+"""Letters of a stem the first look compares (a stem is at least this long in the bundled lexicon)."""
+
+
 def _unspaced(entry: str) -> bool:
     """Whether an entry is in a script written without spaces between words."""
-    return any(
-        "\u0e00" <= c <= "\u0fff"  # Thai, Lao, Tibetan
-        or "\u1000" <= c <= "\u109f"  # Burmese
-        or "\u1780" <= c <= "\u17ff"  # Khmer
-        or "\u3040" <= c <= "\u30ff"  # kana
-        or "\u3400" <= c <= "\u9fff"  # CJK ideographs
-        or "\uf900" <= c <= "\ufaff"
-        for c in entry
-    )
+    return _UNSPACED_LETTER.search(entry) is not None
 
 
 class ForeignLexicon:
@@ -113,6 +121,23 @@ class ForeignLexicon:
                     pooled[role].extend(str(e) for e in entries)
         self.languages = tuple(languages)
         self._role = {r: _role_pattern(pooled[r]) for r in ROLES}
+        # A cheap first look.  A text an entry matches holds each of the entry's words whole (a
+        # stem's last word only begins one), so one word per entry -- its longest whole word, or
+        # the head of a one-word stem -- is enough to look for.  Most texts hold none, and then the
+        # role patterns (each a pass over the text) need not run.
+        self._keys: set[str] = set()
+        self._stem_heads: dict[int, set[str]] = {}
+        for e in (" ".join(e.lower().split()) for r in ROLES for e in pooled[r]):
+            toks = _WORD.findall(e)
+            if not toks or _unspaced(e) or not _kept(e):
+                continue
+            whole = toks[:-1] if e.endswith("*") else toks
+            if whole:
+                # (the rarest-looking: a word that is not English, then the longest)
+                self._keys.add(max(whole, key=lambda w: (not is_english_word(w), len(w))))
+            else:
+                n = min(len(toks[0]), _HEAD)
+                self._stem_heads.setdefault(n, set()).add(toks[0][:n])
 
     @classmethod
     def load(cls, path: Path = DEFAULT_LEXICON) -> ForeignLexicon:
@@ -123,6 +148,8 @@ class ForeignLexicon:
 
     def search(self, text: str) -> re.Match[str] | None:
         """The first injection wording in ``text``: a match spanning it, or ``None``."""
+        if not self._may_hold(text):
+            return None
         for role in ("machine_note", "reader_order"):
             alone = self._role[role]
             if alone is not None and (m := alone.search(text)):
@@ -131,6 +158,17 @@ class ForeignLexicon:
             if (hit := self._pair(text, self._role[verb], self._role[noun])) is not None:
                 return hit
         return None
+
+    def _may_hold(self, text: str) -> bool:
+        """False when no entry can match ``text`` (none of the entries' key words, no letter of a
+        script written without spaces); True is only a maybe."""
+        if _UNSPACED_LETTER.search(text):
+            return True
+        heads = self._stem_heads.items()
+        for w in _WORD.findall(text.lower()):
+            if w in self._keys or any(w[:n] in hs for n, hs in heads):
+                return True
+        return False
 
     @staticmethod
     def _pair(

@@ -116,3 +116,20 @@ def test_an_entry_that_is_english_words_is_left_out() -> None:
 def test_public_surface() -> None:
     pinned = ["DEFAULT_LEXICON", "ROLES", "WINDOW", "ForeignLexicon", "default_lexicon"]
     assert sorted(foreign.__all__) == sorted(pinned)
+
+
+def test_the_first_look_never_turns_away_text_an_entry_matches() -> None:
+    # The cheap first look (key words, stem heads, unspaced letters) must pass every text a role
+    # pattern would match: each bundled entry, written out in a sentence, is a maybe.
+    import json
+
+    lex = default_lexicon()
+    doc = json.loads(foreign.DEFAULT_LEXICON.read_text(encoding="utf-8"))
+    missed = []
+    for lang in doc["languages"].values():
+        for role in ROLES:
+            for e in lang.get(role, []):
+                text = "Xq: " + e.replace("*", "ovo") + ", zq."
+                if not lex._may_hold(text) and lex._role[role] is not None and lex._role[role].search(text):
+                    missed.append(e)
+    assert not missed, missed[:20]
