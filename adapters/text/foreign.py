@@ -30,11 +30,26 @@ from pathlib import Path
 
 from adapters.text.coverage import is_english_word
 
-__all__ = ["DEFAULT_LEXICON", "ROLES", "WINDOW", "ForeignLexicon", "default_lexicon"]
+__all__ = [
+    "DEFAULT_DENIALS",
+    "DEFAULT_LEXICON",
+    "DENIAL_ROLES",
+    "ROLES",
+    "WINDOW",
+    "ForeignLexicon",
+    "default_denials",
+    "default_lexicon",
+]
 
 DEFAULT_LEXICON = Path(__file__).resolve().parent / "data" / "injection_lexicon.json"
+DEFAULT_DENIALS = Path(__file__).resolve().parent / "data" / "denial_lexicon.json"
 ROLES = ("dismiss", "instruction", "reveal", "secret", "machine_note", "reader_order")
-"""The word roles a language lists (each a list of entries, possibly empty or absent)."""
+"""The word roles of the injection lexicon (each a list of entries, possibly empty or absent)."""
+DENIAL_ROLES = ("deny_verb", "false_claim", "not_ours", "correction")
+"""The word roles of the denial lexicon: a report denied, called false, disowned or corrected.
+Any one of them found makes a text a denial (:func:`default_denials`)."""
+_ALONE = ("machine_note", "reader_order")
+_PAIRS = (("dismiss", "instruction"), ("reveal", "secret"))
 WINDOW = 80
 """Characters, at most, between a dismissal and its instruction noun (or a reveal and its secret)."""
 
@@ -110,24 +125,39 @@ def _unspaced(entry: str) -> bool:
 
 
 class ForeignLexicon:
-    """Finds the injection wordings a lexicon describes; ``search`` returns the span it found."""
+    """Finds the wordings a lexicon describes; ``search`` returns the span it found.
 
-    def __init__(self, languages: Mapping[str, Mapping[str, object]]) -> None:
-        pooled: dict[str, list[str]] = {r: [] for r in ROLES}
+    A text matches when it holds an entry of a role in ``alone``, or, in one sentence and within
+    :data:`WINDOW` characters, an entry of each role of a pair in ``pairs`` (by default the
+    injection lexicon's: notes to a machine and orders to tell the audience alone, a dismissal with
+    an instruction noun, a reveal with a secret).
+    """
+
+    def __init__(
+        self,
+        languages: Mapping[str, Mapping[str, object]],
+        *,
+        alone: tuple[str, ...] = _ALONE,
+        pairs: tuple[tuple[str, str], ...] = _PAIRS,
+    ) -> None:
+        roles = tuple(dict.fromkeys((*alone, *(r for p in pairs for r in p))))
+        pooled: dict[str, list[str]] = {r: [] for r in roles}
         for lang in languages.values():
-            for role in ROLES:
+            for role in roles:
                 entries = lang.get(role, [])
                 if isinstance(entries, list):
                     pooled[role].extend(str(e) for e in entries)
         self.languages = tuple(languages)
-        self._role = {r: _role_pattern(pooled[r]) for r in ROLES}
+        self._alone = alone
+        self._pairs = pairs
+        self._role = {r: _role_pattern(pooled[r]) for r in roles}
         # A cheap first look.  A text an entry matches holds each of the entry's words whole (a
         # stem's last word only begins one), so one word per entry -- its longest whole word, or
         # the head of a one-word stem -- is enough to look for.  Most texts hold none, and then the
         # role patterns (each a pass over the text) need not run.
         self._keys: set[str] = set()
         self._stem_heads: dict[int, set[str]] = {}
-        for e in (" ".join(e.lower().split()) for r in ROLES for e in pooled[r]):
+        for e in (" ".join(e.lower().split()) for r in roles for e in pooled[r]):
             toks = _WORD.findall(e)
             if not toks or _unspaced(e) or not _kept(e):
                 continue
@@ -140,21 +170,27 @@ class ForeignLexicon:
                 self._stem_heads.setdefault(n, set()).add(toks[0][:n])
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_LEXICON) -> ForeignLexicon:
+    def load(
+        cls,
+        path: Path = DEFAULT_LEXICON,
+        *,
+        alone: tuple[str, ...] = _ALONE,
+        pairs: tuple[tuple[str, str], ...] = _PAIRS,
+    ) -> ForeignLexicon:
         """Read a lexicon file (``{"languages": {code: {role: [entries]}}}``)."""
         with path.open(encoding="utf-8") as f:
             data = json.load(f)
-        return cls(data["languages"])
+        return cls(data["languages"], alone=alone, pairs=pairs)
 
     def search(self, text: str) -> re.Match[str] | None:
-        """The first injection wording in ``text``: a match spanning it, or ``None``."""
+        """The first wording of the lexicon in ``text``: a match spanning it, or ``None``."""
         if not self._may_hold(text):
             return None
-        for role in ("machine_note", "reader_order"):
+        for role in self._alone:
             alone = self._role[role]
             if alone is not None and (m := alone.search(text)):
                 return m
-        for verb, noun in (("dismiss", "instruction"), ("reveal", "secret")):
+        for verb, noun in self._pairs:
             if (hit := self._pair(text, self._role[verb], self._role[noun])) is not None:
                 return hit
         return None
@@ -204,5 +240,11 @@ def _sentence_end(text: str, i: int) -> int:
 
 @functools.cache
 def default_lexicon() -> ForeignLexicon:
-    """The bundled lexicon, read once."""
+    """The bundled injection lexicon, read once."""
     return ForeignLexicon.load()
+
+
+@functools.cache
+def default_denials() -> ForeignLexicon:
+    """The bundled denial lexicon (any :data:`DENIAL_ROLES` entry is a denial), read once."""
+    return ForeignLexicon.load(DEFAULT_DENIALS, alone=DENIAL_ROLES, pairs=())

@@ -246,3 +246,26 @@ _OLD_ITALIC = "".join(chr(c) for c in range(0x10300, 0x10306))  # six Old Italic
 )
 def test_codes_tiles_dotted_bytes_and_lower_case_ciphers_are_unscreened(text: str, kind: str) -> None:
     assert passage_kind(text) == kind
+
+
+def test_a_denial_in_another_language_withdraws_a_withheld_story(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    # Under withhold a German story is accepted as an event; a German denial (the denial lexicon)
+    # withdraws it, and an ordinary German follow-up does not.
+    core = make_core(k=2, unscreened="withhold")
+    body = ("Der Mobilfunkkonzern Verizon kauft für 130 Milliarden Dollar den Anteil, den Vodafone an Verizon "
+            "Wireless hält, teilten beide Unternehmen am Montag gemeinsam mit.")  # fmt: skip
+    a = news("Verizon übernimmt für 130 Milliarden Dollar den Vodafone-Anteil", source="reuters", body=body)
+    b = news("Milliardenkauf: Verizon sichert sich den Vodafone-Anteil", source="bloomberg",
+             body=body.replace("beide Unternehmen", "die Konzerne"), t=120)  # fmt: skip
+    follow = news("Verizon-Aktie steigt nach Übernahme des Vodafone-Anteils", source="afp",
+                  body="Die Aktie von Verizon legte am Dienstag zu; Anleger begrüßten den Kauf.", t=900)
+    denial = news("Verizon dementiert Bericht über Kauf des Vodafone-Anteils", source="afp",
+                  body="Verizon wies den Bericht zurück; eine solche Mitteilung stammt nicht von Verizon.",
+                  t=1800)  # fmt: skip
+    got = run_items(lexicon_analyzer, core, [a, b, follow, denial])
+    va = got[a.id].verdict
+    assert va.verdict == "accepted" and "text_withheld:language" in va.reasons, va
+    assert not any(r.startswith("retracts:") for r in got[follow.id].verdict.reasons)
+    assert any(r.startswith("retracts:") for r in got[denial.id].verdict.reasons), got[denial.id].verdict
