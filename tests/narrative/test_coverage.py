@@ -254,8 +254,8 @@ def test_a_denial_in_another_language_withdraws_a_withheld_story(
     # Under withhold a German story is accepted as an event; a German denial (the denial lexicon)
     # withdraws it, and an ordinary German follow-up does not.
     core = make_core(k=2, unscreened="withhold")
-    body = ("Der Mobilfunkkonzern Verizon kauft für 130 Milliarden Dollar den Anteil, den Vodafone an Verizon "
-            "Wireless hält, teilten beide Unternehmen am Montag gemeinsam mit.")  # fmt: skip
+    body = ("Der Mobilfunkkonzern Verizon kauft für 130 Milliarden Dollar den Anteil, den Vodafone an "
+            "Verizon Wireless hält, teilten beide Unternehmen am Montag gemeinsam mit.")  # fmt: skip
     a = news("Verizon übernimmt für 130 Milliarden Dollar den Vodafone-Anteil", source="reuters", body=body)
     b = news("Milliardenkauf: Verizon sichert sich den Vodafone-Anteil", source="bloomberg",
              body=body.replace("beide Unternehmen", "die Konzerne"), t=120)  # fmt: skip
