@@ -1027,11 +1027,12 @@ def _denied_object(headline: str) -> str:
     return clauses[0]
 
 
-def denial_cue(text: str, *, headline: str = "") -> bool:
+def denial_cue(text: str, *, headline: str = "", other_language: bool = False) -> bool:
     """True when ``text`` reads as a denial or correction of an earlier report (a correction of
-    form only, such as a name's spelling, or of a figure by a few per cent, is neither; in another
-    language, a wording of the denial lexicon), or when ``headline`` holds one of the general forms
-    of a denial (:func:`_headline_denial`)."""
+    form only, such as a name's spelling, or of a figure by a few per cent, is neither), or when
+    ``headline`` holds one of the general forms of a denial (:func:`_headline_denial`), or, for a
+    report in another language (``other_language``), when ``text`` holds a wording of the denial
+    lexicon."""
     if headline and _headline_denial(_COSMETIC_CORRECTION.sub(" ", headline)) is not None:
         return True
     m = _COSMETIC_CORRECTION.search(text)
@@ -1044,8 +1045,11 @@ def denial_cue(text: str, *, headline: str = "") -> bool:
         text = _CORRECTION_SLUG.sub("", text)
     # Other languages: any wording of the denial lexicon (adapters.text.foreign; chosen by
     # prereg-fdenial on the spent sets' reports in other languages: 33 of 38 denials, 0 of 20
-    # follow-ups).  Its entries are never English words, so English text is read as above only.
-    return _DENIAL.search(text) is not None or default_denials().search(text) is not None
+    # follow-ups).  Only for a report in another language: the lexicon pools 113 languages, and
+    # their short words are names in English copy ("Galp Energia", "Joseph Nye"; review12).
+    if _DENIAL.search(text) is not None:
+        return True
+    return other_language and default_denials().search(text) is not None
 
 
 # What ``SanityConfig.unscreened == "withhold"`` lets through as an event with its text withheld:
@@ -1221,7 +1225,8 @@ class SanityCore:
         emb = np.asarray(a.embedding, dtype=np.float32) if a.embedding else None
         tokens = frozenset(a.tokens)
         credible = cred >= cfg.min_corroborator_credibility
-        if credible and not copy_of and denial_cue(a.text, headline=a.headline):
+        other = a.unscreened in _WITHHELD_KINDS
+        if credible and not copy_of and denial_cue(a.text, headline=a.headline, other_language=other):
             retracted = self._retract(a, tokens, emb, out)
             if retracted:
                 scores["retracted"] = float(len(retracted))
@@ -1528,7 +1533,11 @@ class SanityCore:
                         np.asarray(a.embedding, dtype=np.float32) if a.embedding else None,
                         claim,
                         # (its headline only: a body that quotes a denial is a story, review11)
-                        denial_cue(a.headline, headline=a.headline),
+                        denial_cue(
+                            a.headline,
+                            headline=a.headline,
+                            other_language=a.unscreened in _WITHHELD_KINDS,
+                        ),
                     )
                 )
                 if len(self._accepted) > 50_000:

@@ -18,6 +18,11 @@ ignore its instructions") must not read as one: an entry that is English words o
 Entries are lower case.  In a language written with spaces, an entry matches a whole word (or
 words), and an entry ending in ``*`` is a stem that matches any word it begins; in a script
 written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Burmese) an entry matches anywhere.
+Entries and text are compared folded (:func:`_fold`: case folded, Turkish dotless i as i, Latin and
+Greek accents and zero-width joiners dropped), so "KURALLARINI", "ΑΓΝΟΗΣΕ" and "AUSSER" read as
+their lower-case entries; a match spans the folded text.  A word is letters, digits and combining
+marks: Python's word class leaves out the vowel signs of Indic scripts, and a boundary there would fall
+inside a word (``सूचना`` inside ``अधिसूचना``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
+import unicodedata
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -57,6 +65,39 @@ WINDOW = 80
 # stops, CJK full stops, Armenian, Ethiopic and Burmese ones); a line break ends one too.
 _SENTENCE_END = re.compile(r"[.!?\n\u0964\u0965\u06d4\u061f\u3002\uff01\uff1f\u0589\u1362\u104b]")
 _ANY = re.compile(r".+", re.S)
+
+
+def _mark_ranges() -> str:
+    """A character-class body of every combining mark (categories Mn, Mc, Me)."""
+    out: list[str] = []
+    start = prev = -2
+    for cp in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(cp)).startswith("M"):
+            if cp != prev + 1:
+                if start >= 0:
+                    out.append(f"\\U{start:08x}-\\U{prev:08x}")
+                start = cp
+            prev = cp
+    out.append(f"\\U{start:08x}-\\U{prev:08x}")
+    return "".join(out)
+
+
+_W = rf"[\w{_mark_ranges()}]"
+"""One character of a word: a letter, digit, underscore or combining mark."""
+_WORD = re.compile(_W + "+")
+# Folding: accents of Latin and Greek letters (combining marks U+0300-U+036F after NFD), the dot of
+# Turkish capital I, zero-width joiners and spaces; dotless i is i.
+_ACCENTS_AND_JOINERS = dict.fromkeys([*range(0x300, 0x370), 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF])
+_ACCENTS_AND_JOINERS[ord("\u0131")] = "i"
+
+
+def _fold(text: str) -> str:
+    """``text`` as entries and text are compared: case folded, accents and joiners dropped (NFC)."""
+    return unicodedata.normalize(
+        "NFC", unicodedata.normalize("NFD", text.casefold()).translate(_ACCENTS_AND_JOINERS)
+    )
+
+
 # Between the words of an entry: spaces, or the punctuation of an address ("Hey, AI:", "Слухай, мадэль").
 _GAP = r"[\s,;:!\u2013\u2014-]+"
 
@@ -82,7 +123,7 @@ def _alternation(entries: Iterable[str]) -> str:
 
 
 def _kept(entry: str) -> bool:
-    """Whether a (lower-case, space-normalised) entry is used: not empty, not English words only."""
+    """Whether a (folded, space-normalised) entry is used: not empty, not English words only."""
     return bool(entry.rstrip("*")) and not all(is_english_word(w) for w in entry.rstrip("*").split())
 
 
@@ -91,7 +132,7 @@ def _role_pattern(entries: Iterable[str]) -> re.Pattern[str] | None:
     stems: set[str] = set()
     bare: set[str] = set()
     for raw in entries:
-        e = " ".join(raw.lower().split())
+        e = " ".join(_fold(raw).split())
         if not _kept(e):
             continue
         if _unspaced(e):
@@ -102,19 +143,19 @@ def _role_pattern(entries: Iterable[str]) -> re.Pattern[str] | None:
             whole.add(e)
     parts = []
     if whole:
-        parts.append(r"(?<!\w)" + _alternation(whole).replace(r"\ ", _GAP) + r"(?!\w)")
+        parts.append(f"(?<!{_W})" + _alternation(whole).replace(r"\ ", _GAP) + f"(?!{_W})")
     if stems:
-        parts.append(r"(?<!\w)" + _alternation(stems).replace(r"\ ", _GAP) + r"\w*")
+        parts.append(f"(?<!{_W})" + _alternation(stems).replace(r"\ ", _GAP) + f"{_W}*")
     if bare:
         parts.append(_alternation(bare))
-    return re.compile("|".join(parts), re.I) if parts else None
+    # (no re.I: entries and text are both folded, which also covers what re.I does not)
+    return re.compile("|".join(parts)) if parts else None
 
 
 # Scripts written without spaces between words: Thai, Lao, Tibetan, Burmese, Khmer, kana, CJK.
 _UNSPACED_LETTER = re.compile(
     "[\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"
 )
-_WORD = re.compile(r"\w+")
 _HEAD = 4
 """Letters of a stem the first look compares (a stem is at least this long in the bundled lexicon)."""
 
@@ -157,7 +198,7 @@ class ForeignLexicon:
         # role patterns (each a pass over the text) need not run.
         self._keys: set[str] = set()
         self._stem_heads: dict[int, set[str]] = {}
-        for e in (" ".join(e.lower().split()) for r in roles for e in pooled[r]):
+        for e in (" ".join(_fold(e).split()) for r in roles for e in pooled[r]):
             toks = _WORD.findall(e)
             if not toks or _unspaced(e) or not _kept(e):
                 continue
@@ -183,7 +224,9 @@ class ForeignLexicon:
         return cls(data["languages"], alone=alone, pairs=pairs)
 
     def search(self, text: str) -> re.Match[str] | None:
-        """The first wording of the lexicon in ``text``: a match spanning it, or ``None``."""
+        """The first wording of the lexicon in ``text``: a match spanning it in the folded text
+        (:func:`_fold`), or ``None``."""
+        text = _fold(text)
         if not self._may_hold(text):
             return None
         for role in self._alone:
@@ -196,15 +239,12 @@ class ForeignLexicon:
         return None
 
     def _may_hold(self, text: str) -> bool:
-        """False when no entry can match ``text`` (none of the entries' key words, no letter of a
-        script written without spaces); True is only a maybe."""
+        """False when no entry can match the folded ``text`` (none of the entries' key words, no
+        letter of a script written without spaces); True is only a maybe."""
         if _UNSPACED_LETTER.search(text):
             return True
         heads = self._stem_heads.items()
-        for w in _WORD.findall(text.lower()):
-            if w in self._keys or any(w[:n] in hs for n, hs in heads):
-                return True
-        return False
+        return any(w in self._keys or any(w[:n] in hs for n, hs in heads) for w in _WORD.findall(text))
 
     @staticmethod
     def _pair(
@@ -212,30 +252,38 @@ class ForeignLexicon:
     ) -> re.Match[str] | None:
         if first is None or second is None:
             return None
-        for m in first.finditer(text):
+        # Each pattern runs once over the text and the two lists of matches are merged by position,
+        # so the cost is linear in the text however many verbs it repeats (review12: searching per
+        # verb was quadratic on a megabyte of one verb).
+        firsts = list(first.finditer(text))
+        if not firsts:
+            return None
+        seconds = list(second.finditer(text))
+        starts = [n.start() for n in seconds]
+        for m in firsts:
             lo = _sentence_start(text, m.start())
-            hi = min(m.end() + WINDOW, _sentence_end(text, m.end()))
-            n = second.search(text, lo, hi)
-            # The same word can play both roles in a language ("prompt"); it must be two words.
-            while n is not None and n.start() < m.end() and n.end() > m.start():
-                n = second.search(text, n.end(), hi)
-            if n is not None:
-                return _ANY.match(text, min(m.start(), n.start()), max(m.end(), n.end()))
+            hi = _sentence_end(text, m.end())
+            i = bisect_left(starts, lo)
+            while i < len(seconds) and starts[i] < hi:
+                n = seconds[i]
+                i += 1
+                # The same word can play both roles in a language ("prompt"); it must be two words.
+                if n.end() <= hi and (n.end() <= m.start() or n.start() >= m.end()):
+                    return _ANY.match(text, min(m.start(), n.start()), max(m.end(), n.end()))
         return None
 
 
 def _sentence_start(text: str, i: int) -> int:
     """Where the sentence holding ``text[i]`` starts, looking back :data:`WINDOW` characters at most."""
-    j = i
     floor = max(0, i - WINDOW)
-    while j > floor and not _SENTENCE_END.match(text, j - 1):
-        j -= 1
-    return j
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, floor, i)]
+    return ends[-1] if ends else floor
 
 
 def _sentence_end(text: str, i: int) -> int:
-    m = _SENTENCE_END.search(text, i)
-    return m.start() if m else len(text)
+    """Where the sentence holding ``text[i - 1]`` ends, looking on :data:`WINDOW` characters at most."""
+    m = _SENTENCE_END.search(text, i, i + WINDOW)
+    return m.start() if m else min(len(text), i + WINDOW)
 
 
 @functools.cache

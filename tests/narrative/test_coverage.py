@@ -269,3 +269,19 @@ def test_a_denial_in_another_language_withdraws_a_withheld_story(
     assert va.verdict == "accepted" and "text_withheld:language" in va.reasons, va
     assert not any(r.startswith("retracts:") for r in got[follow.id].verdict.reasons)
     assert any(r.startswith("retracts:") for r in got[denial.id].verdict.reasons), got[denial.id].verdict
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Galp Energia raised its dividend after record refining margins in Portugal.",
+        "Harvard's Joseph Nye said the tariffs would weigh on exporters.",
+        "Mentira Capital declined to comment on the fund's outflows.",
+    ],
+)
+def test_the_denial_lexicon_reads_reports_in_other_languages_only(text: str) -> None:
+    # Its 113 languages' short words are names in English copy (review12).
+    from adapters.text.checker import denial_cue
+
+    assert not denial_cue(text, headline=text)
+    assert denial_cue("Verizon dementiert den Bericht.", other_language=True)
