@@ -44,7 +44,6 @@ OPEN_PREFIX = "open:"
 """Source id prefix of items from a channel that vouches for nobody (``open:<topic>``)."""
 
 _HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(?::\d+)?(?:/.*)?$")
-_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +68,11 @@ _DESK_WORDS = frozenset(_DESK_TEXT.split())
 
 def _squash(name: str) -> str:
     # Accents fold to their base letters first ("RTÉ" is "rte", "Expansión" "expansion"): dropping
-    # every non-ASCII letter made "RTÉ News" "rtnews", which named nobody.
+    # every non-ASCII letter made "RTÉ News" "rtnews", which named nobody.  Letters of other
+    # scripts stay: dropping them squashed "日本経済新聞" and every name in Japanese, Korean, Cyrillic
+    # or Arabic to "", so no outlet could be known by its own name.
     decomposed = unicodedata.normalize("NFKD", name.casefold())
-    return _NOT_ALNUM.sub("", "".join(c for c in decomposed if not unicodedata.combining(c)))
+    return "".join(c for c in decomposed if c.isalnum() and not unicodedata.combining(c))
 
 
 def _canon(name: str) -> str:

@@ -396,6 +396,21 @@ def test_registry_ownership_and_trailing_wire_credits() -> None:
     assert r.origin(r.resolve("wsj"), "Reuters contributed to this report.") == "reuters"
 
 
+def test_outlets_are_known_by_names_in_their_own_script() -> None:
+    from adapters.text.sources import SourceRegistry
+
+    doc = {"outlets": [
+        {"id": "nikkei", "credibility": 0.8, "names": ["nikkei", "\u65e5\u672c\u7d4c\u6e08\u65b0\u805e"]},
+        {"id": "kommersant", "credibility": 0.55,
+         "names": ["\u043a\u043e\u043c\u043c\u0435\u0440\u0441\u0430\u043d\u0442\u044a"]},
+    ]}  # fmt: skip
+    r = SourceRegistry(doc)
+    assert r.resolve("\u65e5\u672c\u7d4c\u6e08\u65b0\u805e") == "nikkei"  # Nihon Keizai Shimbun
+    assert r.resolve("\u041a\u043e\u043c\u043c\u0435\u0440\u0441\u0430\u043d\u0442\u044a") == "kommersant"
+    # Another name in another script stays itself: it is nobody the registry knows.
+    assert r.resolve("\u671d\u65e5\u65b0\u805e") == "\u671d\u65e5\u65b0\u805e"
+
+
 def test_shared_and_ordinary_word_outlet_names() -> None:
     from adapters.text.sources import SourceRegistry
 
