@@ -1186,7 +1186,11 @@ class SanityCore:
         copy_of = ""  # a near-copy from another independent credible origin: corroboration
         if a.dup_kind != "unique":
             prev = self._origins.get(a.dup_of)
-            if prev is not None and prev[0] != origin and cred >= cfg.min_corroborator_credibility:
+            if (
+                prev is not None
+                and self.registry.independent(origin, {prev[0]})
+                and cred >= cfg.min_corroborator_credibility
+            ):
                 copy_of = a.dup_of
             else:
                 why = f"duplicate_of:{a.dup_of}"
@@ -1284,7 +1288,7 @@ class SanityCore:
             view = View(tokens, emb, lead, story)
             self.claims.join(claim, it.id, keys, a.sentiment, it.ts_event, view)
             scores["claim_similarity"] = round(matches[0].similarity, 4)
-        if cred >= cfg.min_corroborator_credibility:
+        if cred >= cfg.min_corroborator_credibility and self.registry.independent(origin, claim.groups):
             claim.groups.add(origin)
         if copy_of:
             scores["copy_of_independent"] = a.dup_similarity

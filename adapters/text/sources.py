@@ -88,6 +88,8 @@ class SourceRegistry:
         self._tickers: dict[str, str] = {}  # upper-case ticker -> outlet id
         self._domains: dict[str, str] = {}  # host -> outlet id or platform
         self.platforms: dict[str, float] = {}
+        # group -> the groups it may be (an outlet known by a name several newsrooms share)
+        self._may_be: dict[str, frozenset[str]] = {}
         for o in _list(doc.get("outlets")):
             if not isinstance(o, Mapping):
                 raise ValueError(f"registry outlet must be an object, got {o!r}")
@@ -97,6 +99,9 @@ class SourceRegistry:
                 raise ValueError(f"credibility of outlet {oid!r} must be in [0, 1], got {cred}")
             pats = tuple(re.compile(str(p), re.I) for p in _list(o.get("syndication")))
             self.outlets[oid] = Outlet(oid, cred, _canon(str(o.get("group") or oid)), pats)
+            may_be = frozenset(_canon(str(g)) for g in _list(o.get("may_be")))
+            if may_be:
+                self._may_be[self.outlets[oid].group] = may_be
             self._names[_squash(oid)] = oid
             for n in _list(o.get("names")):
                 self._names.setdefault(_squash(str(n)), oid)
@@ -231,6 +236,16 @@ class SourceRegistry:
             if g != own:
                 return g
         return own
+
+    def independent(self, origin: str, others: set[str] | frozenset[str]) -> bool:
+        """Whether ``origin`` is a newsroom apart from every origin in ``others``.  An outlet known
+        by a name several newsrooms share ("The Business Times") may be any of the groups its
+        registry entry lists (``may_be``): it is apart only from groups it cannot be."""
+        if origin in others:
+            return False
+        if self._may_be.get(origin, frozenset()) & others:
+            return False
+        return not any(origin in self._may_be.get(g, frozenset()) for g in others)
 
     def priors(self) -> dict[str, float]:
         """``{id: prior}`` of every outlet and platform."""

@@ -1097,3 +1097,21 @@ def test_news_in_cyrillic_is_not_read_as_an_encoded_instruction(text: str) -> No
 )  # fmt: skip
 def test_rule_forms_after_the_first_runs_of_heldout29_and_30(text: str, flagged: bool) -> None:
     assert (scan(text).score >= 0.5) is flagged, scan(text)
+
+
+def test_a_shared_name_is_not_independent_of_the_groups_it_may_be() -> None:
+    from adapters.text.sources import SourceRegistry
+
+    r = SourceRegistry({"outlets": [
+        {"id": "the business times", "credibility": 0.6, "may_be": ["sph media", "the edge group"]},
+        {"id": "the straits times", "credibility": 0.8, "group": "sph media"},
+        {"id": "reuters", "credibility": 0.9},
+    ]})  # fmt: skip
+    bt, st, rt = (r.origin(r.resolve(n), "x") for n in ("The Business Times", "The Straits Times", "Reuters"))
+    assert not r.independent(bt, {st}) and not r.independent(st, {bt})  # either order
+    assert r.independent(bt, {rt}) and r.independent(rt, {bt})
+    assert not r.independent(rt, {rt})
+    # The bundled registry: The Business Times may be SPH Media's, as The Straits Times is.
+    b = SourceRegistry.load()
+    bt, st = (b.origin(b.resolve(n), "x") for n in ("The Business Times", "The Straits Times"))
+    assert not b.independent(bt, {st})
