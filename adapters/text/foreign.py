@@ -128,13 +128,11 @@ def _kept(entry: str) -> bool:
 
 
 def _role_pattern(entries: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for a role's entries (folded, space-normalised and kept: see ``ForeignLexicon``)."""
     whole: set[str] = set()
     stems: set[str] = set()
     bare: set[str] = set()
-    for raw in entries:
-        e = " ".join(_fold(raw).split())
-        if not _kept(e):
-            continue
+    for e in entries:
         if _unspaced(e):
             bare.add(e.rstrip("*"))
         elif e.endswith("*"):
@@ -182,12 +180,14 @@ class ForeignLexicon:
         pairs: tuple[tuple[str, str], ...] = _PAIRS,
     ) -> None:
         roles = tuple(dict.fromkeys((*alone, *(r for p in pairs for r in p))))
+        # Each entry folded and space-normalised once, English-only entries left out (_kept).
         pooled: dict[str, list[str]] = {r: [] for r in roles}
         for lang in languages.values():
             for role in roles:
                 entries = lang.get(role, [])
                 if isinstance(entries, list):
-                    pooled[role].extend(str(e) for e in entries)
+                    folded = (" ".join(_fold(str(e)).split()) for e in entries)
+                    pooled[role].extend(e for e in folded if _kept(e))
         self.languages = tuple(languages)
         self._alone = alone
         self._pairs = pairs
@@ -198,9 +198,9 @@ class ForeignLexicon:
         # role patterns (each a pass over the text) need not run.
         self._keys: set[str] = set()
         self._stem_heads: dict[int, set[str]] = {}
-        for e in (" ".join(_fold(e).split()) for r in roles for e in pooled[r]):
+        for e in (e for r in roles for e in pooled[r]):
             toks = _WORD.findall(e)
-            if not toks or _unspaced(e) or not _kept(e):
+            if not toks or _unspaced(e):
                 continue
             whole = toks[:-1] if e.endswith("*") else toks
             if whole:
