@@ -495,16 +495,22 @@ _ATTRIBUTED = re.compile(
 
 
 class _SentenceRule:
-    """A pattern that counts only in a sentence without an attribution or rule word."""
+    """A pattern that counts only in a sentence without an attribution or rule word (``before``:
+    without one before the match, as a speaker before a colon)."""
 
-    def __init__(self, pattern: re.Pattern[str], unless: re.Pattern[str]) -> None:
+    def __init__(self, pattern: re.Pattern[str], unless: re.Pattern[str], *, before: bool = False) -> None:
         self._pattern = pattern
         self._unless = unless
+        self._before = before
 
     def search(self, text: str) -> re.Match[str] | None:
         for m in self._pattern.finditer(text):
             lo = max(text.rfind(c, 0, m.start()) for c in ".!?\n") + 1
-            hi = min((i for i in (text.find(c, m.end()) for c in ".!?\n") if i >= 0), default=len(text))
+            if self._before:
+                hi = m.start()
+            else:
+                ends = (text.find(c, m.end()) for c in ".!?\n")
+                hi = min((i for i in ends if i >= 0), default=len(text))
             if not self._unless.search(text, lo, hi):
                 return m
         return None
@@ -674,19 +680,7 @@ _EVERY_ANSWER = re.compile(
     _I,
 )
 
-
-class _ReadsAs:
-    """:data:`_READS_AS` where no attribution comes before the colon in its sentence."""
-
-    def search(self, text: str) -> re.Match[str] | None:
-        for m in _READS_AS.finditer(text):
-            lo = max(text.rfind(c, 0, m.start()) for c in ".!?\n") + 1
-            if not _ATTRIBUTED.search(text, lo, m.start()):
-                return m
-        return None
-
-
-_READS_AS_ORDER = _ReadsAs()
+_READS_AS_ORDER = _SentenceRule(_READS_AS, _ATTRIBUTED, before=True)
 # A link whose address is a template to be filled in by the reader ("?u={username}&h={holdings}",
 # "%7Bportfolio%7D", "<account>", "${token}"): news links carry no placeholders; an attacker's
 # beacon carries what it wants the reader to send.  Read link by link: one pattern over the whole
@@ -853,9 +847,16 @@ _OWN_OUTPUT = _SentenceRule(
 )
 
 
-# The world's other languages by word role (adapters.text.foreign): a dismissal beside an
-# instruction noun, a reveal beside a secret, a note to a machine reader.
-_LEXICON = default_lexicon()
+class _Lexicon:
+    """The world's other languages by word role (adapters.text.foreign): a dismissal beside an
+    instruction noun, a reveal beside a secret, a note to a machine reader.  Built on the first
+    scan, not at import: its patterns take about a second to compile."""
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return default_lexicon().search(text)
+
+
+_LEXICON = _Lexicon()
 
 
 # (pattern, kind, weight).  A single strong finding (>= 0.5) rejects an item;
@@ -922,7 +923,7 @@ _FOREIGN_HINT = re.compile(
 )
 # The hand-written other-language patterns (kind ``foreign_instruction``); the lexicon's roles
 # (``_LEXICON``) run on every text, since Swahili or Tagalog needs no letter outside ASCII.
-_FOREIGN_RULES = frozenset({id(_FOREIGN), id(_FOREIGN_2), id(_FOREIGN_3), id(_FOREIGN_AI)})
+_FOREIGN_RULES: frozenset[_Searcher] = frozenset({_FOREIGN, _FOREIGN_2, _FOREIGN_3, _FOREIGN_AI})
 
 
 def _foreign_hint(text: str) -> bool:
@@ -934,7 +935,7 @@ def scan_text(text: str) -> list[Finding]:
     out: list[Finding] = []
     foreign: bool | None = None
     for pat, kind, w in _RULES:
-        if id(pat) in _FOREIGN_RULES:
+        if pat in _FOREIGN_RULES:
             if foreign is None:
                 foreign = _foreign_hint(text)
             if not foreign:
