@@ -1059,6 +1059,11 @@ def denial_cue(text: str, *, headline: str = "", other_language: bool = False) -
 _WITHHELD_KINDS = frozenset({"language", "script"})
 
 
+def _other_language(a: AnalysedNews) -> bool:
+    """Whether ``a`` is a report in another language or script (its first unread passage)."""
+    return a.unscreened in _WITHHELD_KINDS
+
+
 def _withheld_headline(kind: str) -> str:
     """The headline the models get for an item whose text is withheld: our words only (not even
     its source's name, which an unlisted source writes itself; review11)."""
@@ -1229,7 +1234,7 @@ class SanityCore:
         emb = np.asarray(a.embedding, dtype=np.float32) if a.embedding else None
         tokens = frozenset(a.tokens)
         credible = cred >= cfg.min_corroborator_credibility
-        other = a.unscreened in _WITHHELD_KINDS
+        other = _other_language(a)
         if credible and not copy_of and denial_cue(a.text, headline=a.headline, other_language=other):
             retracted = self._retract(a, tokens, emb, out)
             if retracted:
@@ -1494,7 +1499,7 @@ class SanityCore:
     def _withheld_kind(self, a: AnalysedNews) -> str:
         """The kind of ``a``'s unread passage when ``unscreened="withhold"`` lets it on with its
         text withheld (:data:`_WITHHELD_KINDS`); ``""`` otherwise."""
-        if self.config.unscreened == "withhold" and a.unscreened in _WITHHELD_KINDS:
+        if self.config.unscreened == "withhold" and _other_language(a):
             return a.unscreened
         return ""
 
@@ -1537,11 +1542,7 @@ class SanityCore:
                         np.asarray(a.embedding, dtype=np.float32) if a.embedding else None,
                         claim,
                         # (its headline only: a body that quotes a denial is a story, review11)
-                        denial_cue(
-                            a.headline,
-                            headline=a.headline,
-                            other_language=a.unscreened in _WITHHELD_KINDS,
-                        ),
+                        denial_cue(a.headline, headline=a.headline, other_language=_other_language(a)),
                     )
                 )
                 if len(self._accepted) > 50_000:
