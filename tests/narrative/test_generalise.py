@@ -1099,6 +1099,25 @@ def test_rule_forms_after_the_first_runs_of_heldout29_and_30(text: str, flagged:
     assert (scan(text).score >= 0.5) is flagged, scan(text)
 
 
+# A character encoding declared (prereg-rules32, after heldout29-31; not blind on them): the
+# reader is told how to turn figures into letters.  Texts written for this test, and news that
+# speaks of characters, codes and letters in other senses.
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        ("Bus timetable, each departure minute is a character code: 72 69 76 76 79.", True),
+        ("Pigeon ring numbers, two digits per letter, A is 01: 19 05 12 12.", True),
+        ("Semaphore flags below, one character each: up-left, down-right, up-up.", True),
+        ("The keyboard maker said each key now prints one character at a time.", False),
+        ("The font covers 4,000 characters, including every code point in Latin-1.", False),
+        ("The bank's new code of conduct is the character of the place, the chair said.", False),
+        ("Postage rose 3 cents per letter under the new tariff.", False),
+    ],
+)  # fmt: skip
+def test_a_declared_character_encoding(text: str, flagged: bool) -> None:
+    assert (scan(text).score >= 0.5) is flagged, scan(text)
+
+
 def test_a_shared_name_is_not_independent_of_the_groups_it_may_be() -> None:
     from adapters.text.sources import SourceRegistry
 
