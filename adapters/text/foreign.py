@@ -169,7 +169,8 @@ class ForeignLexicon:
     A text matches when it holds an entry of a role in ``alone``, or, in one sentence and within
     :data:`WINDOW` characters, an entry of each role of a pair in ``pairs`` (by default the
     injection lexicon's: notes to a machine and orders to tell the audience alone, a dismissal with
-    an instruction noun, a reveal with a secret).
+    an instruction noun, a reveal with a secret).  A one-word entry of a role in ``headed`` counts
+    only as a heading: followed by a colon, a slash, a closing bracket or a spaced dash.
     """
 
     def __init__(
@@ -178,6 +179,7 @@ class ForeignLexicon:
         *,
         alone: tuple[str, ...] = _ALONE,
         pairs: tuple[tuple[str, str], ...] = _PAIRS,
+        headed: tuple[str, ...] = (),
     ) -> None:
         roles = tuple(dict.fromkeys((*alone, *(r for p in pairs for r in p))))
         # Each entry folded and space-normalised once, English-only entries left out (_kept).
@@ -191,7 +193,19 @@ class ForeignLexicon:
         self.languages = tuple(languages)
         self._alone = alone
         self._pairs = pairs
-        self._role = {r: _role_pattern(pooled[r]) for r in roles}
+        # A one-word entry of a ``headed`` role counts only as a heading: the words for a correction
+        # also name a market's ("Korrektur", "correctie", "DAX korrigiert"), and a wire marks its
+        # correction as "KORREKTUR:", "(Korrektur)", "Korrektur - " or "X prostuje:" (review12).
+        one_word = {r: [e for e in pooled[r] if " " not in e and not _unspaced(e)] for r in headed}
+        self._role = {
+            r: _role_pattern([e for e in pooled[r] if e not in one_word.get(r, ())]) for r in roles
+        }
+        heads = _role_pattern([e for r in headed for e in one_word[r]])
+        self._headed = (
+            None
+            if heads is None
+            else re.compile(rf"(?:{heads.pattern})(?:\s*[:/)\]]|\s+[\u2013\u2014-]\s)")
+        )
         # A cheap first look.  A text an entry matches holds each of the entry's words whole (a
         # stem's last word only begins one), so one word per entry -- its longest whole word, or
         # the head of a one-word stem -- is enough to look for.  Most texts hold none, and then the
@@ -217,11 +231,12 @@ class ForeignLexicon:
         *,
         alone: tuple[str, ...] = _ALONE,
         pairs: tuple[tuple[str, str], ...] = _PAIRS,
+        headed: tuple[str, ...] = (),
     ) -> ForeignLexicon:
         """Read a lexicon file (``{"languages": {code: {role: [entries]}}}``)."""
         with path.open(encoding="utf-8") as f:
             data = json.load(f)
-        return cls(data["languages"], alone=alone, pairs=pairs)
+        return cls(data["languages"], alone=alone, pairs=pairs, headed=headed)
 
     def search(self, text: str) -> re.Match[str] | None:
         """The first wording of the lexicon in ``text``: a match spanning it in the folded text
@@ -233,6 +248,8 @@ class ForeignLexicon:
             alone = self._role[role]
             if alone is not None and (m := alone.search(text)):
                 return m
+        if self._headed is not None and (m := self._headed.search(text)):
+            return m
         for verb, noun in self._pairs:
             if (hit := self._pair(text, self._role[verb], self._role[noun])) is not None:
                 return hit
@@ -295,4 +312,4 @@ def default_lexicon() -> ForeignLexicon:
 @functools.cache
 def default_denials() -> ForeignLexicon:
     """The bundled denial lexicon (any :data:`DENIAL_ROLES` entry is a denial), read once."""
-    return ForeignLexicon.load(DEFAULT_DENIALS, alone=DENIAL_ROLES, pairs=())
+    return ForeignLexicon.load(DEFAULT_DENIALS, alone=DENIAL_ROLES, pairs=(), headed=("correction",))

@@ -285,3 +285,25 @@ def test_the_denial_lexicon_reads_reports_in_other_languages_only(text: str) -> 
 
     assert not denial_cue(text, headline=text)
     assert denial_cue("Verizon dementiert den Bericht.", other_language=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "denial"),
+    [
+        ("KORREKTUR: Siemens hat keine Übernahme angekündigt", True),
+        ("(Korrektur) Siemens: Umsatz 10 Mrd Euro", True),
+        ("CORRECTIE - Philips neemt geen bedrijf over", True),
+        ("Kolzach Cargo prostuje: umowy nie było", True),
+        ("Siemens-Aktie: Korrektur nach der Rally", False),
+        ("Der DAX korrigiert nach dem Rekordhoch", False),
+        ("Korrektur-Gefahr beim DAX wächst", False),
+        ("De beurs zag een correctie van 8 procent", False),
+        ("Il mercato corregge dopo il rally", False),
+    ],
+)
+def test_a_one_word_correction_counts_only_as_a_heading(text: str, denial: bool) -> None:
+    # The words for a wire's correction also name a market's (review12: "Korrektur"); a correction
+    # is marked as a heading ("KORREKTUR:", "(Korrektur)", "X prostuje:").
+    from adapters.text.checker import denial_cue
+
+    assert denial_cue(text, headline=text, other_language=True) is denial
