@@ -692,6 +692,17 @@ _CHARACTER_CODES = re.compile(
     _I,
 )
 
+# (prereg-rules32b) an earlier set of instructions named ("unlay the earlier instructions", "let go
+# of the earlier system message"): whatever verb an attacker picks, news has no earlier prompt of
+# its reader's to speak of (0 of 12,882 benign texts; 16 attack texts that no other rule flagged).
+_EARLIER_INSTRUCTIONS = re.compile(
+    r"\b(?:the|all|any|your)\s+(?:earlier|previous|prior|preceding|standing|original|above|existing)\s+"
+    r"(?:system\s+message|system\s+prompt|instructions|guidelines|directives|prompt)\b"
+    # (not someone's named instructions: "the original instructions from the plant manager")
+    r"(?!\s+(?:from|of|by|issued|given|sent|to)\b)",
+    _I,
+)
+
 _READS_AS_ORDER = _SentenceRule(_READS_AS, _ATTRIBUTED, before=True)
 # A link whose address is a template to be filled in by the reader ("?u={username}&h={holdings}",
 # "%7Bportfolio%7D", "<account>", "${token}"): news links carry no placeholders; an attacker's
@@ -916,6 +927,7 @@ _RULES: tuple[tuple[_Searcher, str, float], ...] = (
     (_READS_AS_ORDER, "addresses_model", 0.6),
     (_EVERY_ANSWER, "output_dictation", 0.6),
     (_CHARACTER_CODES, "encoded_instruction", 0.6),
+    (_EARLIER_INSTRUCTIONS, "override_instructions", 0.6),
     (_LEXICON, "foreign_instruction", 0.6),
 )
 
