@@ -112,19 +112,16 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
 _SPENT: tuple[str, ...] = ("heldout", "heldout2")
 
 
-def _extra_rows(leave_out: Collection[str] = (), only: str = "") -> list[dict[str, Any]]:
-    """``tools/data/injection_extra/*.jsonl``: passages written as training data by helpers who had
-    not seen the held-out sets (each file's README says who and how); the files named by their
-    stem in ``leave_out`` are skipped, and with ``only`` just that file is read."""
-    files = sorted((DATA / "injection_extra").glob("*.jsonl"))
+def _extra_rows(files: Collection[Path] = (), only: str = "") -> list[dict[str, Any]]:
+    """Passages of ``tools/data/injection_extra/``, written as training data by helpers who had not
+    seen the held-out sets (each file's README says who and how): the ``files`` given, or with
+    ``only`` just the file of that stem."""
     if only:
-        files = [f for f in files if f.stem == only]
+        files = [f for f in sorted((DATA / "injection_extra").glob("*.jsonl")) if f.stem == only]
         if not files:
             raise SystemExit(f"--leave-out {only}: neither a spent set nor injection_extra/{only}.jsonl")
     rows: list[dict[str, Any]] = []
     for f in files:
-        if f.stem in leave_out:
-            continue
         for x in _jsonl_rows(f):
             rows.append({"id": x["id"], "group": x["id"], "headline": "", "body": x["text"],
                          "label": _LABEL[x["label"]],
@@ -340,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     held = [] if args.without_heldout else [r for name in spent for r in _heldout_rows(name)]
     train += [r for r in held if zlib.crc32(r["group"].encode()) % 100 >= 30]
     val += [r for r in held if zlib.crc32(r["group"].encode()) % 100 < 30]
-    extra = _extra_rows(leave_out=args.leave_out)
+    extra_files = [
+        f for f in sorted((DATA / "injection_extra").glob("*.jsonl")) if f.stem not in args.leave_out
+    ]
+    extra = _extra_rows(extra_files)
     train += [r for r in extra if zlib.crc32(r["id"].encode()) % 100 >= 20]
     val += [r for r in extra if zlib.crc32(r["id"].encode()) % 100 < 20]
     val_ext: list[dict[str, Any]] = []
@@ -472,7 +472,9 @@ def main(argv: list[str] | None = None) -> int:
                 "heldout2/attacks.jsonl",
                 "heldout2/benign_hard.jsonl",
                 *(f"{n}/{f}" for n in args.spent for f in ("attacks.jsonl", "benign_hard.jsonl")),
-                *(f"injection_extra/{f.name}" for f in sorted((DATA / "injection_extra").glob("*.jsonl"))),
+                # (the files read, not those present when training ends: a writer's file that
+                # appeared during a run, or one left out, was not in its data)
+                *(f"injection_extra/{f.name}" for f in extra_files),
             )
         },
         "n_train": len(train),

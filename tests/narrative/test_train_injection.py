@@ -20,3 +20,14 @@ def test_a_spent_set_becomes_labelled_passages_grouped_by_text_or_story() -> Non
 def test_a_directory_that_is_not_a_held_out_set_is_refused() -> None:
     with pytest.raises(SystemExit, match="not a held-out set"):
         _heldout_rows("no_such_set")
+
+
+def test_extra_rows_reads_only_the_files_given() -> None:
+    # The manifest lists the files read; a writer's file that appears during a run is not in it.
+    from tools.train_injection import DATA, _extra_rows
+
+    a = DATA / "injection_extra" / "writer_a.jsonl"
+    rows = _extra_rows([a])
+    assert rows and all(r["id"].startswith("xa-") for r in rows)
+    assert _extra_rows([]) == []
+    assert [r["id"] for r in _extra_rows(only="writer_a")] == [r["id"] for r in rows]
