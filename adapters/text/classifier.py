@@ -112,7 +112,6 @@ _MIN_WORDS = 4
 _SOLO = 0.95
 # Text addressed to its reader: second person (English and the main Latin-script languages), an
 # imperative opening a sentence, a model or its configuration named, or chat/markup syntax.
-# (prereg-gate2: summarise, declare, show, call... and the plural nouns models, bots, agents.)
 _ADDRESSED = re.compile(
     r"\b(?:you|your|yours|yourself|u|ur|tu|tus|tes|ton|ta|vos|votre|dein\w*|dich|dir|jouw|"
     r"jij|você|seu|sua|teu|tua|twój|twoje|twoja|siz|sen|senin)\b|"
@@ -121,9 +120,8 @@ _ADDRESSED = re.compile(
     r"write|include|append|add|insert|set|adjust|rate|classify|label|mark|treat|score|buy|sell|send|"
     r"share|repeat|quote|echo|stop|start|do|don'?t|never|always|override|bypass|skip|drop|discard|"
     r"scrap|put|consider|report|recommend|describe|forecast|give|make|grab|load|mortgage|position|"
-    r"switch|enable|disable|activate|execute|run|open|follow|obey|use|keep|remember|note|"
-    r"summari[sz]e|declare|portray|characteri[sz]e|confirm|display|show|call|hide|omit|conclude)\b|"
-    r"\b(?:ai|a\.i\.|ais|llm|gpt|chatbot|assistants?|models?|bots?|agents?|pipeline|summari[sz]er|classifier|"
+    r"switch|enable|disable|activate|execute|run|open|follow|obey|use|keep|remember|note)\b|"
+    r"\b(?:ai|a\.i\.|llm|gpt|chatbot|assistant|model|bot|agent|pipeline|summari[sz]er|classifier|"
     r"reader|operator|prompt|instructions?|guidance|directives?|configuration|system|downstream|"
     r"automated|machine|persona|mode|modell|modèle|modelo|modello|readers?|field|deployment|when\s+asked)\b|"
     r"\b(?:ignora|ignoriere\w*|ignorez|ignorer|oublie\w*|olvida\w*|vergiss|negeer|zignoruj|ignoruj|esqueça|"
@@ -132,15 +130,13 @@ _ADDRESSED = re.compile(
 )
 
 
-# What makes a passage promotion (prereg-gate2 added a price in cents or dollars, 'risk-free',
-# 'guaranteed', 'of the decade', 'the floor is': the head was sure of pitches that named none of
-# the older words, "From 8 cents to 8 dollars, guaranteed by spring.").
+# What makes a passage promotion.  (prereg-gate2 added prices in cents or dollars, 'risk-free' and
+# 'guaranteed'; review13 reverted it: the head is sure of a pump in plain commodity prices, "Cattle
+# fell 2 dollars a bushel.", and in "the risk-free benchmark", and this gate is what keeps them news.)
 _PROMO = re.compile(
     r"\b(?:stocks?|shares?|ticker|tokens?|coins?|buy\w*|returns?|gains?|upside|profits?|double[sd]?|"
     r"triple[sd]?|\d+\s?x|moon\w*|rocket\w*|insiders?|penny|squeeze|rally|soar\w*|surg\w+|explod\w+|"
-    r"cheap\w*|winner|bagger|pick|alert|position|get\s+in|load\s+up|rich\w*|millionaire|"
-    r"\d[\d.,]*\s*(?:cents?|dollars?|pence|bucks)|risk[-\s]?free|no\s+risk|guarantee\w*|"
-    r"of\s+the\s+(?:decade|century)|floor\s+is|all\s+in)\b|[%$🚀💎]",
+    r"cheap\w*|winner|bagger|pick|alert|position|get\s+in|load\s+up|rich\w*|millionaire)\b|[%$🚀💎]",
     re.I,
 )
 

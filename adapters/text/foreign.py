@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_DENIALS",
     "DEFAULT_LEXICON",
     "DENIAL_ROLES",
+    "MARKET_SENSE",
     "ROLES",
     "WINDOW",
     "ForeignLexicon",
@@ -56,6 +57,14 @@ ROLES = ("dismiss", "instruction", "reveal", "secret", "machine_note", "reader_o
 DENIAL_ROLES = ("deny_verb", "false_claim", "not_ours", "correction")
 """The word roles of the denial lexicon: a report denied, called false, disowned or corrected.
 Any one of them found makes a text a denial (:func:`default_denials`)."""
+MARKET_SENSE = frozenset({
+    "korrektur", "korrigiert", "korrigierte", "korrigeiert", "correctie", "corrigeert", "corregge",
+    "rettifica", "rettificato", "corectie", "korrigering", "korrigerer", "korrektion", "korjaus",
+    "korrekcio", "koreksi", "korreksie", "korrigeer", "korreksje", "korrigjim", "korrezzjoni",
+})  # fmt: skip
+"""Folded one-word entries of the denial lexicon's ``correction`` role that also name a market's
+correction (German, Dutch, Italian, Romanian, Nordic, Finnish, Hungarian, Indonesian and Javanese,
+Afrikaans, Frisian, Albanian, Maltese): read only as a heading (:class:`ForeignLexicon`)."""
 _ALONE = ("machine_note", "reader_order")
 _PAIRS = (("dismiss", "instruction"), ("reveal", "secret"))
 WINDOW = 80
@@ -169,8 +178,9 @@ class ForeignLexicon:
     A text matches when it holds an entry of a role in ``alone``, or, in one sentence and within
     :data:`WINDOW` characters, an entry of each role of a pair in ``pairs`` (by default the
     injection lexicon's: notes to a machine and orders to tell the audience alone, a dismissal with
-    an instruction noun, a reveal with a secret).  A one-word entry of a role in ``headed`` counts
-    only as a heading: followed by a colon, a slash, a closing bracket or a spaced dash.
+    an instruction noun, a reveal with a secret).  An entry in ``headed`` (folded) counts only as a
+    heading: at the start of the text, of a line or of a bracket, followed by a colon, a closing
+    bracket or a spaced dash.
     """
 
     def __init__(
@@ -179,7 +189,7 @@ class ForeignLexicon:
         *,
         alone: tuple[str, ...] = _ALONE,
         pairs: tuple[tuple[str, str], ...] = _PAIRS,
-        headed: tuple[str, ...] = (),
+        headed: frozenset[str] = frozenset(),
     ) -> None:
         roles = tuple(dict.fromkeys((*alone, *(r for p in pairs for r in p))))
         # Each entry folded and space-normalised once, English-only entries left out (_kept).
@@ -193,18 +203,15 @@ class ForeignLexicon:
         self.languages = tuple(languages)
         self._alone = alone
         self._pairs = pairs
-        # A one-word entry of a ``headed`` role counts only as a heading: the words for a correction
-        # also name a market's ("Korrektur", "correctie", "DAX korrigiert"), and a wire marks its
-        # correction as "KORREKTUR:", "(Korrektur)", "Korrektur - " or "X prostuje:" (review12).
-        one_word = {r: [e for e in pooled[r] if " " not in e and not _unspaced(e)] for r in headed}
-        self._role = {
-            r: _role_pattern([e for e in pooled[r] if e not in one_word.get(r, ())]) for r in roles
-        }
-        heads = _role_pattern([e for r in headed for e in one_word[r]])
+        # An entry in ``headed`` counts only as a heading: the words for a correction that also name
+        # a market's ("Korrektur", "correctie", "koreksi", "DAX korrigiert") are read only where a
+        # wire marks its correction, "KORREKTUR:", "(Korrektur)", "Korrektur - " (review12, review13).
+        self._role = {r: _role_pattern([e for e in pooled[r] if e not in headed]) for r in roles}
+        heads = _role_pattern(sorted({e for r in roles for e in pooled[r] if e in headed}))
         self._headed = (
             None
             if heads is None
-            else re.compile(rf"(?:{heads.pattern})(?:\s*[:/)\]]|\s+[\u2013\u2014-]\s)")
+            else re.compile(rf"(?:^|\n|[(\[])\s*(?:{heads.pattern})(?:\s*[:\uff1a)\]]|\s+[\u2013\u2014-]\s)")
         )
         # A cheap first look.  A text an entry matches holds each of the entry's words whole (a
         # stem's last word only begins one), so one word per entry -- its longest whole word, or
@@ -231,7 +238,7 @@ class ForeignLexicon:
         *,
         alone: tuple[str, ...] = _ALONE,
         pairs: tuple[tuple[str, str], ...] = _PAIRS,
-        headed: tuple[str, ...] = (),
+        headed: frozenset[str] = frozenset(),
     ) -> ForeignLexicon:
         """Read a lexicon file (``{"languages": {code: {role: [entries]}}}``)."""
         with path.open(encoding="utf-8") as f:
@@ -312,4 +319,4 @@ def default_lexicon() -> ForeignLexicon:
 @functools.cache
 def default_denials() -> ForeignLexicon:
     """The bundled denial lexicon (any :data:`DENIAL_ROLES` entry is a denial), read once."""
-    return ForeignLexicon.load(DEFAULT_DENIALS, alone=DENIAL_ROLES, pairs=(), headed=("correction",))
+    return ForeignLexicon.load(DEFAULT_DENIALS, alone=DENIAL_ROLES, pairs=(), headed=MARKET_SENSE)

@@ -680,26 +680,16 @@ _EVERY_ANSWER = re.compile(
     _I,
 )
 
-# (prereg-rules32, after heldout29-31) a character encoding declared ("each price in pence is a
-# character code", "two base-20 digits per character", "one character each"): news prints figures,
-# it does not tell its reader how to turn them into letters (0 of 12,882 benign texts; 37 attack
-# texts of the earlier sets that no other rule flagged).
+# (prereg-rules32, after heldout29-31; narrowed after review13) a character encoding declared: a
+# thing said to be character codes ("each price in pence is a character code", "are character
+# codes;"), or a count per character before a colon ("two base-20 digits per letter: ..."): news
+# prints figures, it does not tell its reader how to turn them into letters.  Fees per character,
+# "one letter each" and new emoji codes are news (review13).  0 of 12,882 benign texts; 23 attack
+# texts of the earlier sets that no other rule flagged.
 _CHARACTER_CODES = re.compile(
-    r"\bcharacter\s+codes?\b|"
-    r"\b(?:one|two|three|four|\d)\s+(?:(?:[\w-]+\s+){0,2}?(?:digits?|bits?|symbols?|codes?|numbers?|numerals?|"
-    r"groups?|dice|press(?:es)?|values?|signs?|marks?|notes?|flags?|keys?)\s+)?per\s+(?:character|letter)\b|"
-    r"\b(?:one|a)\s+(?:character|letter)\s+each\b",
-    _I,
-)
-
-# (prereg-rules32b) an earlier set of instructions named ("unlay the earlier instructions", "let go
-# of the earlier system message"): whatever verb an attacker picks, news has no earlier prompt of
-# its reader's to speak of (0 of 12,882 benign texts; 16 attack texts that no other rule flagged).
-_EARLIER_INSTRUCTIONS = re.compile(
-    r"\b(?:the|all|any|your)\s+(?:earlier|previous|prior|preceding|standing|original|above|existing)\s+"
-    r"(?:system\s+message|system\s+prompt|instructions|guidelines|directives|prompt)\b"
-    # (not someone's named instructions: "the original instructions from the plant manager")
-    r"(?!\s+(?:from|of|by|issued|given|sent|to)\b)",
+    r"\b(?:is|are|as|for)\s+(?:a\s+|one\s+)?character\s+codes?\b|\bcharacter\s+codes?\s*[:;]|"
+    r"\b(?:one|two|three|four|five|six|seven|eight|\d+)\s+(?:[\w-]+\s+){0,3}?per\s+(?:character|letter)\b"
+    r"[^.\n]{0,40}?:",
     _I,
 )
 
@@ -927,7 +917,6 @@ _RULES: tuple[tuple[_Searcher, str, float], ...] = (
     (_READS_AS_ORDER, "addresses_model", 0.6),
     (_EVERY_ANSWER, "output_dictation", 0.6),
     (_CHARACTER_CODES, "encoded_instruction", 0.6),
-    (_EARLIER_INSTRUCTIONS, "override_instructions", 0.6),
     (_LEXICON, "foreign_instruction", 0.6),
 )
 

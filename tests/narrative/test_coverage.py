@@ -299,11 +299,18 @@ def test_the_denial_lexicon_reads_reports_in_other_languages_only(text: str) -> 
         ("Korrektur-Gefahr beim DAX wächst", False),
         ("De beurs zag een correctie van 8 procent", False),
         ("Il mercato corregge dopo il rally", False),
+        ("DAX-Korrektur: Anleger nehmen Gewinne mit", False),
+        ("Der DAX (nach der Korrektur) steigt wieder", False),
+        ("Beurs in correctie: AEX verliest 3 procent", False),
+        ("IHSG koreksi 2 persen", False),
+        # words with no market sense still count anywhere (review13)
+        ("Spółka omyłkowo opublikowała raport o wynikach", True),
+        ("Reuters berichtigt Meldung zu Siemens", True),
     ],
 )
-def test_a_one_word_correction_counts_only_as_a_heading(text: str, denial: bool) -> None:
-    # The words for a wire's correction also name a market's (review12: "Korrektur"); a correction
-    # is marked as a heading ("KORREKTUR:", "(Korrektur)", "X prostuje:").
+def test_a_correction_word_with_a_market_sense_counts_only_as_a_heading(text: str, denial: bool) -> None:
+    # The words for a wire's correction that also name a market's (review12: "Korrektur") count only
+    # where a wire marks its correction ("KORREKTUR:", "(Korrektur)"); the others count anywhere.
     from adapters.text.checker import denial_cue
 
     assert denial_cue(text, headline=text, other_language=True) is denial
