@@ -42,6 +42,8 @@ WIRE_2 = WIRE.replace("the companies said on Monday", "the two companies said Mo
         # accents fold (heldout25: "RTÉ News" named nobody when the É was dropped)
         ("RTÉ News", "rte"),
         ("Expansión", "expansion"),
+        # Turkish dotless i, U+0131 (heldout33: the Turkish name of Anadolu Agency named nobody)
+        ("Anadolu Ajans\u0131", "anadolu agency"),
     ],
 )
 def test_source_names_domains_and_tickers_resolve_to_one_outlet(name: str, expected: str) -> None:
