@@ -112,12 +112,17 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
 _SPENT: tuple[str, ...] = ("heldout", "heldout2")
 
 
+def _extra_files(leave_out: Collection[str] = ()) -> list[Path]:
+    """The files of ``tools/data/injection_extra/`` now, less those whose stem is in ``leave_out``."""
+    return [f for f in sorted((DATA / "injection_extra").glob("*.jsonl")) if f.stem not in leave_out]
+
+
 def _extra_rows(files: Collection[Path] = (), only: str = "") -> list[dict[str, Any]]:
     """Passages of ``tools/data/injection_extra/``, written as training data by helpers who had not
     seen the held-out sets (each file's README says who and how): the ``files`` given, or with
     ``only`` just the file of that stem."""
     if only:
-        files = [f for f in sorted((DATA / "injection_extra").glob("*.jsonl")) if f.stem == only]
+        files = [f for f in _extra_files() if f.stem == only]
         if not files:
             raise SystemExit(f"--leave-out {only}: neither a spent set nor injection_extra/{only}.jsonl")
     rows: list[dict[str, Any]] = []
@@ -337,9 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     held = [] if args.without_heldout else [r for name in spent for r in _heldout_rows(name)]
     train += [r for r in held if zlib.crc32(r["group"].encode()) % 100 >= 30]
     val += [r for r in held if zlib.crc32(r["group"].encode()) % 100 < 30]
-    extra_files = [
-        f for f in sorted((DATA / "injection_extra").glob("*.jsonl")) if f.stem not in args.leave_out
-    ]
+    extra_files = _extra_files(args.leave_out)
     extra = _extra_rows(extra_files)
     train += [r for r in extra if zlib.crc32(r["id"].encode()) % 100 >= 20]
     val += [r for r in extra if zlib.crc32(r["id"].encode()) % 100 < 20]

@@ -314,3 +314,14 @@ def test_a_correction_word_with_a_market_sense_counts_only_as_a_heading(text: st
     from adapters.text.checker import denial_cue
 
     assert denial_cue(text, headline=text, other_language=True) is denial
+
+
+def test_every_market_sense_word_is_a_correction_entry_of_the_lexicon() -> None:
+    # A word in MARKET_SENSE that no entry folds to would be read nowhere, silently.
+    import json
+
+    from adapters.text.foreign import DEFAULT_DENIALS, MARKET_SENSE, _fold
+
+    langs = json.loads(DEFAULT_DENIALS.read_text(encoding="utf-8"))["languages"]
+    entries = {_fold(e) for lang in langs.values() for e in lang.get("correction", [])}
+    assert not MARKET_SENSE - entries, sorted(MARKET_SENSE - entries)
