@@ -55,6 +55,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from adapters.text.checker import Analyzer, AnalyzerConfig, SanityConfig, SanityCore
 from tools.commands.check_news import check_file
 
@@ -165,7 +167,7 @@ def _fresh(
 def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
     d: Path = args.dir
     acfg = AnalyzerConfig(learned_detector=not args.no_model, learned_detector_dir=args.detector_dir)
-    scfg = SanityConfig(unscreened=args.unscreened)
+    scfg = _sanity_config(args.unscreened, args.set)
     withhold = args.unscreened == "withhold"
     base, _ = _fresh(acfg)
     out: list[dict[str, Any]] = []
@@ -181,7 +183,7 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
         an, core = _fresh(acfg, base, scfg)
         return _check(items, an, core), carriers
 
-    attacks = _rows(d / "attacks.jsonl")
+    attacks = [] if args.stories_only else _rows(d / "attacks.jsonl")
     if attacks:
         v, carriers = placed(attacks, "atk")
         acc = sum(v[c]["verdict"] == "accepted" for c in carriers)
@@ -199,7 +201,7 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
             for r, c in zip(attacks, carriers, strict=True):
                 if not _detected(v[c]):
                     print(f"MISSED {v[c]['verdict']} {_text_of(r)[:140]!r}", file=sys.stderr)
-    benign = _rows(d / "benign_hard.jsonl")
+    benign = [] if args.stories_only else _rows(d / "benign_hard.jsonl")
     if benign:
         v, carriers = placed(benign, "ben")
         fp = sum(_detected(v[c]) for c in carriers)
@@ -249,6 +251,24 @@ def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 _FIELDS = ("id", "ts", "source", "headline", "body", "symbols")
+
+
+def _sanity_config(unscreened: str, settings: list[str]) -> SanityConfig:
+    """``SanityConfig`` with ``unscreened`` and each ``KEY=VALUE`` of ``--set`` (a JSON value, or
+    else a string); a bad key or value exits with the key named."""
+    fields: dict[str, Any] = {"unscreened": unscreened}
+    for kv in settings:
+        key, sep, raw = kv.partition("=")
+        if not sep or key not in SanityConfig.__struct_fields__:
+            raise SystemExit(f"--set {kv!r}: expected KEY=VALUE with KEY a SanityConfig field")
+        try:
+            fields[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            fields[key] = raw
+    try:
+        return msgspec.convert(fields, SanityConfig)
+    except msgspec.ValidationError as e:
+        raise SystemExit(f"--set: {e}") from None
 
 
 def _withheld(rec: dict[str, Any]) -> bool:
@@ -344,6 +364,18 @@ def main(argv: list[str] | None = None) -> int:
         choices=("hold", "accept", "withhold"),
         default=SanityConfig().unscreened,
         help="SanityConfig.unscreened: what becomes of text no detector reads (default: the shipped setting)",
+    )
+    ap.add_argument(
+        "--stories-only",
+        action="store_true",
+        help="skip the attack and benign texts: stories, same-group, fakes, retractions",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a SanityConfig field for this run (repeatable), e.g. anchor_match=off",
     )
     args = ap.parse_args(argv)
     t0 = time.perf_counter()

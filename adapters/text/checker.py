@@ -56,6 +56,7 @@ from adapters.text.entities import DEFAULT_UNIVERSE, EntityLinker, Universe
 from adapters.text.foreign import default_denials
 from adapters.text.injection import neutralize, scan
 from adapters.text.normalize import normalize
+from adapters.text.quantities import quantity_anchors
 from adapters.text.sources import SourceRegistry
 from engine.messages import NewsItem, NewsRetracted, NewsVerdict, VerifiedNews
 
@@ -151,6 +152,10 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channel).  The whole text is withheld,
     whatever follows the first unread passage; an item whose first unread passage is of another kind
     (symbols, numbers, code, cipher letters) is held as under ``hold``.
+    ``anchor_match``: two items that share a symbol also carry one claim when their leads name the
+    same amount (``amounts``: with a scale word or currency, or a percentage), or (``numbers``)
+    also the same whole number when either is a report in another language or script, whose
+    words and embedding cannot meet the other's (:class:`adapters.text.claims.ClaimIndex`).
     """
 
     k: int = 2
@@ -178,6 +183,7 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     story_jaccard: float = 0.05
     corroborate_untracked: bool = True
     unscreened: Literal["hold", "accept", "withhold"] = "withhold"
+    anchor_match: Literal["off", "amounts", "numbers"] = "numbers"
 
 
 class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news"):
@@ -191,6 +197,8 @@ class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news
     content tokens, by which independent accounts of one
     event are matched (:mod:`adapters.text.claims`).  ``unscreened`` is why some passage of the
     item could not be screened (:data:`adapters.text.coverage.UnscreenedKind`), ``""`` if none.
+    ``anchors`` are the amounts its lead names, read alike in every language
+    (:func:`adapters.text.quantities.quantity_anchors`).
     """
 
     item: NewsItem
@@ -216,6 +224,7 @@ class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news
     lead_tokens: tuple[str, ...] = ()
     story_embedding: tuple[float, ...] = ()
     unscreened: str = ""
+    anchors: tuple[str, ...] = ()
 
 
 _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
@@ -670,6 +679,7 @@ class Analyzer:
         )
         lm = self.lm.score(headline)
         vader = self.vader.score(headline)
+        lead = " ".join(passages("", text)[:LEAD_PASSAGES])
         return AnalysedNews(
             item=it,
             headline=headline,
@@ -690,7 +700,8 @@ class Analyzer:
             sentiment=round(max(-1.0, min(1.0, 0.5 * (lm + vader))), 6),
             scores={"lm": round(lm, 6), "vader": round(vader, 6)},
             tokens=tuple(sorted(content_tokens(headline))),
-            lead_tokens=tuple(sorted(content_tokens(" ".join(passages("", text)[:LEAD_PASSAGES])))),
+            lead_tokens=tuple(sorted(content_tokens(lead))),
+            anchors=tuple(sorted(quantity_anchors(lead))),
             unscreened=unscreened(
                 passages(head_nt.text, normalize(it.body).text, max_passages=64),
                 disguised_words=nt.homoglyph_words + nt.styled_words,
@@ -1095,6 +1106,7 @@ class SanityCore:
             story_cosine=cfg.story_cosine,
             story_margin=cfg.story_margin,
             story_jaccard=cfg.story_jaccard,
+            anchor_match=cfg.anchor_match,
         )
         self._held: dict[str, _Held] = {}
         # (ts_event, hold sequence, id) of held items, earliest first; entries of items
@@ -1261,9 +1273,11 @@ class SanityCore:
         cue = direction_cue(a.headline)
         story = np.asarray(a.story_embedding, dtype=np.float32) if a.story_embedding else None
         lead = frozenset(a.lead_tokens)
+        anchors = frozenset(a.anchors)
         matches = self.claims.match(
-            keys, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story
-        )
+            keys, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story,
+            anchors=anchors, other_language=other,
+        )  # fmt: skip
         if copy_of:
             # The copy carries the same claim as its original, whatever the matcher says.
             same = [m for m in matches if copy_of in m.claim.members]
@@ -1287,10 +1301,16 @@ class SanityCore:
             return out
         if claim is None:
             claim = self.claims.new(
-                it.id, keys, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story
-            )
+                it.id, keys, tokens, a.sentiment, emb, it.ts_event, cue, lead_tokens=lead, story=story,
+                anchors=anchors, other_language=other,
+            )  # fmt: skip
         else:
-            view = View(tokens, emb, lead, story)
+            for m in matches[1:]:
+                # One account that carries two claims makes them one (an English wire story that
+                # meets a local report by its amount, and another local report by its words).
+                if not m.contradicts and not m.claim.disputed_by:
+                    self._absorb(claim, m.claim)
+            view = View(tokens, emb, lead, story, anchors, other)
             self.claims.join(claim, it.id, keys, a.sentiment, it.ts_event, view)
             scores["claim_similarity"] = round(matches[0].similarity, 4)
         if cred >= cfg.min_corroborator_credibility and self.registry.independent(origin, claim.groups):
@@ -1311,6 +1331,13 @@ class SanityCore:
             return out
         self._hold(_Held(a, claim, scores, reasons))
         return out
+
+    def _absorb(self, into: Claim, other: Claim) -> None:
+        groups = sorted(other.groups)
+        self.claims.absorb(into, other)
+        for g in groups:  # one newsroom per ownership group, as when each joined
+            if self.registry.independent(g, into.groups):
+                into.groups.add(g)
 
     def _retract(
         self, a: AnalysedNews, tokens: frozenset[str], emb: np.ndarray | None, out: list[Decision]
@@ -1352,8 +1379,8 @@ class SanityCore:
         for e in hit:
             e.retracted = True
             ids.append(e.id)
-            if all(c is not e.claim for c in claims):
-                claims.append(e.claim)
+            if all(c is not e.claim.live() for c in claims):
+                claims.append(e.claim.live())
         for c in claims:
             c.disputed_by = a.item.id
             for mid in list(c.members):
@@ -1377,7 +1404,7 @@ class SanityCore:
         due.sort(key=lambda h: h.seq)  # verdicts in the order the items were held
         self.counts["expired"] += len(due)
         return [
-            self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.groups))], h.scores)
+            self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.live().groups))], h.scores)
             for h in due
         ]
 
@@ -1386,7 +1413,8 @@ class SanityCore:
         out = []
         for mid in list(self._held):
             h = self._held.pop(mid)
-            out.append(self._final(h.a, "quarantined", [self._uncorroborated(len(h.claim.groups))], h.scores))
+            why = self._uncorroborated(len(h.claim.live().groups))
+            out.append(self._final(h.a, "quarantined", [why], h.scores))
         self.counts["expired"] += len(out)
         self._expiry.clear()
         return out

@@ -9,10 +9,14 @@ least a tenth of their content tokens.  Independent accounts of one event share 
 words, so each item also brings a *story* view: the embedding of its lead (headline and first
 body sentences, averaged) and the content tokens of that lead; two items carry the same claim
 when their story cosine reaches ``story_cosine``, or comes within ``story_margin`` of it and
-their lead tokens reach a Jaccard of ``story_jaccard``.  An item is compared with every member
-of a claim (the last ``max_members_compared``), not only the first, so a fourth outlet's wording
-need only resemble one earlier account.  Content tokens are lower-cased words without stop
-words, lightly stemmed, with money amounts canonicalised (``$130 billion``,
+their lead tokens reach a Jaccard of ``story_jaccard``.  Accounts in different languages meet
+by neither, but the amounts they name agree (:mod:`adapters.text.quantities`): with
+``anchor_match`` ``amounts``, two items that name one amount with a scale word or currency, or
+one percentage, carry the same claim; with ``numbers``, so do two that name one whole number
+(10 or more, not a year) when either is a report in another language or script.  An item is
+compared with every member of a claim (the last ``max_members_compared``), not only the first,
+so a fourth outlet's wording need only resemble one earlier account.  Content tokens are
+lower-cased words without stop words, lightly stemmed, with money amounts canonicalised (``$130 billion``,
 ``$130bn`` and ``130bn`` are all ``130b``) and a few verbs of deals mapped to
 one form, so differently worded reports of one event still meet.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -135,17 +140,27 @@ class Claim:
     verified: bool = False
     disputed_by: str = ""
     n: int = 0
+    merged_into: Claim | None = None  # absorbed into another claim (ClaimIndex.absorb)
+
+    def live(self) -> Claim:
+        """The claim this one is now part of (itself unless absorbed)."""
+        c = self
+        while c.merged_into is not None:
+            c = c.merged_into
+        return c
 
 
 @dataclass(frozen=True, slots=True)
 class View:
     """What one member of a claim is compared by: headline tokens and embedding, lead (story)
-    tokens and embedding (unit vectors; ``None`` when not embedded)."""
+    tokens and embedding (unit vectors; ``None`` when not embedded), the amounts its lead names."""
 
     tokens: frozenset[str]
     embedding: np.ndarray | None = None
     lead_tokens: frozenset[str] = frozenset()
     story: np.ndarray | None = None
+    anchors: frozenset[str] = frozenset()  # adapters.text.quantities.quantity_anchors of the lead
+    other_language: bool = False  # a report in another language or script: its words cannot meet
 
 
 def _jac(a: frozenset[str], b: frozenset[str]) -> float:
@@ -157,6 +172,7 @@ class Match:
     claim: Claim
     similarity: float
     contradicts: bool
+    by_text: bool = True  # matched by words or embeddings, not by a shared amount alone
 
 
 class ClaimIndex:
@@ -174,6 +190,7 @@ class ClaimIndex:
         story_margin: float = 0.1,
         story_jaccard: float = 0.05,
         max_members_compared: int = 8,
+        anchor_match: Literal["off", "amounts", "numbers"] = "off",
     ) -> None:
         self.window_ns = window_ns
         self.same_threshold = same_threshold
@@ -184,6 +201,7 @@ class ClaimIndex:
         self.story_margin = story_margin
         self.story_jaccard = story_jaccard
         self.max_members_compared = max_members_compared
+        self.anchor_match = anchor_match
         self._claims: deque[Claim] = deque()
         self._seq = 0
 
@@ -207,8 +225,11 @@ class ClaimIndex:
         *,
         lead_tokens: frozenset[str] = frozenset(),
         story: np.ndarray | None = None,
+        anchors: frozenset[str] = frozenset(),
+        other_language: bool = False,
     ) -> list[Match]:
-        """Claims within the window that share a symbol and are similar enough, best first."""
+        """Claims within the window that share a symbol and are similar enough: those matched by
+        words or embeddings first, then those that share only an amount; best first in each."""
         out: list[Match] = []
         syms = set(symbols)
         for c in self._claims:
@@ -216,6 +237,7 @@ class ClaimIndex:
                 continue
             views = c.views[-self.max_members_compared :] or [View(frozenset(c.tokens), c.embedding)]
             best = -1.0
+            by_text = False
             parallel = False  # matched by headline: outcome words compare like with like
             for v in views:
                 jac = _jac(tokens, v.tokens)
@@ -237,6 +259,10 @@ class ClaimIndex:
                     ):
                         same = True
                         sim = max(sim, scos)
+                by_text = by_text or same
+                if not same and self._anchored(anchors, other_language, v):
+                    same = True
+                    sim = max(sim, _jac(anchors, v.anchors))
                 if same:
                     best = max(best, sim)
                     parallel = parallel or jac >= self.same_threshold or cos >= self.cosine_threshold
@@ -255,9 +281,36 @@ class ClaimIndex:
                 # opposite readings (twice the band on both sides) dispute a matched claim.
                 b *= 2.0
                 opposite = (sentiment > b and c.direction < -b) or (sentiment < -b and c.direction > b)
-            out.append(Match(c, best, opposite))
-        out.sort(key=lambda m: -m.similarity)
+            out.append(Match(c, best, opposite, by_text))
+        # An account whose words meet one claim joins it rather than one it meets by an amount only.
+        out.sort(key=lambda m: (not m.by_text, -m.similarity))
         return out
+
+    def absorb(self, into: Claim, other: Claim) -> None:
+        """Make ``other`` part of ``into`` (one item carried both: they are one claim); the
+        caller merges the newsrooms (``groups``), which need the source registry."""
+        if other is into or other.merged_into is not None:
+            return
+        into.direction = (into.direction * into.n + other.direction * other.n) / max(into.n + other.n, 1)
+        into.n += other.n
+        into.members.extend(other.members)
+        into.views.extend(other.views)
+        into.symbols |= other.symbols
+        into.tokens |= other.tokens
+        into.ts_first = min(into.ts_first, other.ts_first)
+        into.ts_last = max(into.ts_last, other.ts_last)
+        into.verified = into.verified or other.verified
+        other.merged_into = into
+        self._claims.remove(other)
+
+    def _anchored(self, anchors: frozenset[str], other_language: bool, v: View) -> bool:
+        """Whether two accounts name one amount (``anchor_match``; module docstring)."""
+        shared = anchors & v.anchors
+        if not shared or self.anchor_match == "off":
+            return False
+        if any(a[0] in "ap" for a in shared):
+            return True
+        return self.anchor_match == "numbers" and (other_language or v.other_language)
 
     def new(
         self,
@@ -271,6 +324,8 @@ class ClaimIndex:
         *,
         lead_tokens: frozenset[str] = frozenset(),
         story: np.ndarray | None = None,
+        anchors: frozenset[str] = frozenset(),
+        other_language: bool = False,
     ) -> Claim:
         self._seq += 1
         c = Claim(
@@ -284,7 +339,7 @@ class ClaimIndex:
             embedding=embedding,
         )
         c.members.append(item_id)
-        c.views.append(View(tokens, embedding, lead_tokens, story))
+        c.views.append(View(tokens, embedding, lead_tokens, story, anchors, other_language))
         c.n = 1
         self._claims.append(c)
         return c
