@@ -152,10 +152,9 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channel).  The whole text is withheld,
     whatever follows the first unread passage; an item whose first unread passage is of another kind
     (symbols, numbers, code, cipher letters) is held as under ``hold``.
-    ``anchor_match``: two items that share a symbol also carry one claim when their leads name the
-    same amount (``amounts``: with a scale word or currency, or a percentage), or (``numbers``)
-    also the same whole number when either is a report in another language or script, whose
-    words and embedding cannot meet the other's (:class:`adapters.text.claims.ClaimIndex`).
+    ``anchor_match="amounts"``: two items that share a symbol, one of them a report in another
+    language or script (whose words and embedding cannot meet the other's), also carry one claim
+    when their leads name the same amount of a million or more (:class:`adapters.text.claims.ClaimIndex`).
     """
 
     k: int = 2
@@ -183,7 +182,7 @@ class SanityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     story_jaccard: float = 0.05
     corroborate_untracked: bool = True
     unscreened: Literal["hold", "accept", "withhold"] = "withhold"
-    anchor_match: Literal["off", "amounts", "numbers"] = "numbers"
+    anchor_match: Literal["off", "amounts"] = "amounts"
 
 
 class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news"):

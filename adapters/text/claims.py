@@ -11,9 +11,11 @@ body sentences, averaged) and the content tokens of that lead; two items carry t
 when their story cosine reaches ``story_cosine``, or comes within ``story_margin`` of it and
 their lead tokens reach a Jaccard of ``story_jaccard``.  Accounts in different languages meet
 by neither, but the amounts they name agree (:mod:`adapters.text.quantities`): with
-``anchor_match`` ``amounts``, two items that name one amount with a scale word or currency, or
-one percentage, carry the same claim; with ``numbers``, so do two that name one whole number
-(10 or more, not a year) when either is a report in another language or script.  An item is
+``anchor_match="amounts"``, two items, one of them a report in another language or script, carry
+the same claim when they name one amount of at least :data:`MIN_ANCHOR_AMOUNT` (with a scale word
+or a currency).  Smaller figures, percentages, whole numbers and prices are not enough (review14:
+dates, model numbers, head counts and share prices joined different events).  A match by amount
+alone never makes a contradiction, and an item that meets several claims makes them one.  An item is
 compared with every member of a claim (the last ``max_members_compared``), not only the first,
 so a fourth outlet's wording need only resemble one earlier account.  Content tokens are
 lower-cased words without stop words, lightly stemmed, with money amounts canonicalised (``$130 billion``,
@@ -34,7 +36,10 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Claim", "ClaimIndex", "View", "content_tokens", "direction_cue"]
+__all__ = ["MIN_ANCHOR_AMOUNT", "Claim", "ClaimIndex", "View", "content_tokens", "direction_cue"]
+
+MIN_ANCHOR_AMOUNT = 1e6
+"""The least amount (in its currency or unit) by which two accounts in different languages meet."""
 
 
 def _words(text: str) -> list[str]:
@@ -190,7 +195,7 @@ class ClaimIndex:
         story_margin: float = 0.1,
         story_jaccard: float = 0.05,
         max_members_compared: int = 8,
-        anchor_match: Literal["off", "amounts", "numbers"] = "off",
+        anchor_match: Literal["off", "amounts"] = "off",
     ) -> None:
         self.window_ns = window_ns
         self.same_threshold = same_threshold
@@ -269,7 +274,16 @@ class ClaimIndex:
             if best < 0.0:
                 continue
             b = self.direction_band
-            if cue and c.cue and (parallel or cue == c.cue):
+            if not by_text:
+                # Met by an amount only, a sign of another direction says another event, not a
+                # dispute (review14: a shared "10%" made an unrelated story dispute a real one; a
+                # storm's "$2.5 billion" loss would join a record profit of that size).
+                if (cue and c.cue and cue != c.cue) or (
+                    abs(sentiment) > b and abs(c.direction) > b and (sentiment > 0) != (c.direction > 0)
+                ):
+                    continue
+                opposite = False
+            elif cue and c.cue and (parallel or cue == c.cue):
                 # Outcome words on both sides decide when they agree, or when the headlines say
                 # the same kind of thing (a sentiment model may misread either); accounts matched
                 # by their leads only may use opposite words of different subjects ("patients
@@ -299,18 +313,15 @@ class ClaimIndex:
         into.tokens |= other.tokens
         into.ts_first = min(into.ts_first, other.ts_first)
         into.ts_last = max(into.ts_last, other.ts_last)
-        into.verified = into.verified or other.verified
+        # (``verified`` is not carried over: the caller counts the merged newsrooms again.)
         other.merged_into = into
         self._claims.remove(other)
 
     def _anchored(self, anchors: frozenset[str], other_language: bool, v: View) -> bool:
         """Whether two accounts name one amount (``anchor_match``; module docstring)."""
-        shared = anchors & v.anchors
-        if not shared or self.anchor_match == "off":
+        if self.anchor_match == "off" or not (other_language or v.other_language):
             return False
-        if any(a[0] in "ap" for a in shared):
-            return True
-        return self.anchor_match == "numbers" and (other_language or v.other_language)
+        return any(a.startswith("a:") and float(a[2:]) >= MIN_ANCHOR_AMOUNT for a in anchors & v.anchors)
 
     def new(
         self,

@@ -112,6 +112,9 @@ _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+(?:[-:][0-9a-fA-F]+)*")  # digests, UUIDs
 # Words joined by hyphens, apostrophes, slashes or dots ("CORRECTED-Quarrendon", "state-of-the-art"):
 # letters only, so words, not an encoding.
 _COMPOUND = re.compile(r"[^\W\d_]+(?:[-'\u2019/.][^\W\d_]+)*")
+# A figure joined to short words ("120,000-barrel-a-day", "1.5-million-tonne", heldout34): a
+# measure, not an encoding (words of at most 12 letters, so no letter-only base64 run hides here).
+_MEASURE = re.compile(r"\d[\d,.]*(?:-[^\W\d_]{1,12})+")
 _ADDRESS = re.compile(r"://|^www\.|@[\w-]+\.\w|\.(?:com|org|net|io|gov|edu)\b")
 # Apostrophe contractions split into a stem the dictionary does not list.
 _CONTRACTIONS = frozenset(
@@ -172,6 +175,8 @@ def english_share(text: str) -> tuple[float, int]:
 def _opaque(token: str) -> bool:
     t = token.strip(".,;:!?()[]\"'")
     if len(t) < _OPAQUE_LEN or _HEX.fullmatch(t) or _ADDRESS.search(t) or _COMPOUND.fullmatch(t):
+        return False
+    if _MEASURE.fullmatch(t):
         return False
     classes = (
         any(c.isupper() for c in t),

@@ -36,7 +36,7 @@ _SCALES: dict[float, tuple[str, ...]] = {
           "milionów", "miliony", "milion", "milionu", "milioane", "miljoen", "miljoenen", "miljoner",
           "miljon", "millioner", "miljoonaa", "miljoona", "milj.", "millió", "milyon", "juta",
           "triệu", "ล้าน", "млн", "млн.", "миллион", "миллиона", "миллионов", "מיליון", "مليون",
-          "εκατ.", "εκατομμύρια"),
+          "εκατ.", "εκατομμύρια", "mkr", "m€", "mio€"),
     1e7: ("crore", "crores"),
     1e8: ("億", "亿", "억"),
     1e9: ("billion", "billions", "bn", "bil.", "bln", "mrd.", "mrd", "milliarden", "milliarde",
@@ -44,9 +44,9 @@ _SCALES: dict[float, tuple[str, ...]] = {
           "miliardi", "miliardo", "miliard", "miliardów", "miliardy", "milliárd", "milyar",
           "miliar", "miljardia", "miljardi", "tỷ", "tỉ", "mia.", "md", "mds", "млрд", "млрд.",
           "миллиард", "миллиарда", "миллиардов", "מיליארד", "مليار", "δισ.", "bilhão", "bilhões",
-          "bilhao", "bilhoes"),
+          "bilhao", "bilhoes", "bi", "mdkr", "mdr", "md€", "mrd€"),
     1e12: ("trillion", "trillions", "tn", "billón", "billones", "biljoen", "biljon", "biljoner",
-           "triliun", "兆", "조"),
+           "triliun", "tri", "трлн", "трлн.", "триллион", "триллиона", "триллионов", "兆", "조"),
 }  # fmt: skip
 # Letters glued to a number ("$90m", "Sh32bn", "5k"): only glued, a spaced "m" is metres.
 _GLUED = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
@@ -79,7 +79,7 @@ _CURRENCY_AFTER = re.compile(
 )
 _PERCENT_AFTER = re.compile(
     r"\s?(?:%|percent\b|per\s?cent\b|pct\b|procent|prozent|por\s+ciento|pour\s+cent|per\s+cento|"
-    r"prosent|százalék|퍼센트|パーセント)",
+    r"prosent|proc\.|százalék|퍼센트|パーセント)",
     re.I,
 )
 _PERCENT_BEFORE = re.compile(r"(?:%|yüzde\s)$", re.I)
@@ -131,9 +131,7 @@ def quantity_anchors(text: str) -> frozenset[str]:
         factor, end = _scale_after(text, m.end())  # end > m.end(): a scale word was read
         # "1조1천억": a myriad unit followed at once by another amount adds to it.
         while factor > 1 and text[end - 1 : end] in _MYRIAD and (nxt := _NUMBER.match(text, end)):
-            more, after = _scale_after(text, nxt.end())
-            if more == 1.0:
-                break
+            more, after = _scale_after(text, nxt.end())  # "1万7000": units, more == 1.0
             values = [v * factor + w * more for v in values for w in _readings(nxt.group(1))]
             factor, end = 1.0, after
         before = text[max(0, m.start() - 6) : m.start()]

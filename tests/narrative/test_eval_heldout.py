@@ -74,13 +74,13 @@ def test_stories_only_skips_texts_and_set_changes_the_checker(
     (tmp_path / "true_stories.jsonl").write_text(json.dumps(story) + "\n", encoding="utf-8")
     argv = ["--dir", str(tmp_path), "--json", "--no-model", "--stories-only"]
     values = {}
-    for mode in ("off", "numbers"):
+    for mode in ("off", "amounts"):
         assert eval_heldout_news.main([*argv, "--set", f"anchor_match={mode}"]) == 0
         figs = {f["figure"]: f["value"] for f in map(json.loads, capsys.readouterr().out.splitlines())}
         assert not any(k.startswith("attacks") for k in figs), figs
         values[mode] = figs["true_stories_items_accepted_pct"]
     # The Hungarian and the English report name one amount: with anchors they corroborate.
-    assert values == {"off": 0.0, "numbers": 100.0}
+    assert values == {"off": 0.0, "amounts": 100.0}
     with pytest.raises(SystemExit, match="anchor_match"):
         eval_heldout_news.main([*argv, "--set", "anchor_match=sideways"])
     with pytest.raises(SystemExit, match="SanityConfig field"):

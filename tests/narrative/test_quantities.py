@@ -50,6 +50,10 @@ def test_one_amount_reads_alike_in_two_languages(english: str, other: str) -> No
         ("1 200 emplois", {"n:1.2e+03"}),
         ("yüzde 35, %12", {"p:35", "p:12"}),
         ("1조1천억원", {"a:1.1e+12"}),
+        ("1万7000人", {"a:1.7e+04"}),  # a myriad unit and the units after it (review14)
+        ("3,5 трлн долларов", {"a:3.5e+12"}),
+        ("R$ 2,5 bi", {"a:2.5e+09"}),
+        ("spadł o 12 proc.", {"p:12"}),
     ],
 )
 def test_anchors_of_a_text(text: str, expected: set[str]) -> None:
@@ -74,7 +78,7 @@ def _story(ko_source: str = "Yonhap", en_source: str = "Reuters") -> list:  # ty
     ]
 
 
-@pytest.mark.parametrize(("mode", "accepted"), [("off", False), ("amounts", True), ("numbers", True)])
+@pytest.mark.parametrize(("mode", "accepted"), [("off", False), ("amounts", True)])
 def test_a_story_in_korean_and_english_corroborates_by_its_amount(
     lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore], mode: str, accepted: bool
 ) -> None:
@@ -109,35 +113,85 @@ def test_different_amounts_on_one_symbol_stay_apart(
     assert out["en"].verdict.verdict != "accepted"
 
 
-@pytest.mark.parametrize(("mode", "accepted"), [("amounts", False), ("numbers", True)])
-def test_a_whole_number_joins_only_across_languages(
-    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore], mode: str, accepted: bool
+@pytest.mark.parametrize(
+    ("other", "english"),
+    [
+        # review14's false merges: a date, a model number, a head count, a percentage, a share price
+        (("애플, 12월 12일 서울에 신규 매장 개점", "애플이 12월 12일 서울에 매장을 연다."),
+         ("EU to announce Apple fine decision on Dec. 12", "The decision is due on Dec. 12.")),
+        (("A cég 500 embert vesz fel.", "Új gyár épül, 500 munkahely."),
+         ("Apple to cut 500 jobs", "Apple will cut 500 jobs in Ireland.")),
+        (("Les ventes ont progressé de 10%.", "Le chiffre d'affaires a progressé de 10%."),
+         ("Apple shares fall 10% on probe", "The shares fell 10% after the probe was announced.")),
+        (("L'action cotait 182,50 dollars.", "Le titre valait 182,50 dollars."),
+         ("Apple unveils new watch", "The shares traded at $182.50.")),
+        (("La filiale a investi 900 000 euros.", "Un investissement de 900 000 euros."),
+         ("Apple opens Dublin office", "The office cost 900,000 euros.")),
+    ],
+)  # fmt: skip
+def test_small_figures_do_not_join_accounts_in_two_languages(
+    lexicon_analyzer: Analyzer,
+    make_core: Callable[..., SanityCore],
+    other: tuple[str, str],
+    english: tuple[str, str],
 ) -> None:
-    hu = news("Új gyár épül", body="A cég 500 embert vesz fel.", source="MTI", symbols=("AAPL",), id="hu")
-    en = news("Plant to be built", body="It will hire 500 workers.", source="Reuters", symbols=("AAPL",),
-              t=600, id="en")  # fmt: skip
-    out = run_items(lexicon_analyzer, make_core(anchor_match=mode), [hu, en])
-    assert (out["en"].verdict.verdict == "accepted") is accepted
-    # Two English reports that share only a head count are two claims, whatever the mode.
-    a = news("Plant to be built", body="It will hire 500 workers.", source="Reuters", symbols=("MSFT",),
-             id="a")  # fmt: skip
-    b = news("Office lease signed", body="The lease covers 500 desks.", source="Bloomberg",
-             symbols=("MSFT",), t=600, id="b")  # fmt: skip
-    out = run_items(lexicon_analyzer, make_core(anchor_match="numbers"), [a, b])
+    items = [
+        news(other[0], body=other[1], source="AFP", symbols=("AAPL",), id="o"),
+        news(english[0], body=english[1], source="Reuters", symbols=("AAPL",), t=600, id="e"),
+    ]
+    out = run_items(lexicon_analyzer, make_core(), items)
+    assert out["e"].verdict.verdict != "accepted", out["e"].verdict.reasons
+
+
+def test_two_english_reports_do_not_meet_by_an_amount(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    """English accounts meet by their words; a shared "$2.5 billion" alone is no claim (review14)."""
+    a = news("Apple buys chip startup", body="The deal is worth $2.5 billion.", source="Reuters",
+             symbols=("AAPL",), id="a")  # fmt: skip
+    b = news("Apple fined by regulator", body="The fine totals $2.5 billion.", source="Bloomberg",
+             symbols=("AAPL",), t=600, id="b")  # fmt: skip
+    out = run_items(lexicon_analyzer, make_core(), [a, b])
     assert out["b"].verdict.verdict != "accepted"
+
+
+@pytest.mark.parametrize(
+    "headline", ["Apple plunges after massive losses and weak outlook", "Apple supplier hit"]
+)
+def test_an_amount_alone_never_joins_or_disputes_another_direction(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore], headline: str
+) -> None:
+    """review14: an unrelated story that shared a figure with a real claim disputed it.  Met by an
+    amount only, an account that reads the other way is neither a dispute nor a corroboration."""
+    up = "Apple profit soars to record, strong gains"
+    de = "Der Konzern verdiente im Quartal 2,5 Mrd. Dollar, teilte das Unternehmen am Donnerstag mit."
+    items = [
+        news(up, body="Apple earned $2.5 billion.", source="Reuters", symbols=("AAPL",), id="r"),
+        news(up, body="Apple earned $2.5 billion in the quarter.", source="Bloomberg", symbols=("AAPL",),
+             t=120, id="b"),
+        news("Apple verdient so viel wie noch nie", body=de, source="dpa", symbols=("AAPL",), t=300, id="d"),
+        news(headline, body="A storm may cost the supplier 2.5 billion dollars.", source="Associated Press",
+             symbols=("AAPL",), t=600, id="ap"),
+    ]  # fmt: skip
+    out = run_items(lexicon_analyzer, make_core(), items)
+    assert out["r"].verdict.verdict == "accepted" and out["d"].verdict.verdict == "accepted"
+    reasons = {k: d.verdict.reasons for k, d in out.items()}
+    bad = [r for v in reasons.values() for r in v if r.startswith(("contradicts", "contradicted_by"))]
+    assert not bad, reasons
+    # A headline with no direction still joins by the amount (the narrow rule's known limit).
+    assert (out["ap"].verdict.verdict == "accepted") is (headline == "Apple supplier hit"), reasons
 
 
 def test_an_account_that_meets_two_claims_makes_them_one(
     lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
 ) -> None:
     """heldout33 (spent): a Korean report met one Korean report by its words and the English
-    wire by its amount; joining only the second left the first held.  Both claims become one."""
-    ko1 = news("Geoje wins LNG carrier order", body="Geoje Shipbuilding won four LNG carriers today.",
-               source="Yonhap", symbols=("AAPL",), t=0, id="ko1")  # fmt: skip
+    wire by its amount; joining only one left the other held.  Both claims become one."""
+    ko1 = news("거제조선 LNG 운반선 4척 수주", body="거제조선이 LNG 운반선 4척을 수주했다.", source="Yonhap",
+               symbols=("AAPL",), t=0, id="ko1")  # fmt: skip
     en = news("Shipyard books big order", body="The deal is worth 1.1 trillion won.", source="Reuters",
               symbols=("AAPL",), t=300, id="en")  # fmt: skip
-    ko2 = news("Geoje wins LNG carrier order worth 1.1 trillion won",
-               body="Geoje Shipbuilding won four LNG carriers today.", source="Bloomberg",
+    ko2 = news("거제조선 LNG 운반선 4척 수주", body="수주 규모는 1조1천억원이다.", source="Bloomberg",
                symbols=("AAPL",), t=600, id="ko2")  # fmt: skip
     out = run_items(lexicon_analyzer, make_core(), [ko1, en, ko2])
     assert {k: d.verdict.verdict for k, d in out.items()} == dict.fromkeys(("ko1", "en", "ko2"), "accepted")
@@ -150,7 +204,7 @@ def test_a_merge_counts_a_newsroom_only_if_independent(
     when a third report joins the claims into one."""
     star = news("Acme wins order", body="Acme won a large defence order.", source="The Star",
                 symbols=("AAPL",), t=0, id="star")  # fmt: skip
-    toronto = news("Acme lands deal", body="The contract is worth $2.5 billion.", source="Toronto Star",
+    toronto = news("アクメが大型受注", body="受注額は25億ドル。", source="Toronto Star",
                    symbols=("AAPL",), t=300, id="ts")  # fmt: skip
     again = news("Acme wins order worth $2.5 billion", body="Acme won a large defence order.",
                  source="thestar.com", symbols=("AAPL",), t=600, id="again")  # fmt: skip
