@@ -210,3 +210,29 @@ def test_a_merge_counts_a_newsroom_only_if_independent(
                  source="thestar.com", symbols=("AAPL",), t=600, id="again")  # fmt: skip
     out = run_items(lexicon_analyzer, make_core(), [star, toronto, again])
     assert all(d.verdict.verdict != "accepted" for d in out.values()), out
+
+
+def test_reports_in_a_script_meet_by_their_words_not_by_a_shared_digit(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    """review14 (X5): a Korean and a Chinese report of different events met by one shared "12"
+    (their content tokens were their digits only).  Words of any script now count."""
+    different = [
+        news("애플, 12월 3일 삼성과 부품 공급 계약",
+             body="애플이 12월 3일 삼성전자와 부품 공급 계약을 맺었다.", source="Yonhap", symbols=("AAPL",),
+             id="ko"),
+        news("苹果12月3日在上海开设研发中心", body="苹果12月3日在上海开设新的研发中心。", source="Xinhua",
+             symbols=("AAPL",), t=300, id="zh"),
+    ]  # fmt: skip
+    out = run_items(lexicon_analyzer, make_core(), different)
+    assert out["zh"].verdict.verdict != "accepted", out["zh"].verdict.reasons
+    same = [
+        news("Skärvik Stål bygger nytt valsverk i Luleå",
+             body="Bolaget investerar i ett nytt valsverk i Luleå.", source="Sveriges Radio",
+             symbols=("MSFT",), id="sv1"),
+        news("Skärvik Stål satsar på nytt valsverk",
+             body="Skärvik Stål bygger ett valsverk i Luleå, enligt bolaget.", source="Dagens Industri",
+             symbols=("MSFT",), t=300, id="sv2"),
+    ]  # fmt: skip
+    out = run_items(lexicon_analyzer, make_core(), same)
+    assert out["sv2"].verdict.verdict == "accepted", out["sv2"].verdict.reasons
