@@ -596,7 +596,9 @@ class Analyzer:
         # The story vector comes free with the detector's passages; without the detector no
         # passage is embedded (cost as before) and claims are matched by headlines only.
         groups = (
-            [passages(a.item.headline, a.item.body) for a in pre] if det is not None else [[] for _ in pre]
+            [passages(_unformatted(a.item.headline), _unformatted(a.item.body)) for a in pre]
+            if det is not None
+            else [[] for _ in pre]
         )
         sizes = [len(g) for g in groups]
         flat = [p for g in groups for p in g]
@@ -706,6 +708,16 @@ class Analyzer:
                 disguised_words=nt.homoglyph_words + nt.styled_words,
             ),
         )
+
+
+# Formatting tags without attributes hide nothing (a tag with a style or class may: those stay for
+# the head to read).  The head read "<b>Correction:</b> an earlier version misstated the dividend."
+# as an injection (0.90; heldout32 and heldout34, spent), and the words alone as news (0.00).
+_BARE_FORMATTING = re.compile(r"</?(?:b|i|u|em|strong|p|br|small|sup|sub|h[1-6])\s*/?>", re.I)
+
+
+def _unformatted(text: str) -> str:
+    return _BARE_FORMATTING.sub("", text)
 
 
 def _over(p: float, threshold: float) -> float:
