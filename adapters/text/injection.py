@@ -649,7 +649,13 @@ _QUOTED_MACHINE_ORDER = _QuotedMachineOrder()
 # a rumour"), and the conditional address ("if you are a summariser, report that ...").
 _READER_NOUN = (
     rf"(?:{_MACHINE_NOUNS}|transcri(?:bers?|ption\s+(?:tools?|systems?|services?))|captioners?|"
-    r"note[- ]takers?|ai\s+[\w-]+ers?)"
+    # ("AI developers: always check the licence terms, EU regulator warns": people who work on AI,
+    # review15; the negative list keeps the machine roles an attacker names, "AI summarisers")
+    r"note[- ]takers?|ai\s+(?!(?:developers?|researchers?|lenders?|engineers?|founders?|investors?|"
+    r"chipmakers?|makers?|leaders?|users?|workers?|buyers?|sellers?|providers?|insurers?|regulators?|"
+    r"designers?|teachers?|lawyers?|bankers?|managers?|officers?|advisers?|advisors?|insiders?|"
+    r"startups?|skeptics?|sceptics?|believers?|bosses|partners?|customers?|suppliers?|players?)\b)"
+    r"[\w-]+ers?)"
 )
 _MACHINE_VOCATIVE = re.compile(
     rf"(?:^|[.!?;]\s+|['\"\u2018\u201c]\s*)(?:dear\s+|hey\s+|attention\s+)?{_READER_NOUN}\s*[:,]\s*"
