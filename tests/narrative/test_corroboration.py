@@ -52,6 +52,12 @@ WIRE_2 = WIRE.replace("the companies said on Monday", "the two companies said Mo
         ("Yle Uutiset", "yle"),
         ("RTP Not\u00edcias", "rtp"),
         ("Reuters Bloomberg", "reuters bloomberg"),  # names of two outlets name neither
+        # heldout37 (spent): the Hungarian business site by its bare name, a Thai daily in Thai script
+        ("Portfolio", "portfolio.hu"),
+        (
+            "\u0e01\u0e23\u0e38\u0e07\u0e40\u0e17\u0e1e\u0e18\u0e38\u0e23\u0e01\u0e34\u0e08",
+            "krungthep turakij",
+        ),
     ],
 )
 def test_source_names_domains_and_tickers_resolve_to_one_outlet(name: str, expected: str) -> None:
