@@ -86,7 +86,10 @@ _PERCENT_BEFORE = re.compile(r"(?:%|yüzde\s)$", re.I)
 
 
 def _readings(token: str) -> list[float]:
-    """Values a written number may have: both, when a single separator may be either mark."""
+    """Values a written number may have: both, when a single separator may be either mark.  None
+    for a run of more than 18 digits: an identifier or a code, not an amount (and no float)."""
+    if sum(c.isdigit() for c in token) > 18:
+        return []
     plain = re.sub(r"[\u00a0\u202f ]", "", token)
     if plain != token:  # grouped by spaces: the only reading
         return [float(plain.replace(",", "."))]
@@ -111,7 +114,12 @@ def _scale_after(text: str, pos: int) -> tuple[float, int]:
         word = glued.group(1).lower()
         return _SCALE_OF.get(word, _GLUED.get(word, 1.0)), pos + glued.end()
     factor, end = 1.0, pos
-    while m := _SCALE.match(text, end):
+    # At most three scale words in a row ("mil millones", "nghìn tỷ"): a longer chain is no amount
+    # (and "billion billion ..." would overflow).
+    for _ in range(3):
+        m = _SCALE.match(text, end)
+        if m is None:
+            break
         factor *= _SCALE_OF[m.group(1).lower()]
         end = m.end()
     return factor, end
@@ -119,6 +127,9 @@ def _scale_after(text: str, pos: int) -> tuple[float, int]:
 
 def _anchor(kind: str, value: float) -> str:
     return f"{kind}:{value:.3g}"
+
+
+_LARGEST = 1e16  # no amount a report names is larger; beyond it a chain of units, not money
 
 
 def quantity_anchors(text: str) -> frozenset[str]:
@@ -139,7 +150,7 @@ def quantity_anchors(text: str) -> frozenset[str]:
         if _PERCENT_AFTER.match(text, end) or _PERCENT_BEFORE.search(before):
             out.update(_anchor("p", v) for v in values)
         elif end > m.end() or _CURRENCY_BEFORE.search(before) or _CURRENCY_AFTER.match(text, end):
-            out.update(_anchor("a", v * factor) for v in values)
+            out.update(_anchor("a", v * factor) for v in values if v * factor < _LARGEST)
         else:
             out.update(_anchor("n", v) for v in values if v >= 10 and v == int(v) and not 1900 <= v <= 2100)
     return frozenset(out)

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.text.checker import Analyzer, SanityCore
+from adapters.text.claims import content_tokens
 from adapters.text.quantities import quantity_anchors
 from tests.narrative.conftest import news, run_items
 
@@ -236,3 +237,15 @@ def test_reports_in_a_script_meet_by_their_words_not_by_a_shared_digit(
     ]  # fmt: skip
     out = run_items(lexicon_analyzer, make_core(), same)
     assert out["sv2"].verdict.verdict == "accepted", out["sv2"].verdict.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1" * 20_000, "1" * 20_000 + " bn", "1 " + "billion " * 5_000, "999999999999999999\uc870" * 300],
+)
+def test_a_run_of_digits_or_units_is_no_amount(text: str) -> None:
+    """A 20,000-digit run overflowed a float (OverflowError), and a chain of scale words reached
+    infinity; neither is an amount.  (Their cost is bench material, not a test's.)"""
+    anchors = quantity_anchors(text)
+    assert all(float(a.partition(":")[2]) < 1e16 for a in anchors), anchors
+    assert "130b" in content_tokens("$130 billion and " + "1" * 2_000)
