@@ -59,7 +59,7 @@ class Outlet:
 _DESK_TEXT = (
     "news business markets market money finance financial economy economics breakingviews wire "
     "newswire newswires agency service online digital edition english international global live "
-    "tv radio europe asia uk us usa america americas africa india australia canada japan china "
+    "tv radio world europe asia uk us usa america americas africa india australia canada japan china "
     "emea apac "
     # "news" and "economy" in the languages of the registry's outlets ("Yle Uutiset", "NOS Nieuws")
     "uutiset nyheter nyheder nachrichten noticias noticies actualites nieuws wiadomosci zpravy spravy "
