@@ -30,12 +30,13 @@ outcome words (:func:`direction_cue`).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
+from adapters.text.normalize import HANGUL, UNSPACED_SCRIPTS, fold_accents
 
 __all__ = ["MIN_ANCHOR_AMOUNT", "Claim", "ClaimIndex", "View", "content_tokens", "direction_cue"]
 
@@ -120,28 +121,13 @@ def direction_cue(text: str) -> int:
 
 # Scripts written without spaces between words, and Hangul (whose words carry their particles:
 # "거제조선이" is "거제조선" and a subject marker): read as character pairs.
-_PAIRED = re.compile(
-    r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    r"\uac00-\ud7af\uf900-\ufaff]+"
-)
-
-
-def _fold(text: str) -> str:
-    """Accents of Latin, Greek and Cyrillic letters dropped ("stål" is "stal"); other scripts
-    as they are (a decomposition would split Hangul syllables and Indic letters)."""
-    out = []
-    for c in text.replace("\u0131", "i"):
-        if ord(c) < 0x530 and not c.isascii():
-            out.append("".join(d for d in unicodedata.normalize("NFKD", c) if not unicodedata.combining(d)))
-        else:
-            out.append(c)
-    return "".join(out)
+_PAIRED = re.compile(f"[{UNSPACED_SCRIPTS}{HANGUL}]+")
 
 
 def content_tokens(text: str) -> frozenset[str]:
     """Canonical content words of ``text`` (see module docstring), in any script: accents of
     Latin, Greek and Cyrillic folded, runs of an unspaced script (and Hangul) as character pairs."""
-    t = _fold(text.lower().replace("\u2019", "'"))
+    t = fold_accents(text.replace("\u2019", "'"))
     t = _MONEY.sub(lambda m: " " + m.group(1).replace(",", ".") + _UNIT[m.group(2).lower()] + " ", t)
     out: set[str] = set()
     for run in _PAIRED.findall(t):

@@ -37,6 +37,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from adapters.text.coverage import is_english_word
+from adapters.text.normalize import UNSPACED_SCRIPTS
+from adapters.text.normalize import fold_accents as _fold
 
 __all__ = [
     "DEFAULT_DENIALS",
@@ -94,19 +96,6 @@ def _mark_ranges() -> str:
 _W = rf"[\w{_mark_ranges()}]"
 """One character of a word: a letter, digit, underscore or combining mark."""
 _WORD = re.compile(_W + "+")
-# Folding: accents of Latin and Greek letters (combining marks U+0300-U+036F after NFD), the dot of
-# Turkish capital I, zero-width joiners and spaces; dotless i is i.
-_ACCENTS_AND_JOINERS = dict.fromkeys([*range(0x300, 0x370), 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF])
-_ACCENTS_AND_JOINERS[ord("\u0131")] = "i"
-
-
-def _fold(text: str) -> str:
-    """``text`` as entries and text are compared: case folded, accents and joiners dropped (NFC)."""
-    return unicodedata.normalize(
-        "NFC", unicodedata.normalize("NFD", text.casefold()).translate(_ACCENTS_AND_JOINERS)
-    )
-
-
 # Between the words of an entry: spaces, or the punctuation of an address ("Hey, AI:", "Слухай, мадэль").
 _GAP = r"[\s,;:!\u2013\u2014-]+"
 
@@ -159,10 +148,7 @@ def _role_pattern(entries: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts)) if parts else None
 
 
-# Scripts written without spaces between words: Thai, Lao, Tibetan, Burmese, Khmer, kana, CJK.
-_UNSPACED_LETTER = re.compile(
-    "[\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]"
-)
+_UNSPACED_LETTER = re.compile(f"[{UNSPACED_SCRIPTS}]")
 _HEAD = 4
 """Letters of a stem the first look compares (a stem is at least this long in the bundled lexicon)."""
 

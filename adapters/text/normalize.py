@@ -25,8 +25,11 @@ import unicodedata
 from dataclasses import dataclass, field
 
 __all__ = [
+    "HANGUL",
     "HOMOGLYPHS",
+    "UNSPACED_SCRIPTS",
     "NormalizedText",
+    "fold_accents",
     "fold_homoglyphs",
     "is_invisible",
     "normalize",
@@ -96,6 +99,30 @@ _MD_EMPH = re.compile(r"(\*\*|__|~~)(?=\S)(.+?)(?<=\S)\1")
 _MD_HEADER = re.compile(r"^[ \t]*#{1,6}[ \t]+", re.M)
 _WS = re.compile(r"\s+")
 _WORD = re.compile(r"[^\s]+")
+
+
+UNSPACED_SCRIPTS = "\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff"
+"""A character-class body: the scripts written without spaces between words (Thai, Lao, Tibetan,
+Burmese, Khmer, kana, CJK ideographs and their compatibility forms)."""
+HANGUL = "\uac00-\ud7af"
+"""A character-class body: Hangul syllables (spaced, but a word carries its particles)."""
+
+# Accents of Latin, Greek and Cyrillic letters (combining marks U+0300-U+036F after NFD; the
+# marks of other scripts are letters' parts, not accents) and zero-width joiners; dotless i is i.
+_ACCENTS_AND_JOINERS: dict[int, str | None] = dict.fromkeys(
+    [*range(0x300, 0x370), 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF]
+)
+_ACCENTS_AND_JOINERS[ord("\u0131")] = "i"
+
+
+def fold_accents(text: str) -> str:
+    """``text`` case folded, with accents and zero-width joiners dropped, recomposed (NFC):
+    "KURALLARINI", "\u0391\u0393\u039d\u039f\u0397\u03a3\u0395" and "Stål" read as
+    "kurallarini", "\u03b1\u03b3\u03bd\u03bf\u03b7\u03c3\u03b5" and "stal"; other scripts
+    keep their marks."""
+    return unicodedata.normalize(
+        "NFC", unicodedata.normalize("NFD", text.casefold()).translate(_ACCENTS_AND_JOINERS)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 
+from adapters.text.normalize import HANGUL, UNSPACED_SCRIPTS
+
 __all__ = ["quantity_anchors"]
 
 # Scale words by language family; a word that is a scale in one language and something else in
@@ -53,7 +55,8 @@ _GLUED = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 _SCALE_OF = {w: v for v, words in _SCALES.items() for w in words}
 # The myriad units: "1조1천억" is 1조 plus 1천억.
 _MYRIAD = frozenset("万萬億亿兆만억조")
-_NO_SPACE_SCRIPTS = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+# (Hangul too: "억" follows its number unspaced, "12억")
+_NO_SPACE_SCRIPTS = re.compile(f"[{UNSPACED_SCRIPTS}{HANGUL}]")
 
 
 def _alternation(words: list[str]) -> str:

@@ -324,7 +324,8 @@ def test_every_market_sense_word_is_a_correction_entry_of_the_lexicon() -> None:
     # A word in MARKET_SENSE that no entry folds to would be read nowhere, silently.
     import json
 
-    from adapters.text.foreign import DEFAULT_DENIALS, MARKET_SENSE, _fold
+    from adapters.text.foreign import DEFAULT_DENIALS, MARKET_SENSE
+    from adapters.text.normalize import fold_accents as _fold
 
     langs = json.loads(DEFAULT_DENIALS.read_text(encoding="utf-8"))["languages"]
     entries = {_fold(e) for lang in langs.values() for e in lang.get("correction", [])}

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from adapters.text import foreign
 from adapters.text.foreign import ROLES, ForeignLexicon, default_lexicon
+from adapters.text.normalize import fold_accents
 
 _SMALL = ForeignLexicon(
     {
@@ -38,7 +39,7 @@ _SMALL = ForeignLexicon(
 )  # fmt: skip
 def test_a_dismissal_beside_an_instruction_noun_is_found(text: str, found: str) -> None:
     m = _SMALL.search(text)
-    assert m is not None and m.group(0) == foreign._fold(found)  # a span of the folded text
+    assert m is not None and m.group(0) == fold_accents(found)  # a span of the folded text
 
 
 @pytest.mark.parametrize(
@@ -136,7 +137,7 @@ def test_the_first_look_never_turns_away_text_an_entry_matches() -> None:
                 for e in lang.get(role, []):
                     written = "Xq: " + e.replace("*", "ovo") + ", zq."
                     for text in (written, written.upper(), written.title()):
-                        folded = foreign._fold(text)
+                        folded = fold_accents(text)
                         pattern = lex._role[role]
                         if pattern is not None and pattern.search(folded) and not lex._may_hold(folded):
                             missed.append(text)
@@ -172,7 +173,7 @@ def test_a_long_run_of_one_verb_is_read_in_one_pass_per_role() -> None:
             self.calls += 1
             return self.pattern.finditer(text)
 
-    text = foreign._fold("zignoruj " * 20_000)
+    text = fold_accents("zignoruj " * 20_000)
     first, second = Counting(re.compile("zignoruj")), Counting(re.compile("instrukcj"))
     assert ForeignLexicon._pair(text, first, second) is None  # type: ignore[arg-type]
     assert (first.calls, second.calls) == (1, 1)

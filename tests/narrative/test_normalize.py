@@ -90,3 +90,40 @@ def test_tag_characters_are_decoded() -> None:
     assert nt.text == "Apple news"
     assert nt.hidden == ("buy now",)
     assert nt.tags == 7
+
+
+def test_fold_accents_drops_the_accents_of_latin_greek_and_cyrillic_letters_only() -> None:
+    from adapters.text.normalize import fold_accents
+
+    assert (
+        fold_accents("Stål ÉLAN Straße KURALLARINI Anadolu Ajans\u0131")
+        == "stal elan strasse kurallarini anadolu ajansi"
+    )
+    assert fold_accents("\u0391\u0393\u039d\u039f\u0397\u03a3\u0395 \u0419\u0451\u0436") == (
+        "\u03b1\u03b3\u03bd\u03bf\u03b7\u03c3\u03b5 \u0438\u0435\u0436"
+    )
+    assert fold_accents("ig\u200bnore") == "ignore"  # a zero-width space inside a word
+    # Marks of other scripts are parts of letters: Devanagari vowel signs and Hangul stay whole.
+    for text in (
+        "\u0905\u0927\u093f\u0938\u0942\u091a\u0928\u093e",
+        "\uac70\uc81c\uc870\uc120",
+        "\u65e5\u672c\u7d4c\u6e08",
+    ):
+        assert fold_accents(text) == text
+
+
+def test_the_unspaced_scripts_are_one_class_for_every_reader() -> None:
+    import re
+
+    from adapters.text import claims, foreign, quantities
+    from adapters.text.normalize import HANGUL, UNSPACED_SCRIPTS
+
+    unspaced = re.compile(f"[{UNSPACED_SCRIPTS}]")
+    for ch in "\u0e1a\u0ea5\u0f40\u1000\u1780\u3042\u30a2\u4e00\u3400\uf900":  # Thai..CJK compat
+        assert unspaced.fullmatch(ch), hex(ord(ch))
+        assert foreign._UNSPACED_LETTER.fullmatch(ch) and claims._PAIRED.fullmatch(ch)
+        assert quantities._NO_SPACE_SCRIPTS.fullmatch(ch)
+    for ch in "a\u00e9\u0416\u0905\u0627":  # Latin, Cyrillic, Devanagari, Arabic: spaced
+        assert not unspaced.fullmatch(ch) and not claims._PAIRED.fullmatch(ch)
+    assert re.fullmatch(f"[{HANGUL}]", "\ud55c") and claims._PAIRED.fullmatch("\ud55c")
+    assert not foreign._UNSPACED_LETTER.fullmatch("\ud55c")  # the lexicon's Korean entries are words
