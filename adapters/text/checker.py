@@ -85,7 +85,9 @@ DEFAULT_SOURCES = Path(__file__).resolve().parent / "data" / "sources.json"
 _S = 10**9
 # A symbol as exchanges write them: Lagos, Dhaka and Mumbai list 8-12 character codes ("ZENITHBANK",
 # "SQURPHARMA", "BAJAJ-AUTO", "M&M"), so the base takes up to 12 characters and an ampersand.
-_TICKER = re.compile(r"\^?[A-Z0-9][A-Z0-9&]{0,11}(?:[.\-=][A-Z0-9]{1,4})?")
+# A share class and an exchange, both: "NSKG-B.ST", "BRK-B", "7203.T" (heldout38: a Stockholm B share
+# was no_instrument).
+_TICKER = re.compile(r"\^?[A-Z0-9][A-Z0-9&]{0,11}(?:[.\-=][A-Z0-9]{1,4}){0,2}")
 LEAD_PASSAGES = 3
 """Passages (headline, then body sentences) whose mean embedding is an item's story vector."""
 

@@ -20,6 +20,7 @@ myriad units add up ("1조1천억" is 1.1 trillion).
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from adapters.text.normalize import HANGUL, UNSPACED_SCRIPTS
 
@@ -30,29 +31,33 @@ __all__ = ["quantity_anchors"]
 _SCALES: dict[float, tuple[str, ...]] = {
     1e3: ("thousand", "thousands", "tys.", "tys", "tis.", "tūkst.", "tuhat", "tuhatta", "ezer", "bin",
           "ribu", "nghìn", "ngàn", "mil", "mille", "mila", "tausend", "tsd.", "duizend", "tusen",
-          "tusind", "тыс.", "тыс", "тысяч", "千", "천", "พัน", "hazar", "हज़ार", "ألف", "אלף"),
+          "tusind", "тыс.", "тыс", "тысяч", "千", "천", "พัน", "hazar", "हज़ार", "हजार", "হাজার", "ألف",
+          "هزار", "אלף"),
     1e4: ("万", "萬", "만", "หมื่น"),
-    1e5: ("lakh", "lakhs", "lac", "แสน"),
+    1e5: ("lakh", "lakhs", "lac", "แสน", "लाख", "লাখ", "লক্ষ", "લાખ", "ਲੱਖ", "லட்சம்", "ലക്ഷം", "లక్షల",
+          "లక్ష", "ಲಕ್ಷ", "لاکھ"),
     1e6: ("million", "millions", "mn", "mln", "mln.", "mio.", "mio", "millionen", "millones",
           "millón", "millon", "milhão", "milhões", "milhao", "milhoes", "milioni", "milione",
           "milionów", "miliony", "milion", "milionu", "milioane", "miljoen", "miljoenen", "miljoner",
           "miljon", "millioner", "miljoonaa", "miljoona", "milj.", "millió", "milyon", "juta",
           "triệu", "ล้าน", "млн", "млн.", "миллион", "миллиона", "миллионов", "מיליון", "مليون",
-          "εκατ.", "εκατομμύρια", "mkr", "m€", "mio€"),
-    1e7: ("crore", "crores"),
+          "εκατ.", "εκατομμύρια", "میلیون", "mkr", "m€", "mio€"),
+    1e7: ("crore", "crores", "करोड़", "करोड", "कोटी", "কোটি", "કરોડ", "ਕਰੋੜ", "கோடி", "കോടി", "కోట్ల",
+          "కోటి", "ಕೋಟಿ", "کروڑ"),
     1e8: ("億", "亿", "억"),
     1e9: ("billion", "billions", "bn", "bil.", "bln", "mrd.", "mrd", "milliarden", "milliarde",
           "miljard", "miljarden", "miljarder", "milliard", "milliards", "milliarder", "mld.", "mld",
           "miliardi", "miliardo", "miliard", "miliardów", "miliardy", "milliárd", "milyar",
           "miliar", "miljardia", "miljardi", "tỷ", "tỉ", "mia.", "md", "mds", "млрд", "млрд.",
           "миллиард", "миллиарда", "миллиардов", "מיליארד", "مليار", "δισ.", "bilhão", "bilhões",
-          "bilhao", "bilhoes", "bi", "mdkr", "mdr", "md€", "mrd€"),
+          "bilhao", "bilhoes", "bi", "mdkr", "mdr", "md€", "mrd€", "अरब", "ارب", "میلیارد"),
     1e12: ("trillion", "trillions", "tn", "billón", "billones", "biljoen", "biljon", "biljoner",
            "triliun", "tri", "трлн", "трлн.", "триллион", "триллиона", "триллионов", "兆", "조"),
 }  # fmt: skip
 # Letters glued to a number ("$90m", "Sh32bn", "5k"): only glued, a spaced "m" is metres.
 _GLUED = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
-_SCALE_OF = {w: v for v, words in _SCALES.items() for w in words}
+# (NFKC, as the text is: "ड़" is two code points there)
+_SCALE_OF = {unicodedata.normalize("NFKC", w): v for v, words in _SCALES.items() for w in words}
 # The myriad units: "1조1천억" is 1조 plus 1천억.
 _MYRIAD = frozenset("万萬億亿兆만억조")
 # (Hangul too: "억" follows its number unspaced, "12억")

@@ -368,7 +368,9 @@ def test_untracked_symbols_are_held_and_corroborated_not_refused(universe, make_
     assert run(odd)[0].verdict.reasons == ("no_instrument",)
 
 
-@pytest.mark.parametrize("symbol", ["ZENITHBANK", "SQURPHARMA.DH", "BAJAJ-AUTO", "M&M", "LAGOONTB.LG"])
+@pytest.mark.parametrize(
+    "symbol", ["ZENITHBANK", "SQURPHARMA.DH", "BAJAJ-AUTO", "M&M", "LAGOONTB.LG", "LGNT-B.ST", "LGN-A.CO"]
+)
 def test_long_exchange_codes_key_a_claim(universe, make_core, symbol: str) -> None:  # type: ignore[no-untyped-def]
     # Lagos, Dhaka and Mumbai codes run past six characters; they were refused as no_instrument.
     an = Analyzer(AnalyzerConfig(embed=False, sentiment="lexicon"), universe=universe)

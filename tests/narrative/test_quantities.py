@@ -31,6 +31,16 @@ from tests.narrative.conftest import news, run_items
         ("to cut 1,200 jobs", "1.200 Stellen fallen weg"),
         ("to hire 500 workers", "500 embert vesz fel"),
         ("Rs 500 crore plant", "a 5 billion rupee plant"),
+        # (heldout38: a Hindi report of a Rs 2,400 crore plant met none of its English copies)
+        (
+            "Rs 2,400 crore solar glass plant",
+            "2,400 करोड़ रुपये का प्लांट",
+        ),
+        ("a Tk 500 crore expansion", "৫০০ কোটি টাকা"),
+        (
+            "a $3 billion contract",
+            "قرارداد ۳ میلیارد دلاری",
+        ),
     ],
 )
 def test_one_amount_reads_alike_in_two_languages(english: str, other: str) -> None:
