@@ -71,6 +71,8 @@ from adapters.kafka import (
     admin_kwargs,
     check_heartbeat,
     consumer_kwargs,
+    delivered,
+    delivery_timeout_s,
     producer_kwargs,
     stop_clients,
 )
@@ -286,7 +288,9 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
                     self._m_signed.inc()
                 try:
                     fut = await producer.send(cfg.topic, value, key=key, headers=headers)
-                    await fut
+                    # (bounded: a producer whose sender ended never settles it; delivered then
+                    # raises ProducerStopped, the bridge fails and is restarted with a new one)
+                    await delivered(producer, fut, delivery_timeout_s(cfg.kafka))
                 except KafkaError as exc:
                     # Best effort: the next heartbeat is the retry; peers see the gap as silence.
                     self._m_send_failed.inc()

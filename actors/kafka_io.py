@@ -111,6 +111,8 @@ from adapters.kafka import (
     check_message,
     consumer_kwargs,
     dead_letter_headers,
+    delivered,
+    delivery_timeout_s,
     encode_dead_letter,
     forecast_headers,
     position_stream,
@@ -613,7 +615,7 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         while True:
             try:
                 fut = await producer.send(self.config.dead_letter_topic, value, key=key, headers=headers)
-                await fut
+                await delivered(producer, fut, delivery_timeout_s(self.config.kafka))
                 break
             except MessageSizeTooLargeError as exc:
                 # The broker's limit is below ours: keep the reason and where it came from, drop the bytes.
@@ -1227,7 +1229,7 @@ class KafkaSink(Actor[KafkaSinkConfig]):
                 fut = await producer.send(
                     self.config.topic, self._encode(fc), key=fc.symbol.encode(), headers=self._headers(fc)
                 )
-                await fut
+                await delivered(producer, fut, delivery_timeout_s(self.config.kafka))
                 break
             except KafkaError as exc:
                 self._m_retry.inc()

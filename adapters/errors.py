@@ -6,7 +6,7 @@ Sub-packages with errors of their own (``adapters.llm``, ``adapters.text``,
 
 from __future__ import annotations
 
-__all__ = ["AdapterError", "RecordRejected"]
+__all__ = ["AdapterError", "ProducerStopped", "RecordRejected"]
 
 
 class AdapterError(Exception):
@@ -32,3 +32,13 @@ class RecordRejected(AdapterError):
     def reason(self) -> str:
         """``"<code>: <detail>"`` (or just the code when there is no detail)."""
         return f"{self.code}: {self.detail}" if self.detail else self.code
+
+
+class ProducerStopped(AdapterError):
+    """Raised by :func:`adapters.kafka.delivered` when a producer's background sender has ended.
+
+    aiokafka then sends nothing more, and a batch it had in flight is neither delivered nor
+    failed: waiting on its future would wait for ever, and retrying on the same producer
+    never succeeds.  The caller should let its actor fail, so that the supervisor restarts
+    it with a new producer (and the source re-delivers what was never acknowledged).
+    """

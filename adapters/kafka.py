@@ -66,9 +66,10 @@ from typing import Any, Literal, cast
 import msgspec
 
 # aiokafka ships no type information (no py.typed): its names are Any to mypy.
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from adapters.errors import RecordRejected
+from adapters.errors import ProducerStopped, RecordRejected
 from engine.messages import (
     Bar,
     DeadLetter,
@@ -107,11 +108,14 @@ __all__ = [
     "check_symbol",
     "consumer_kwargs",
     "dead_letter_headers",
+    "delivered",
+    "delivery_timeout_s",
     "encode_dead_letter",
     "forecast_headers",
     "position_stream",
     "producer_kwargs",
     "record_position",
+    "sender_stopped",
     "split_position",
     "ssl_context",
     "stop_clients",
@@ -770,6 +774,41 @@ def encode_dead_letter(
         keep = max(0, keep - (over * 3 // 4 + 64))
         dl, value = build(raw[:keep])
     return dl, value
+
+
+def sender_stopped(producer: Any) -> bool:
+    """Whether an aiokafka producer's background sender task has ended (see :func:`delivered`)."""
+    # (aiokafka has no public accessor: a producer without one counts as running)
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return isinstance(task, asyncio.Future) and task.done()
+
+
+def delivery_timeout_s(conn: KafkaConfig) -> float:
+    """How long a send may take to settle: aiokafka expires an unsent batch after one request
+    timeout and a retried one after about another, so twice that and 5 s of slack."""
+    return 2 * conn.request_timeout_ms / 1000 + 5.0
+
+
+async def delivered(producer: Any, fut: asyncio.Future[Any], timeout_s: float) -> Any:
+    """The result of a send's delivery future ``fut``, waited for at most ``timeout_s`` seconds.
+
+    Raises what the future raises; :class:`aiokafka.errors.KafkaTimeoutError` when it is not
+    settled in time (a ``KafkaError``: callers retry as for any failed send); and
+    :class:`~adapters.errors.ProducerStopped` as soon as ``producer``'s sender has ended, whose
+    in-flight batches are never settled (on uvloop a connection reset can end it).  ``fut`` is
+    never cancelled: it belongs to the producer.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not fut.done():
+        if sender_stopped(producer):
+            raise ProducerStopped("the producer's sender has stopped: its pending sends will never settle")
+        left = deadline - loop.time()
+        if left <= 0:
+            raise KafkaTimeoutError(f"a send not settled after {timeout_s:g}s")
+        # (polled each second: the sender can end while this batch is in flight)
+        await asyncio.wait({fut}, timeout=min(left, 1.0))
+    return fut.result()
 
 
 async def stop_clients(clients: Iterable[Any], timeout_s: float) -> list[str]:

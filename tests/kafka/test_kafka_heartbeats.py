@@ -30,7 +30,7 @@ from engine.config import loads_config
 from engine.kernel import Engine
 from engine.messages import DeadLetter, Heartbeat, Trade, msgpack_decoder, msgpack_encoder
 from engine.testing import Probe
-from tests.kafka.kafkatest import NodeProcess, create_topics, http_get, probed_node
+from tests.kafka.kafkatest import NodeProcess, create_topics, http_get, probed_node, send_settled
 
 INTERVAL_MS = 200
 T0 = 1_700_000_000_000_000_000
@@ -231,7 +231,7 @@ async def test_bad_own_and_stale_records_are_not_published(tansu: TansuBroker) -
             (msgpack_encoder.encode(Heartbeat(node_id="node-c", ts_event=T0 + 2)), b"node-c", None),
         ]
         for value, key, ts in records:
-            await producer.send_and_wait(topic, value, key=key, timestamp_ms=ts)
+            await send_settled(producer, topic, value, key=key, timestamp_ms=ts)
     finally:
         await producer.stop()
     cfg = HeartbeatBridgeConfig(
@@ -290,7 +290,7 @@ async def test_starting_at_latest_never_revives_an_old_heartbeat(tansu: TansuBro
         await producer.start()
         old_ms = int(time.time() * 1000) - 60_000
         gone = msgpack_encoder.encode(Heartbeat(node_id="node-gone", ts_event=T0 + 1))
-        await producer.send_and_wait(topic, gone, key=b"node-gone", timestamp_ms=old_ms)
+        await send_settled(producer, topic, gone, key=b"node-gone", timestamp_ms=old_ms)
         cfg = HeartbeatBridgeConfig(
             kafka=KafkaConfig(bootstrap_servers=tansu.bootstrap, request_timeout_ms=5000), topic=topic
         )
@@ -307,7 +307,7 @@ async def test_starting_at_latest_never_revives_an_old_heartbeat(tansu: TansuBro
                 assert time.monotonic() < deadline, "no peer heartbeat heard"
                 n += 1
                 live = msgpack_encoder.encode(Heartbeat(node_id="node-c", ts_event=T0 + n))
-                await producer.send_and_wait(topic, live, key=b"node-c")
+                await send_settled(producer, topic, live, key=b"node-c")
                 await asyncio.sleep(0.05)
         finally:
             engine.request_shutdown("test done")

@@ -25,7 +25,7 @@ from adapters.trust_net import KeyRing, KeyRingConfig, NodeKey, Signer
 from engine.kernel import Engine
 from engine.messages import DeadLetter, EscalationRoute, Heartbeat, msgpack_encoder
 from engine.testing import Probe
-from tests.kafka.kafkatest import probed_node
+from tests.kafka.kafkatest import probed_node, send_settled
 
 pytestmark = pytest.mark.integration
 
@@ -132,8 +132,12 @@ class _Attacker:
         self, node: str, headers: list[tuple[str, bytes]] | None = None, value: bytes = b""
     ) -> None:
         hb = Heartbeat(node_id=node, ts_event=time.time_ns(), healthy=True)
-        await self.producer.send_and_wait(
-            self.topic, value or msgpack_encoder.encode(hb), key=node.encode(), headers=headers or []
+        await send_settled(
+            self.producer,
+            self.topic,
+            value or msgpack_encoder.encode(hb),
+            key=node.encode(),
+            headers=headers or [],
         )
         self.sent += 1
 
@@ -194,7 +198,7 @@ async def test_forged_heartbeats_neither_revive_nor_invent_a_node(tansu: TansuBr
                 )
                 # A signed heartbeat of node-b relabelled as node-x by its record key.
                 value, headers = attacker.signed(K2, "node-b")
-                await attacker.producer.send_and_wait(topic, value, key=b"node-x", headers=headers)
+                await send_settled(attacker.producer, topic, value, key=b"node-x", headers=headers)
                 await attacker.send("node-b", replay_headers, replay_value)  # the replay
             # B is gone: the attacker now keeps "beating" for it, unsigned and wrongly signed.
             stopped = time.monotonic()

@@ -75,6 +75,7 @@ from tests.kafka.kafkatest import (
     position,
     read_all,
     redelivery_events,
+    send_settled,
     standard_topics,
 )
 
@@ -331,7 +332,7 @@ async def _produce(bootstrap: str, t: Topics, recs: list[Rec]) -> dict[tuple[int
     try:
         await producer.start()
         for r in recs:
-            meta = await producer.send_and_wait(t.news if r.news else t.md, r.value, key=r.key)
+            meta = await send_settled(producer, t.news if r.news else t.md, r.value, key=r.key)
             placed[meta.partition, meta.offset, r.news] = r
             if r.expect == FORECAST:
                 r.fid = f"{r.symbol}:1e:{position(meta)}"
@@ -566,7 +567,7 @@ async def test_hostile_heartbeats_are_dead_lettered_and_a_good_peer_still_heard(
     try:
         await producer.start()
         for value in (*hostile.values(), msgpack_encoder.encode(good)):
-            await producer.send_and_wait(topic, value, key=b"k")
+            await send_settled(producer, topic, value, key=b"k")
     finally:
         await producer.stop()
     cfg = HeartbeatBridgeConfig(

@@ -27,6 +27,7 @@ from tests.kafka.kafkatest import (
     position,
     produce_trades,
     read_positions,
+    send_settled,
     standard_topics,
     trade,
 )
@@ -108,12 +109,12 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_node_keeps_going(
         seq = 0
         for raw in bad:
             seq += 1
-            meta = await producer.send_and_wait(t.md, msgpack_encoder.encode(trade("ES", seq)), key=b"ES")
+            meta = await send_settled(producer, t.md, msgpack_encoder.encode(trade("ES", seq)), key=b"ES")
             good.add(("ES", position(meta)))
-            await producer.send_and_wait(t.md, raw, key=b"ES")
-        await producer.send_and_wait(t.md, None, key=b"ES")  # a tombstone has no value at all
+            await send_settled(producer, t.md, raw, key=b"ES")
+        await send_settled(producer, t.md, None, key=b"ES")  # a tombstone has no value at all
         seq += 1
-        meta = await producer.send_and_wait(t.md, json_encoder.encode(trade("ES", seq)), key=b"ES")
+        meta = await send_settled(producer, t.md, json_encoder.encode(trade("ES", seq)), key=b"ES")
         good.add(("ES", position(meta)))  # JSON is fine
     finally:
         await producer.stop()
@@ -167,7 +168,7 @@ async def test_news_records_reach_the_bus_and_are_committed(tansu: TansuBroker) 
     try:
         await producer.start()
         for it in items:
-            await producer.send_and_wait(t.news, json_encoder.encode(it), key=it.id.encode())
+            await send_settled(producer, t.news, json_encoder.encode(it), key=it.id.encode())
     finally:
         await producer.stop()
     async with engine_running(node_toml(tansu.bootstrap, t)) as (engine, _):

@@ -12,12 +12,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.baseline_forecaster import BaselineForecaster, BaselineForecasterConfig
 from actors.kafka_io import KafkaSourceConfig
-from adapters.errors import RecordRejected
+from adapters.errors import ProducerStopped, RecordRejected
 from adapters.kafka import (
     MAX_OFFSET,
     MAX_PARTITIONS,
@@ -33,6 +34,8 @@ from adapters.kafka import (
     check_heartbeat,
     check_message,
     consumer_kwargs,
+    delivered,
+    delivery_timeout_s,
     encode_dead_letter,
     producer_kwargs,
     record_position,
@@ -618,3 +621,38 @@ def test_find_returns_a_waiting_keyed_record_with_its_bytes() -> None:
     tr.done(rec)
     assert tr.find("A", _bpos(1)) is None and tr.find("B", _bpos(0)) is None
     assert p.position == -1, "offset 0 still waits"
+
+
+class _Sender:
+    def __init__(self, task: asyncio.Future[None]) -> None:
+        self.sender_task = task
+
+
+class _Producer:
+    """What :func:`adapters.kafka.delivered` reads of an aiokafka producer: its sender's task."""
+
+    def __init__(self) -> None:
+        self._sender = _Sender(asyncio.get_running_loop().create_future())
+
+
+@pytest.mark.asyncio
+async def test_a_send_settles_or_fails_in_bounded_time_even_when_the_sender_has_died() -> None:
+    loop = asyncio.get_running_loop()
+    producer = _Producer()
+    fut: asyncio.Future[str] = loop.create_future()
+    loop.call_later(0.05, fut.set_result, "ok")
+    assert await delivered(producer, fut, 5.0) == "ok"
+    # Never settled, sender alive: a KafkaError after the timeout (callers retry as for any failure).
+    stuck: asyncio.Future[str] = loop.create_future()
+    t0 = loop.time()
+    with pytest.raises(KafkaTimeoutError):
+        await delivered(producer, stuck, 0.2)
+    assert loop.time() - t0 < 2.0 and not stuck.cancelled()  # the producer's future is left alone
+    # The sender ends (aiokafka leaves its in-flight batches unsettled): ProducerStopped at once,
+    # well before the timeout, so that the actor fails and is restarted with a new producer.
+    loop.call_later(0.05, producer._sender.sender_task.set_result, None)
+    t0 = loop.time()
+    with pytest.raises(ProducerStopped):
+        await delivered(producer, stuck, 60.0)
+    assert loop.time() - t0 < 5.0
+    assert delivery_timeout_s(KafkaConfig(request_timeout_ms=5000)) == 15.0
