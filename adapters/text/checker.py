@@ -228,6 +228,13 @@ class AnalysedNews(msgspec.Struct, frozen=True, kw_only=True, tag="analysed_news
     anchors: tuple[str, ...] = ()
 
 
+# What rises by hundreds of percent in ordinary news: prices, rents, tariffs, sales, traffic...
+_ECONOMIC_NOUNS = (
+    r"prices?|rents?|tariffs?|costs?|bills?|fees?|premiums?|tax(?:es)?|duties|wages?|fares?|tolls?|"
+    r"demand|sales|revenues?|output|exports?|imports?|earnings|profits?|volumes?|deliveries|shipments|"
+    r"traffic|bookings|orders|spending|inflation|debts?|deficits?|emissions|subscriptions|users|claims|"
+    r"applications|arrivals|visitors|cases|production|supply|capacity|investment|lending|borrowing"
+)
 _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
     (re.compile(p, re.I), w)
     for p, w in (
@@ -263,7 +270,6 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
         ),
         (
             r"\bset to (?:surge|soar|explode|double|triple|skyrocket)\b|"
-            r"\b(?:surge|soar|jump|rise|climb|run)\s+(?:by\s+)?\d{3,}\s?%|"
             r"\bposition yourself\b|\bbefore (?:the news|it) (?:becomes|goes|is made) public\b|"
             r"\b(?:zero|no) downside\b|\bunlimited upside\b|"
             r"\bimpossible (?:for (?:this|the) stock )?to (?:lose|fall|go down)\b|"
@@ -272,6 +278,13 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             r"\bheading to \$\d|\bpiling in\b|\bbuyout is (?:all but )?(?:certain|imminent|coming)\b|"
             r"\b(?:grab|buy|load up on) as many shares\b|\bif you are not in by\b|\bsqueeze to \$\d|"
             r"\bis (?:inevitable|only the beginning)\b|\b(?:do not|don'?t) sell\b",
+            0.55,
+        ),
+        # A rise of hundreds of percent promised, unless the sentence is about prices, rents, sales
+        # and the like before the verb (review16: "Electricity prices will rise 150% next year")
+        (
+            rf"(?:^|[.;!?]\s)(?:(?!\b(?:{_ECONOMIC_NOUNS})\b)[^.;!?\n])*?"
+            r"\b(?:surge|soar|jump|rise|climb|run)\s+(?:by\s+)?\d{3,}\s?%",
             0.55,
         ),
         # Second pass (after the first run on the second blind set): the promoter's promises of

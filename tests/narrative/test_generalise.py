@@ -1159,3 +1159,19 @@ def test_a_shared_name_is_not_independent_of_the_groups_it_may_be() -> None:
 )
 def test_people_who_work_on_ai_are_not_addressed_machines(text: str, flagged: bool) -> None:
     assert (scan(text).score >= 0.5) is flagged, scan(text)
+
+
+# review16: a rise of hundreds of percent is a pump's promise when said of a share, and news when
+# said of prices, rents, tariffs or sales.
+@pytest.mark.parametrize(
+    ("text", "pump"),
+    [
+        ("Electricity prices will rise 150% next year, the regulator said.", False),
+        ("Rents could jump 120% in the capital by 2030, a housing charity warns.", False),
+        ("Tariffs on imported steel rise 200% from Monday.", False),
+        ("Zorbex (ZRBX) could jump 400% this week.", True),
+        ("Our engine predicts Ferriby Chemicals will rise 480% in the next 90 days.", True),
+    ],
+)
+def test_a_rise_of_hundreds_of_percent_is_a_promise_only_for_a_share(text: str, pump: bool) -> None:
+    assert (hype_score(text) >= 0.5) is pump, hype_score(text)
