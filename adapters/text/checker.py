@@ -878,6 +878,8 @@ _DENIAL_PREFIXES = (
     "fraudulent",
     "statement",
     "release",
+    # (after heldout39: "denies plant announcement" denies the plant, not an "announcement")
+    "announc",
     "plan",
     "intention",
     "truth",

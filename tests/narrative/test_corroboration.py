@@ -242,6 +242,29 @@ def test_a_denial_retracts_only_what_it_denies_not_what_it_takes_as_given(
     assert core.counts["retracted"] == (2 if retracts else 0)
 
 
+def test_a_denied_announcement_is_the_story_it_announced(
+    lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
+) -> None:
+    # (after heldout39's first run) "denies plant announcement": the object's head is a word for
+    # the news itself, and "plant" is too generic to name a claim; the denial withdrew nothing.
+    core = make_core(k=2)
+    story = [
+        news("Verizon plans $2 billion data plant near Dallas", source="reuters"),
+        news("Verizon to build $2 billion data plant in Texas", source="bloomberg", t=60),
+    ]
+    verdicts = {d.verdict.verdict for it in story for d in core.submit(lexicon_analyzer.analyse(it))}
+    assert verdicts == {"accepted"}
+    denial = news(
+        "Verizon denies plant announcement",
+        source="AP",
+        t=600,
+        body="Verizon denied it had approved a plant, saying the release was not issued by the company.",
+    )
+    out = core.submit(lexicon_analyzer.analyse(denial))
+    assert any(d.retraction is not None for d in out), [d.verdict.reasons for d in out]
+    assert core.counts["retracted"] >= 1
+
+
 def test_what_a_headline_rules_out_is_the_denied_claim(
     lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
 ) -> None:
