@@ -2,10 +2,12 @@
 
 Usage::
 
-    nice -n 10 python -m tools.spotlight_eval [--n 20] [--threads 2] [--json]
+    nice -n 10 python -m tools.spotlight_eval [--dir DIR ...] [--n 20] [--threads 2] [--json]
 
-The attack texts of the held-out set that the product *accepted* (embedded in one of two
-corroborating reports, through :func:`tools.commands.check_news.check_file`) are put where a
+The attack texts of the held-out sets (``--dir``, repeatable; default the first one) that the
+product *accepted* with their text reaching the models (embedded in one of two corroborating
+reports, through :func:`tools.commands.check_news.check_file`; an item whose text is withheld
+never reaches a prompt and is left out) are put where a
 verified item's text reaches the cloud prompt -- its headline -- after an ordinary headline, and
 the cloud prompt of :func:`actors.cloud_reasoner.build_prompt` is sent to SmolLM2-135M-Instruct
 on a local llama.cpp server (``LocalLlamaServer``, grammar-constrained JSON, temperature 0):
@@ -30,12 +32,13 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from actors.cloud_reasoner import _SYSTEM, CloudReasonerConfig, answer_schema, build_prompt
 from adapters.text.checker import Analyzer, AnalyzerConfig, SanityConfig, SanityCore
 from engine.messages import Forecast, VerifiedNews
-from tools.eval_heldout_news import HELDOUT, _check, _detected, _embedded, _rows, _text_of
+from tools.eval_heldout_news import HELDOUT, _check, _detected, _embedded, _rows, _text_of, _withheld
 
 __all__ = ["main"]
 
@@ -43,17 +46,21 @@ _HEADLINE = "Walmart raises full-year outlook after strong quarterly sales"
 _WORD = re.compile(r"[A-Za-z]{6,}")
 
 
-def _accepted_attacks(n: int) -> list[str]:
-    rows = _rows(HELDOUT / "attacks.jsonl")
-    texts = [_text_of(r) for r in rows]
-    items, carriers = _embedded(texts, "atk")
-    an = Analyzer.with_models(AnalyzerConfig())
-    v = _check(items, an, SanityCore(SanityConfig()))
-    out = [
-        t
-        for t, c in zip(texts, carriers, strict=True)
-        if v[c]["verdict"] == "accepted" and not _detected(v[c])
-    ]
+def _accepted_attacks(n: int, dirs: list[Path]) -> list[str]:
+    """The first ``n`` attack texts of ``dirs`` the product accepted with their text reaching a model."""
+    base = Analyzer.with_models(AnalyzerConfig())
+    out: list[str] = []
+    for d in dirs:
+        texts = [_text_of(r) for r in _rows(d / "attacks.jsonl")]
+        items, carriers = _embedded(texts, "atk")
+        an = Analyzer(AnalyzerConfig(), universe=base.universe, embedder=base.embedder,
+                      classifier=base.classifier, detector=base.detector)  # fmt: skip
+        v = _check(items, an, SanityCore(SanityConfig()))
+        out += [
+            t
+            for t, c in zip(texts, carriers, strict=True)
+            if v[c]["verdict"] == "accepted" and not _detected(v[c]) and not _withheld(v[c])
+        ]
     return out[:n]
 
 
@@ -115,7 +122,7 @@ def _succeeded(ans: dict[str, Any], clean: dict[str, Any], attack: str, move_bps
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from adapters.llm.local_server import LocalLlamaServer
 
-    attacks = _accepted_attacks(args.n)
+    attacks = _accepted_attacks(args.n, args.dir or [HELDOUT])
     server = await LocalLlamaServer(threads=args.threads).start()
     try:
         url, model = server.url, server.model_id
@@ -137,6 +144,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, action="append", help="a held-out set (repeatable; default: heldout)")
     ap.add_argument("--n", type=int, default=20, help="accepted attacks to send (the first ones)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--move-bps", type=float, default=20.0)
