@@ -376,6 +376,9 @@ def test_a_denial_from_an_uncredible_source_retracts_nothing(
         # off by a multiple, or a rate, withdraws the report
         ("CORRECTION: Exxon breach affected 2.1 million customers, not 2 million", False),
         ("CORRECTED-Exxon buyback is $80 million, not $800 million", True),
+        # (after heldout24, spent) thousands written with commas: "82,000" is one figure
+        ("CORRECTED-Ford recall covers 82,000 cars, not 80,000", False),
+        ("CORRECTED-Ford recall covers 800,000 cars, not 80,000", True),
         ("Central bank corrects: rate raised by 25 basis points, not 75", True),
     ],
 )
