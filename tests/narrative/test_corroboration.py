@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.text.checker import Analyzer, SanityCore, denial_cue
+from adapters.text.checker import Analyzer, Decision, SanityCore, denial_cue
 from adapters.text.sources import SourceRegistry, assign_channel
 from engine.messages import NewsItem
 from tests.narrative.conftest import news, run_items
@@ -242,6 +242,11 @@ def test_a_denial_retracts_only_what_it_denies_not_what_it_takes_as_given(
     assert core.counts["retracted"] == (2 if retracts else 0)
 
 
+def _follow_up(an: Analyzer, core: SanityCore, headline: str, body: str) -> list[Decision]:
+    """The decisions on an AP follow-up ten minutes after the story."""
+    return core.submit(an.analyse(news(headline, source="AP", t=600, body=body)))
+
+
 def test_a_denied_announcement_is_the_story_it_announced(
     lexicon_analyzer: Analyzer, make_core: Callable[..., SanityCore]
 ) -> None:
@@ -254,13 +259,8 @@ def test_a_denied_announcement_is_the_story_it_announced(
     ]
     verdicts = {d.verdict.verdict for it in story for d in core.submit(lexicon_analyzer.analyse(it))}
     assert verdicts == {"accepted"}
-    denial = news(
-        "Verizon denies plant announcement",
-        source="AP",
-        t=600,
-        body="Verizon denied it had approved a plant, saying the release was not issued by the company.",
-    )
-    out = core.submit(lexicon_analyzer.analyse(denial))
+    body = "Verizon denied it had approved a plant, saying the release was not issued by the company."
+    out = _follow_up(lexicon_analyzer, core, "Verizon denies plant announcement", body)
     assert any(d.retraction is not None for d in out), [d.verdict.reasons for d in out]
     assert core.counts["retracted"] >= 1
 
@@ -271,13 +271,12 @@ def test_what_a_headline_rules_out_is_the_denied_claim(
     # (after heldout20's first run) the denial is in the body; the headline names what is ruled out
     core = make_core(k=2)
     _accepted_story(lexicon_analyzer, core)
-    follow = news(
+    out = _follow_up(
+        lexicon_analyzer,
+        core,
         "Verizon rules out tower sales after agreeing to buy Vodafone's stake in Verizon Wireless",
-        source="AP",
-        t=600,
-        body="Verizon said it would keep its towers and denied that job cuts were planned.",
+        "Verizon said it would keep its towers and denied that job cuts were planned.",
     )
-    out = core.submit(lexicon_analyzer.analyse(follow))
     assert not any(d.retraction is not None for d in out)
     assert core.counts["retracted"] == 0
 
