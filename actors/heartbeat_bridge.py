@@ -71,9 +71,9 @@ from adapters.kafka import (
     admin_kwargs,
     check_heartbeat,
     consumer_kwargs,
-    delivered,
     delivery_timeout_s,
     producer_kwargs,
+    send_settled,
     stop_clients,
 )
 from adapters.trust_net import KeyRing, SignatureRejected, Signer, TrustConfig, Verifier
@@ -287,10 +287,16 @@ class HeartbeatBridge(Actor[HeartbeatBridgeConfig]):
                     headers = origin + self._signer.headers(topic + b"\x00" + key, value)
                     self._m_signed.inc()
                 try:
-                    fut = await producer.send(cfg.topic, value, key=key, headers=headers)
-                    # (bounded: a producer whose sender ended never settles it; delivered then
-                    # raises ProducerStopped, the bridge fails and is restarted with a new one)
-                    await delivered(producer, fut, delivery_timeout_s(cfg.kafka))
+                    # (bounded; a producer whose sender ended raises ProducerStopped: the bridge
+                    # fails and is restarted with a new one)
+                    await send_settled(
+                        producer,
+                        cfg.topic,
+                        value,
+                        key=key,
+                        headers=headers,
+                        timeout_s=delivery_timeout_s(cfg.kafka),
+                    )
                 except KafkaError as exc:
                     # Best effort: the next heartbeat is the retry; peers see the gap as silence.
                     self._m_send_failed.inc()

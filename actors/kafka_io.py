@@ -111,13 +111,13 @@ from adapters.kafka import (
     check_message,
     consumer_kwargs,
     dead_letter_headers,
-    delivered,
     delivery_timeout_s,
     encode_dead_letter,
     forecast_headers,
     position_stream,
     producer_kwargs,
     record_position,
+    send_settled,
     stop_clients,
     stream_id,
     symbol_token,
@@ -614,8 +614,14 @@ class KafkaSource(Actor[KafkaSourceConfig]):
         delay = 0.1
         while True:
             try:
-                fut = await producer.send(self.config.dead_letter_topic, value, key=key, headers=headers)
-                await delivered(producer, fut, delivery_timeout_s(self.config.kafka))
+                await send_settled(
+                    producer,
+                    self.config.dead_letter_topic,
+                    value,
+                    key=key,
+                    headers=headers,
+                    timeout_s=delivery_timeout_s(self.config.kafka),
+                )
                 break
             except MessageSizeTooLargeError as exc:
                 # The broker's limit is below ours: keep the reason and where it came from, drop the bytes.
@@ -1226,10 +1232,14 @@ class KafkaSink(Actor[KafkaSinkConfig]):
             await asyncio.sleep(delay)
             try:
                 fc = p.fc
-                fut = await producer.send(
-                    self.config.topic, self._encode(fc), key=fc.symbol.encode(), headers=self._headers(fc)
+                await send_settled(
+                    producer,
+                    self.config.topic,
+                    self._encode(fc),
+                    key=fc.symbol.encode(),
+                    headers=self._headers(fc),
+                    timeout_s=delivery_timeout_s(self.config.kafka),
                 )
-                await delivered(producer, fut, delivery_timeout_s(self.config.kafka))
                 break
             except KafkaError as exc:
                 self._m_retry.inc()

@@ -66,7 +66,7 @@ from typing import Any, Literal, cast
 import msgspec
 
 # aiokafka ships no type information (no py.typed): its names are Any to mypy.
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from adapters.errors import ProducerStopped, RecordRejected
@@ -115,6 +115,7 @@ __all__ = [
     "position_stream",
     "producer_kwargs",
     "record_position",
+    "send_settled",
     "sender_stopped",
     "split_position",
     "ssl_context",
@@ -809,6 +810,22 @@ async def delivered(producer: Any, fut: asyncio.Future[Any], timeout_s: float) -
         # (polled each second: the sender can end while this batch is in flight)
         await asyncio.wait({fut}, timeout=min(left, 1.0))
     return fut.result()
+
+
+async def send_settled(producer: Any, topic: str, value: bytes | None, *, timeout_s: float, **kw: Any) -> Any:
+    """``producer.send(topic, value, **kw)`` and its delivery (:func:`delivered`, ``timeout_s``).
+
+    After its sender has ended, aiokafka refuses every send with the error that ended it (a
+    ``KafkaError``, which callers retry): that refusal is raised as
+    :class:`~adapters.errors.ProducerStopped`, so a retry loop does not spin on a dead producer.
+    """
+    try:
+        fut = await producer.send(topic, value, **kw)
+    except KafkaError as exc:
+        if sender_stopped(producer):
+            raise ProducerStopped(f"the producer's sender has stopped: {exc!r}") from exc
+        raise
+    return await delivered(producer, fut, timeout_s)
 
 
 async def stop_clients(clients: Iterable[Any], timeout_s: float) -> list[str]:

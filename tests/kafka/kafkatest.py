@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from adapters.kafka import delivered, record_position, stream_id
+from adapters.kafka import record_position, stream_id
+from adapters.kafka import send_settled as _send_settled
 from adapters.tansu import parent_death_signal
 from engine.config import loads_config
 from engine.kernel import Engine, RunSummary
@@ -64,13 +65,10 @@ async def http_get(address: str, path: str) -> tuple[int, bytes]:
     return int(head.split()[1]), body
 
 
-async def send_settled(
-    producer: AIOKafkaProducer, topic: str, value: bytes | None, *, timeout_s: float = 30.0, **kw: Any
-) -> Any:
-    """``producer.send_and_wait``, bounded (:func:`adapters.kafka.delivered`): a producer whose
-    sender ended on a reset fails the test with ``ProducerStopped`` instead of hanging it."""
-    fut = await producer.send(topic, value, **kw)
-    return await delivered(producer, fut, timeout_s)
+async def send_settled(producer: AIOKafkaProducer, topic: str, value: bytes | None, **kw: Any) -> Any:
+    """``producer.send_and_wait``, bounded to 30 s (:func:`adapters.kafka.send_settled`): a producer
+    whose sender ended on a reset fails the test with ``ProducerStopped`` instead of hanging it."""
+    return await _send_settled(producer, topic, value, timeout_s=30.0, **kw)
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int], **client: Any) -> None:

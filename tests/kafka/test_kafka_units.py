@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +39,7 @@ from adapters.kafka import (
     encode_dead_letter,
     producer_kwargs,
     record_position,
+    send_settled,
     split_position,
     stream_id,
     symbol_token,
@@ -629,10 +630,18 @@ class _Sender:
 
 
 class _Producer:
-    """What :func:`adapters.kafka.delivered` reads of an aiokafka producer: its sender's task."""
+    """What :func:`adapters.kafka.delivered` reads of an aiokafka producer: its sender's task; and a
+    ``send`` that settles at once, or refuses as aiokafka does once the sender has ended."""
 
     def __init__(self) -> None:
         self._sender = _Sender(asyncio.get_running_loop().create_future())
+
+    async def send(self, topic: str, value: bytes | None, **kw: Any) -> asyncio.Future[str]:
+        if self._sender.sender_task.done():
+            raise KafkaError("Unexpected error during batch delivery")
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        fut.set_result(f"{topic}:{value!r}")
+        return fut
 
 
 @pytest.mark.asyncio
@@ -656,3 +665,14 @@ async def test_a_send_settles_or_fails_in_bounded_time_even_when_the_sender_has_
         await delivered(producer, stuck, 60.0)
     assert loop.time() - t0 < 5.0
     assert delivery_timeout_s(KafkaConfig(request_timeout_ms=5000)) == 15.0
+
+
+@pytest.mark.asyncio
+async def test_a_send_refused_by_a_dead_sender_is_producer_stopped_not_a_retryable_error() -> None:
+    producer = _Producer()
+    assert await send_settled(producer, "t", b"v", timeout_s=5.0) == "t:b'v'"
+    # aiokafka refuses every send after its sender ended with a KafkaError, which the actors'
+    # retry loops would retry for ever on the same producer.
+    producer._sender.sender_task.set_result(None)
+    with pytest.raises(ProducerStopped):
+        await send_settled(producer, "t", b"v", timeout_s=5.0)
