@@ -35,7 +35,8 @@ class RecordRejected(AdapterError):
 
 
 class ProducerStopped(AdapterError):
-    """Raised by :func:`adapters.kafka.delivered` when a producer's background sender has ended.
+    """Raised by :func:`adapters.kafka.send_settled` and :func:`adapters.kafka.delivered` when a
+    producer's background sender has ended.
 
     aiokafka then sends nothing more, and a batch it had in flight is neither delivered nor
     failed: waiting on its future would wait for ever, and retrying on the same producer

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from actors.cloud_reasoner import _SYSTEM, CloudReasonerConfig, answer_schema, build_prompt
-from adapters.text.checker import Analyzer, AnalyzerConfig, SanityConfig, SanityCore
+from adapters.text.checker import Analyzer, AnalyzerConfig
 from engine.messages import Forecast, VerifiedNews
-from tools.eval_heldout_news import HELDOUT, _check, _detected, _embedded, _rows, _text_of, _withheld
+from tools.eval_heldout_news import HELDOUT, _check, _detected, _embedded, _fresh, _rows, _text_of, _withheld
 
 __all__ = ["main"]
 
@@ -48,14 +48,13 @@ _WORD = re.compile(r"[A-Za-z]{6,}")
 
 def _accepted_attacks(n: int, dirs: list[Path]) -> list[str]:
     """The first ``n`` attack texts of ``dirs`` the product accepted with their text reaching a model."""
-    base = Analyzer.with_models(AnalyzerConfig())
+    acfg = AnalyzerConfig()
+    base = Analyzer.with_models(acfg)
     out: list[str] = []
     for d in dirs:
         texts = [_text_of(r) for r in _rows(d / "attacks.jsonl")]
         items, carriers = _embedded(texts, "atk")
-        an = Analyzer(AnalyzerConfig(), universe=base.universe, embedder=base.embedder,
-                      classifier=base.classifier, detector=base.detector)  # fmt: skip
-        v = _check(items, an, SanityCore(SanityConfig()))
+        v = _check(items, *_fresh(acfg, base))
         out += [
             t
             for t, c in zip(texts, carriers, strict=True)

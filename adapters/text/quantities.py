@@ -94,8 +94,8 @@ _PERCENT_BEFORE = re.compile(r"(?:%|yüzde\s)$", re.I)
 
 
 def _readings(token: str) -> list[float]:
-    """Values a written number may have: both, when a single separator may be either mark.  None
-    for a run of more than 18 digits: an identifier or a code, not an amount (and no float)."""
+    """Values a written number may have: both, when a single separator may be either mark.  No
+    reading for a run of more than 18 digits: an identifier or a code, not an amount (and no float)."""
     if sum(c.isdigit() for c in token) > 18:
         return []
     plain = re.sub(r"[\u00a0\u202f ]", "", token)
