@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import pytest
 import structlog
 import uvloop
+
+from tests._watchdog import Watchdog
 
 
 def pytest_asyncio_loop_factories(
@@ -44,18 +47,16 @@ def _fresh_structlog() -> Iterator[None]:
 _ASYNC_MARGIN_S = 60.0
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+def _bounded(item: pytest.Item) -> Callable[[], None]:
+    """Put an async test's function under its deadline; returns what puts the original back."""
     fn = getattr(item, "obj", None)
     if not (isinstance(item, pytest.Function) and inspect.iscoroutinefunction(fn)):
-        yield
-        return
+        return lambda: None
     marker = item.get_closest_marker("timeout")
     given = (marker.args[0] if marker.args else marker.kwargs.get("timeout")) if marker else None
     limit = float(given if given is not None else item.config.getini("timeout") or 0)
     if limit <= 0:
-        yield
-        return
+        return lambda: None
     deadline = max(limit - _ASYNC_MARGIN_S, limit / 2)
 
     @functools.wraps(fn)
@@ -64,7 +65,66 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             return await fn(*args, **kwargs)
 
     item.obj = bounded
+
+    def restore() -> None:
+        item.obj = fn
+
+    return restore
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    restore = _bounded(item)
+    try:
+        yield from _watched(item, "call")
+    finally:
+        restore()
+
+
+# Setup and teardown run in the loop as well (async fixtures, the loop's own close): the watchdog
+# bounds every phase, and names the test and phase in the last lines a hung run prints.
+_WATCHDOG_KEY = pytest.StashKey[Watchdog]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "watchdog_rescue_s", "seconds a test phase may run before it is dumped and cancelled", default="300"
+    )
+    parser.addini("watchdog_exit_s", "seconds after a rescue before a still-stuck run exits", default="120")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    fd = os.dup(2)  # the terminal, whatever capture does to fd 2 later
+    rescue_s, exit_s = (float(config.getini(k)) for k in ("watchdog_rescue_s", "watchdog_exit_s"))
+    dog = Watchdog(fd, rescue_after_s=rescue_s, exit_after_s=exit_s)
+    config.stash[_WATCHDOG_KEY] = dog
+    dog.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # the last phase: a thread or an atexit hook that never ends would hold the process at exit
+    dog = config.stash.get(_WATCHDOG_KEY, None)
+    if dog is not None:
+        dog.enter("the session", "exit")
+
+
+def _watched(item: pytest.Item, phase: str) -> Generator[None, None, None]:
+    dog = item.config.stash.get(_WATCHDOG_KEY, None)
+    if dog is None:
+        yield
+        return
+    dog.enter(item.nodeid, phase)
     try:
         yield
     finally:
-        item.obj = fn
+        dog.leave()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    yield from _watched(item, "setup")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    yield from _watched(item, "teardown")
