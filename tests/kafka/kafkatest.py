@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from adapters.kafka import record_position, stream_id
+from adapters.kafka import record_position, stop_clients, stream_id
 from adapters.kafka import send_settled as _send_settled
 from adapters.tansu import parent_death_signal
 from engine.config import loads_config
@@ -63,6 +63,17 @@ async def http_get(address: str, path: str) -> tuple[int, bytes]:
     writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
+
+
+async def stop_bounded(*clients: Any, timeout_s: float = 15.0) -> None:
+    """Stop aiokafka clients within ``timeout_s`` each (:func:`adapters.kafka.stop_clients`).
+
+    A producer's ``stop()`` flushes first, and aiokafka expires a batch only when its partition has
+    no leader: against a broker that is gone (a test that failed, a fixture torn down first) an
+    unbounded stop waits for ever, and a task cancelled when the test's loop closes would hold the
+    run.  Stop errors are not the test's subject and are dropped.
+    """
+    await stop_clients(clients, timeout_s)
 
 
 async def send_settled(producer: AIOKafkaProducer, topic: str, value: bytes | None, **kw: Any) -> Any:
@@ -177,7 +188,7 @@ async def produce_trades(
         await settle()
     finally:
         await asyncio.gather(*(f for _, _, f in futs), return_exceptions=True)
-        await producer.stop()
+        await stop_bounded(producer)
     return sent
 
 
@@ -221,7 +232,7 @@ async def read_all(bootstrap: str, topic: str, quiet_polls: int = 3, **client: A
             for recs in got.values():
                 out.extend(recs)
     finally:
-        await c.stop()
+        await stop_bounded(c)
     return out
 
 
@@ -270,14 +281,14 @@ class ForecastReader:
             assert parts, f"no partitions for {self.topic}"
             c.assign([TopicPartition(self.topic, p) for p in sorted(parts)])
         except BaseException:
-            await c.stop()
+            await stop_bounded(c)
             raise
         self._consumer = c
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_bounded(self._consumer)
 
     async def poll(self, timeout_ms: int = 200) -> int:
         assert self._consumer is not None
@@ -331,7 +342,7 @@ async def committed_and_end(
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         committed = {tp.partition: (await c.committed(tp)) or 0 for tp in tps}
     finally:
-        await c.stop()
+        await stop_bounded(c)
     reader = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", **client
     )
@@ -346,7 +357,7 @@ async def committed_and_end(
             for tp, recs in got.items():
                 ends[tp.partition] = max(ends[tp.partition], recs[-1].offset + 1)
     finally:
-        await reader.stop()
+        await stop_bounded(reader)
     return committed, ends
 
 
@@ -678,7 +689,7 @@ async def produce_messages(
         await settle()
     finally:
         await asyncio.gather(*(f for _, _, f in futs), return_exceptions=True)
-        await producer.stop()
+        await stop_bounded(producer)
     return sent
 
 

@@ -30,7 +30,14 @@ from engine.config import loads_config
 from engine.kernel import Engine
 from engine.messages import DeadLetter, Heartbeat, Trade, msgpack_decoder, msgpack_encoder
 from engine.testing import Probe
-from tests.kafka.kafkatest import NodeProcess, create_topics, http_get, probed_node, send_settled
+from tests.kafka.kafkatest import (
+    NodeProcess,
+    create_topics,
+    http_get,
+    probed_node,
+    send_settled,
+    stop_bounded,
+)
 
 INTERVAL_MS = 200
 T0 = 1_700_000_000_000_000_000
@@ -128,7 +135,7 @@ async def _read_all(bootstrap: str, topic: str, partitions: int) -> list[Any]:
             for recs in got.values():
                 out.extend(recs)
     finally:
-        await c.stop()
+        await stop_bounded(c)
     return out
 
 
@@ -233,7 +240,7 @@ async def test_bad_own_and_stale_records_are_not_published(tansu: TansuBroker) -
         for value, key, ts in records:
             await send_settled(producer, topic, value, key=key, timestamp_ms=ts)
     finally:
-        await producer.stop()
+        await stop_bounded(producer)
     cfg = HeartbeatBridgeConfig(
         kafka=KafkaConfig(bootstrap_servers=tansu.bootstrap, request_timeout_ms=5000),
         topic=topic,
@@ -313,7 +320,7 @@ async def test_starting_at_latest_never_revives_an_old_heartbeat(tansu: TansuBro
             engine.request_shutdown("test done")
             summary = await asyncio.wait_for(task, 20)
     finally:
-        await producer.stop()
+        await stop_bounded(producer)
     assert summary.exit_code == 0 and not summary.abandoned, summary.reason
     msgs = seen.poll()
     assert {m.node_id for m in msgs if isinstance(m, Heartbeat)} == {"node-c"}

@@ -25,7 +25,7 @@ from adapters.trust_net import KeyRing, KeyRingConfig, NodeKey, Signer
 from engine.kernel import Engine
 from engine.messages import DeadLetter, EscalationRoute, Heartbeat, msgpack_encoder
 from engine.testing import Probe
-from tests.kafka.kafkatest import probed_node, send_settled
+from tests.kafka.kafkatest import probed_node, send_settled, stop_bounded
 
 pytestmark = pytest.mark.integration
 
@@ -213,7 +213,7 @@ async def test_forged_heartbeats_neither_revive_nor_invent_a_node(tansu: TansuBr
             refused = _refused(engine_a)
             control = _control(engine_a)
     finally:
-        await attacker.producer.stop()
+        await stop_bounded(attacker.producer)
     assert "node-x" not in control.peers, control.peers
     assert not [m for m in msgs if isinstance(m, PeerStatusChange) and m.peer == "node-x"]
     # Each kind of attempt refused and counted under its reason.

@@ -77,6 +77,7 @@ from tests.kafka.kafkatest import (
     redelivery_events,
     send_settled,
     standard_topics,
+    stop_bounded,
 )
 
 T0 = 1_700_000_000_000_000_000
@@ -337,7 +338,7 @@ async def _produce(bootstrap: str, t: Topics, recs: list[Rec]) -> dict[tuple[int
             if r.expect == FORECAST:
                 r.fid = f"{r.symbol}:1e:{position(meta)}"
     finally:
-        await producer.stop()
+        await stop_bounded(producer)
     return placed
 
 
@@ -450,7 +451,7 @@ async def _produce_es(bootstrap: str, topic: str, n: int, start: int = 1) -> Non
         ]
         await asyncio.gather(*futs)
     finally:
-        await producer.stop()
+        await stop_bounded(producer)
 
 
 async def _poll(check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
@@ -569,7 +570,7 @@ async def test_hostile_heartbeats_are_dead_lettered_and_a_good_peer_still_heard(
         for value in (*hostile.values(), msgpack_encoder.encode(good)):
             await send_settled(producer, topic, value, key=b"k")
     finally:
-        await producer.stop()
+        await stop_bounded(producer)
     cfg = HeartbeatBridgeConfig(
         kafka=KafkaConfig(bootstrap_servers=tansu.bootstrap, request_timeout_ms=5000),
         topic=topic,

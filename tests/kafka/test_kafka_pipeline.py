@@ -29,6 +29,7 @@ from tests.kafka.kafkatest import (
     read_positions,
     send_settled,
     standard_topics,
+    stop_bounded,
     trade,
 )
 from tools.faultproxy import FaultProxy
@@ -75,7 +76,7 @@ async def test_forecast_values_are_sane_baseline_forecasts(tansu: TansuBroker) -
                     for recs in (await c.getmany(timeout_ms=200)).values():
                         got.extend(msgspec.msgpack.decode(r.value, type=Forecast) for r in recs)
         finally:
-            await c.stop()
+            await stop_bounded(c)
     # One partition: forecasts in input order, each naming its input record by position.
     assert [f.basis_seq for f in got] == sorted(pos for _, pos in expected)
     assert [split_position(f.basis_seq)[1] for f in got] == list(range(200)), "offsets 0..199"
@@ -117,7 +118,7 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_node_keeps_going(
         meta = await send_settled(producer, t.md, json_encoder.encode(trade("ES", seq)), key=b"ES")
         good.add(("ES", position(meta)))  # JSON is fine
     finally:
-        await producer.stop()
+        await stop_bounded(producer)
 
     async with engine_running(node_toml(tansu.bootstrap, t)):
         async with ForecastReader(tansu.bootstrap, t.forecasts) as reader:
@@ -136,7 +137,7 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_node_keeps_going(
                             (msgspec.json.decode(r.value, type=DeadLetter), dict(r.headers)) for r in recs
                         )
         finally:
-            await c.stop()
+            await stop_bounded(c)
     assert len(dls) == len(bad) + 1
     by_raw = {dl.raw: (dl, h) for dl, h in dls}
     for raw, kind in bad.items():
@@ -170,7 +171,7 @@ async def test_news_records_reach_the_bus_and_are_committed(tansu: TansuBroker) 
         for it in items:
             await send_settled(producer, t.news, json_encoder.encode(it), key=it.id.encode())
     finally:
-        await producer.stop()
+        await stop_bounded(producer)
     async with engine_running(node_toml(tansu.bootstrap, t)) as (engine, _):
         probe = Probe(engine.bus, "news.raw")
         got: list[NewsItem] = []

@@ -18,6 +18,7 @@ from tests.kafka.kafkatest import (
     engine_running,
     node_toml,
     standard_topics,
+    stop_bounded,
 )
 from tools.tlsproxy import TestPki, TlsProxy, generate_test_pki
 
@@ -99,7 +100,7 @@ async def _produce_tls(bootstrap: str, topic: str, client: dict[str, object]) ->
         await p.flush()
         return {(sym, position(await fut)) for sym, fut in futs}
     finally:
-        await p.stop()
+        await stop_bounded(p)
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])
@@ -121,6 +122,6 @@ async def test_clients_without_a_trusted_certificate_are_refused(
         p = AIOKafkaProducer(bootstrap_servers=proxy.address, request_timeout_ms=3000, **kw)
         with pytest.raises(KafkaConnectionError):
             await p.start()
-        await p.stop()
+        await stop_bounded(p)
     finally:
         await proxy.stop()
