@@ -271,13 +271,11 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
         (
             r"\bset to (?:surge|soar|explode|double|triple|skyrocket)\b|"
             r"\bposition yourself\b|\bbefore (?:the news|it) (?:becomes|goes|is made) public\b|"
-            r"\b(?:zero|no) downside\b|\bunlimited upside\b|"
             r"\bimpossible (?:for (?:this|the) stock )?to (?:lose|fall|go down)\b|"
             r"\bunder[- ]the[- ]radar (?:stock|play|pick)\b|\bmortgage (?:the|your) house\b|"
-            r"\bback up the truck\b|\bonce[- ]in[- ]a[- ]lifetime\b|\b\d+[- ]?baggers?\b|"
-            r"\bheading to \$\d|\bpiling in\b|\bbuyout is (?:all but )?(?:certain|imminent|coming)\b|"
-            r"\b(?:grab|buy|load up on) as many shares\b|\bif you are not in by\b|\bsqueeze to \$\d|"
-            r"\bis (?:inevitable|only the beginning)\b|\b(?:do not|don'?t) sell\b",
+            r"\bback up the truck\b|\b\d+[- ]?baggers?\b|"
+            r"\bheading to \$\d|\bbuyout is (?:all but )?(?:certain|imminent|coming)\b|"
+            r"\b(?:grab|buy|load up on) as many shares\b|\bif you are not in by\b|\bsqueeze to \$\d",
             0.55,
         ),
         # A rise of hundreds of percent promised, unless the sentence is about prices, rents, sales
@@ -293,10 +291,9 @@ _HYPE: tuple[tuple[re.Pattern[str], float], ...] = tuple(
             r"\b(?:already\s+)?up\s+\d{3,}\s?%|\b\d{3,}\s?%\s+(?:above|upside|higher|gains?|returns?)\b|"
             r"\b(?:act|buy|get\s+in)\s+(?:now\s+)?before\s+(?:friday|monday|tomorrow|it'?s|[a-z]+'s\s+close|"
             r"the\s+(?:close|open|bell|news|announcement))\b|"
-            r"\bwindow\s+(?:closes|is\s+closing)\b|\bwill\s+regret\b|"
             r"\bleaving\s+(?:a\s+fortune|money)\s+on\s+the\s+table\b|"
             r"\b(?:double|triple|10x|quadruple)\s+your\s+(?:money|savings|investment|portfolio)\b|"
-            r"\bdoubled\s+their\s+money\b|\bevery\s+dollar\s+(?:put|invested)\b|\bbest[- ]kept\s+secret\b|"
+            r"\bdoubled\s+their\s+money\b|\bevery\s+dollar\s+(?:put|invested)\b|"
             r"\bnext\s+leg\s+up\b|\bpocket\s+change\b|\bcan(?:not|'?t)\s+go\s+down\b|\bstrongest\s+buy\s+signal\b|"
             # (after heldout26's first run, prereg-rules26.md) the same promise the other way up
             r"\bcan\s+only\s+go\s+up\b(?!\s+(?:so|to|by|if|when|as|from|slightly|a\s+little))|"
@@ -497,6 +494,15 @@ def _promised_multiple(text: str) -> float:
 
 
 _EXCLAIM = re.compile(r"!{2,}|(?:!\s*){3,}")
+# Emphasis that ordinary news uses as often as a promoter does (review17: a "once-in-a-lifetime"
+# eclipse, a region "the best-kept secret", a columnist's "do not sell in a panic"): weight 0.3 for
+# each different phrase, so that one alone is not a pump and two are.
+_EMPHASIS = re.compile(
+    r"\b(?:zero|no) downside\b|\bunlimited upside\b|\bonce[- ]in[- ]a[- ]lifetime\b|\bpiling in\b|"
+    r"\bis (?:inevitable|only the beginning)\b|\b(?:do not|don'?t) sell\b|"
+    r"\bwindow\s+(?:closes|is\s+closing)\b|\bwill\s+regret\b|\bbest[- ]kept\s+secret\b",
+    re.I,
+)
 
 
 def hype_score(text: str) -> float:
@@ -510,6 +516,8 @@ def hype_score(text: str) -> float:
             s *= 1.0 - w
     if _EXCLAIM.search(text):
         s *= 0.8
+    emphatic = {m.group(0).lower() for m in _EMPHASIS.finditer(text)}
+    s *= 0.7 ** len(emphatic)
     if _promised_multiple(text) >= 5.0:
         s *= 0.55
     words = [w for w in re.findall(r"[A-Za-z]{3,}", text)]

@@ -233,3 +233,42 @@ def test_channel_wins_over_account_name(make_core: Callable[..., SanityCore]) ->
 def test_hype_score_orders_pump_above_news() -> None:
     assert hype_score("$XYZ to the moon 🚀 guaranteed 100x, buy now!!!") > 0.8
     assert hype_score("Apple raises dividend 10% and announces buyback") == 0.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Astronomers say the total solar eclipse is a once-in-a-lifetime event for most Europeans.",
+        '"This is only the beginning," the mayor said as the first metro line opened.',
+        "Tour operators say the region remains the country's best-kept secret.",
+        "Whatever you do, do not sell in a panic, wrote the personal finance columnist.",
+        "The company said the sale carried zero downside to the balance sheet.",
+    ],
+)
+def test_one_emphatic_phrase_is_not_a_pump(text: str) -> None:
+    # review17: emphasis ordinary news uses; alone it is weight 0.3, under the 0.5 threshold
+    assert hype_score(text) == pytest.approx(0.3)
+
+
+def test_two_emphatic_phrases_are_a_pump() -> None:
+    text = "Wall Street's best-kept secret: Sorrel Point Gold. Investors who wait will regret it for years."
+    assert hype_score(text) >= 0.5
+    # the same phrase twice is one phrase
+    assert hype_score("Zero downside. Zero downside. Zero downside.") == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Police in Manchester said victims were told the investment offered guaranteed returns.",
+        "Be wary of anyone offering guaranteed profits, the Ontario Securities Commission said.",
+        "La Policía alertó de una estafa que promete «rentabilidad garantizada» y pide «compre ya».",
+    ],
+)
+def test_a_police_or_commission_scam_warning_reports_the_promise(text: str) -> None:
+    assert hype_score(text) < 0.5
+
+
+def test_fraud_words_alone_do_not_make_a_promise_reported() -> None:
+    # attack texts talk of fraud freely: only police and securities commissions mark a warning
+    assert hype_score("Fraud experts agree: guaranteed returns of 20% a month, buy now!") >= 0.5
