@@ -12,6 +12,9 @@ Python 3.11.  A thread here watches every phase (setup, call, teardown) of every
    so the phase fails with a ``CancelledError`` and the run goes on;
 2. when the phase has still not ended ``exit_after_s`` later (a loop blocked in a call, a task
    that swallows its cancellation), it writes the stacks again and ends the process with status 3.
+
+The defaults (300 s, then 360 s) end a run only after pytest-timeout's 600 s per test has had its
+chance: a slow phase outside any loop (a sync fixture) is pytest-timeout's to stop.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class Watchdog:
     ``fd`` is a file descriptor of the real terminal (a ``dup`` of stderr made before capture).
     """
 
-    def __init__(self, fd: int, *, rescue_after_s: float = 300.0, exit_after_s: float = 120.0) -> None:
+    def __init__(self, fd: int, *, rescue_after_s: float = 300.0, exit_after_s: float = 360.0) -> None:
         self._fd = fd
         self._rescue_after_s = rescue_after_s
         self._exit_after_s = exit_after_s

@@ -90,7 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "watchdog_rescue_s", "seconds a test phase may run before it is dumped and cancelled", default="300"
     )
-    parser.addini("watchdog_exit_s", "seconds after a rescue before a still-stuck run exits", default="120")
+    parser.addini("watchdog_exit_s", "seconds after a rescue before a still-stuck run exits", default="360")
 
 
 def pytest_configure(config: pytest.Config) -> None:
