@@ -5,7 +5,9 @@ Usage::
     python -m tools.eval_heldout_news [--dir tools/data/heldout] [--json] [--verbose] [--no-model]
                                       [--detector-dir DIR]
 
-``--dir`` takes any set in this layout (``tools/data/heldout2`` is the second one);
+``--dir`` takes any set in this layout (``tools/data/heldout2`` is the second one); given more
+than once, each set's figures carry ``set`` and are followed by their totals (``set: total``,
+the counts behind each share summed), the models loaded once;
 ``--detector-dir`` scores with a learned head other than the shipped one (e.g. one trained with
 ``python -m tools.train_injection --without-heldout --out DIR``).
 
@@ -164,12 +166,13 @@ def _fresh(
     return an, SanityCore(scfg or SanityConfig())
 
 
-def _figures(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _figures(args: argparse.Namespace, base: Analyzer | None = None) -> list[dict[str, Any]]:
+    """The figures of the set in ``args.dir``; ``base`` is an analyzer whose loaded models to reuse."""
     d: Path = args.dir
     acfg = AnalyzerConfig(learned_detector=not args.no_model, learned_detector_dir=args.detector_dir)
     scfg = _sanity_config(args.unscreened, args.set)
     withhold = args.unscreened == "withhold"
-    base, _ = _fresh(acfg)
+    base, _ = _fresh(acfg, base)
     out: list[dict[str, Any]] = []
 
     def fig(name: str, value: float, n: int, **ctx: Any) -> None:
@@ -352,9 +355,29 @@ def _retraction_figure(rows: list[dict[str, Any]], stories: list[dict[str, Any]]
                   f"{r['item']['headline'][:80]!r}", file=sys.stderr)  # fmt: skip
 
 
+def _totals(figs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each percentage figure over all sets: the counts behind each set's share, summed."""
+    sums: dict[str, list[float]] = {}
+    for f in figs:
+        if f["figure"].endswith("_pct"):
+            k = sums.setdefault(f["figure"], [0.0, 0.0])
+            k[0] += round(f["value"] * f["n"] / 100.0)
+            k[1] += f["n"]
+    return [
+        {"bench": "news_heldout", "figure": name, "value": round(100.0 * c / n, 4) if n else 0.0, "n": int(n),
+         "count": int(c), "set": "total"}
+        for name, (c, n) in sums.items()
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dir", type=Path, default=HELDOUT)
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        action="append",
+        help="a set (repeatable: each set's figures, then their totals; models load once)",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-model", action="store_true", help="rules only (no learned detector)")
     ap.add_argument("--detector-dir", default="", help="a learned head other than the shipped one")
@@ -378,13 +401,26 @@ def main(argv: list[str] | None = None) -> int:
         help="a SanityConfig field for this run (repeatable), e.g. anchor_match=off",
     )
     args = ap.parse_args(argv)
+    dirs: list[Path] = args.dir or [HELDOUT]
     t0 = time.perf_counter()
-    figs = _figures(args)
+    figs: list[dict[str, Any]] = []
+    base: Analyzer | None = None
+    for d in dirs:
+        one = argparse.Namespace(**{**vars(args), "dir": d})
+        if base is None and len(dirs) > 1:
+            acfg = AnalyzerConfig(learned_detector=not args.no_model, learned_detector_dir=args.detector_dir)
+            base = Analyzer.with_models(acfg)
+        if len(dirs) > 1:
+            print(f"== {d}", file=sys.stderr, flush=True)
+        figs += [{**f, "set": d.name} if len(dirs) > 1 else f for f in _figures(one, base)]
+    if len(dirs) > 1:
+        figs += _totals(figs)
     for f in figs:
         if args.json:
             print(json.dumps(f))
         else:
-            print(f"{f['figure']:<40} {f['value']:>8}  (n={f['n']})")
+            where = f"{f['set']:<12} " if "set" in f else ""
+            print(f"{where}{f['figure']:<40} {f['value']:>8}  (n={f['n']})")
     print(f"eval_heldout_news: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
 
