@@ -58,6 +58,8 @@ WIRE_2 = WIRE.replace("the companies said on Monday", "the two companies said Mo
         ("Polska Agencja Prasowa", "pap"),
         ("D\u00fcnya", "dunya gazetesi"),
         ("BBC World Business", "bbc"),
+        # heldout40 (spent): the Irish paper by the name it took in 2019
+        ("Business Post", "business post ireland"),
         ("Kainuun Sanomat", "kainuun sanomat"),
         ("World News", "world news"),  # a desk word alone names nobody
         (

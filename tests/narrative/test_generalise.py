@@ -821,6 +821,18 @@ def test_reports_called_wrong_drafts_and_decisions_not_yet_made(text: str, want:
 
 
 @pytest.mark.parametrize(
+    ("headline", "want"),
+    [
+        # heldout40 (spent): Icelandic, a report rejected in the singular, a notice called false
+        ("Kleifaeldi hafnar frétt um kaup: tilkynningin fölsk", True),
+        ("Kleifaeldi kaupir Dýrafjarðarlax", False),
+    ],
+)
+def test_an_icelandic_denial_in_the_singular(headline: str, want: bool) -> None:
+    assert denial_cue(headline, headline=headline, other_language=True) == want
+
+
+@pytest.mark.parametrize(
     ("text", "hostile"),
     [
         # (rule pass before heldout15, from heldout7-14's misses) a machine reader told what to do
