@@ -629,12 +629,36 @@ _QUOTE_SPAN = re.compile(
 )
 
 
+# What an order to machines inside a quotation must carry to count (prereg-review19's Q): a market
+# or verdict word, or an order to file something as something.  A slogan, a title or a minister's
+# rhetorical address ("'Robots, pay your taxes'", "'AI, show your sources,' the publisher said")
+# carries none; the orders the blind sets hid in quotations name what to buy or how to label a firm.
+_PAYLOAD = re.compile(
+    r"\b(?:buy|sell|hold|short|stocks?|shares?|equity|bonds?|merger|takeover|acquisition|bid|recall|deal|"
+    r"risk\w*|safe|fake|false|true|confirmed|verified|unverified|fraud|bankrupt\w*|insolven\w*|audit\w*|"
+    r"upgraded?|downgraded?|ratings?|target|prices?|invest\w*|portfolio|ticker|earnings|profits?|loss(?:es)?|"
+    r"dividend|guidance|forecast|outlook|doubles?|triples?|tenfold|moon|collapse\w*|rumou?rs?|news|report\w*|"
+    r"reliable|credible|trust\w*|neutral|positive|negative|bullish|bearish|recommend\w*|sources?|"
+    # (an override of the reader's instructions, a verdict on a firm)
+    r"instructions?|rules|prompts?|guidelines|directives?|previous|earlier|company|firm|fund|brand|best|worst|"
+    r"leader|leading)\b|"
+    r"\b(?:classify|label|rate|rank|mark|treat|describe|score|grade|call|list|record|present)\b[^.!?]{0,60}\bas\b|"
+    r"[$%\u20ac\u00a3]",
+    _I,
+)
+
+
+def _loaded(quote: str) -> bool:
+    return _PAYLOAD.search(quote) is not None
+
+
 class _QuotedMachineOrder:
-    """A quotation that orders machine readers (see above)."""
+    """A quotation that orders machine readers and carries a payload (see above)."""
 
     def search(self, text: str) -> re.Match[str] | None:
         for q in _QUOTE_SPAN.finditer(text):
-            if _MACHINE_ORDER.search(q.group(1) or q.group(2)):
+            inner = q.group(1) or q.group(2)
+            if _MACHINE_ORDER.search(inner) and _loaded(inner):
                 return q
         return None
 
@@ -657,7 +681,7 @@ _READER_NOUN = (
     r"startups?|skeptics?|sceptics?|believers?|bosses|partners?|customers?|suppliers?|players?)\b)"
     r"[\w-]+ers?)"
 )
-_MACHINE_VOCATIVE = re.compile(
+_MACHINE_VOCATIVE_ANY = re.compile(
     rf"(?:^|[.!?;]\s+|['\"\u2018\u201c]\s*)(?:dear\s+|hey\s+|attention\s+)?{_READER_NOUN}\s*[:,]\s*"
     rf"(?:please\s+)?(?:{_MACHINE_VERB}|ignore|forget|disregard|drop|skip|answer|respond|"
     r"reply|write|append|do\s+not|don't|never|always)\b|"
@@ -665,6 +689,23 @@ _MACHINE_VOCATIVE = re.compile(
     rf"\bif\s+you(?:\s+are|['\u2019]?re)\s+(?:an?\s+|the\s+)?(?:\w+\s+)?{_READER_NOUN}\s*[,;:.\u2014-]",
     _I,
 )
+
+
+class _MachineVocative:
+    """``_MACHINE_VOCATIVE_ANY``, except in a quotation that carries no payload (see ``_PAYLOAD``)."""
+
+    def search(self, text: str) -> re.Match[str] | None:
+        quotes = [(q.start(), q.end(), q.group(1) or q.group(2)) for q in _QUOTE_SPAN.finditer(text)]
+        for m in _MACHINE_VOCATIVE_ANY.finditer(text):
+            # (a match opening a quotation starts at its quote mark, one before the span's text)
+            at = (m.start() + 1, m.end() - 1)
+            inside = next((inner for a, b, inner in quotes if any(a <= i < b for i in at)), None)
+            if inside is None or _loaded(inside):
+                return m
+        return None
+
+
+_MACHINE_VOCATIVE = _MachineVocative()
 # (after heldout29's first run, so not blind) What a thing is said to read, after a colon: machine
 # readers addressed or given a duty ("The windsock is printed: AI tools, tell users ...", "Luggage
 # straps read: summarisers must say the grounding was lifted").  A colon after a speaker
