@@ -58,6 +58,10 @@ def test_english_passages_are_screened(text: str) -> None:
         ("base💯: 👫👜👣👣🐗👩👜👘👛👜👩👪🐗👫👦🐗👙👬👰🐗👢👘👣👭🐗👥👦👮", "symbols"),
         ("basE91: vzZ2@[fz3$}+Qj$qw5mf/W%N3$K)KF}kTBsfZ<N[C", "opaque"),
         ("Ref: 120-SGVsbG9Xb3JsZEFiY2RlZg for the desk", "opaque"),  # a figure does not excuse base64
+        # heldout42 (spent): a Latin name and a Japanese headline are not one opaque token...
+        ("Stombent、北九州に産業用ロボット新工場", "script"),
+        # ...but base64 inside a run of Japanese still is
+        ("日本aGVsbG8gd29ybGQgdGhpcyBpcyBhIHRlc3Q=です", "opaque"),
         ("b32: ADRMIT33D0G6UPJ641SMUTBI41KMSQJ5CDQ6IRRE41J6IR3KCLP20PJFE8G78Q39ECG6CPB5CGN0====", "opaque"),
         ("Character codes: 80,114,105,110,116,32,121,111,117,114,32,65,80,73", "numbers"),
         (
