@@ -122,14 +122,14 @@ def _running_loops() -> list[asyncio.AbstractEventLoop]:
 
 def _main_thread_summary() -> str:
     """The main thread's innermost frames from this repository, the last lines a log tail shows."""
-    frame: FrameType | None = sys._current_frames().get(threading.main_thread().ident or -1)
+    innermost = sys._current_frames().get(threading.main_thread().ident or -1)
+    frame: FrameType | None = innermost
     ours: list[str] = []
     while frame is not None and len(ours) < 8:
         path = frame.f_code.co_filename
         if path.startswith(_REPO) and "site-packages" not in path:
             ours.append(f"    {os.path.relpath(path, _REPO)}:{frame.f_lineno} in {frame.f_code.co_name}\n")
         frame = frame.f_back
-    innermost = sys._current_frames().get(threading.main_thread().ident or -1)
     where = (
         f"    innermost: {innermost.f_code.co_filename}:{innermost.f_lineno} in {innermost.f_code.co_name}\n"
         if innermost is not None

@@ -166,10 +166,14 @@ def _fresh(
     return an, SanityCore(scfg or SanityConfig())
 
 
+def _analyzer_config(args: argparse.Namespace) -> AnalyzerConfig:
+    return AnalyzerConfig(learned_detector=not args.no_model, learned_detector_dir=args.detector_dir)
+
+
 def _figures(args: argparse.Namespace, base: Analyzer | None = None) -> list[dict[str, Any]]:
     """The figures of the set in ``args.dir``; ``base`` is an analyzer whose loaded models to reuse."""
     d: Path = args.dir
-    acfg = AnalyzerConfig(learned_detector=not args.no_model, learned_detector_dir=args.detector_dir)
+    acfg = _analyzer_config(args)
     scfg = _sanity_config(args.unscreened, args.set)
     withhold = args.unscreened == "withhold"
     base, _ = _fresh(acfg, base)
@@ -404,16 +408,15 @@ def main(argv: list[str] | None = None) -> int:
     dirs: list[Path] = args.dir or [HELDOUT]
     t0 = time.perf_counter()
     figs: list[dict[str, Any]] = []
-    base: Analyzer | None = None
+    several = len(dirs) > 1
+    # (several sets share one load of the models; one set loads its own, as before)
+    base = Analyzer.with_models(_analyzer_config(args)) if several else None
     for d in dirs:
         one = argparse.Namespace(**{**vars(args), "dir": d})
-        if base is None and len(dirs) > 1:
-            acfg = AnalyzerConfig(learned_detector=not args.no_model, learned_detector_dir=args.detector_dir)
-            base = Analyzer.with_models(acfg)
-        if len(dirs) > 1:
+        if several:
             print(f"== {d}", file=sys.stderr, flush=True)
-        figs += [{**f, "set": d.name} if len(dirs) > 1 else f for f in _figures(one, base)]
-    if len(dirs) > 1:
+        figs += [{**f, "set": d.name} if several else f for f in _figures(one, base)]
+    if several:
         figs += _totals(figs)
     for f in figs:
         if args.json:

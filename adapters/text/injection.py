@@ -695,8 +695,11 @@ class _MachineVocative:
     """``_MACHINE_VOCATIVE_ANY``, except in a quotation that carries no payload (see ``_PAYLOAD``)."""
 
     def search(self, text: str) -> re.Match[str] | None:
-        quotes = [(q.start(), q.end(), q.group(1) or q.group(2)) for q in _QUOTE_SPAN.finditer(text)]
+        # (the quotations are found only once an address is: most texts have none)
+        quotes: list[tuple[int, int, str]] | None = None
         for m in _MACHINE_VOCATIVE_ANY.finditer(text):
+            if quotes is None:
+                quotes = [(q.start(), q.end(), q.group(1) or q.group(2)) for q in _QUOTE_SPAN.finditer(text)]
             # (a match opening a quotation starts at its quote mark, one before the span's text)
             at = (m.start() + 1, m.end() - 1)
             inside = next((inner for a, b, inner in quotes if any(a <= i < b for i in at)), None)
