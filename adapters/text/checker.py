@@ -467,6 +467,19 @@ _RANGE = re.compile(
     re.I,
 )
 _PAST_MOVE = re.compile(rf"\b(?:{_PAST_WORDS}|traded)\b[^.$]{{0,30}}$", re.I)
+# (prereg-rules44b's P) a path whose ends carry units: "from 15p to 4 pounds", "8 cents to 8 dollars",
+# "from 30 cents to €6"; p, pence and cents are hundredths (two signed ends are _PRICE_PATH's).
+_UNIT = r"(?:p|pence|cents?|dollars?|pounds?|euros?)\b"
+_UNIT_END = rf"(?:([$\u00a3\u20ac])\s?(\d+(?:\.\d+)?)(?:\s*{_UNIT})?|(\d+(?:\.\d+)?)\s?({_UNIT}))"
+_UNIT_PATH = re.compile(rf"(?<![\w.,]){_UNIT_END}\s*(?:to|->|\u2192)\s*{_UNIT_END}", re.I)
+_HUNDREDTHS = ("p", "pence", "cent", "cents")
+
+
+def _unit_value(sign: str | None, num: str | None, bare: str | None, unit: str | None) -> float:
+    if sign:
+        return float(num or 0)
+    v = float(bare or 0)
+    return v / 100 if (unit or "").lower() in _HUNDREDTHS else v
 
 
 def _promised_multiple(text: str) -> float:
@@ -489,6 +502,13 @@ def _promised_multiple(text: str) -> float:
         lead = before(m)
         # ("raised its target by $15 to $265": a change, then the new level)
         if a > 0 and not any(p.search(lead) for p in (_PRICE_CHANGE, _PAST_MOVE, _RANGE)):
+            best = max(best, b / a)
+    for m in _UNIT_PATH.finditer(text):
+        if m.group(1) and m.group(5):
+            continue  # both ends signed: _PRICE_PATH's (for $) or a range in one currency
+        a = _unit_value(*m.group(1, 2, 3, 4))
+        b = _unit_value(*m.group(5, 6, 7, 8))
+        if a > 0 and not any(p.search(before(m)) for p in (_PRICE_CHANGE, _PAST_MOVE, _RANGE)):
             best = max(best, b / a)
     return max(best, _price_gap(text))
 

@@ -1225,3 +1225,21 @@ def test_a_machine_address_in_a_quotation_counts_with_a_payload(text: str, flagg
 def test_a_quoted_address_to_machines_that_states_a_verdict(text: str, flagged: bool) -> None:
     kinds = {f.kind for f in scan(text).findings if f.weight >= 0.5}
     assert ("addresses_model" in kinds) == flagged, kinds
+
+
+@pytest.mark.parametrize(
+    ("text", "promised"),
+    [
+        # prereg-rules44b's P: a path whose ends carry units, pence and cents read as hundredths
+        ("Shareholders only: the price will go from 15p to 4 pounds when the grant is confirmed.", True),
+        ("Breakaway gaps never fill on winners: 6 cents to 9 dollars.", True),
+        ("Ketterby goes from 30 cents to €6 once the licence lands.", True),
+        # a small step, a move made, a range and a change of a target are not promises
+        ("Bus fares will rise from 50 cents to 60 cents in March.", False),
+        ("Its shares rose from 15p to 4 pounds last year before falling back.", False),
+        ("Tickets cost from 5 pounds to 50 pounds depending on the seat.", False),
+        ("The broker cut its target by 10 pence to 90 pence.", False),
+    ],
+)
+def test_price_paths_written_in_units(text: str, promised: bool) -> None:
+    assert (hype_score(text) >= 0.45) == promised, hype_score(text)
