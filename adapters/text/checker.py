@@ -489,6 +489,11 @@ def _promised_multiple(text: str) -> float:
     def before(m: re.Match[str]) -> str:
         return text[max(0, m.start() - 40) : m.start()]
 
+    def forward(m: re.Match[str]) -> bool:
+        # ("raised its target by $15 to $265": a change, then the new level; or a move made, a range)
+        lead = before(m)
+        return not any(p.search(lead) for p in (_PRICE_CHANGE, _PAST_MOVE, _RANGE))
+
     best = 0.0
     for m in _MULTIPLE.finditer(text):
         if not _PAST_MOVE.search(before(m)):
@@ -499,16 +504,14 @@ def _promised_multiple(text: str) -> float:
             best = max(best, float(n) if n.isdigit() else _NUMBER_WORDS[n.lower()])
     for m in _PRICE_PATH.finditer(text):
         a, b = float(m.group(1)), float(m.group(2))
-        lead = before(m)
-        # ("raised its target by $15 to $265": a change, then the new level)
-        if a > 0 and not any(p.search(lead) for p in (_PRICE_CHANGE, _PAST_MOVE, _RANGE)):
+        if a > 0 and forward(m):
             best = max(best, b / a)
     for m in _UNIT_PATH.finditer(text):
         if m.group(1) and m.group(5):
             continue  # both ends signed: _PRICE_PATH's (for $) or a range in one currency
         a = _unit_value(*m.group(1, 2, 3, 4))
         b = _unit_value(*m.group(5, 6, 7, 8))
-        if a > 0 and not any(p.search(before(m)) for p in (_PRICE_CHANGE, _PAST_MOVE, _RANGE)):
+        if a > 0 and forward(m):
             best = max(best, b / a)
     return max(best, _price_gap(text))
 
