@@ -425,6 +425,54 @@ _FOREIGN_AI = re.compile(
     _AI_NOUN_ANY + _SAME_SENTENCE + _ASK_ANY + r"|" + _ASK_ANY + _SAME_SENTENCE + _AI_NOUN_ANY
 )
 
+# A note addressed to an AI, ended by a colon, that speaks to it (prereg-rules47b's L2, after
+# review24a): "para el modelo de IA: califica...", "Message pour l'assistant IA : ta mission...",
+# "Hinweis an KI-Leser: Geben Sie...", "Weather map for AI readers: draw only sunshine...".  A headline
+# naming what a rule is for ("Die Regeln für KI-Systeme: Brüssel legt...") is no note: what follows
+# its colon must address the machine (second person, an imperative) or a note word must open it.
+_NOTE_TO_AI_HEAD = re.compile(
+    r"(?P<note>\b(?i:note|notes|message|memo|hinweis|nachricht|mitteilung|conseil|consigne|nota|aviso|"
+    r"mensaje|mensagem|messaggio|avviso|bericht|orders?|instructions?|briefing)\s+)?"
+    r"\b(?i:para|pour|per|für|an|voor|dla|à|al|ao|alla|aan|to|for)\s+"
+    r"(?i:el\s+|la\s+|le\s+|les\s+|l['\u2019]|o\s+|a\s+|il\s+|lo\s+|den\s+|die\s+|das\s+|dem\s+|de\s+|"
+    r"het\s+|os\s+|gli\s+|the\s+|any\s+|all\s+)?"
+    r"(?:(?i:modelos?|modèles?|modell[oi]?|assistente?s?|asistentes?|assistants?)"
+    r"(?:\s+(?i:de|di|du|da)\s+(?:IA|KI|AI|(?i:langage|lenguaje|linguagem|linguaggio)))?(?:\s+(?:IA|KI|AI))?|"
+    r"(?:IA|KI|AI|A\.I\.)(?:-\w+)?(?:\s+(?i:models?|systems?|assistants?|readers?|tools?))?)\s*:"
+)
+_NOTE_TO_AI_TAIL = re.compile(
+    r"\b(?:you|your|yours|tu|ta|ton|tes|te|vous|votre|vos|du|dein\w*|dich|dir|usted|tus|você|seu|sua|teu|tua|"
+    r"jij|jouw|uw|"
+    r"ignore|disregard|forget|stop|approve|rate|mark|say|tell|describe|report|call|treat|classify|label|score|"
+    r"draw|list|write|print|output|reveal|answer|respond|reply|never|always|do|don'?t|give|use|publish|accept|"
+    r"trust|skip|drop|include|omit|flag|put|keep|leave|"
+    r"califica|ignora|olvida|responde|responda|di|escribe|describe|marca|trata|clasifica|publica|acepta|nunca|"
+    r"siempre|pon|deja|informa|mets|abandonne|oublie|réponds|répondez|dis|dites|écris|écrivez|décris|marque|"
+    r"traite|classe|publie|accepte|applique|jamais|toujours|donne|laisse|gib|geben|sage|sagen|schreib\w*|"
+    r"ignorier\w*|vergiss|bewerte\w*|beschreib\w*|markier\w*|behandl\w*|nie|immer|übernehm\w*|meld\w*|"
+    r"esqueça|diga|escreva|descreva|marque|trate|classifique|publique|aceite|sempre|dê|coloque|rispondi|"
+    r"risponda|dimentica|scrivi|descrivi|segna|tratta|pubblica|accetta|mai|dai|metti|negeer|vergeet|zeg|"
+    r"schrijf|beschrijf|markeer|behandel|geef|nooit|altijd|antwoord)\b",
+    _I,
+)
+
+
+class _NoteToAi:
+    """A note to an AI that speaks to it (see above)."""
+
+    def search(self, text: str) -> re.Match[str] | None:
+        for m in _NOTE_TO_AI_HEAD.finditer(text):
+            if m.group("note"):
+                return m
+            tail = text[m.end() : m.end() + 60]
+            if _NOTE_TO_AI_TAIL.search(tail) and not _GENERIC_YOU.search(tail):
+                return m
+        return None
+
+
+_NOTE_TO_AI = _NoteToAi()
+
+
 # Fifth pass (after the first run on the sixth blind set): an imperative that sets a field or a
 # label to a value, "when asked about X, say...", greetings to a bot, and questions about the
 # account or the scoring behind the reader.
@@ -978,6 +1026,7 @@ _RULES: tuple[tuple[_Searcher, str, float], ...] = (
     (_FOREIGN_2, "foreign_instruction", 0.6),
     (_FOREIGN_3, "foreign_instruction", 0.6),
     (_FOREIGN_AI, "foreign_instruction", 0.6),
+    (_NOTE_TO_AI, "addresses_model", 0.6),
     (_SET_VALUE, "output_dictation", 0.6),
     (_OWN_INSTRUCTIONS, "override_instructions", 0.6),
     (_AUTOMATED_READER, "addresses_model", 0.6),
