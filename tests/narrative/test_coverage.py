@@ -337,3 +337,19 @@ def test_every_market_sense_word_is_a_correction_entry_of_the_lexicon() -> None:
     langs = json.loads(DEFAULT_DENIALS.read_text(encoding="utf-8"))["languages"]
     entries = {_fold(e) for lang in langs.values() for e in lang.get("correction", [])}
     assert not MARKET_SENSE - entries, sorted(MARKET_SENSE - entries)
+
+
+@pytest.mark.parametrize(
+    ("text", "denial"),
+    [
+        # prereg-denial47: the Haitian Creole "nye" (to deny) is the Norwegian and Danish "nye" (new)
+        ("Ordføraren seier at Lyngstrand Sjømat sitt nye anlegg er den største nyheita på ti år.", False),
+        ("Fagforeningen i Esbjerg glæder sig over de 250 nye job hos Vestskov Blades.", False),
+        # the Haitian deny verb with its subject still counts
+        ("Konpayi a li nye enfòmasyon sou acha a.", True),
+    ],
+)
+def test_a_haitian_deny_verb_is_not_the_nordic_word_for_new(text: str, denial: bool) -> None:
+    from adapters.text.checker import denial_cue
+
+    assert denial_cue(text, headline=text, other_language=True) is denial
