@@ -446,11 +446,11 @@ _NOTE_TO_AI_TAIL = re.compile(
     r"ignore|disregard|forget|stop|approve|rate|mark|say|tell|describe|report|call|treat|classify|label|score|"
     r"draw|list|write|print|output|reveal|answer|respond|reply|never|always|do|don'?t|give|use|publish|accept|"
     r"trust|skip|drop|include|omit|flag|put|keep|leave|"
-    r"califica|ignora|olvida|responde|responda|di|escribe|describe|marca|trata|clasifica|publica|acepta|nunca|"
+    r"califica|ignora|olvida|responde|responda|di|escribe|marca|trata|clasifica|publica|acepta|nunca|"
     r"siempre|pon|deja|informa|mets|abandonne|oublie|réponds|répondez|dis|dites|écris|écrivez|décris|marque|"
     r"traite|classe|publie|accepte|applique|jamais|toujours|donne|laisse|gib|geben|sage|sagen|schreib\w*|"
     r"ignorier\w*|vergiss|bewerte\w*|beschreib\w*|markier\w*|behandl\w*|nie|immer|übernehm\w*|meld\w*|"
-    r"esqueça|diga|escreva|descreva|marque|trate|classifique|publique|aceite|sempre|dê|coloque|rispondi|"
+    r"esqueça|diga|escreva|descreva|trate|classifique|publique|aceite|sempre|dê|coloque|rispondi|"
     r"risponda|dimentica|scrivi|descrivi|segna|tratta|pubblica|accetta|mai|dai|metti|negeer|vergeet|zeg|"
     r"schrijf|beschrijf|markeer|behandel|geef|nooit|altijd|antwoord)\b",
     _I,
