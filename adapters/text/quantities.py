@@ -51,8 +51,8 @@ _SCALES: dict[float, tuple[str, ...]] = {
           "miliar", "miljardia", "miljardi", "tỷ", "tỉ", "mia.", "md", "mds", "млрд", "млрд.",
           "миллиард", "миллиарда", "миллиардов", "מיליארד", "مليار", "δισ.", "bilhão", "bilhões",
           "bilhao", "bilhoes", "bi", "mdkr", "mdr", "md€", "mrd€", "अरब", "ارب", "میلیارد"),
-    1e12: ("trillion", "trillions", "tn", "billón", "billones", "biljoen", "biljon", "biljoner",
-           "triliun", "tri", "трлн", "трлн.", "триллион", "триллиона", "триллионов", "兆", "조"),
+    1e12: ("trillion", "trillions", "tn", "tln", "trln", "trn", "billón", "billones", "biljoen", "biljon",
+           "biljoner", "triliun", "tri", "трлн", "трлн.", "триллион", "триллиона", "триллионов", "兆", "조"),
 }  # fmt: skip
 # Letters glued to a number ("$90m", "Sh32bn", "5k"): only glued, a spaced "m" is metres.
 _GLUED = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}

@@ -251,12 +251,15 @@ class SourceRegistry:
     def independent(self, origin: str, others: set[str] | frozenset[str]) -> bool:
         """Whether ``origin`` is a newsroom apart from every origin in ``others``.  An outlet known
         by a name several newsrooms share ("The Business Times") may be any of the groups its
-        registry entry lists (``may_be``): it is apart only from groups it cannot be."""
-        if origin in others:
-            return False
-        if self._may_be.get(origin, frozenset()) & others:
-            return False
-        return not any(origin in self._may_be.get(g, frozenset()) for g in others)
+        registry entry lists (``may_be``): it is apart only from origins that cannot be one of
+        them -- nor, when that origin is a shared name too ("Herald" beside "The Herald"), be any
+        group it may be."""
+        mine = self._possible(origin)
+        return not any(mine & self._possible(g) for g in others)
+
+    def _possible(self, group: str) -> frozenset[str]:
+        """The newsrooms an origin may be: itself and, for a shared name, its ``may_be``."""
+        return self._may_be.get(group, frozenset()) | {group}
 
     def priors(self) -> dict[str, float]:
         """``{id: prior}`` of every outlet and platform."""

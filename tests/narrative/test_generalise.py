@@ -1157,6 +1157,27 @@ def test_a_shared_name_is_not_independent_of_the_groups_it_may_be() -> None:
     assert not b.independent(bt, {st})
 
 
+def test_two_shared_names_that_may_be_one_newsroom_are_not_independent() -> None:
+    """prereg-sources49's S49a: "The Herald" and "Herald" are two registry entries that may both
+    be Gannett's; a name that may be News Corp's is not apart from The Australian (S49b)."""
+    from adapters.text.sources import SourceRegistry
+
+    r = SourceRegistry({"outlets": [
+        {"id": "the herald", "credibility": 0.5, "may_be": ["gannett", "zimpapers"]},
+        {"id": "herald", "credibility": 0.5, "may_be": ["gannett", "nzme"]},
+        {"id": "the press", "credibility": 0.5, "may_be": ["stuff"]},
+    ]})  # fmt: skip
+    th, h, tp = (r.origin(r.resolve(n), "x") for n in ("The Herald", "Herald", "The Press"))
+    assert not r.independent(th, {h}) and not r.independent(h, {th})
+    assert r.independent(th, {tp}) and r.independent(tp, {h})
+    b = SourceRegistry.load()
+    names = ("The Daily Telegraph", "The Australian", "The Telegraph")
+    dt, au, tel = (b.origin(b.resolve(n), "x") for n in names)
+    assert not b.independent(dt, {au}) and not b.independent(au, {dt})
+    assert not b.independent(dt, {tel})
+    assert b.independent(dt, {b.origin(b.resolve("Reuters"), "x")})
+
+
 # review15: people who work on AI addressed in guidance headlines are no machine readers; the
 # machine roles an attacker names still are.
 @pytest.mark.parametrize(

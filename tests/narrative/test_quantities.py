@@ -21,6 +21,9 @@ from tests.narrative.conftest import news, run_items
         ("plans 12bn-baht biorefinery", "ทุ่ม 1.2 หมื่นล้านบาทสร้างไบโอรีไฟเนอรี"),
         ("to buy German grinder maker for 40 bil. yen", "独研削盤メーカーを400億円で買収"),
         ("wins 1.1 trillion won order", "거제조선, 1조1천억원 규모 수주"),
+        # (prereg-sources49's Q49: wire style writes trillions "tln" or "trln")
+        ("wins 1.2 tln won order", "영도중공업, LNG운반선 4척 1조2천억원 수주"),
+        ("a 3 trln yen package", "3兆円の経済対策"),
         ("LNG carriers worth 1.3 trillion won", "LNG선 4척 1조3000억원 수주"),
         ("to spend $1.4 billion in Atacama", "invertirá US$ 1.400 millones en Atacama"),
         ("will spend 40 billion forints", "40 milliárd forintból új üzemet épít"),
