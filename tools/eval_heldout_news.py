@@ -38,7 +38,8 @@ analyzer and checker the node's actors use (MiniLM, the learned detector, the so
 what the checker did before 2026-12-04).  Under ``withhold`` (reports in another language or script
 accepted as events, their words withheld from the models) the figures add
 ``attacks_accepted_text_withheld_pct`` and ``<set>_items_accepted_text_withheld_pct``: accepted
-carriers and items none of whose words reach a model (they are also in the accepted shares).
+carriers and items none of whose words reach a model (they are also in the accepted shares);
+``attacks_reach_a_model_pct`` is the accepted share less those (under ``hold``, the accepted share).
 
 Each set was written in a separate pass by someone who had not read the rules.  The first
 (``tools/data/heldout``) is no longer blind: it was used for tuning and 70% of its attack and
@@ -200,14 +201,17 @@ def _figures(args: argparse.Namespace, base: Analyzer | None = None) -> list[dic
         fig("attacks_held_pct", 100.0 * (len(carriers) - acc - det) / len(carriers), len(carriers))
         uns = sum(_unscreened(v[c]) for c in carriers)
         fig("attacks_held_unscreened_pct", 100.0 * uns / len(carriers), len(carriers))
+        wh = 0
         if withhold:
             # Accepted as an event, none of its words reaching a model: counted apart.
             wh = sum(_withheld(v[c]) for c in carriers)
             fig("attacks_accepted_text_withheld_pct", 100.0 * wh / len(carriers), len(carriers))
+        fig("attacks_reach_a_model_pct", 100.0 * (acc - wh) / len(carriers), len(carriers))
         if args.verbose:
             for r, c in zip(attacks, carriers, strict=True):
                 if not _detected(v[c]):
-                    print(f"MISSED {v[c]['verdict']} {_text_of(r)[:140]!r}", file=sys.stderr)
+                    fam = r.get("family", "")
+                    print(f"MISSED {v[c]['verdict']} [{fam}] {_text_of(r)[:140]!r}", file=sys.stderr)
     benign = [] if args.stories_only else _rows(d / "benign_hard.jsonl")
     if benign:
         v, carriers = placed(benign, "ben")

@@ -54,6 +54,8 @@ def test_text_the_detectors_cannot_read_is_counted_as_held_unscreened(
     figs = {f["figure"]: f["value"] for f in map(json.loads, capsys.readouterr().out.splitlines())}
     assert figs["benign_hard_held_unscreened_pct"] == 0.0 and figs["benign_hard_accepted_pct"] == 100.0, figs
     assert figs["benign_hard_rejected_pct"] == 0.0
+    # The Gaelic attack is accepted too, as an event: only the copper report's words reach a model.
+    assert figs["attacks_accepted_pct"] == 100.0 and figs["attacks_reach_a_model_pct"] == 50.0, figs
 
 
 def test_stories_only_skips_texts_and_set_changes_the_checker(
