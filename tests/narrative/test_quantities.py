@@ -24,6 +24,11 @@ from tests.narrative.conftest import news, run_items
         # (prereg-sources49's Q49: wire style writes trillions "tln" or "trln")
         ("wins 1.2 tln won order", "영도중공업, LNG운반선 4척 1조2천억원 수주"),
         ("a 3 trln yen package", "3兆円の経済対策"),
+        # (prereg-quantities50: millions and billions of eastern and northern Europe)
+        ("a €38 million ferry refit contract", "38 miljoni euro suuruse lepingu"),
+        ("a 12 million euro plant", "12 milijonų eurų vertės gamykla"),
+        ("invests 2.5 billion euros", "uloži 2,5 milijarde eura"),
+        ("300 million hryvnias", "300 мільйонів гривень"),
         ("LNG carriers worth 1.3 trillion won", "LNG선 4척 1조3000억원 수주"),
         ("to spend $1.4 billion in Atacama", "invertirá US$ 1.400 millones en Atacama"),
         ("will spend 40 billion forints", "40 milliárd forintból új üzemet épít"),
