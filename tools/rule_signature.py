@@ -38,6 +38,8 @@ PREREG = ROOT / "docs" / "prereg"
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:
+    # (Not eval_heldout_news._rows or train_injection._jsonl_rows: those read a missing file as
+    # empty, and a corpus missing here would shrink both signatures alike and hide what a change does.)
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
